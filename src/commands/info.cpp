@@ -1,0 +1,140 @@
+// info: what each repository holds for the stanza (or every stanza): cluster identity,
+// backups, and the archived WAL range per timeline.
+
+#include <sstream>
+
+#include "commands/commands.h"
+#include "common/error.h"
+#include "common/log.h"
+#include "storage/factory.h"
+
+namespace gravl::commands {
+namespace {
+
+nlohmann::json StanzaJson(const repo::StanzaSummary& s) {
+  nlohmann::json backups = nlohmann::json::array();
+  for (const auto& b : s.backups) {
+    nlohmann::json entry = b.manifest;
+    entry["label"] = b.label;
+    backups.push_back(entry);
+  }
+  nlohmann::json wal = nlohmann::json::array();
+  for (const auto& t : s.wal) {
+    wal.push_back({{"timeline", t.timeline},
+                   {"first", t.first},
+                   {"last", t.last},
+                   {"segments", t.segments},
+                   {"missing", t.missing},
+                   {"history_files", t.history_files},
+                   {"stored_bytes", t.bytes}});
+  }
+  nlohmann::json enc = nullptr;
+  if (s.info.encryption) {
+    enc = {{"cipher", s.info.encryption->cipher}, {"kdf", s.info.encryption->kdf.algorithm}};
+  }
+  return {{"stanza", s.info.stanza},
+          {"status", "ok"},
+          {"system_identifier", s.info.system_identifier},
+          {"pg_version_num", s.info.pg_version_num},
+          {"pg_major", s.info.pg_major},
+          {"wal_segment_size", s.info.wal_segment_size},
+          {"created_at", s.info.created_at},
+          {"encryption", enc},
+          {"backups", backups},
+          {"incomplete_backups", s.incomplete_labels},
+          {"wal", wal}};
+}
+
+void StanzaText(const repo::StanzaSummary& s, std::ostringstream& out) {
+  out << "    cluster: system identifier " << s.info.system_identifier << ", PostgreSQL "
+      << s.info.pg_major << " (" << s.info.pg_version_num << "), WAL segment "
+      << FormatBytes(s.info.wal_segment_size) << "\n";
+  out << "    encryption: "
+      << (s.info.encryption
+              ? s.info.encryption->cipher + " (key from " + s.info.encryption->kdf.algorithm + ")"
+              : std::string("none"))
+      << "\n";
+  if (s.backups.empty()) {
+    out << "    backups: none\n";
+  } else {
+    out << "    backups (" << s.backups.size() << "):\n";
+    for (const auto& b : s.backups) {
+      out << "      " << b.label;
+      if (b.manifest.contains("type")) out << "  " << b.manifest["type"].get<std::string>();
+      if (b.manifest.contains("stop_time")) {
+        out << "  stopped " << b.manifest["stop_time"].get<std::string>();
+      }
+      out << "\n";
+    }
+  }
+  for (const auto& label : s.incomplete_labels) {
+    out << "      " << label << "  INCOMPLETE (no manifest; not restorable)\n";
+  }
+  if (s.wal.empty()) {
+    out << "    wal archive: empty\n";
+  } else {
+    out << "    wal archive:\n";
+    for (const auto& t : s.wal) {
+      out << "      timeline " << t.timeline << ": ";
+      if (t.segments == 0) {
+        out << "no segments";
+      } else {
+        out << t.first << " .. " << t.last << " (" << t.segments << " segments";
+        if (t.missing > 0) out << ", " << t.missing << " MISSING";
+        out << ")";
+      }
+      if (t.history_files > 0) out << ", " << t.history_files << " history file(s)";
+      out << ", " << FormatBytes(t.bytes) << " stored\n";
+    }
+  }
+}
+
+}  // namespace
+
+int Info(const Context& ctx, const InfoOptions& options) {
+  nlohmann::json repos = nlohmann::json::array();
+  std::ostringstream text;
+  ExitCode worst = ExitCode::kSuccess;
+  for (const auto& rc : ctx.config.SelectRepos(ctx.repo_name)) {
+    nlohmann::json rj = {{"repo", rc.name}, {"type", rc.type}};
+    auto storage = storage::OpenStorage(rc);
+    rj["location"] = storage->Describe();
+    text << "repository '" << rc.name << "' (" << storage->Describe() << ")\n";
+    nlohmann::json stanzas = nlohmann::json::array();
+    try {
+      std::vector<std::string> names = {ctx.config.stanza};
+      if (options.all_stanzas) names = repo::ListStanzas(*storage);
+      if (names.empty()) text << "  no stanzas\n";
+      for (const auto& name : names) {
+        text << "  stanza '" << name << "'\n";
+        repo::Repository repo(rc, storage::OpenStorage(rc), name);
+        if (!repo.FindStanza()) {
+          stanzas.push_back({{"stanza", name},
+                             {"status", "missing"},
+                             {"message", "run 'gravl-dr stanza-create'"}});
+          text << "    status: MISSING -- run 'gravl-dr stanza-create'\n";
+          if (worst == ExitCode::kSuccess) worst = ExitCode::kNotFound;
+          continue;
+        }
+        repo::StanzaSummary summary = repo::Summarize(repo);
+        stanzas.push_back(StanzaJson(summary));
+        text << "    status: ok\n";
+        StanzaText(summary, text);
+      }
+      rj["status"] = "ok";
+    } catch (const Error& e) {
+      // Report what could not be read, keep going with the other repositories, and exit
+      // non-zero: info never reports success for a repository it could not read.
+      rj["status"] = "error";
+      rj["error"] = Redact(e.what());
+      text << "  ERROR: " << Redact(e.what()) << "\n";
+      if (worst == ExitCode::kSuccess || worst == ExitCode::kNotFound) worst = e.code();
+    }
+    rj["stanzas"] = stanzas;
+    repos.push_back(rj);
+  }
+  ctx.Emit({{"repos", repos}}, text.str());
+  return ToInt(worst);
+}
+
+}  // namespace gravl::commands

@@ -1,0 +1,97 @@
+// stanza-create: records the cluster's identity in every configured repository.
+//
+// Idempotent for the same cluster; refuses a repository whose stanza belongs to another
+// cluster (system identifier) or another major version, and checks that the configured
+// passphrase matches an existing encrypted stanza.
+
+#include <spdlog/spdlog.h>
+
+#include <sstream>
+
+#include "commands/commands.h"
+#include "common/error.h"
+#include "common/time_util.h"
+#include "pg/connection.h"
+#include "repo/layout.h"
+#include "repo/lock.h"
+#include "repo/metadata.h"
+#include "version.h"
+
+namespace gravl::commands {
+
+int StanzaCreate(const Context& ctx) {
+  auto conn = pg::Connection::Open(ctx.config.pg_conninfo);
+  pg::ClusterIdentity id = conn->Identify();
+  conn.reset();
+  int major = id.version_num / 10000;
+  spdlog::info("connected: system identifier {}, PostgreSQL {}", id.system_identifier,
+               id.version_num);
+
+  nlohmann::json results = nlohmann::json::array();
+  std::ostringstream text;
+  text << "stanza '" << ctx.config.stanza << "' for cluster " << id.system_identifier
+       << " (PostgreSQL " << major << ")\n";
+
+  for (auto& repo : ctx.OpenRepos()) {
+    std::string status;
+    auto lock = ctx.dry_run ? nullptr
+                            : repo::StanzaLock::Acquire(repo->storage(), ctx.config.stanza,
+                                                        "stanza", "stanza-create");
+    if (auto existing = repo->FindStanza()) {
+      if (existing->system_identifier != id.system_identifier) {
+        throw ConflictError(repo->Describe() + " already holds stanza '" + ctx.config.stanza +
+                            "' for another cluster (system identifier " +
+                            existing->system_identifier + ", this cluster is " +
+                            id.system_identifier +
+                            "); use another --stanza or repository -- never mix clusters");
+      }
+      if (existing->pg_major != major) {
+        throw ConflictError(repo->Describe() + " holds stanza '" + ctx.config.stanza +
+                            "' for PostgreSQL " + std::to_string(existing->pg_major) +
+                            ", but the cluster runs PostgreSQL " + std::to_string(major) +
+                            "; after a major upgrade, create a new stanza");
+      }
+      repo->Unlock(ctx.config.passphrase);  // the configured passphrase must still fit
+      status = "exists";
+    } else if (ctx.dry_run) {
+      status = "would-create";
+    } else {
+      repo::StanzaInfo info;
+      info.format = repo::kRepoFormat;
+      info.stanza = ctx.config.stanza;
+      info.system_identifier = id.system_identifier;
+      info.pg_version_num = id.version_num;
+      info.pg_major = major;
+      info.wal_segment_size = id.wal_segment_size;
+      info.created_at = FormatIso8601(std::chrono::system_clock::now());
+      info.created_by = std::string("gravl-dr ") + kVersion;
+      if (ctx.config.passphrase) {
+        io::Key key;
+        info.encryption = repo::NewEncryption(*ctx.config.passphrase, key);
+      }
+      try {
+        repo::WriteMetadata(repo->storage(), repo::StanzaKey(ctx.config.stanza), info.ToJson(),
+                            storage::PutOptions{.if_absent = true});
+      } catch (const ConflictError&) {
+        throw ConflictError(repo->Describe() + ": stanza '" + ctx.config.stanza +
+                            "' was created concurrently by another process; run "
+                            "stanza-create again to check it");
+      }
+      status = "created";
+    }
+    spdlog::info("{}: stanza '{}' {}", repo->Describe(), ctx.config.stanza, status);
+    results.push_back({{"repo", repo->config().name},
+                       {"location", repo->storage().Describe()},
+                       {"status", status}});
+    text << "  " << repo->Describe() << ": " << status << "\n";
+  }
+
+  nlohmann::json out = {
+      {"stanza", ctx.config.stanza},      {"system_identifier", id.system_identifier},
+      {"pg_version_num", id.version_num}, {"encrypted", ctx.config.passphrase.has_value()},
+      {"dry_run", ctx.dry_run},           {"repos", results}};
+  ctx.Emit(out, text.str());
+  return 0;
+}
+
+}  // namespace gravl::commands

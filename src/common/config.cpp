@@ -1,0 +1,424 @@
+#include "common/config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "common/error.h"
+#include "common/log.h"
+
+namespace gravl {
+
+const char* CompressionName(CompressionType type) {
+  switch (type) {
+    case CompressionType::kNone:
+      return "none";
+    case CompressionType::kZstd:
+      return "zstd";
+    case CompressionType::kLz4:
+      return "lz4";
+    case CompressionType::kGzip:
+      return "gzip";
+  }
+  return "none";
+}
+
+CompressionType ParseCompression(const std::string& name) {
+  if (name == "none") return CompressionType::kNone;
+  if (name == "zstd") return CompressionType::kZstd;
+  if (name == "lz4") return CompressionType::kLz4;
+  if (name == "gzip") return CompressionType::kGzip;
+  throw ConfigError("unknown compression type '" + name + "': use zstd, lz4, gzip or none");
+}
+
+int DefaultCompressionLevel(CompressionType type) {
+  switch (type) {
+    case CompressionType::kZstd:
+      return 1;
+    case CompressionType::kLz4:
+      return 1;
+    case CompressionType::kGzip:
+      return 6;
+    case CompressionType::kNone:
+      return 0;
+  }
+  return 0;
+}
+
+const std::vector<OptionSpec>& OptionSpecs() {
+  static const std::vector<OptionSpec> kSpecs = {
+      {"stanza",
+       "GRAVL_DR_STANZA",
+       "--stanza",
+       OptionType::kString,
+       "main",
+       "name of the PostgreSQL cluster's backup set in the repository",
+       {},
+       0,
+       0},
+      {"pg.conninfo",
+       "GRAVL_DR_PG_CONNINFO",
+       "--pg-conninfo",
+       OptionType::kString,
+       "(libpq defaults and PG* variables)",
+       "libpq connection string of the cluster; put passwords in ~/.pgpass or PGPASSWORD",
+       {},
+       0,
+       0},
+      {"pg.bin_dir",
+       "GRAVL_DR_PG_BIN_DIR",
+       "--pg-bin-dir",
+       OptionType::kPath,
+       "(pg_config --bindir)",
+       "directory of the PostgreSQL programs (pg_ctl, pg_dump, ...)",
+       {},
+       0,
+       0},
+      {"compression.type",
+       "GRAVL_DR_COMPRESSION_TYPE",
+       "--compression-type",
+       OptionType::kChoice,
+       "zstd",
+       "compression of stored objects",
+       {"zstd", "lz4", "gzip", "none"},
+       0,
+       0},
+      {"compression.level",
+       "GRAVL_DR_COMPRESSION_LEVEL",
+       "--compression-level",
+       OptionType::kInt,
+       "1 (zstd, lz4), 6 (gzip)",
+       "compression level",
+       {},
+       0,
+       19},
+      {"encryption.passphrase_file",
+       "GRAVL_DR_ENCRYPTION_PASSPHRASE_FILE",
+       "--encryption-passphrase-file",
+       OptionType::kPath,
+       "(no encryption)",
+       "file holding the repository passphrase (or set GRAVL_DR_ENCRYPTION_PASSPHRASE)",
+       {},
+       0,
+       0},
+      {"parallel",
+       "GRAVL_DR_PARALLEL",
+       "--parallel",
+       OptionType::kInt,
+       "2",
+       "worker threads for transfers",
+       {},
+       1,
+       64},
+      {"log_level",
+       "GRAVL_DR_LOG_LEVEL",
+       "--log-level",
+       OptionType::kChoice,
+       "info",
+       "log verbosity on stderr",
+       {"trace", "debug", "info", "warn", "error", "off"},
+       0,
+       0},
+  };
+  return kSpecs;
+}
+
+std::vector<RepoConfig> Config::SelectRepos(const std::optional<std::string>& name) const {
+  if (!name) return repos;
+  for (const auto& r : repos) {
+    if (r.name == *name) return {r};
+  }
+  std::string names;
+  for (const auto& r : repos) names += (names.empty() ? "" : ", ") + r.name;
+  throw ConfigError("no repository named '" + *name + "' in " + source +
+                    " (configured: " + (names.empty() ? "none" : names) + ")");
+}
+
+namespace {
+
+struct RawValue {
+  std::string text;
+  std::string where;  // "FILE line N", "environment variable X", "flag --x"
+};
+
+const OptionSpec* FindSpec(const std::string& key) {
+  for (const auto& s : OptionSpecs()) {
+    if (s.key == key) return &s;
+  }
+  return nullptr;
+}
+
+std::string Where(const std::string& file, const YAML::Node& node) {
+  const YAML::Mark m = node.Mark();
+  if (m.line < 0) return file;
+  return file + " line " + std::to_string(m.line + 1);
+}
+
+std::string ReadWholeFile(const std::string& path, const std::string& what) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw ConfigError("cannot read " + what + " " + path + ": " + std::strerror(errno));
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  if (in.bad()) throw ConfigError("cannot read " + what + " " + path + ": read error");
+  return ss.str();
+}
+
+std::string ScalarOrThrow(const YAML::Node& node, const std::string& key,
+                          const std::string& where) {
+  if (!node.IsScalar()) {
+    throw ConfigError(where + ": '" + key + "' must be a single value, not a " +
+                      (node.IsMap()        ? "map"
+                       : node.IsSequence() ? "list"
+                                           : "null value"));
+  }
+  return node.Scalar();
+}
+
+void FlattenMap(const YAML::Node& map, const std::string& prefix, const std::string& file,
+                std::map<std::string, RawValue>& out, std::optional<YAML::Node>& repos) {
+  for (const auto& item : map) {
+    std::string name = item.first.as<std::string>();
+    std::string key = prefix.empty() ? name : prefix + "." + name;
+    std::string where = Where(file, item.first);
+    if (key == "repos") {
+      repos = item.second;
+      continue;
+    }
+    bool is_section = false;
+    for (const auto& s : OptionSpecs()) {
+      if (s.key.rfind(key + ".", 0) == 0) is_section = true;
+    }
+    if (is_section) {
+      if (!item.second.IsMap()) {
+        throw ConfigError(where + ": '" + key + "' must be a map of options");
+      }
+      FlattenMap(item.second, key, file, out, repos);
+      continue;
+    }
+    if (FindSpec(key) == nullptr) {
+      std::string known = "repos";
+      for (const auto& s : OptionSpecs()) known += ", " + s.key;
+      throw ConfigError(where + ": unknown key '" + key + "' (known keys: " + known + ")");
+    }
+    out[key] = RawValue{ScalarOrThrow(item.second, key, where), where};
+  }
+}
+
+std::vector<RepoConfig> ParseRepos(const YAML::Node& node, const std::string& file) {
+  std::string where = Where(file, node);
+  if (!node.IsSequence()) throw ConfigError(where + ": 'repos' must be a list of repositories");
+  std::vector<RepoConfig> repos;
+  std::set<std::string> names;
+  std::size_t index = 0;
+  for (const auto& entry : node) {
+    std::string ewhere = Where(file, entry);
+    std::string label = "repos[" + std::to_string(index++) + "]";
+    if (!entry.IsMap()) throw ConfigError(ewhere + ": '" + label + "' must be a map");
+    RepoConfig repo;
+    std::map<std::string, std::string> values;
+    for (const auto& kv : entry) {
+      std::string k = kv.first.as<std::string>();
+      values[k] = ScalarOrThrow(kv.second, label + "." + k, Where(file, kv.first));
+    }
+    auto require = [&](const std::string& k) {
+      auto it = values.find(k);
+      if (it == values.end() || it->second.empty()) {
+        throw ConfigError(ewhere + ": '" + label + "." + k + "' is required");
+      }
+      return it->second;
+    };
+    repo.name = require("name");
+    repo.type = require("type");
+    std::set<std::string> allowed{"name", "type"};
+    if (repo.type == "posix") {
+      repo.path = require("path");
+      if (repo.path.front() != '/') {
+        throw ConfigError(ewhere + ": '" + label + ".path' must be an absolute path, got '" +
+                          repo.path + "'");
+      }
+      allowed.insert("path");
+    } else {
+      throw ConfigError(ewhere + ": '" + label + ".type' is '" + repo.type +
+                        "'; supported repository types: posix");
+    }
+    for (const auto& [k, v] : values) {
+      if (!allowed.count(k)) {
+        throw ConfigError(ewhere + ": unknown key '" + label + "." + k + "' for a " + repo.type +
+                          " repository");
+      }
+    }
+    if (!names.insert(repo.name).second) {
+      throw ConfigError(ewhere + ": repository name '" + repo.name + "' is used twice");
+    }
+    repos.push_back(std::move(repo));
+  }
+  return repos;
+}
+
+int ParseInt(const OptionSpec& spec, const RawValue& v) {
+  int out = 0;
+  const char* begin = v.text.data();
+  const char* end = begin + v.text.size();
+  auto [ptr, ec] = std::from_chars(begin, end, out);
+  if (ec != std::errc() || ptr != end || out < spec.min || out > spec.max) {
+    throw ConfigError(v.where + ": '" + spec.key + "' must be an integer from " +
+                      std::to_string(spec.min) + " to " + std::to_string(spec.max) + ", got '" +
+                      v.text + "'");
+  }
+  return out;
+}
+
+}  // namespace
+
+Config LoadConfig(const ConfigInputs& inputs) {
+  auto getenv = inputs.getenv ? inputs.getenv : [](const std::string& name) {
+    const char* v = std::getenv(name.c_str());
+    return v ? std::optional<std::string>(v) : std::nullopt;
+  };
+
+  Config config;
+  std::optional<std::string> path = inputs.config_path;
+  bool must_exist = true;
+  if (!path) path = getenv("GRAVL_DR_CONFIG");
+  if (!path) {
+    path = kDefaultConfigPath;
+    must_exist = false;
+  }
+
+  std::map<std::string, RawValue> raw;
+  config.source = "(no config file)";
+  std::optional<std::vector<RepoConfig>> file_repos;
+  std::error_code ec;
+  if (must_exist || std::filesystem::exists(*path, ec)) {
+    std::string text = ReadWholeFile(*path, "config file");
+    config.source = *path;
+    YAML::Node root;
+    try {
+      root = YAML::Load(text);
+    } catch (const YAML::Exception& e) {
+      throw ConfigError(*path + " line " + std::to_string(e.mark.line + 1) +
+                        ": invalid YAML: " + e.msg);
+    }
+    if (root.IsDefined() && !root.IsNull()) {
+      if (!root.IsMap()) throw ConfigError(*path + ": the top level must be a map of options");
+      std::optional<YAML::Node> repos;
+      FlattenMap(root, "", *path, raw, repos);
+      if (repos) file_repos = ParseRepos(*repos, *path);
+    }
+  }
+
+  for (const auto& spec : OptionSpecs()) {
+    if (auto v = getenv(spec.env)) raw[spec.key] = RawValue{*v, "environment variable " + spec.env};
+    if (auto it = inputs.flags.find(spec.key); it != inputs.flags.end()) {
+      raw[spec.key] = RawValue{it->second, "flag " + spec.flag};
+    }
+  }
+
+  for (const auto& [key, value] : raw) {
+    const OptionSpec& spec = *FindSpec(key);
+    if (spec.type == OptionType::kChoice &&
+        std::find(spec.choices.begin(), spec.choices.end(), value.text) == spec.choices.end()) {
+      std::string choices;
+      for (const auto& c : spec.choices) choices += (choices.empty() ? "" : ", ") + c;
+      throw ConfigError(value.where + ": '" + key + "' must be one of " + choices + ", got '" +
+                        value.text + "'");
+    }
+    if (spec.type == OptionType::kPath && !value.text.empty() && value.text.front() != '/') {
+      throw ConfigError(value.where + ": '" + key + "' must be an absolute path, got '" +
+                        value.text + "'");
+    }
+    if ((spec.type == OptionType::kString || spec.type == OptionType::kPath) &&
+        value.text.empty() && key == "stanza") {
+      throw ConfigError(value.where + ": 'stanza' must not be empty");
+    }
+  }
+
+  auto get = [&](const std::string& key) -> const RawValue* {
+    auto it = raw.find(key);
+    return it == raw.end() ? nullptr : &it->second;
+  };
+  if (auto v = get("stanza")) {
+    config.stanza = v->text;
+    bool ok = std::all_of(config.stanza.begin(), config.stanza.end(), [](char c) {
+      return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_';
+    });
+    if (!ok || config.stanza.size() > 64) {
+      throw ConfigError(v->where + ": 'stanza' must be 1-64 letters, digits, '-' or '_', got '" +
+                        config.stanza + "'");
+    }
+  }
+  if (auto v = get("pg.conninfo")) config.pg_conninfo = v->text;
+  if (auto v = get("pg.bin_dir")) config.pg_bin_dir = v->text;
+  if (auto v = get("compression.type")) config.compression = ParseCompression(v->text);
+  config.compression_level = DefaultCompressionLevel(config.compression);
+  if (auto v = get("compression.level")) {
+    OptionSpec spec = *FindSpec("compression.level");
+    switch (config.compression) {
+      case CompressionType::kZstd:
+        spec.min = 1;
+        spec.max = 19;
+        break;
+      case CompressionType::kLz4:
+        spec.min = 0;
+        spec.max = 12;
+        break;
+      case CompressionType::kGzip:
+        spec.min = 1;
+        spec.max = 9;
+        break;
+      case CompressionType::kNone:
+        spec.min = 0;
+        spec.max = 0;
+        break;
+    }
+    config.compression_level = ParseInt(spec, *v);
+  }
+  if (auto v = get("parallel")) config.parallel = ParseInt(*FindSpec("parallel"), *v);
+  if (auto v = get("log_level")) config.log_level = v->text;
+
+  // Secrets: from the environment or a file, never from the command line.
+  if (auto pass = getenv("GRAVL_DR_ENCRYPTION_PASSPHRASE")) {
+    if (pass->empty()) {
+      throw ConfigError("environment variable GRAVL_DR_ENCRYPTION_PASSPHRASE is set but empty");
+    }
+    config.passphrase = *pass;
+  } else if (auto v = get("encryption.passphrase_file")) {
+    std::string text = ReadWholeFile(v->text, "encryption.passphrase_file (from " + v->where + ")");
+    while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
+    if (text.empty()) {
+      throw ConfigError("encryption.passphrase_file " + v->text + " (from " + v->where +
+                        ") is empty: put the passphrase in it");
+    }
+    config.passphrase = std::move(text);
+  }
+  if (config.passphrase) RegisterSecret(*config.passphrase);
+
+  std::optional<std::string> repo_path;
+  if (auto v = getenv("GRAVL_DR_REPO_PATH")) repo_path = *v;
+  if (auto it = inputs.flags.find("repo_path"); it != inputs.flags.end()) repo_path = it->second;
+  if (repo_path) {
+    if (repo_path->empty() || repo_path->front() != '/') {
+      throw ConfigError("--repo-path / GRAVL_DR_REPO_PATH must be an absolute path, got '" +
+                        *repo_path + "'");
+    }
+    config.repos = {RepoConfig{"local", "posix", *repo_path}};
+  } else if (file_repos) {
+    config.repos = std::move(*file_repos);
+  }
+  if (config.repos.empty()) {
+    throw ConfigError("no repository configured: add a 'repos' list to " +
+                      (config.source == "(no config file)" ? std::string(*path) : config.source) +
+                      ", or pass --repo-path DIR (or set GRAVL_DR_REPO_PATH)");
+  }
+  return config;
+}
+
+}  // namespace gravl

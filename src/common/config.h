@@ -1,0 +1,76 @@
+#pragma once
+// Configuration: one YAML file, overridden by environment variables, overridden by flags
+// (flag > env > file > default). Every scalar option is declared once in OptionSpecs(),
+// which drives validation, the CLI flags, the environment names and the docs.
+//
+// Errors (unknown key, wrong type, missing required value, unreadable secret) are thrown as
+// ConfigError with a one-line message naming the key and the file.
+
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace gravl {
+
+enum class CompressionType { kNone, kZstd, kLz4, kGzip };
+const char* CompressionName(CompressionType type);
+// Throws ConfigError on an unknown name.
+CompressionType ParseCompression(const std::string& name);
+int DefaultCompressionLevel(CompressionType type);
+
+struct RepoConfig {
+  std::string name;
+  std::string type;  // "posix"
+  std::string path;  // posix: absolute directory
+};
+
+struct Config {
+  std::string source;  // the file the configuration came from, or "(no config file)"
+  std::string stanza = "main";
+  std::string pg_conninfo;
+  std::string pg_bin_dir;  // empty: ask pg_config --bindir
+  std::vector<RepoConfig> repos;
+  CompressionType compression = CompressionType::kZstd;
+  int compression_level = 1;
+  std::optional<std::string> passphrase;  // secret, registered for redaction
+  int parallel = 2;
+  std::string log_level = "info";
+
+  // The repositories a command works on: all, or the one named by --repo.
+  // Throws ConfigError when the name matches none.
+  std::vector<RepoConfig> SelectRepos(const std::optional<std::string>& name) const;
+};
+
+enum class OptionType { kString, kInt, kChoice, kPath };
+
+struct OptionSpec {
+  std::string key;   // dotted YAML path, e.g. "compression.type"
+  std::string env;   // GRAVL_DR_...
+  std::string flag;  // --...
+  OptionType type;
+  std::string default_text;  // for help and docs
+  std::string help;
+  std::vector<std::string> choices;
+  int min = 0, max = 0;  // kInt bounds
+};
+
+// The scalar options (repos are a list and handled separately).
+const std::vector<OptionSpec>& OptionSpecs();
+
+inline constexpr const char* kDefaultConfigPath = "/etc/gravl-dr/gravl-dr.yaml";
+
+struct ConfigInputs {
+  // --config FILE, if given. Otherwise GRAVL_DR_CONFIG, otherwise kDefaultConfigPath
+  // (which may be absent; an explicitly named file must exist).
+  std::optional<std::string> config_path;
+  // Flag values by option key ("stanza", "compression.type", ..., and "repo_path").
+  std::map<std::string, std::string> flags;
+  // Environment lookup; defaults to ::getenv.
+  std::function<std::optional<std::string>(const std::string&)> getenv;
+};
+
+Config LoadConfig(const ConfigInputs& inputs);
+
+}  // namespace gravl

@@ -1,0 +1,204 @@
+#include "common/subprocess.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <map>
+
+#include "common/error.h"
+
+extern char** environ;
+
+namespace gravl {
+namespace {
+
+class Fd {
+ public:
+  Fd() = default;
+  explicit Fd(int fd) : fd_(fd) {}
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  ~Fd() { Close(); }
+  int get() const { return fd_; }
+  void Close() {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+  }
+  void Reset(int fd) {
+    Close();
+    fd_ = fd;
+  }
+
+ private:
+  int fd_ = -1;
+};
+
+void MakePipe(Fd& read_end, Fd& write_end) {
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) throw Error(ExitCode::kError, SysErrorText("pipe", errno));
+  read_end.Reset(fds[0]);
+  write_end.Reset(fds[1]);
+}
+
+void AppendBounded(std::string& buf, const char* data, std::size_t n, std::size_t limit) {
+  buf.append(data, n);
+  if (buf.size() > limit) buf.erase(0, buf.size() - limit);
+}
+
+}  // namespace
+
+std::string FormatCommand(const std::vector<std::string>& argv) {
+  std::string out;
+  for (const auto& a : argv) {
+    if (!out.empty()) out += ' ';
+    if (a.find_first_of(" \t'\"") != std::string::npos) {
+      out += "'" + a + "'";
+    } else {
+      out += a;
+    }
+  }
+  return out;
+}
+
+RunResult Run(const std::vector<std::string>& argv, const RunOptions& options) {
+  if (argv.empty()) throw Error(ExitCode::kError, "Run: empty argv");
+
+  // Environment: parent's, overridden by options.env.
+  std::map<std::string, std::string> env_map;
+  for (char** e = environ; *e != nullptr; ++e) {
+    std::string entry(*e);
+    env_map[entry.substr(0, entry.find('='))] = entry;
+  }
+  for (const auto& entry : options.env) env_map[entry.substr(0, entry.find('='))] = entry;
+  std::vector<std::string> env_strings;
+  for (auto& [k, v] : env_map) env_strings.push_back(v);
+  std::vector<char*> envp;
+  for (auto& s : env_strings) envp.push_back(s.data());
+  envp.push_back(nullptr);
+
+  std::vector<std::string> args = argv;
+  std::vector<char*> c_argv;
+  for (auto& a : args) c_argv.push_back(a.data());
+  c_argv.push_back(nullptr);
+
+  Fd out_r, out_w, err_r, err_w, in_r, in_w;
+  MakePipe(out_r, out_w);
+  MakePipe(err_r, err_w);
+  if (options.input) MakePipe(in_r, in_w);
+
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  if (options.input) {
+    posix_spawn_file_actions_adddup2(&actions, in_r.get(), 0);
+  } else {
+    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  }
+  posix_spawn_file_actions_adddup2(&actions, out_w.get(), 1);
+  posix_spawn_file_actions_adddup2(&actions, err_w.get(), 2);
+  if (options.cwd) posix_spawn_file_actions_addchdir_np(&actions, options.cwd->c_str());
+
+  // The child starts its own process group so a timeout can kill everything it started.
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK);
+  posix_spawnattr_setpgroup(&attr, 0);
+  sigset_t empty;
+  sigemptyset(&empty);
+  posix_spawnattr_setsigmask(&attr, &empty);
+
+  pid_t pid = -1;
+  int rc = posix_spawnp(&pid, c_argv[0], &actions, &attr, c_argv.data(), envp.data());
+  posix_spawn_file_actions_destroy(&actions);
+  posix_spawnattr_destroy(&attr);
+  if (rc != 0) {
+    throw Error(ExitCode::kError, "cannot start " + argv[0] + ": " + std::strerror(rc) +
+                                      " (is it installed and in PATH?)");
+  }
+  out_w.Close();
+  err_w.Close();
+  in_r.Close();
+
+  RunResult result;
+  std::size_t input_pos = 0;
+  auto deadline = options.timeout
+                      ? std::optional(std::chrono::steady_clock::now() + *options.timeout)
+                      : std::nullopt;
+  bool timed_out = false;
+  if (options.input && options.input->empty()) in_w.Close();
+  while (out_r.get() >= 0 || err_r.get() >= 0) {
+    pollfd fds[3];
+    nfds_t n = 0;
+    if (out_r.get() >= 0) fds[n++] = {out_r.get(), POLLIN, 0};
+    if (err_r.get() >= 0) fds[n++] = {err_r.get(), POLLIN, 0};
+    if (in_w.get() >= 0) fds[n++] = {in_w.get(), POLLOUT, 0};
+    int wait_ms = -1;
+    if (deadline) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          *deadline - std::chrono::steady_clock::now());
+      if (left.count() <= 0) {
+        timed_out = true;
+        break;
+      }
+      wait_ms = static_cast<int>(left.count());
+    }
+    int pr = ::poll(fds, n, wait_ms);
+    if (pr < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    for (nfds_t i = 0; i < n; ++i) {
+      if (fds[i].revents == 0) continue;
+      if (fds[i].fd == in_w.get()) {
+        const std::string& in = *options.input;
+        ssize_t w = ::write(in_w.get(), in.data() + input_pos, in.size() - input_pos);
+        if (w > 0) input_pos += static_cast<std::size_t>(w);
+        if (w < 0 || input_pos >= in.size()) in_w.Close();
+        continue;
+      }
+      char buf[65536];
+      ssize_t r = ::read(fds[i].fd, buf, sizeof buf);
+      bool is_out = fds[i].fd == out_r.get();
+      if (r <= 0) {
+        if (r < 0 && errno == EINTR) continue;
+        (is_out ? out_r : err_r).Close();
+      } else {
+        AppendBounded(is_out ? result.out : result.err, buf, static_cast<std::size_t>(r),
+                      options.capture_limit);
+      }
+    }
+  }
+  if (timed_out) ::kill(-pid, SIGKILL);
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (timed_out) {
+    throw Error(ExitCode::kError, FormatCommand(argv) + " did not finish within " +
+                                      std::to_string(options.timeout->count()) + " ms");
+  }
+  if (WIFEXITED(status)) {
+    result.exit_code = WEXITSTATUS(status);
+  } else if (WIFSIGNALED(status)) {
+    result.exit_code = 128 + WTERMSIG(status);
+  }
+  return result;
+}
+
+std::string RunChecked(const std::vector<std::string>& argv, const RunOptions& options) {
+  RunResult r = Run(argv, options);
+  if (!r.ok()) {
+    std::string tail = r.err.size() > 2000 ? r.err.substr(r.err.size() - 2000) : r.err;
+    while (!tail.empty() && (tail.back() == '\n' || tail.back() == ' ')) tail.pop_back();
+    throw Error(ExitCode::kError, FormatCommand(argv) + " failed with exit code " +
+                                      std::to_string(r.exit_code) +
+                                      (tail.empty() ? "" : ": " + tail));
+  }
+  return r.out;
+}
+
+}  // namespace gravl

@@ -1,0 +1,127 @@
+// gravl-dr: command-line wiring only. Maps argv to a command and its result to an exit code
+// (docs/exit-codes.md). Errors are printed as one line on stderr, secrets redacted.
+
+#include <CLI/CLI.hpp>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "commands/commands.h"
+#include "common/error.h"
+#include "common/log.h"
+#include "version.h"
+
+namespace {
+
+using gravl::ExitCode;
+
+struct Globals {
+  std::optional<std::string> config_path;
+  std::optional<std::string> repo;
+  std::string output = "text";
+  bool dry_run = false;
+  std::map<std::string, std::string> flags;
+};
+
+void PrintError(const std::string& message, ExitCode code, bool json) {
+  std::string msg = gravl::Redact(message);
+  if (json) {
+    nlohmann::json err = {{"error",
+                           {{"message", msg},
+                            {"exit_code", gravl::ToInt(code)},
+                            {"kind", gravl::ExitCodeName(code)}}}};
+    std::cout << err.dump(2) << std::endl;
+  }
+  std::cerr << "gravl-dr: error: " << msg << std::endl;
+}
+
+gravl::commands::Context MakeContext(const Globals& g) {
+  gravl::ConfigInputs inputs;
+  inputs.config_path = g.config_path;
+  inputs.flags = g.flags;
+  gravl::commands::Context ctx;
+  ctx.config = gravl::LoadConfig(inputs);
+  ctx.output = g.output == "json" ? gravl::commands::OutputFormat::kJson
+                                  : gravl::commands::OutputFormat::kText;
+  ctx.dry_run = g.dry_run;
+  ctx.repo_name = g.repo;
+  gravl::InitLogging(ctx.config.log_level);
+  return ctx;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Globals g;
+  bool json_output = false;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--output=json" ||
+        (a == "--output" && i + 1 < argc && std::string(argv[i + 1]) == "json")) {
+      json_output = true;
+    }
+  }
+  gravl::InitLogging("info");
+
+  CLI::App app{
+      "gravl-dr: PostgreSQL backup, point-in-time recovery, restore drills and "
+      "failover.\nExit codes: docs/exit-codes.md. Configuration: "
+      "docs/configuration.md."};
+  app.set_version_flag("--version", std::string("gravl-dr ") + gravl::kVersion);
+  app.require_subcommand(1);
+  app.fallthrough();
+  app.add_option("--config", g.config_path,
+                 "configuration file (default: $GRAVL_DR_CONFIG or /etc/gravl-dr/gravl-dr.yaml)");
+  app.add_option("--repo", g.repo, "work on this configured repository only (by name)");
+  app.add_option("--output", g.output, "result format on stdout")
+      ->check(CLI::IsMember({"text", "json"}))
+      ->capture_default_str();
+  for (const auto& spec : gravl::OptionSpecs()) {
+    std::string key = spec.key;
+    app.add_option_function<std::string>(
+           spec.flag, [&g, key](const std::string& v) { g.flags[key] = v; },
+           spec.help + " [env " + spec.env + "; default " + spec.default_text + "]")
+        ->type_name(spec.type == gravl::OptionType::kInt ? "INT" : "TEXT");
+  }
+  app.add_option_function<std::string>(
+      "--repo-path", [&g](const std::string& v) { g.flags["repo_path"] = v; },
+      "use a single local-directory repository at this path instead of 'repos' "
+      "[env GRAVL_DR_REPO_PATH]");
+
+  int result = 0;
+  auto* stanza_create = app.add_subcommand(
+      "stanza-create",
+      "Record the PostgreSQL cluster (system identifier, version) in every repository; "
+      "refuses a repository that belongs to another cluster");
+  stanza_create->add_flag("--dry-run", g.dry_run, "connect and check, but create nothing");
+  stanza_create->callback([&] { result = gravl::commands::StanzaCreate(MakeContext(g)); });
+
+  gravl::commands::InfoOptions info_options;
+  auto* info = app.add_subcommand("info", "Show stanzas, backups and the archived WAL range");
+  info->add_flag("--all", info_options.all_stanzas, "every stanza in the repositories");
+  info->callback([&] { result = gravl::commands::Info(MakeContext(g), info_options); });
+
+  auto* version = app.add_subcommand("version", "Print the version");
+  version->callback([&] {
+    if (g.output == "json") {
+      std::cout << nlohmann::json{{"version", gravl::kVersion}}.dump() << std::endl;
+    } else {
+      std::cout << "gravl-dr " << gravl::kVersion << std::endl;
+    }
+  });
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::Success& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    int rc = app.exit(e);
+    return rc == 0 ? 0 : gravl::ToInt(ExitCode::kUsage);
+  } catch (const gravl::Error& e) {
+    PrintError(e.what(), e.code(), json_output);
+    return gravl::ToInt(e.code());
+  } catch (const std::exception& e) {
+    PrintError(std::string("unexpected error: ") + e.what(), ExitCode::kError, json_output);
+    return gravl::ToInt(ExitCode::kError);
+  }
+  return result;
+}

@@ -1,0 +1,43 @@
+#pragma once
+// libpq connections behind named operations (no free-form SQL from commands).
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace gravl::pg {
+
+struct ClusterIdentity {
+  std::string system_identifier;  // decimal uint64
+  int version_num = 0;            // server_version_num, e.g. 150020
+  std::uint64_t wal_segment_size = 0;
+  std::string data_directory;  // empty if not visible to this role
+  bool in_recovery = false;
+};
+
+class Connection {
+ public:
+  // Connects; throws PgError with libpq's message (password redacted) and a hint.
+  // `replication` opens a physical replication connection (replication=true).
+  static std::unique_ptr<Connection> Open(const std::string& conninfo, bool replication = false);
+  ~Connection();
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  ClusterIdentity Identify();
+
+  // Single-row, single-column helper for the named operations; throws PgError.
+  std::optional<std::string> QueryValue(const std::string& sql);
+  // Rows of text columns (NULL -> empty).
+  std::vector<std::vector<std::string>> Query(const std::string& sql);
+  void Exec(const std::string& sql);
+
+ private:
+  explicit Connection(void* conn, std::string description);
+  void* conn_;  // PGconn*
+  std::string description_;
+};
+
+}  // namespace gravl::pg

@@ -1,0 +1,118 @@
+#include "repo/lock.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <spdlog/spdlog.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <nlohmann/json.hpp>
+
+#include "common/error.h"
+#include "common/time_util.h"
+#include "io/hash.h"
+#include "repo/layout.h"
+
+namespace gravl::repo {
+namespace {
+
+constexpr const char* kLocalLockDir = "/tmp/gravl-dr-locks";
+
+std::string HostName() {
+  char buf[256] = {};
+  if (::gethostname(buf, sizeof buf - 1) != 0) return "unknown";
+  return buf;
+}
+
+int LockLocal(const std::string& id, const std::string& what) {
+  // World-writable sticky directory so that root (backups) and postgres (archive_command)
+  // share the same lock files.
+  if (::mkdir(kLocalLockDir, 01777) == 0) ::chmod(kLocalLockDir, 01777);
+  std::string path = std::string(kLocalLockDir) + "/" + id + ".lock";
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+  if (fd < 0) throw LockError(SysErrorText("cannot open lock file " + path, errno));
+  ::fchmod(fd, 0666);
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    int err = errno;
+    ::close(fd);
+    if (err == EWOULDBLOCK) {
+      throw LockError(what +
+                      " is locked by another gravl-dr process on this host; wait for "
+                      "it to finish");
+    }
+    throw LockError(SysErrorText("cannot lock " + path, err));
+  }
+  return fd;
+}
+
+}  // namespace
+
+std::unique_ptr<StanzaLock> StanzaLock::Acquire(storage::Storage& storage,
+                                                const std::string& stanza, const std::string& kind,
+                                                const std::string& command) {
+  std::string key = LockKey(stanza, kind);
+  std::string what = "stanza '" + stanza + "' (" + kind + ") in " + storage.Describe();
+  std::string id = io::Sha256Hex(AsBytes(storage.Describe() + "\n" + key)).substr(0, 24);
+  int fd = LockLocal(id, what);
+  try {
+    std::string host = HostName();
+    std::string token = HexEncode(RandomBytes(16));
+    nlohmann::json lease = {{"host", host},
+                            {"pid", ::getpid()},
+                            {"command", command},
+                            {"token", token},
+                            {"acquired_at", FormatIso8601(std::chrono::system_clock::now())}};
+    std::string text = lease.dump();
+    for (int attempt = 0; attempt < 2; ++attempt) {
+      try {
+        storage::PutBytes(storage, key, AsBytes(text), storage::PutOptions{.if_absent = true});
+        return std::unique_ptr<StanzaLock>(new StanzaLock(storage, key, fd, token));
+      } catch (const ConflictError&) {
+      }
+      nlohmann::json holder;
+      try {
+        holder = nlohmann::json::parse(AsChars(storage::GetBytes(storage, key)));
+      } catch (const NotFoundError&) {
+        continue;  // released meanwhile
+      } catch (const nlohmann::json::exception&) {
+        holder = nlohmann::json::object();
+      }
+      std::string holder_host = holder.value("host", "?");
+      long holder_pid = holder.value("pid", 0L);
+      bool dead =
+          holder_pid > 0 && ::kill(static_cast<pid_t>(holder_pid), 0) != 0 && errno == ESRCH;
+      if (holder_host == host && dead) {
+        // We hold the host-local flock, so no live process here holds this lease.
+        spdlog::warn("removing stale lock {} left by pid {} (no longer running)", key, holder_pid);
+        storage.DeleteMany({key});
+        continue;
+      }
+      throw LockError(what + " is locked by pid " + std::to_string(holder_pid) + " on host " +
+                      holder_host + " (" + holder.value("command", "?") + ") since " +
+                      holder.value("acquired_at", "?") +
+                      "; wait for it to finish, or if that process is gone, delete " +
+                      storage.Describe() + "/" + key);
+    }
+    throw LockError("cannot acquire the lock for " + what + ": it keeps changing hands");
+  } catch (...) {
+    ::close(fd);
+    throw;
+  }
+}
+
+StanzaLock::StanzaLock(storage::Storage& storage, std::string key, int fd, std::string token)
+    : storage_(storage), key_(std::move(key)), fd_(fd), token_(std::move(token)) {}
+
+StanzaLock::~StanzaLock() {
+  try {
+    auto holder = nlohmann::json::parse(AsChars(storage::GetBytes(storage_, key_)));
+    if (holder.value("token", "") == token_) storage_.DeleteMany({key_});
+  } catch (const std::exception& e) {
+    spdlog::warn("could not release lock {}: {}", key_, e.what());
+  }
+  ::close(fd_);
+}
+
+}  // namespace gravl::repo

@@ -1,0 +1,27 @@
+#pragma once
+// Small JSON metadata objects (stanza.json, manifests, reports) stored with an embedded
+// SHA-256 of their content, so that every metadata byte read back is verified.
+//
+// Stored form: the JSON object with one extra member "checksum", the SHA-256 (hex) of the
+// object serialized without it (nlohmann::json's canonical, key-sorted dump).
+
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "storage/storage.h"
+
+namespace gravl::repo {
+
+// Writes `doc` (an object without "checksum") under key.
+void WriteMetadata(storage::Storage& storage, const std::string& key, nlohmann::json doc,
+                   const storage::PutOptions& options = {});
+
+// Reads and verifies; throws NotFoundError, or IntegrityError naming the key when the
+// content is not JSON or its checksum does not match. Returns the doc without "checksum".
+nlohmann::json ReadMetadata(storage::Storage& storage, const std::string& key);
+
+// The verification alone, for bytes obtained elsewhere; `what` names them in errors.
+nlohmann::json ParseMetadata(std::string_view text, const std::string& what);
+std::string SerializeMetadata(nlohmann::json doc);
+
+}  // namespace gravl::repo

@@ -1,0 +1,82 @@
+#include "repo/object_io.h"
+
+#include "common/error.h"
+#include "io/compress.h"
+
+namespace gravl::repo {
+namespace {
+
+// Checks the plaintext size at Finish(), before finishing the next sink.
+class SizeCheckSink final : public io::Sink {
+ public:
+  SizeCheckSink(io::Sink& next, std::uint64_t expected, std::string what)
+      : next_(next), expected_(expected), what_(std::move(what)) {}
+  void Write(ByteView data) override {
+    seen_ += data.size();
+    next_.Write(data);
+  }
+  void Finish() override {
+    if (seen_ != expected_) {
+      throw IntegrityError(what_ + ": size mismatch (expected " + std::to_string(expected_) +
+                           " bytes, got " + std::to_string(seen_) + ")");
+    }
+    next_.Finish();
+  }
+
+ private:
+  io::Sink& next_;
+  std::uint64_t expected_;
+  std::uint64_t seen_ = 0;
+  std::string what_;
+};
+
+}  // namespace
+
+ObjectWriter::ObjectWriter(storage::Storage& storage, const std::string& key,
+                           const ObjectFormat& format, const storage::PutOptions& options)
+    : out_(storage.Put(key, options)), chain_(*out_) {
+  stored_count_ = &chain_.Prepend<io::CountingSink>();
+  if (format.key != nullptr) {
+    chain_.PrependWith([&](io::Sink& next) { return io::MakeEncryptor(*format.key, next); });
+  }
+  chain_.PrependWith(
+      [&](io::Sink& next) { return io::MakeCompressor(format.compression, format.level, next); });
+  count_ = &chain_.Prepend<io::CountingSink>();
+  hash_ = &chain_.Prepend<io::HashSink>();
+}
+
+void ObjectWriter::Write(ByteView data) { chain_.head().Write(data); }
+
+void ObjectWriter::Finish() {
+  chain_.head().Finish();
+  result_ = StoredObject{hash_->hex(), count_->count(), stored_count_->count()};
+}
+
+StoredObject WriteObject(storage::Storage& storage, const std::string& key, io::Source& source,
+                         const ObjectFormat& format, const storage::PutOptions& options) {
+  ObjectWriter writer(storage, key, format, options);
+  io::Pump(source, writer);
+  return writer.result();
+}
+
+void ReadObject(storage::Storage& storage, const std::string& key, const ObjectFormat& format,
+                const Expected& expected, io::Sink& destination) {
+  std::string what = storage.Describe() + "/" + key;
+  io::FilterChain chain(destination);
+  if (expected.size) chain.Prepend<SizeCheckSink>(*expected.size, what);
+  chain.Prepend<io::VerifySink>(expected.sha256, what);
+  chain.PrependWith([&](io::Sink& next) { return io::MakeDecompressor(format.compression, next); });
+  if (format.key != nullptr) {
+    chain.PrependWith([&](io::Sink& next) { return io::MakeDecryptor(*format.key, next, what); });
+  }
+  auto in = storage.Get(key);
+  try {
+    io::Pump(*in, chain.head());
+  } catch (const IntegrityError& e) {
+    std::string msg = e.what();
+    if (msg.find(what) == std::string::npos) msg = what + ": " + msg;
+    throw IntegrityError(msg);
+  }
+}
+
+}  // namespace gravl::repo

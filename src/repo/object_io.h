@@ -1,0 +1,65 @@
+#pragma once
+// Objects through the pipeline.
+//
+// Write: plaintext -> SHA-256 + size -> compress -> encrypt -> stored size -> Storage.Put.
+// Read:  Storage.Get -> decrypt -> decompress -> SHA-256 + size verified -> destination.
+// The destination sink is finished only after verification succeeded, so a destination that
+// publishes on Finish() (a storage write, an atomic file) never publishes unverified data.
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "common/config.h"
+#include "io/crypto.h"
+#include "io/hash.h"
+#include "io/pipeline.h"
+#include "storage/storage.h"
+
+namespace gravl::repo {
+
+struct ObjectFormat {
+  CompressionType compression = CompressionType::kNone;
+  int level = 0;
+  const io::Key* key = nullptr;  // non-null: encrypted with this repository key
+};
+
+struct StoredObject {
+  std::string sha256;  // of the original content
+  std::uint64_t size = 0;
+  std::uint64_t stored_size = 0;  // after compression and encryption
+};
+
+// A sink that stores what it receives as one object. Finish() commits the object and
+// makes result() valid; destruction without Finish() leaves no object.
+class ObjectWriter final : public io::Sink {
+ public:
+  ObjectWriter(storage::Storage& storage, const std::string& key, const ObjectFormat& format,
+               const storage::PutOptions& options = {});
+  void Write(ByteView data) override;
+  void Finish() override;
+  const StoredObject& result() const { return result_; }
+
+ private:
+  std::unique_ptr<storage::WriteStream> out_;
+  io::FilterChain chain_;
+  io::CountingSink* stored_count_ = nullptr;
+  io::HashSink* hash_ = nullptr;
+  io::CountingSink* count_ = nullptr;
+  StoredObject result_;
+};
+
+StoredObject WriteObject(storage::Storage& storage, const std::string& key, io::Source& source,
+                         const ObjectFormat& format, const storage::PutOptions& options = {});
+
+struct Expected {
+  std::string sha256;
+  std::optional<std::uint64_t> size;
+};
+
+// Streams the object into `destination` and verifies it; throws IntegrityError naming the
+// key on any mismatch (before finishing `destination`), NotFoundError if absent.
+void ReadObject(storage::Storage& storage, const std::string& key, const ObjectFormat& format,
+                const Expected& expected, io::Sink& destination);
+
+}  // namespace gravl::repo

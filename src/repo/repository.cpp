@@ -1,0 +1,160 @@
+#include "repo/repository.h"
+
+#include <map>
+
+#include "common/error.h"
+#include "repo/layout.h"
+#include "repo/metadata.h"
+
+namespace gravl::repo {
+
+Repository::Repository(RepoConfig config, std::unique_ptr<storage::Storage> storage,
+                       std::string stanza)
+    : config_(std::move(config)), storage_(std::move(storage)), stanza_(std::move(stanza)) {}
+
+std::string Repository::Describe() const {
+  return "repository '" + config_.name + "' (" + storage_->Describe() + ")";
+}
+
+std::optional<StanzaInfo> Repository::FindStanza() {
+  if (info_) return info_;
+  std::string key = StanzaKey(stanza_);
+  nlohmann::json doc;
+  try {
+    doc = ReadMetadata(*storage_, key);
+  } catch (const NotFoundError&) {
+    return std::nullopt;
+  }
+  info_ = StanzaInfo::FromJson(doc, storage_->Describe() + "/" + key);
+  if (info_->stanza != stanza_) {
+    throw IntegrityError(storage_->Describe() + "/" + key + " names stanza '" + info_->stanza +
+                         "', not '" + stanza_ + "': the repository layout is damaged");
+  }
+  return info_;
+}
+
+const StanzaInfo& Repository::Stanza() {
+  if (!FindStanza()) {
+    throw NotFoundError("stanza '" + stanza_ + "' does not exist in " + Describe() +
+                        ": run 'gravl-dr stanza-create' first (or check --stanza and the "
+                        "repository path)");
+  }
+  return *info_;
+}
+
+void Repository::Unlock(const std::optional<std::string>& passphrase) {
+  const StanzaInfo& info = Stanza();
+  if (!info.encryption) {
+    if (passphrase) {
+      throw ConfigError("stanza '" + stanza_ + "' in " + Describe() +
+                        " is not encrypted, but a passphrase is configured; remove "
+                        "encryption.passphrase_file (a stanza's encryption is fixed when it "
+                        "is created)");
+    }
+    return;
+  }
+  if (!passphrase) {
+    throw ConfigError("stanza '" + stanza_ + "' in " + Describe() +
+                      " is encrypted: set encryption.passphrase_file or "
+                      "GRAVL_DR_ENCRYPTION_PASSPHRASE");
+  }
+  key_ = UnlockEncryption(*info.encryption, *passphrase, Describe());
+}
+
+ObjectFormat Repository::Format(CompressionType compression, int level) const {
+  return ObjectFormat{compression, level, key()};
+}
+
+EncryptionInfo NewEncryption(const std::string& passphrase, io::Key& key_out,
+                             const io::KdfParams& params) {
+  EncryptionInfo info;
+  info.kdf = params;
+  info.kdf.salt = RandomBytes(32);
+  key_out = io::DeriveKey(passphrase, info.kdf);
+  info.key_check = io::KeyCheck(key_out);
+  return info;
+}
+
+io::Key UnlockEncryption(const EncryptionInfo& info, const std::string& passphrase,
+                         const std::string& what) {
+  if (info.cipher != "aes-256-gcm") {
+    throw CryptoError(what + " uses cipher '" + info.cipher + "', which this build does not know");
+  }
+  io::Key key = io::DeriveKey(passphrase, info.kdf);
+  if (!ConstantTimeEqual(AsBytes(io::KeyCheck(key)), AsBytes(info.key_check))) {
+    throw CryptoError("wrong passphrase for " + what +
+                      ": the key derived from it does not match the stanza's key check "
+                      "(check encryption.passphrase_file / GRAVL_DR_ENCRYPTION_PASSPHRASE)");
+  }
+  return key;
+}
+
+std::vector<std::string> ListStanzas(storage::Storage& storage) {
+  std::vector<std::string> names;
+  for (const auto& prefix : storage::ListPrefixes(storage, "")) {
+    std::string name = prefix.substr(0, prefix.size() - 1);
+    if (storage.Stat(StanzaKey(name))) names.push_back(name);
+  }
+  return names;
+}
+
+StanzaSummary Summarize(Repository& repo) {
+  StanzaSummary summary;
+  summary.info = repo.Stanza();
+  auto& storage = repo.storage();
+  const std::string& stanza = repo.stanza();
+
+  std::string backups = BackupsPrefix(stanza);
+  for (const auto& prefix : storage::ListPrefixes(storage, backups)) {
+    std::string label = prefix.substr(backups.size(), prefix.size() - backups.size() - 1);
+    std::string key = ManifestKey(stanza, label);
+    if (!storage.Stat(key)) {
+      summary.incomplete_labels.push_back(label);
+      continue;
+    }
+    summary.backups.push_back({label, ReadMetadata(storage, key)});
+  }
+
+  std::uint64_t seg_size =
+      summary.info.wal_segment_size ? summary.info.wal_segment_size : kDefaultWalSegmentSize;
+  std::map<TimelineId, WalTimelineSummary> timelines;
+  std::map<TimelineId, std::optional<WalSegment>> first, last;
+  for (const auto& obj : storage::ListAll(storage, WalPrefix(stanza))) {
+    std::string name = obj.key.substr(obj.key.rfind('/') + 1);
+    std::string base = name.substr(0, name.find('.'));
+    if (name.size() >= 16 && name.find(".history") == 8) {
+      auto tli = WalSegment::ParseName(base + "0000000000000000", seg_size);
+      if (tli) {
+        auto& t = timelines[tli->timeline];
+        t.timeline = tli->timeline;
+        ++t.history_files;
+        t.bytes += obj.size;
+      }
+      continue;
+    }
+    auto seg = WalSegment::ParseName(base, seg_size);
+    if (!seg || name.find(".partial") != std::string::npos ||
+        name.find(".backup") != std::string::npos) {
+      continue;
+    }
+    auto& t = timelines[seg->timeline];
+    t.timeline = seg->timeline;
+    ++t.segments;
+    t.bytes += obj.size;
+    auto& f = first[seg->timeline];
+    auto& l = last[seg->timeline];
+    if (!f || *seg < *f) f = *seg;
+    if (!l || *seg > *l) l = *seg;
+  }
+  for (auto& [tli, t] : timelines) {
+    if (first[tli]) {
+      t.first = first[tli]->Name(seg_size);
+      t.last = last[tli]->Name(seg_size);
+      t.missing = last[tli]->segno - first[tli]->segno + 1 - t.segments;
+    }
+    summary.wal.push_back(t);
+  }
+  return summary;
+}
+
+}  // namespace gravl::repo

@@ -1,0 +1,85 @@
+#pragma once
+// One configured repository seen through one stanza: its storage, its stanza.json, and the
+// key that unlocks its encrypted objects.
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/config.h"
+#include "common/lsn.h"
+#include "io/crypto.h"
+#include "repo/object_io.h"
+#include "repo/stanza.h"
+#include "storage/storage.h"
+
+namespace gravl::repo {
+
+class Repository {
+ public:
+  Repository(RepoConfig config, std::unique_ptr<storage::Storage> storage, std::string stanza);
+
+  const RepoConfig& config() const { return config_; }
+  storage::Storage& storage() { return *storage_; }
+  const std::string& stanza() const { return stanza_; }
+  std::string Describe() const;  // "repository 'local' (posix:/var/lib/...)"
+
+  // nullopt when the stanza does not exist here; verified stanza.json otherwise.
+  std::optional<StanzaInfo> FindStanza();
+  // Like FindStanza, but throws NotFoundError telling to run stanza-create.
+  const StanzaInfo& Stanza();
+
+  // Derives and checks the key when the stanza is encrypted. Throws ConfigError when a
+  // passphrase is needed but not configured (or configured for an unencrypted stanza),
+  // CryptoError when it is wrong.
+  void Unlock(const std::optional<std::string>& passphrase);
+  // Format for new objects: configured compression, and the key if encrypted.
+  ObjectFormat Format(CompressionType compression, int level) const;
+  const io::Key* key() const { return key_.empty() ? nullptr : &key_; }
+
+ private:
+  RepoConfig config_;
+  std::unique_ptr<storage::Storage> storage_;
+  std::string stanza_;
+  std::optional<StanzaInfo> info_;
+  io::Key key_;
+};
+
+// Builds new encryption settings: fresh salt, default KDF cost, key check.
+EncryptionInfo NewEncryption(const std::string& passphrase, io::Key& key_out,
+                             const io::KdfParams& params = {});
+// Throws CryptoError unless passphrase matches; returns the derived key.
+io::Key UnlockEncryption(const EncryptionInfo& info, const std::string& passphrase,
+                         const std::string& what);
+
+// ---- catalog: what a stanza holds, for info ----
+
+struct BackupSummary {
+  std::string label;
+  nlohmann::json manifest;  // verified manifest.json (fields defined by the backup command)
+};
+
+struct WalTimelineSummary {
+  TimelineId timeline = 0;
+  std::string first;  // segment names
+  std::string last;
+  std::uint64_t segments = 0;
+  std::uint64_t missing = 0;  // segments absent between first and last
+  std::uint64_t history_files = 0;
+  std::uint64_t bytes = 0;  // stored bytes
+};
+
+struct StanzaSummary {
+  StanzaInfo info;
+  std::vector<BackupSummary> backups;          // complete backups, oldest first
+  std::vector<std::string> incomplete_labels;  // backup folders without a manifest
+  std::vector<WalTimelineSummary> wal;
+};
+
+StanzaSummary Summarize(Repository& repo);
+
+// Stanza names present in a storage ("<name>/stanza.json").
+std::vector<std::string> ListStanzas(storage::Storage& storage);
+
+}  // namespace gravl::repo

@@ -1,0 +1,316 @@
+#include "storage/posix.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "common/error.h"
+
+namespace gravl::storage {
+namespace {
+
+std::string Parent(const std::string& path) {
+  auto slash = path.rfind('/');
+  return slash == 0 ? "/" : path.substr(0, slash);
+}
+
+void FsyncPath(const std::string& dir) {
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) throw StorageError(SysErrorText("cannot open directory " + dir, errno));
+  int rc = ::fsync(fd);
+  int err = errno;
+  ::close(fd);
+  if (rc != 0) throw StorageError(SysErrorText("cannot fsync directory " + dir, err));
+}
+
+// mkdir -p with mode 0700; fsyncs the parent of every directory it creates so the new
+// entries survive a crash together with the object.
+void MakeDirs(const std::string& dir) {
+  struct stat st {};
+  if (::stat(dir.c_str(), &st) == 0) {
+    if (!S_ISDIR(st.st_mode)) throw StorageError(dir + " exists and is not a directory");
+    return;
+  }
+  if (dir != "/") MakeDirs(Parent(dir));
+  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
+    throw StorageError(SysErrorText("cannot create directory " + dir, errno) +
+                       " (check that the repository path is writable)");
+  }
+  FsyncPath(Parent(dir));
+}
+
+bool IsTempName(const std::string& name) {
+  return !name.empty() && name.front() == '.' && name.find(kPosixTempMarker) != std::string::npos;
+}
+
+class PosixWrite final : public WriteStream {
+ public:
+  PosixWrite(std::string path, bool if_absent) : path_(std::move(path)), if_absent_(if_absent) {
+    std::string dir = Parent(path_);
+    MakeDirs(dir);
+    std::string base = path_.substr(dir.size() + 1);
+    temp_ = dir + "/." + base + kPosixTempMarker + HexEncode(RandomBytes(6));
+    fd_ = ::open(temp_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd_ < 0) throw StorageError(SysErrorText("cannot create " + temp_, errno));
+  }
+  ~PosixWrite() override { Abort(); }
+
+  void Write(ByteView data) override {
+    if (fd_ < 0) throw StorageError("write to " + path_ + " after it was finished or aborted");
+    while (!data.empty()) {
+      ssize_t n = ::write(fd_, data.data(), data.size());
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        int err = errno;
+        Abort();
+        throw StorageError(SysErrorText("cannot write " + path_, err), false);
+      }
+      data = data.subspan(static_cast<std::size_t>(n));
+    }
+  }
+
+  void Finish() override {
+    if (fd_ < 0) throw StorageError("finish of " + path_ + " after it was finished or aborted");
+    try {
+      if (::fsync(fd_) != 0) throw StorageError(SysErrorText("cannot fsync " + path_, errno));
+      int rc = ::close(fd_);
+      fd_ = -1;
+      if (rc != 0) throw StorageError(SysErrorText("cannot close " + path_, errno));
+      Publish();
+      FsyncPath(Parent(path_));
+    } catch (...) {
+      Abort();
+      throw;
+    }
+    temp_.clear();
+  }
+
+ private:
+  void Publish() {
+    if (!if_absent_) {
+      if (::rename(temp_.c_str(), path_.c_str()) != 0) {
+        throw StorageError(SysErrorText("cannot rename into " + path_, errno));
+      }
+      return;
+    }
+    // Atomic create-if-absent: rename that refuses to replace.
+    if (::renameat2(AT_FDCWD, temp_.c_str(), AT_FDCWD, path_.c_str(), RENAME_NOREPLACE) == 0) {
+      return;
+    }
+    if (errno == EEXIST) throw ConflictError(path_ + " already exists");
+    if (errno != EINVAL && errno != ENOSYS) {
+      throw StorageError(SysErrorText("cannot rename into " + path_, errno));
+    }
+    // File systems without RENAME_NOREPLACE: link() fails with EEXIST just as atomically.
+    if (::link(temp_.c_str(), path_.c_str()) != 0) {
+      if (errno == EEXIST) throw ConflictError(path_ + " already exists");
+      throw StorageError(SysErrorText("cannot link into " + path_, errno));
+    }
+    ::unlink(temp_.c_str());
+  }
+
+  void Abort() {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+    if (!temp_.empty()) ::unlink(temp_.c_str());
+    temp_.clear();
+  }
+
+  std::string path_;
+  std::string temp_;
+  bool if_absent_;
+  int fd_ = -1;
+};
+
+class PosixRead final : public ReadStream {
+ public:
+  PosixRead(std::string path, int fd, std::optional<std::uint64_t> remaining)
+      : path_(std::move(path)), fd_(fd), remaining_(remaining) {}
+  ~PosixRead() override { ::close(fd_); }
+
+  std::size_t Read(MutableByteView buf) override {
+    std::size_t want = buf.size();
+    if (remaining_) want = static_cast<std::size_t>(std::min<std::uint64_t>(want, *remaining_));
+    if (want == 0) return 0;
+    for (;;) {
+      ssize_t n = ::read(fd_, buf.data(), want);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) throw StorageError(SysErrorText("cannot read " + path_, errno), true);
+      if (remaining_) *remaining_ -= static_cast<std::uint64_t>(n);
+      return static_cast<std::size_t>(n);
+    }
+  }
+
+ private:
+  std::string path_;
+  int fd_;
+  std::optional<std::uint64_t> remaining_;
+};
+
+class PosixStorage final : public Storage {
+ public:
+  explicit PosixStorage(std::string root) : root_(std::move(root)) {
+    while (root_.size() > 1 && root_.back() == '/') root_.pop_back();
+  }
+
+  std::unique_ptr<WriteStream> Put(const std::string& key, const PutOptions& options) override {
+    ValidateKey(key);
+    return std::make_unique<PosixWrite>(PathOf(key), options.if_absent);
+  }
+
+  std::unique_ptr<ReadStream> Get(const std::string& key,
+                                  const std::optional<Range>& range) override {
+    ValidateKey(key);
+    std::string path = PathOf(key);
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+      if (errno == ENOENT || errno == ENOTDIR)
+        throw NotFoundError(Describe() + ": no object " + key);
+      throw StorageError(SysErrorText("cannot open " + path, errno));
+    }
+    std::optional<std::uint64_t> remaining;
+    if (range) {
+      if (::lseek(fd, static_cast<off_t>(range->offset), SEEK_SET) < 0) {
+        int err = errno;
+        ::close(fd);
+        throw StorageError(SysErrorText("cannot seek in " + path, err));
+      }
+      remaining = range->length;
+    }
+    return std::make_unique<PosixRead>(path, fd, remaining);
+  }
+
+  std::optional<ObjectInfo> Stat(const std::string& key) override {
+    ValidateKey(key);
+    struct stat st {};
+    if (::stat(PathOf(key).c_str(), &st) != 0) {
+      if (errno == ENOENT || errno == ENOTDIR) return std::nullopt;
+      throw StorageError(SysErrorText("cannot stat " + PathOf(key), errno));
+    }
+    if (!S_ISREG(st.st_mode)) return std::nullopt;
+    return Info(key, st);
+  }
+
+  ListPage List(const std::string& prefix, const ListOptions& options) override {
+    ListPage page;
+    auto slash = prefix.rfind('/');
+    std::string dir_key = slash == std::string::npos ? "" : prefix.substr(0, slash);
+    std::vector<Listed> found;
+    Walk(dir_key, prefix, options.token.value_or(""), options.limit + 1, options.delimited, found);
+    if (found.size() > options.limit) {
+      found.resize(options.limit);
+      page.next_token = found.back().info.key;
+    }
+    for (auto& f : found) {
+      if (f.is_prefix) {
+        page.common_prefixes.push_back(std::move(f.info.key));
+      } else {
+        page.objects.push_back(std::move(f.info));
+      }
+    }
+    return page;
+  }
+
+  void DeleteMany(const std::vector<std::string>& keys) override {
+    for (const auto& key : keys) {
+      ValidateKey(key);
+      if (::unlink(PathOf(key).c_str()) != 0 && errno != ENOENT) {
+        throw StorageError(SysErrorText("cannot delete " + PathOf(key), errno));
+      }
+    }
+  }
+
+  std::string Describe() const override { return "posix:" + root_; }
+
+ private:
+  std::string PathOf(const std::string& key) const { return root_ + "/" + key; }
+
+  static ObjectInfo Info(const std::string& key, const struct stat& st) {
+    auto modified = SystemTime(std::chrono::seconds(st.st_mtim.tv_sec) +
+                               std::chrono::duration_cast<SystemTime::duration>(
+                                   std::chrono::nanoseconds(st.st_mtim.tv_nsec)));
+    return ObjectInfo{key, static_cast<std::uint64_t>(st.st_size), modified};
+  }
+
+  // Depth-first walk in key order: entries sorted by name, with directories compared as
+  // "name/" so that "a-b" sorts before "a/x" exactly as full keys do. Subtrees wholly at or
+  // before `after` are skipped without being read.
+  struct Listed {
+    ObjectInfo info;  // for a common prefix, only key ("dir/") is set
+    bool is_prefix = false;
+  };
+
+  void Walk(const std::string& dir_key, const std::string& prefix, const std::string& after,
+            std::size_t want, bool delimited, std::vector<Listed>& out) {
+    std::string dir_path = dir_key.empty() ? root_ : PathOf(dir_key);
+    DIR* dir = ::opendir(dir_path.c_str());
+    if (dir == nullptr) {
+      if (errno == ENOENT || errno == ENOTDIR) return;
+      throw StorageError(SysErrorText("cannot list " + dir_path, errno));
+    }
+    struct Entry {
+      std::string sort_key;
+      std::string key;
+      bool is_dir;
+    };
+    std::vector<Entry> entries;
+    while (dirent* e = ::readdir(dir)) {
+      std::string name = e->d_name;
+      if (name == "." || name == ".." || IsTempName(name)) continue;
+      std::string key = dir_key.empty() ? name : dir_key + "/" + name;
+      bool is_dir = e->d_type == DT_DIR;
+      if (e->d_type == DT_UNKNOWN || e->d_type == DT_LNK) {
+        struct stat st {};
+        if (::stat(PathOf(key).c_str(), &st) != 0) continue;
+        is_dir = S_ISDIR(st.st_mode);
+      }
+      entries.push_back({is_dir ? key + "/" : key, key, is_dir});
+    }
+    ::closedir(dir);
+    std::sort(entries.begin(), entries.end(),
+              [](const Entry& a, const Entry& b) { return a.sort_key < b.sort_key; });
+    for (const auto& e : entries) {
+      if (out.size() >= want) return;
+      if (e.is_dir) {
+        const std::string& sub = e.sort_key;  // "dir/"
+        // Skip subtrees that cannot hold a key under the prefix.
+        bool overlaps = sub.compare(0, std::min(sub.size(), prefix.size()), prefix, 0,
+                                    std::min(sub.size(), prefix.size())) == 0;
+        if (!overlaps) continue;
+        if (!after.empty() && after.compare(0, sub.size(), sub) > 0) continue;
+        if (delimited && sub.size() > prefix.size()) {
+          // Rolled up: the directory lies wholly beyond the prefix.
+          if (!after.empty() && sub <= after) continue;
+          out.push_back({ObjectInfo{sub, 0, std::nullopt}, true});
+          continue;
+        }
+        Walk(e.key, prefix, after, want, delimited, out);
+        continue;
+      }
+      if (e.key.compare(0, prefix.size(), prefix) != 0) continue;
+      if (!after.empty() && e.key <= after) continue;
+      struct stat st {};
+      if (::stat(PathOf(e.key).c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
+      out.push_back({Info(e.key, st), false});
+    }
+  }
+
+  std::string root_;
+};
+
+}  // namespace
+
+std::unique_ptr<Storage> MakePosixStorage(const std::string& root) {
+  if (root.empty() || root.front() != '/') {
+    throw ConfigError("posix repository path must be absolute, got '" + root + "'");
+  }
+  return std::make_unique<PosixStorage>(root);
+}
+
+}  // namespace gravl::storage

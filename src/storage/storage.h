@@ -1,0 +1,99 @@
+#pragma once
+// The Storage interface: a flat key -> object store (local directory, S3, memory).
+//
+// Keys are relative, '/'-separated paths without "." or ".." components. Objects are
+// write-once in normal use: writers create them completely or not at all.
+//
+// Contract every driver honours (tests/unit/storage/contract_test.cpp checks it):
+// - Put() returns a WriteStream; nothing is visible under the key until Finish() returns.
+//   Destroying a WriteStream without Finish(), or a Finish() that throws, leaves the previous
+//   state (no object, or the old one) -- never a partial object.
+// - With PutOptions::if_absent, Finish() throws ConflictError if the key already exists,
+//   atomically with respect to other writers where the backend allows.
+// - Get() throws NotFoundError for a missing key; a range reads [offset, offset + length)
+//   and is clipped at the end of the object.
+// - List() returns keys under a prefix in lexicographic order, at most `limit` per page,
+//   with a continuation token while more remain.
+// - DeleteMany() ignores keys that do not exist.
+// - Failures throw StorageError; retryable() is true when trying again may help.
+// Thread safety: a Storage may be used from several threads at once; each stream by one.
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/time_util.h"
+#include "io/stream.h"
+
+namespace gravl::storage {
+
+struct ObjectInfo {
+  std::string key;
+  std::uint64_t size = 0;
+  std::optional<SystemTime> modified;
+};
+
+struct ListOptions {
+  std::optional<std::string> token;  // from the previous page's next_token
+  std::size_t limit = 1000;          // objects + prefixes per page
+  // S3's delimiter '/': keys with a further '/' after the prefix are rolled up into
+  // common_prefixes ("wal/00000001/") instead of being listed one by one.
+  bool delimited = false;
+};
+
+struct ListPage {
+  std::vector<ObjectInfo> objects;
+  std::vector<std::string> common_prefixes;  // only when delimited; each ends with '/'
+  std::optional<std::string> next_token;     // pass in ListOptions for the next page
+};
+
+struct Range {
+  std::uint64_t offset = 0;
+  std::optional<std::uint64_t> length;  // nullopt: to the end
+};
+
+struct PutOptions {
+  bool if_absent = false;  // fail with ConflictError instead of replacing an existing object
+};
+
+class ReadStream : public io::Source {};
+
+class WriteStream : public io::Sink {
+ public:
+  // Finish() makes the object visible (atomic and durable for posix).
+};
+
+class Storage {
+ public:
+  Storage() = default;
+  virtual ~Storage() = default;
+  Storage(const Storage&) = delete;
+  Storage& operator=(const Storage&) = delete;
+
+  virtual std::unique_ptr<WriteStream> Put(const std::string& key,
+                                           const PutOptions& options = {}) = 0;
+  virtual std::unique_ptr<ReadStream> Get(const std::string& key,
+                                          const std::optional<Range>& range = std::nullopt) = 0;
+  virtual std::optional<ObjectInfo> Stat(const std::string& key) = 0;
+  virtual ListPage List(const std::string& prefix, const ListOptions& options = {}) = 0;
+  virtual void DeleteMany(const std::vector<std::string>& keys) = 0;
+  // For messages: "posix:/var/lib/gravl-dr/repo".
+  virtual std::string Describe() const = 0;
+};
+
+// Every page of List().
+std::vector<ObjectInfo> ListAll(Storage& storage, const std::string& prefix);
+// Every common prefix one level below `prefix` ("a/" -> "a/x/", "a/y/").
+std::vector<std::string> ListPrefixes(Storage& storage, const std::string& prefix);
+
+// Small-object helpers (whole object in memory).
+void PutBytes(Storage& storage, const std::string& key, ByteView data,
+              const PutOptions& options = {});
+Bytes GetBytes(Storage& storage, const std::string& key);
+
+// Throws StorageError unless key is a valid relative key (no "..", no leading '/').
+void ValidateKey(const std::string& key);
+
+}  // namespace gravl::storage
