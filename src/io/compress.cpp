@@ -81,7 +81,9 @@ class ZstdDecompressor final : public Sink {
       }
       if (out.pos > 0) next_.Write(ByteView(out_.data(), out.pos));
       frame_done_ = rc == 0;
-      out_full = out.pos == out.size;
+      // rc == 0: the frame is complete and fully flushed, so a full buffer holds nothing
+      // more; calling again would start reading a next frame.
+      out_full = !frame_done_ && out.pos == out.size;
     }
   }
   void Finish() override {

@@ -1,0 +1,104 @@
+// The command line itself: help, version, output formats, and one-line errors with the
+// documented exit codes for bad configuration.
+
+#include "support/cli.h"
+
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "support/test_util.h"
+
+namespace gravl {
+namespace {
+
+void ExpectOneLineError(const RunResult& r, int code, const std::string& fragment) {
+  EXPECT_EQ(r.exit_code, code) << r.err;
+  std::string err = r.err;
+  while (!err.empty() && err.back() == '\n') err.pop_back();
+  EXPECT_EQ(err.find('\n'), std::string::npos) << "not one line: " << r.err;
+  EXPECT_EQ(err.rfind("gravl-dr: error: ", 0), 0u) << r.err;
+  EXPECT_NE(err.find(fragment), std::string::npos) << r.err;
+}
+
+TEST(Cli, HelpForEveryCommand) {
+  for (std::vector<std::string> args : {std::vector<std::string>{"--help"},
+                                        {"stanza-create", "--help"},
+                                        {"info", "--help"},
+                                        {"version", "--help"}}) {
+    RunResult r = test::Cli(args);
+    EXPECT_EQ(r.exit_code, 0) << args[0];
+    EXPECT_NE(r.out.find("Usage"), std::string::npos) << r.out;
+  }
+  EXPECT_NE(test::Cli({"stanza-create", "--help"}).out.find("--dry-run"), std::string::npos);
+}
+
+TEST(Cli, VersionAndUsageErrors) {
+  RunResult r = test::Cli({"--version"});
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_NE(r.out.find("gravl-dr 0."), std::string::npos);
+  r = test::Cli({"version", "--output", "json"});
+  EXPECT_TRUE(nlohmann::json::parse(r.out).contains("version"));
+  EXPECT_EQ(test::Cli({}).exit_code, 2);
+  EXPECT_EQ(test::Cli({"no-such-command"}).exit_code, 2);
+  EXPECT_EQ(test::Cli({"info", "--output", "xml"}).exit_code, 2);
+}
+
+class BadConfig : public ::testing::Test {
+ protected:
+  RunResult InfoWith(const std::string& yaml) {
+    test::WriteFile(dir_ / "c.yaml", yaml);
+    return test::Cli({"--config", dir_ / "c.yaml", "info"});
+  }
+  test::TempDir dir_;
+};
+
+TEST_F(BadConfig, UnknownKey) {
+  ExpectOneLineError(InfoWith("stanzaa: main\n"), 3, "unknown key 'stanzaa'");
+}
+
+TEST_F(BadConfig, WrongType) {
+  ExpectOneLineError(InfoWith("repos:\n  - {name: l, type: posix, path: /tmp/x}\nparallel: lots\n"),
+                     3, "'parallel' must be an integer");
+}
+
+TEST_F(BadConfig, MissingFile) {
+  ExpectOneLineError(test::Cli({"--config", dir_ / "absent.yaml", "info"}), 3,
+                     "cannot read config file");
+  ExpectOneLineError(test::Cli({"info"}, {"GRAVL_DR_CONFIG=" + (dir_ / "absent.yaml")}), 3,
+                     "absent.yaml");
+}
+
+TEST_F(BadConfig, UnreadableSecret) {
+  ExpectOneLineError(InfoWith("repos:\n  - {name: l, type: posix, path: /tmp/x}\n"
+                              "encryption: {passphrase_file: " +
+                              (dir_ / "missing-pass") + "}\n"),
+                     3, "cannot read encryption.passphrase_file");
+}
+
+TEST_F(BadConfig, MissingRepository) {
+  ExpectOneLineError(InfoWith("stanza: main\n"), 3, "no repository configured");
+}
+
+TEST_F(BadConfig, JsonModeAlsoReportsTheErrorOnStdout) {
+  test::WriteFile(dir_ / "c.yaml", "bogus: 1\n");
+  RunResult r = test::Cli({"--config", dir_ / "c.yaml", "--output", "json", "info"});
+  EXPECT_EQ(r.exit_code, 3);
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["error"]["exit_code"], 3);
+  EXPECT_EQ(j["error"]["kind"], "config");
+}
+
+TEST(Cli, FlagsOverrideEnvironment) {
+  test::TempDir dir;
+  RunResult r =
+      test::Cli({"--repo-path", dir / "flag-repo", "--stanza", "s1", "info", "--output", "json"},
+                {"GRAVL_DR_REPO_PATH=" + (dir / "env-repo"), "GRAVL_DR_STANZA=s2"});
+  EXPECT_EQ(r.exit_code, 4);  // stanza missing, but the right one in the right place
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["repos"][0]["location"], "posix:" + (dir / "flag-repo"));
+  EXPECT_EQ(j["repos"][0]["stanzas"][0]["stanza"], "s1");
+}
+
+}  // namespace
+}  // namespace gravl

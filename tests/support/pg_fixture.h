@@ -1,0 +1,17 @@
+#pragma once
+// A real PostgreSQL 15 cluster for integration tests: initdb in a temp dir, started on a
+// free port on 127.0.0.1 (as `postgres` when the tests run as root), stopped and removed
+// when the fixture is destroyed -- including when a test fails.
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "pg/instance.h"
+
+namespace gravl::test {
+
+// Starts a new cluster with extra postgresql.conf lines.
+std::unique_ptr<pg::Instance> StartCluster(const std::vector<std::string>& settings = {});
+
+}  // namespace gravl::test

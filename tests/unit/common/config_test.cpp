@@ -1,0 +1,181 @@
+#include "common/config.h"
+
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <map>
+
+#include "common/error.h"
+#include "common/log.h"
+#include "support/test_util.h"
+
+namespace gravl {
+namespace {
+
+class ConfigTest : public ::testing::Test {
+ protected:
+  Config Load(const std::string& yaml, std::map<std::string, std::string> env = {},
+              std::map<std::string, std::string> flags = {}) {
+    std::string path = dir_ / "gravl-dr.yaml";
+    test::WriteFile(path, yaml);
+    return LoadFrom(path, std::move(env), std::move(flags));
+  }
+  Config LoadFrom(std::optional<std::string> path, std::map<std::string, std::string> env,
+                  std::map<std::string, std::string> flags = {}) {
+    ConfigInputs in;
+    in.config_path = std::move(path);
+    in.flags = std::move(flags);
+    in.getenv = [env](const std::string& name) -> std::optional<std::string> {
+      auto it = env.find(name);
+      if (it == env.end()) return std::nullopt;
+      return it->second;
+    };
+    return LoadConfig(in);
+  }
+  // Loading must fail with ConfigError whose single-line message contains every fragment.
+  void ExpectError(const std::string& yaml, std::vector<std::string> fragments,
+                   std::map<std::string, std::string> env = {}) {
+    try {
+      Load(yaml, env);
+      FAIL() << "accepted: " << yaml;
+    } catch (const ConfigError& e) {
+      std::string msg = e.what();
+      EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
+      EXPECT_EQ(e.code(), ExitCode::kConfig);
+      for (const auto& f : fragments) EXPECT_NE(msg.find(f), std::string::npos) << msg;
+    }
+  }
+  test::TempDir dir_;
+  const std::string kRepos = "repos:\n  - {name: local, type: posix, path: /var/lib/r}\n";
+};
+
+TEST_F(ConfigTest, FullFileIsParsed) {
+  std::string pass_file = dir_ / "pass";
+  test::WriteFile(pass_file, "s3cret-passphrase\n");
+  Config c = Load(
+      "stanza: prod\n"
+      "pg:\n  conninfo: \"host=db port=5433\"\n  bin_dir: /usr/lib/postgresql/15/bin\n"
+      "repos:\n"
+      "  - name: eu\n    type: posix\n    path: /srv/eu\n"
+      "  - name: us\n    type: posix\n    path: /srv/us\n"
+      "compression: { type: lz4, level: 3 }\n"
+      "encryption: { passphrase_file: " +
+      pass_file +
+      " }\n"
+      "parallel: 8\n");
+  EXPECT_EQ(c.stanza, "prod");
+  EXPECT_EQ(c.pg_conninfo, "host=db port=5433");
+  EXPECT_EQ(c.pg_bin_dir, "/usr/lib/postgresql/15/bin");
+  ASSERT_EQ(c.repos.size(), 2u);
+  EXPECT_EQ(c.repos[1].name, "us");
+  EXPECT_EQ(c.repos[1].path, "/srv/us");
+  EXPECT_EQ(c.compression, CompressionType::kLz4);
+  EXPECT_EQ(c.compression_level, 3);
+  EXPECT_EQ(c.parallel, 8);
+  ASSERT_TRUE(c.passphrase);
+  EXPECT_EQ(*c.passphrase, "s3cret-passphrase");
+  EXPECT_EQ(Redact("x s3cret-passphrase y"), "x ****** y");
+  EXPECT_EQ(c.SelectRepos("us").size(), 1u);
+  EXPECT_THROW(c.SelectRepos("ap"), ConfigError);
+}
+
+TEST_F(ConfigTest, DefaultsApply) {
+  Config c = Load(kRepos);
+  EXPECT_EQ(c.stanza, "main");
+  EXPECT_EQ(c.compression, CompressionType::kZstd);
+  EXPECT_EQ(c.compression_level, 1);
+  EXPECT_EQ(c.parallel, 2);
+  EXPECT_FALSE(c.passphrase);
+}
+
+TEST_F(ConfigTest, FlagBeatsEnvironmentBeatsFile) {
+  std::string yaml = kRepos + "stanza: from-file\nparallel: 3\ncompression: {type: gzip}\n";
+  Config file_only = Load(yaml);
+  EXPECT_EQ(file_only.stanza, "from-file");
+  EXPECT_EQ(file_only.compression_level, 6);  // gzip's default level
+  Config env = Load(yaml, {{"GRAVL_DR_STANZA", "from-env"}, {"GRAVL_DR_PARALLEL", "5"}});
+  EXPECT_EQ(env.stanza, "from-env");
+  EXPECT_EQ(env.parallel, 5);
+  Config flag = Load(yaml, {{"GRAVL_DR_STANZA", "from-env"}}, {{"stanza", "from-flag"}});
+  EXPECT_EQ(flag.stanza, "from-flag");
+  EXPECT_EQ(flag.parallel, 3);
+  Config repo = Load(yaml, {{"GRAVL_DR_REPO_PATH", "/env/repo"}}, {{"repo_path", "/flag/repo"}});
+  ASSERT_EQ(repo.repos.size(), 1u);
+  EXPECT_EQ(repo.repos[0].path, "/flag/repo");
+}
+
+TEST_F(ConfigTest, ConfigPathFromEnvironment) {
+  std::string path = dir_ / "other.yaml";
+  test::WriteFile(path, kRepos + "stanza: via-env\n");
+  Config c = LoadFrom(std::nullopt, {{"GRAVL_DR_CONFIG", path}});
+  EXPECT_EQ(c.stanza, "via-env");
+  EXPECT_EQ(c.source, path);
+}
+
+TEST_F(ConfigTest, UnknownKeyIsNamedWithFileAndLine) {
+  ExpectError(kRepos + "stanza: x\nparalel: 3\n",
+              {"unknown key 'paralel'", "gravl-dr.yaml line 4"});
+  ExpectError(kRepos + "pg:\n  connifo: x\n", {"unknown key 'pg.connifo'", "line 4"});
+  ExpectError("repos:\n  - {name: a, type: posix, path: /x, bucket: b}\n",
+              {"unknown key 'repos[0].bucket'"});
+}
+
+TEST_F(ConfigTest, WrongTypesAreNamed) {
+  ExpectError(kRepos + "parallel: two\n", {"'parallel' must be an integer from 1 to 64", "'two'"});
+  ExpectError(kRepos + "parallel: 0\n", {"'parallel'"});
+  ExpectError(kRepos + "compression: {type: brotli}\n", {"'compression.type' must be one of"});
+  ExpectError(kRepos + "compression: {type: zstd, level: 30}\n", {"'compression.level'"});
+  ExpectError(kRepos + "stanza: [a, b]\n", {"'stanza' must be a single value"});
+  ExpectError(kRepos + "pg: localhost\n", {"'pg' must be a map"});
+  ExpectError("repos: /x\n", {"'repos' must be a list"});
+  ExpectError(kRepos + "stanza: 'a b'\n", {"'stanza' must be 1-64 letters"});
+  ExpectError("- just\n- a list\n", {"top level must be a map"});
+  ExpectError("stanza: [unclosed\n", {"invalid YAML"});
+}
+
+TEST_F(ConfigTest, EnvironmentValuesAreValidatedToo) {
+  ExpectError(kRepos, {"environment variable GRAVL_DR_PARALLEL", "'parallel'"},
+              {{"GRAVL_DR_PARALLEL", "many"}});
+}
+
+TEST_F(ConfigTest, MissingRequiredValuesAreNamed) {
+  ExpectError("stanza: x\n", {"no repository configured", "--repo-path"});
+  ExpectError("repos:\n  - {name: a, type: posix}\n", {"'repos[0].path' is required"});
+  ExpectError("repos:\n  - {type: posix, path: /x}\n", {"'repos[0].name' is required"});
+  ExpectError("repos:\n  - {name: a, type: ftp, path: /x}\n", {"supported repository types"});
+  ExpectError("repos:\n  - {name: a, type: posix, path: rel/x}\n", {"absolute path"});
+  ExpectError(
+      "repos:\n  - {name: a, type: posix, path: /x}\n  - {name: a, type: posix, path: /y}\n",
+      {"used twice"});
+}
+
+TEST_F(ConfigTest, MissingExplicitFileIsAnError) {
+  try {
+    LoadFrom(dir_ / "absent.yaml", {});
+    FAIL();
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("cannot read config file"), std::string::npos);
+    EXPECT_NE(std::string(e.what()).find("absent.yaml"), std::string::npos);
+  }
+}
+
+TEST_F(ConfigTest, UnreadableOrEmptySecretIsAnError) {
+  ExpectError(kRepos + "encryption: {passphrase_file: " + (dir_ / "nope") + "}\n",
+              {"cannot read encryption.passphrase_file", "nope"});
+  ExpectError(kRepos + "encryption: {passphrase_file: " + dir_.path() + "}\n",
+              {"encryption.passphrase_file"});
+  test::WriteFile(dir_ / "empty", "\n");
+  ExpectError(kRepos + "encryption: {passphrase_file: " + (dir_ / "empty") + "}\n", {"is empty"});
+  ExpectError(kRepos, {"GRAVL_DR_ENCRYPTION_PASSPHRASE is set but empty"},
+              {{"GRAVL_DR_ENCRYPTION_PASSPHRASE", ""}});
+}
+
+TEST_F(ConfigTest, PassphraseFromEnvironmentWinsAndIsRedacted) {
+  Config c = Load(kRepos, {{"GRAVL_DR_ENCRYPTION_PASSPHRASE", "env-only-secret"}});
+  ASSERT_TRUE(c.passphrase);
+  EXPECT_EQ(*c.passphrase, "env-only-secret");
+  EXPECT_EQ(Redact("key=env-only-secret"), "key=******");
+}
+
+}  // namespace
+}  // namespace gravl

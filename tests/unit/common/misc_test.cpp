@@ -1,0 +1,85 @@
+#include <gtest/gtest.h>
+
+#include "common/bytes.h"
+#include "common/error.h"
+#include "common/log.h"
+#include "common/lsn.h"
+#include "common/subprocess.h"
+#include "common/time_util.h"
+
+namespace gravl {
+namespace {
+
+TEST(Lsn, ParseAndFormat) {
+  EXPECT_EQ(Lsn::Parse("16/B374D848").value, 0x16B374D848ULL);
+  EXPECT_EQ(Lsn::Parse("0/0").value, 0u);
+  EXPECT_EQ(Lsn{0x16B374D848ULL}.ToString(), "16/B374D848");
+  EXPECT_THROW(Lsn::Parse("16B374D848"), UsageError);
+  EXPECT_THROW(Lsn::Parse("1/G"), UsageError);
+  EXPECT_THROW(Lsn::Parse("100000000/0"), UsageError);
+}
+
+TEST(WalSegment, NamesRoundTrip) {
+  auto seg = WalSegment::FromLsn(1, Lsn::Parse("1/2000028"));
+  EXPECT_EQ(seg.Name(), "000000010000000100000002");
+  auto parsed = WalSegment::ParseName("0000000A00000001000000FF");
+  ASSERT_TRUE(parsed);
+  EXPECT_EQ(parsed->timeline, 10u);
+  EXPECT_EQ(parsed->segno, 0x1FFu);
+  EXPECT_EQ(parsed->Name(), "0000000A00000001000000FF");
+  EXPECT_EQ(parsed->StartLsn().ToString(), "1/FF000000");
+  EXPECT_FALSE(WalSegment::ParseName("000000010000000100000100"));  // seg out of range
+  EXPECT_FALSE(WalSegment::ParseName("00000001.history"));
+  EXPECT_EQ(TimelineHex(26), "0000001A");
+  // 1 GiB segments: 4 per "log".
+  auto big = WalSegment::ParseName("000000010000000000000003", 1ULL << 30);
+  ASSERT_TRUE(big);
+  EXPECT_FALSE(WalSegment::ParseName("000000010000000000000004", 1ULL << 30));
+}
+
+TEST(Time, FormatsAndParses) {
+  SystemTime t = ParseIso8601("2026-03-04 02:00:00Z");
+  EXPECT_EQ(FormatIso8601(t), "2026-03-04T02:00:00Z");
+  EXPECT_EQ(FormatCompact(t), "20260304T020000Z");
+  EXPECT_EQ(ParseIso8601("2026-03-04T04:00:00+02:00"), t);
+  EXPECT_EQ(ParseIso8601("2026-03-04 02:00:00.5") - t, std::chrono::milliseconds(500));
+  EXPECT_THROW(ParseIso8601("yesterday"), UsageError);
+}
+
+TEST(Bytes, HexAndCompare) {
+  Bytes b = {0x00, 0xab, 0xff};
+  EXPECT_EQ(HexEncode(b), "00abff");
+  EXPECT_EQ(HexDecode("00ABff"), b);
+  EXPECT_THROW(HexDecode("abc"), std::invalid_argument);
+  EXPECT_THROW(HexDecode("zz"), std::invalid_argument);
+  EXPECT_TRUE(ConstantTimeEqual(b, b));
+  EXPECT_FALSE(ConstantTimeEqual(b, Bytes{0x00, 0xab}));
+  EXPECT_EQ(RandomBytes(16).size(), 16u);
+  EXPECT_NE(RandomBytes(16), RandomBytes(16));
+  EXPECT_EQ(FormatBytes(1536), "1.5 KiB");
+}
+
+TEST(Redaction, ConninfoPasswordsAreHidden) {
+  EXPECT_EQ(RedactConninfo("host=a password=hunter2 user=b"), "host=a password=****** user=b");
+  EXPECT_EQ(RedactConninfo(R"(password = 'it\'s secret' host=x)"), "password = ****** host=x");
+  EXPECT_EQ(RedactConninfo("postgresql://u:pw@host/db"), "postgresql://u:******@host/db");
+  RegisterSecret("tok-123456");
+  EXPECT_EQ(Redact("a tok-123456 b tok-123456"), "a ****** b ******");
+}
+
+TEST(Subprocess, RunsWithoutAShellAndCapturesOutput) {
+  RunResult r = gravl::Run({"sh", "-c", "echo out; echo err >&2; exit 3"});
+  EXPECT_EQ(r.exit_code, 3);
+  EXPECT_EQ(r.out, "out\n");
+  EXPECT_EQ(r.err, "err\n");
+  // Arguments are passed verbatim: no globbing or expansion.
+  EXPECT_EQ(RunChecked({"echo", "$HOME", "*"}), "$HOME *\n");
+  EXPECT_EQ(RunChecked({"cat"}, RunOptions{.input = std::string("piped")}), "piped");
+  EXPECT_THROW(gravl::Run({"/nonexistent/program"}), Error);
+  EXPECT_THROW(RunChecked({"false"}), Error);
+  EXPECT_THROW(gravl::Run({"sleep", "5"}, RunOptions{.timeout = std::chrono::milliseconds(200)}),
+               Error);
+}
+
+}  // namespace
+}  // namespace gravl

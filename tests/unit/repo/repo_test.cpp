@@ -1,0 +1,238 @@
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/error.h"
+#include "repo/layout.h"
+#include "repo/lock.h"
+#include "repo/metadata.h"
+#include "repo/object_io.h"
+#include "repo/repository.h"
+#include "storage/faulty.h"
+#include "storage/memory.h"
+#include "storage/posix.h"
+#include "support/test_util.h"
+
+namespace gravl::repo {
+namespace {
+
+TEST(Metadata, RoundTripAndTamperDetection) {
+  auto s = storage::MakeMemoryStorage();
+  WriteMetadata(*s, "m.json", {{"a", 1}, {"b", "text"}});
+  EXPECT_EQ(ReadMetadata(*s, "m.json"), (nlohmann::json{{"a", 1}, {"b", "text"}}));
+
+  std::string text(AsChars(storage::GetBytes(*s, "m.json")));
+  std::string changed = text;
+  changed.replace(changed.find("text"), 4, "TEXT");
+  storage::PutBytes(*s, "m.json", AsBytes(changed));
+  try {
+    ReadMetadata(*s, "m.json");
+    FAIL();
+  } catch (const IntegrityError& e) {
+    EXPECT_NE(std::string(e.what()).find("m.json: checksum mismatch"), std::string::npos);
+  }
+  storage::PutBytes(*s, "m.json", AsBytes(text.substr(0, text.size() / 2)));
+  EXPECT_THROW(ReadMetadata(*s, "m.json"), IntegrityError);
+  EXPECT_THROW(ReadMetadata(*s, "absent.json"), NotFoundError);
+}
+
+class ObjectIo : public ::testing::TestWithParam<std::tuple<CompressionType, bool>> {};
+
+TEST_P(ObjectIo, WriteReadVerifyAndDetectDamage) {
+  auto [compression, encrypted] = GetParam();
+  io::Key key(Bytes(io::kKeySize, 9));
+  ObjectFormat format{compression, 1, encrypted ? &key : nullptr};
+  auto inner = storage::MakeMemoryStorage();
+  Bytes data = test::PseudoRandom(700000, 11, true);
+  io::BufferSource src(data);
+  StoredObject obj = WriteObject(*inner, "st/backups/L/files/base/1", src, format);
+  EXPECT_EQ(obj.size, data.size());
+  EXPECT_EQ(obj.stored_size, inner->Stat("st/backups/L/files/base/1")->size);
+
+  io::BufferSink out;
+  ReadObject(*inner, "st/backups/L/files/base/1", format, {obj.sha256, obj.size}, out);
+  EXPECT_TRUE(out.finished());
+  EXPECT_EQ(out.data(), data);
+
+  // One flipped byte anywhere in the stored object: an error naming the object, and the
+  // destination is never finished.
+  for (std::uint64_t pos : {std::uint64_t{0}, obj.stored_size / 2, obj.stored_size - 1}) {
+    storage::FaultyStorage flip(*inner, storage::FaultPlan{.flip_read_byte = pos});
+    io::BufferSink bad;
+    try {
+      ReadObject(flip, "st/backups/L/files/base/1", format, {obj.sha256, obj.size}, bad);
+      FAIL() << "flip at " << pos << " accepted";
+    } catch (const IntegrityError& e) {
+      EXPECT_NE(std::string(e.what()).find("st/backups/L/files/base/1"), std::string::npos)
+          << e.what();
+    }
+    EXPECT_FALSE(bad.finished());
+  }
+  // A wrong expected size is caught even when the hash would match.
+  io::BufferSink sized;
+  EXPECT_THROW(
+      ReadObject(*inner, "st/backups/L/files/base/1", format, {obj.sha256, obj.size + 1}, sized),
+      IntegrityError);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Formats, ObjectIo,
+    ::testing::Combine(::testing::Values(CompressionType::kNone, CompressionType::kZstd,
+                                         CompressionType::kLz4, CompressionType::kGzip),
+                       ::testing::Bool()));
+
+TEST(Encryption, WrongPassphraseIsAClearErrorWithTheDefaultKdf) {
+  io::Key key;
+  EncryptionInfo info = NewEncryption("the right one", key);
+  EXPECT_EQ(info.kdf.n, 1u << 16);
+  EXPECT_EQ(info.kdf.salt.size(), 32u);
+  io::Key again = UnlockEncryption(info, "the right one", "repo X");
+  EXPECT_TRUE(ConstantTimeEqual(again.bytes(), key.bytes()));
+  try {
+    UnlockEncryption(info, "the wrong one", "repo X");
+    FAIL();
+  } catch (const CryptoError& e) {
+    EXPECT_EQ(e.code(), ExitCode::kCrypto);
+    EXPECT_NE(std::string(e.what()).find("wrong passphrase for repo X"), std::string::npos);
+    EXPECT_EQ(std::string(e.what()).find("the wrong one"), std::string::npos);
+  }
+  // Two stanzas with the same passphrase get different salts and keys.
+  io::Key other;
+  EncryptionInfo info2 = NewEncryption("the right one", other);
+  EXPECT_NE(info.kdf.salt, info2.kdf.salt);
+  EXPECT_FALSE(ConstantTimeEqual(key.bytes(), other.bytes()));
+}
+
+TEST(StanzaInfoJson, RoundTripAndValidation) {
+  StanzaInfo s;
+  s.stanza = "main";
+  s.system_identifier = "7301234567890123456";
+  s.pg_version_num = 150020;
+  s.pg_major = 15;
+  s.wal_segment_size = 16 << 20;
+  s.created_at = "2026-01-01T00:00:00Z";
+  s.created_by = "test";
+  s.encryption = EncryptionInfo{};
+  s.encryption->kdf.salt = Bytes(32, 1);
+  s.encryption->key_check = "ab";
+  StanzaInfo back = StanzaInfo::FromJson(s.ToJson(), "x");
+  EXPECT_EQ(back.system_identifier, s.system_identifier);
+  ASSERT_TRUE(back.encryption);
+  EXPECT_EQ(back.encryption->kdf.salt, s.encryption->kdf.salt);
+  nlohmann::json bad = s.ToJson();
+  bad.erase("system_identifier");
+  EXPECT_THROW(StanzaInfo::FromJson(bad, "x"), IntegrityError);
+  nlohmann::json newer = s.ToJson();
+  newer["format"] = 99;
+  EXPECT_THROW(StanzaInfo::FromJson(newer, "x"), ConflictError);
+}
+
+TEST(Lock, SecondHolderIsRefusedAndReleaseFrees) {
+  test::TempDir dir;
+  auto storage = storage::MakePosixStorage(dir / "repo");
+  {
+    auto lock = StanzaLock::Acquire(*storage, "main", "backup", "test");
+    EXPECT_TRUE(storage->Stat(LockKey("main", "backup")));
+    // Another process on this host is refused by the local lock.
+    pid_t child = ::fork();
+    if (child == 0) {
+      auto s2 = storage::MakePosixStorage(dir / "repo");
+      try {
+        StanzaLock::Acquire(*s2, "main", "backup", "child");
+        _exit(0);
+      } catch (const LockError&) {
+        _exit(10);
+      }
+    }
+    int status = 0;
+    ::waitpid(child, &status, 0);
+    EXPECT_EQ(WEXITSTATUS(status), 10);
+    // Another kind is independent.
+    EXPECT_NO_THROW(StanzaLock::Acquire(*storage, "main", "archive", "test"));
+  }
+  EXPECT_FALSE(storage->Stat(LockKey("main", "backup")));
+  EXPECT_NO_THROW(StanzaLock::Acquire(*storage, "main", "backup", "test"));
+}
+
+TEST(Lock, StaleLeaseOfADeadProcessIsTakenOver) {
+  test::TempDir dir;
+  auto storage = storage::MakePosixStorage(dir / "repo");
+  pid_t child = ::fork();
+  if (child == 0) {
+    auto s2 = storage::MakePosixStorage(dir / "repo");
+    auto lock = StanzaLock::Acquire(*s2, "main", "backup", "doomed");
+    ::_exit(0);  // dies holding the lease (no destructor runs)
+  }
+  int status = 0;
+  ::waitpid(child, &status, 0);
+  ASSERT_TRUE(storage->Stat(LockKey("main", "backup")));
+  EXPECT_NO_THROW(StanzaLock::Acquire(*storage, "main", "backup", "survivor"));
+}
+
+TEST(Lock, LeaseOfAnotherHostIsReported) {
+  test::TempDir dir;
+  auto storage = storage::MakePosixStorage(dir / "repo");
+  nlohmann::json lease = {{"host", "other-host"},
+                          {"pid", 1},
+                          {"command", "backup"},
+                          {"acquired_at", "2026-01-01T00:00:00Z"},
+                          {"token", "t"}};
+  storage::PutBytes(*storage, LockKey("main", "backup"), AsBytes(lease.dump()));
+  try {
+    StanzaLock::Acquire(*storage, "main", "backup", "test");
+    FAIL();
+  } catch (const LockError& e) {
+    EXPECT_EQ(e.code(), ExitCode::kLocked);
+    EXPECT_NE(std::string(e.what()).find("other-host"), std::string::npos);
+  }
+  EXPECT_TRUE(storage->Stat(LockKey("main", "backup")));  // not stolen
+}
+
+TEST(Summary, WalRangeGapsAndIncompleteBackups) {
+  auto s = storage::MakeMemoryStorage();
+  StanzaInfo info;
+  info.stanza = "main";
+  info.system_identifier = "1";
+  info.pg_version_num = 150000;
+  info.pg_major = 15;
+  info.wal_segment_size = 16 << 20;
+  info.created_at = info.created_by = "x";
+  WriteMetadata(*s, StanzaKey("main"), info.ToJson());
+  for (const char* seg : {"000000010000000000000003", "000000010000000000000004",
+                          "000000010000000000000006", "000000010000000100000000"}) {
+    storage::PutBytes(*s, "main/wal/00000001/" + std::string(seg) + ".zst", AsBytes("w"));
+  }
+  storage::PutBytes(*s, "main/wal/00000002/000000020000000100000000.zst", AsBytes("w"));
+  storage::PutBytes(*s, "main/wal/00000002/00000002.history", AsBytes("h"));
+  WriteMetadata(*s, ManifestKey("main", "20260101T000000Z-full"), {{"type", "full"}});
+  storage::PutBytes(*s, "main/backups/20260102T000000Z-full/files/x", AsBytes("partial"));
+
+  RepoConfig rc{"mem", "memory", ""};
+  Repository repo(rc, std::move(s), "main");
+  StanzaSummary sum = Summarize(repo);
+  ASSERT_EQ(sum.backups.size(), 1u);
+  EXPECT_EQ(sum.backups[0].label, "20260101T000000Z-full");
+  EXPECT_EQ(sum.incomplete_labels, std::vector<std::string>{"20260102T000000Z-full"});
+  ASSERT_EQ(sum.wal.size(), 2u);
+  EXPECT_EQ(sum.wal[0].first, "000000010000000000000003");
+  EXPECT_EQ(sum.wal[0].last, "000000010000000100000000");
+  EXPECT_EQ(sum.wal[0].segments, 4u);
+  EXPECT_EQ(sum.wal[0].missing, 256u - 3u + 1u - 4u);  // 0x03..0x100 spans 254 segments
+  EXPECT_EQ(sum.wal[1].history_files, 1u);
+  EXPECT_EQ(sum.wal[1].segments, 1u);
+}
+
+TEST(Repository, MissingStanzaSaysWhatToDo) {
+  RepoConfig rc{"mem", "memory", ""};
+  Repository repo(rc, storage::MakeMemoryStorage(), "main");
+  EXPECT_FALSE(repo.FindStanza());
+  try {
+    repo.Stanza();
+    FAIL();
+  } catch (const NotFoundError& e) {
+    EXPECT_NE(std::string(e.what()).find("stanza-create"), std::string::npos);
+  }
+}
+
+}  // namespace
+}  // namespace gravl::repo
