@@ -100,6 +100,34 @@ int main(int argc, char** argv) {
   info->add_flag("--all", info_options.all_stanzas, "every stanza in the repositories");
   info->callback([&] { result = gravl::commands::Info(MakeContext(g), info_options); });
 
+  gravl::commands::ArchivePushOptions push_options;
+  auto* push =
+      app.add_subcommand("archive-push",
+                         "archive_command: store a WAL file in every repository (archive_command = "
+                         "'gravl-dr archive-push %p')");
+  push->add_option("path", push_options.path, "the file (%p)")->required();
+  push->add_flag("--dry-run", g.dry_run, "check the file and configuration, store nothing");
+  push->callback([&] { result = gravl::commands::ArchivePush(MakeContext(g), push_options); });
+
+  gravl::commands::ArchiveGetOptions get_options;
+  auto* get = app.add_subcommand(
+      "archive-get",
+      "restore_command: fetch a WAL file from the first repository that has it "
+      "(restore_command = 'gravl-dr archive-get %f %p'). Exit 0 found, 4 not archived, "
+      "126 error (recovery stops)");
+  get->add_option("name", get_options.name, "the file name (%f)")->required();
+  get->add_option("destination", get_options.destination, "where to write it (%p)")->required();
+  get->add_flag("--standby", get_options.standby,
+                "on errors exit with the error's code (so a standby retries) instead of 126");
+  get->callback([&] { result = gravl::commands::ArchiveGet(MakeContext(g), get_options); });
+
+  auto* check = app.add_subcommand(
+      "check",
+      "Check the server settings for archiving and backups, then switch WAL and wait until "
+      "the segment is in every repository");
+  check->add_flag("--dry-run", g.dry_run, "check the settings only; do not switch WAL");
+  check->callback([&] { result = gravl::commands::Check(MakeContext(g)); });
+
   auto* version = app.add_subcommand("version", "Print the version");
   version->callback([&] {
     if (g.output == "json") {

@@ -3,6 +3,8 @@
 // common/error.h for a result that is a failure but was fully reported) and throws Error for
 // failures that end it early.
 
+#include <string>
+
 #include "commands/context.h"
 
 namespace gravl::commands {
@@ -13,5 +15,19 @@ struct InfoOptions {
   bool all_stanzas = false;
 };
 int Info(const Context& ctx, const InfoOptions& options);
+
+struct ArchivePushOptions {
+  std::string path;  // %p: the file, relative to the data directory (the working directory)
+};
+int ArchivePush(const Context& ctx, const ArchivePushOptions& options);
+
+struct ArchiveGetOptions {
+  std::string name;         // %f
+  std::string destination;  // %p
+  bool standby = false;     // real errors return their own code so a standby retries
+};
+int ArchiveGet(const Context& ctx, const ArchiveGetOptions& options);
+
+int Check(const Context& ctx);
 
 }  // namespace gravl::commands

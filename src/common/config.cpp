@@ -127,6 +127,51 @@ const std::vector<OptionSpec>& OptionSpecs() {
        {"trace", "debug", "info", "warn", "error", "off"},
        0,
        0},
+      {"archive.async",
+       "GRAVL_DR_ARCHIVE_ASYNC",
+       "--archive-async",
+       OptionType::kBool,
+       "false",
+       "archive-push also pushes the other ready segments in parallel; archive-get prefetches",
+       {},
+       0,
+       0},
+      {"archive.spool_path",
+       "GRAVL_DR_ARCHIVE_SPOOL_PATH",
+       "--archive-spool-path",
+       OptionType::kPath,
+       "/var/spool/gravl-dr",
+       "local directory for async archiving state and prefetched WAL (writable by postgres)",
+       {},
+       0,
+       0},
+      {"archive.batch",
+       "GRAVL_DR_ARCHIVE_BATCH",
+       "--archive-batch",
+       OptionType::kInt,
+       "32",
+       "most segments one archive-push call pushes in async mode",
+       {},
+       1,
+       1000},
+      {"archive.prefetch",
+       "GRAVL_DR_ARCHIVE_PREFETCH",
+       "--archive-prefetch",
+       OptionType::kInt,
+       "16",
+       "segments archive-get fetches ahead in async mode",
+       {},
+       0,
+       1000},
+      {"archive.timeout",
+       "GRAVL_DR_ARCHIVE_TIMEOUT",
+       "--archive-timeout",
+       OptionType::kInt,
+       "60",
+       "seconds 'check' waits for a switched WAL segment to reach every repository",
+       {},
+       1,
+       86400},
   };
   return kSpecs;
 }
@@ -276,6 +321,14 @@ int ParseInt(const OptionSpec& spec, const RawValue& v) {
   return out;
 }
 
+bool ParseBool(const OptionSpec& spec, const RawValue& v) {
+  static const std::set<std::string> kTrue{"true", "yes", "on", "1"};
+  static const std::set<std::string> kFalse{"false", "no", "off", "0"};
+  if (kTrue.count(v.text)) return true;
+  if (kFalse.count(v.text)) return false;
+  throw ConfigError(v.where + ": '" + spec.key + "' must be true or false, got '" + v.text + "'");
+}
+
 }  // namespace
 
 Config LoadConfig(const ConfigInputs& inputs) {
@@ -383,6 +436,17 @@ Config LoadConfig(const ConfigInputs& inputs) {
   }
   if (auto v = get("parallel")) config.parallel = ParseInt(*FindSpec("parallel"), *v);
   if (auto v = get("log_level")) config.log_level = v->text;
+  if (auto v = get("archive.async"))
+    config.archive_async = ParseBool(*FindSpec("archive.async"), *v);
+  if (auto v = get("archive.spool_path")) config.spool_path = v->text;
+  if (auto v = get("archive.batch"))
+    config.archive_batch = ParseInt(*FindSpec("archive.batch"), *v);
+  if (auto v = get("archive.prefetch")) {
+    config.archive_prefetch = ParseInt(*FindSpec("archive.prefetch"), *v);
+  }
+  if (auto v = get("archive.timeout")) {
+    config.archive_timeout = ParseInt(*FindSpec("archive.timeout"), *v);
+  }
 
   // Secrets: from the environment or a file, never from the command line.
   if (auto pass = getenv("GRAVL_DR_ENCRYPTION_PASSPHRASE")) {

@@ -38,12 +38,19 @@ struct Config {
   int parallel = 2;
   std::string log_level = "info";
 
+  // WAL archiving (archive-push / archive-get).
+  bool archive_async = false;  // batch other .ready segments / prefetch ahead
+  std::string spool_path = "/var/spool/gravl-dr";
+  int archive_batch = 32;     // segments per archive-push call in async mode
+  int archive_prefetch = 16;  // segments archive-get fetches ahead in async mode
+  int archive_timeout = 60;   // seconds `check` waits for a switched segment
+
   // The repositories a command works on: all, or the one named by --repo.
   // Throws ConfigError when the name matches none.
   std::vector<RepoConfig> SelectRepos(const std::optional<std::string>& name) const;
 };
 
-enum class OptionType { kString, kInt, kChoice, kPath };
+enum class OptionType { kString, kInt, kChoice, kPath, kBool };
 
 struct OptionSpec {
   std::string key;   // dotted YAML path, e.g. "compression.type"

@@ -1,10 +1,12 @@
 #include "repo/repository.h"
 
 #include <map>
+#include <set>
 
 #include "common/error.h"
 #include "repo/layout.h"
 #include "repo/metadata.h"
+#include "repo/wal.h"
 
 namespace gravl::repo {
 
@@ -118,42 +120,28 @@ StanzaSummary Summarize(Repository& repo) {
   std::uint64_t seg_size =
       summary.info.wal_segment_size ? summary.info.wal_segment_size : kDefaultWalSegmentSize;
   std::map<TimelineId, WalTimelineSummary> timelines;
-  std::map<TimelineId, std::optional<WalSegment>> first, last;
+  std::map<TimelineId, std::set<std::uint64_t>> segnos;
   for (const auto& obj : storage::ListAll(storage, WalPrefix(stanza))) {
-    std::string name = obj.key.substr(obj.key.rfind('/') + 1);
-    std::string base = name.substr(0, name.find('.'));
-    if (name.size() >= 16 && name.find(".history") == 8) {
-      auto tli = WalSegment::ParseName(base + "0000000000000000", seg_size);
-      if (tli) {
-        auto& t = timelines[tli->timeline];
-        t.timeline = tli->timeline;
-        ++t.history_files;
-        t.bytes += obj.size;
-      }
-      continue;
-    }
-    auto seg = WalSegment::ParseName(base, seg_size);
-    if (!seg || name.find(".partial") != std::string::npos ||
-        name.find(".backup") != std::string::npos) {
-      continue;
-    }
-    auto& t = timelines[seg->timeline];
-    t.timeline = seg->timeline;
-    ++t.segments;
+    auto wal = ParseWalObjectKey(obj.key);
+    if (!wal) continue;
+    auto file = ParseWalFileName(wal->name);
+    auto& t = timelines[file->timeline];
+    t.timeline = file->timeline;
     t.bytes += obj.size;
-    auto& f = first[seg->timeline];
-    auto& l = last[seg->timeline];
-    if (!f || *seg < *f) f = *seg;
-    if (!l || *seg > *l) l = *seg;
-  }
-  for (auto& [tli, t] : timelines) {
-    if (first[tli]) {
-      t.first = first[tli]->Name(seg_size);
-      t.last = last[tli]->Name(seg_size);
-      t.missing = last[tli]->segno - first[tli]->segno + 1 - t.segments;
+    if (file->kind == WalFileKind::kHistory) {
+      ++t.history_files;
+    } else if (file->kind == WalFileKind::kSegment) {
+      segnos[file->timeline].insert(WalSegment::ParseName(wal->name, seg_size)->segno);
     }
-    summary.wal.push_back(t);
   }
+  for (auto& [tli, set] : segnos) {
+    auto& t = timelines[tli];
+    t.segments = set.size();
+    t.first = WalSegment{tli, *set.begin()}.Name(seg_size);
+    t.last = WalSegment{tli, *set.rbegin()}.Name(seg_size);
+    t.missing = *set.rbegin() - *set.begin() + 1 - set.size();
+  }
+  for (auto& [tli, t] : timelines) summary.wal.push_back(t);
   return summary;
 }
 

@@ -11,121 +11,24 @@
 #include <cstring>
 
 #include "common/error.h"
+#include "io/file.h"
 
 namespace gravl::storage {
 namespace {
 
-std::string Parent(const std::string& path) {
-  auto slash = path.rfind('/');
-  return slash == 0 ? "/" : path.substr(0, slash);
-}
-
-void FsyncPath(const std::string& dir) {
-  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) throw StorageError(SysErrorText("cannot open directory " + dir, errno));
-  int rc = ::fsync(fd);
-  int err = errno;
-  ::close(fd);
-  if (rc != 0) throw StorageError(SysErrorText("cannot fsync directory " + dir, err));
-}
-
-// mkdir -p with mode 0700; fsyncs the parent of every directory it creates so the new
-// entries survive a crash together with the object.
-void MakeDirs(const std::string& dir) {
-  struct stat st {};
-  if (::stat(dir.c_str(), &st) == 0) {
-    if (!S_ISDIR(st.st_mode)) throw StorageError(dir + " exists and is not a directory");
-    return;
-  }
-  if (dir != "/") MakeDirs(Parent(dir));
-  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
-    throw StorageError(SysErrorText("cannot create directory " + dir, errno) +
-                       " (check that the repository path is writable)");
-  }
-  FsyncPath(Parent(dir));
-}
-
-bool IsTempName(const std::string& name) {
-  return !name.empty() && name.front() == '.' && name.find(kPosixTempMarker) != std::string::npos;
-}
-
+// A storage write is an atomic, durable local file: temp file (0600), fsync, rename
+// (refusing to replace for if_absent), fsync of the directory.
 class PosixWrite final : public WriteStream {
  public:
-  PosixWrite(std::string path, bool if_absent) : path_(std::move(path)), if_absent_(if_absent) {
-    std::string dir = Parent(path_);
-    MakeDirs(dir);
-    std::string base = path_.substr(dir.size() + 1);
-    temp_ = dir + "/." + base + kPosixTempMarker + HexEncode(RandomBytes(6));
-    fd_ = ::open(temp_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd_ < 0) throw StorageError(SysErrorText("cannot create " + temp_, errno));
-  }
-  ~PosixWrite() override { Abort(); }
-
-  void Write(ByteView data) override {
-    if (fd_ < 0) throw StorageError("write to " + path_ + " after it was finished or aborted");
-    while (!data.empty()) {
-      ssize_t n = ::write(fd_, data.data(), data.size());
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        int err = errno;
-        Abort();
-        throw StorageError(SysErrorText("cannot write " + path_, err), false);
-      }
-      data = data.subspan(static_cast<std::size_t>(n));
-    }
-  }
-
-  void Finish() override {
-    if (fd_ < 0) throw StorageError("finish of " + path_ + " after it was finished or aborted");
-    try {
-      if (::fsync(fd_) != 0) throw StorageError(SysErrorText("cannot fsync " + path_, errno));
-      int rc = ::close(fd_);
-      fd_ = -1;
-      if (rc != 0) throw StorageError(SysErrorText("cannot close " + path_, errno));
-      Publish();
-      FsyncPath(Parent(path_));
-    } catch (...) {
-      Abort();
-      throw;
-    }
-    temp_.clear();
-  }
+  PosixWrite(const std::string& path, bool if_absent)
+      : file_(path,
+              io::AtomicFileOptions{
+                  .mode = 0600, .durable = true, .no_replace = if_absent, .make_dirs = true}) {}
+  void Write(ByteView data) override { file_.Write(data); }
+  void Finish() override { file_.Finish(); }
 
  private:
-  void Publish() {
-    if (!if_absent_) {
-      if (::rename(temp_.c_str(), path_.c_str()) != 0) {
-        throw StorageError(SysErrorText("cannot rename into " + path_, errno));
-      }
-      return;
-    }
-    // Atomic create-if-absent: rename that refuses to replace.
-    if (::renameat2(AT_FDCWD, temp_.c_str(), AT_FDCWD, path_.c_str(), RENAME_NOREPLACE) == 0) {
-      return;
-    }
-    if (errno == EEXIST) throw ConflictError(path_ + " already exists");
-    if (errno != EINVAL && errno != ENOSYS) {
-      throw StorageError(SysErrorText("cannot rename into " + path_, errno));
-    }
-    // File systems without RENAME_NOREPLACE: link() fails with EEXIST just as atomically.
-    if (::link(temp_.c_str(), path_.c_str()) != 0) {
-      if (errno == EEXIST) throw ConflictError(path_ + " already exists");
-      throw StorageError(SysErrorText("cannot link into " + path_, errno));
-    }
-    ::unlink(temp_.c_str());
-  }
-
-  void Abort() {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = -1;
-    if (!temp_.empty()) ::unlink(temp_.c_str());
-    temp_.clear();
-  }
-
-  std::string path_;
-  std::string temp_;
-  bool if_absent_;
-  int fd_ = -1;
+  io::AtomicFileSink file_;
 };
 
 class PosixRead final : public ReadStream {
@@ -262,7 +165,7 @@ class PosixStorage final : public Storage {
     std::vector<Entry> entries;
     while (dirent* e = ::readdir(dir)) {
       std::string name = e->d_name;
-      if (name == "." || name == ".." || IsTempName(name)) continue;
+      if (name == "." || name == ".." || io::IsTempFileName(name)) continue;
       std::string key = dir_key.empty() ? name : dir_key + "/" + name;
       bool is_dir = e->d_type == DT_DIR;
       if (e->d_type == DT_UNKNOWN || e->d_type == DT_LNK) {

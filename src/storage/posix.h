@@ -13,7 +13,4 @@ namespace gravl::storage {
 
 std::unique_ptr<Storage> MakePosixStorage(const std::string& root);
 
-// Marker in the names of temporary files ("<dir>/.<name>.gravl-tmp-<random>").
-inline constexpr const char* kPosixTempMarker = ".gravl-tmp-";
-
 }  // namespace gravl::storage

@@ -198,12 +198,15 @@ TEST(Summary, WalRangeGapsAndIncompleteBackups) {
   info.wal_segment_size = 16 << 20;
   info.created_at = info.created_by = "x";
   WriteMetadata(*s, StanzaKey("main"), info.ToJson());
+  const std::string sha(64, 'a');
   for (const char* seg : {"000000010000000000000003", "000000010000000000000004",
                           "000000010000000000000006", "000000010000000100000000"}) {
-    storage::PutBytes(*s, "main/wal/00000001/" + std::string(seg) + ".zst", AsBytes("w"));
+    storage::PutBytes(*s, "main/wal/00000001/" + std::string(seg) + "-" + sha + ".zst",
+                      AsBytes("w"));
   }
-  storage::PutBytes(*s, "main/wal/00000002/000000020000000100000000.zst", AsBytes("w"));
-  storage::PutBytes(*s, "main/wal/00000002/00000002.history", AsBytes("h"));
+  storage::PutBytes(*s, "main/wal/00000002/000000020000000100000000-" + sha, AsBytes("w"));
+  storage::PutBytes(*s, "main/wal/00000002/00000002.history-" + sha + ".gz", AsBytes("h"));
+  storage::PutBytes(*s, "main/wal/00000002/.junk.gravl-tmp-1", AsBytes("ignored"));
   WriteMetadata(*s, ManifestKey("main", "20260101T000000Z-full"), {{"type", "full"}});
   storage::PutBytes(*s, "main/backups/20260102T000000Z-full/files/x", AsBytes("partial"));
 

@@ -11,6 +11,7 @@
 #include <filesystem>
 
 #include "common/error.h"
+#include "io/file.h"
 #include "support/test_util.h"
 
 namespace gravl::storage {
@@ -51,7 +52,7 @@ TEST(PosixStorage, CrashInTheMiddleOfAWriteLeavesNoVisibleObject) {
   // The temporary file is there on disk, but hidden; a new write of the key succeeds.
   bool temp_on_disk = false;
   for (const auto& e : fs::directory_iterator(root + "/backups/x")) {
-    temp_on_disk |= e.path().filename().string().find(kPosixTempMarker) != std::string::npos;
+    temp_on_disk |= e.path().filename().string().find(io::kTempMarker) != std::string::npos;
   }
   EXPECT_TRUE(temp_on_disk);
   PutBytes(*storage, "backups/x/file", AsBytes("complete"), PutOptions{.if_absent = true});

@@ -1,0 +1,143 @@
+// check: is archiving set up and working? Validates the server settings backups and WAL
+// archiving need, then forces a WAL switch and waits until that segment is in every
+// repository.
+
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <sstream>
+#include <thread>
+
+#include "commands/commands.h"
+#include "common/error.h"
+#include "common/log.h"
+#include "pg/connection.h"
+#include "repo/wal.h"
+
+namespace gravl::commands {
+namespace {
+
+struct CheckResult {
+  std::string name;
+  bool ok;
+  std::string detail;
+  ExitCode code = ExitCode::kConfig;
+};
+
+}  // namespace
+
+int Check(const Context& ctx) {
+  std::vector<CheckResult> results;
+  auto add = [&](std::string name, bool ok, std::string detail, ExitCode code = ExitCode::kConfig) {
+    results.push_back({std::move(name), ok, std::move(detail), code});
+  };
+
+  auto conn = pg::Connection::Open(ctx.config.pg_conninfo);
+  pg::ClusterIdentity id = conn->Identify();
+  std::map<std::string, std::string> settings;
+  for (const auto& row :
+       conn->Query("SELECT name, setting FROM pg_settings WHERE name IN "
+                   "('wal_level', 'archive_mode', 'archive_command', 'max_wal_senders')")) {
+    settings[row[0]] = row[1];
+  }
+
+  // Repositories: the stanza exists for this cluster, the passphrase fits.
+  auto repos = ctx.OpenRepos();
+  for (auto& r : repos) {
+    try {
+      const repo::StanzaInfo& info = r->Stanza();
+      r->Unlock(ctx.config.passphrase);
+      bool same = info.system_identifier == id.system_identifier;
+      add("stanza in " + r->config().name, same,
+          same ? "stanza '" + ctx.config.stanza + "' matches system identifier " +
+                     id.system_identifier
+               : "stanza '" + ctx.config.stanza + "' belongs to system identifier " +
+                     info.system_identifier + ", the server is " + id.system_identifier,
+          ExitCode::kConflict);
+    } catch (const Error& e) {
+      add("stanza in " + r->config().name, false, Redact(e.what()), e.code());
+    }
+  }
+
+  const std::string& wal_level = settings["wal_level"];
+  add("wal_level", wal_level == "replica" || wal_level == "logical",
+      "wal_level = " + wal_level +
+          (wal_level == "minimal" ? ": set wal_level = replica and restart" : ""));
+  const std::string& mode = settings["archive_mode"];
+  bool mode_ok = mode == "always" || (mode == "on" && !id.in_recovery);
+  add("archive_mode", mode_ok,
+      "archive_mode = " + mode +
+          (mode_ok          ? ""
+           : id.in_recovery ? ": a standby archives only with archive_mode = always"
+                            : ": set archive_mode = on and restart"));
+  const std::string& command = settings["archive_command"];
+  bool command_ok = command.find("archive-push") != std::string::npos;
+  add("archive_command", command_ok,
+      "archive_command = '" + command + "'" +
+          (command_ok ? "" : ": set archive_command = 'gravl-dr archive-push %p'"));
+  int senders = std::atoi(settings["max_wal_senders"].c_str());
+  add("max_wal_senders", senders > 0,
+      "max_wal_senders = " + std::to_string(senders) +
+          (senders > 0 ? "" : ": base backups need at least 1 (2 or more recommended)"));
+
+  bool ready = std::all_of(results.begin(), results.end(), [](const auto& r) { return r.ok; });
+  if (ready && id.in_recovery) {
+    add("wal switch", true, "skipped: the server is a standby (it cannot switch WAL)");
+  } else if (ready && !ctx.dry_run) {
+    conn->Exec("SELECT pg_create_restore_point('gravl-dr check')");
+    std::string segment = *conn->QueryValue("SELECT pg_walfile_name(pg_switch_wal())");
+    auto file = repo::ParseWalFileName(segment);
+    spdlog::info("switched WAL; waiting up to {}s for {} in every repository",
+                 ctx.config.archive_timeout, segment);
+    auto deadline =
+        std::chrono::steady_clock::now() + std::chrono::seconds(ctx.config.archive_timeout);
+    std::vector<std::string> missing;
+    auto start = std::chrono::steady_clock::now();
+    for (;;) {
+      missing.clear();
+      for (auto& r : repos) {
+        if (repo::FindWalObjects(r->storage(), r->stanza(), *file).empty()) {
+          missing.push_back(r->config().name);
+        }
+      }
+      if (missing.empty() || std::chrono::steady_clock::now() >= deadline) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+    double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (missing.empty()) {
+      char buf[64];
+      std::snprintf(buf, sizeof buf, "%.1f", waited);
+      add("wal archived", true, segment + " reached every repository in " + buf + "s");
+    } else {
+      std::string names;
+      for (const auto& m : missing) names += (names.empty() ? "" : ", ") + m;
+      std::string failure;
+      auto rows = conn->Query(
+          "SELECT coalesce(last_failed_wal, ''), coalesce(last_failed_time::text, ''), "
+          "failed_count FROM pg_stat_archiver");
+      if (!rows.empty() && !rows[0][0].empty()) {
+        failure = "; pg_stat_archiver: " + rows[0][2] + " failures, last " + rows[0][0] + " at " +
+                  rows[0][1] + " (see the server log)";
+      }
+      add("wal archived", false,
+          segment + " did not reach " + names + " within " +
+              std::to_string(ctx.config.archive_timeout) + "s" + failure,
+          ExitCode::kStorage);
+    }
+  }
+
+  nlohmann::json checks = nlohmann::json::array();
+  std::ostringstream text;
+  ExitCode first_failure = ExitCode::kSuccess;
+  for (const auto& r : results) {
+    checks.push_back({{"check", r.name}, {"ok", r.ok}, {"detail", r.detail}});
+    text << (r.ok ? "  [ok]   " : "  [FAIL] ") << r.name << ": " << r.detail << "\n";
+    if (!r.ok && first_failure == ExitCode::kSuccess) first_failure = r.code;
+  }
+  bool ok = first_failure == ExitCode::kSuccess;
+  text << (ok ? "check passed\n" : "check FAILED\n");
+  ctx.Emit({{"ok", ok}, {"stanza", ctx.config.stanza}, {"checks", checks}}, text.str());
+  return ToInt(first_failure);
+}
+
+}  // namespace gravl::commands

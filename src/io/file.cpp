@@ -1,0 +1,141 @@
+#include "io/file.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "common/error.h"
+
+namespace gravl::io {
+
+std::string ParentDir(const std::string& path) {
+  auto slash = path.rfind('/');
+  if (slash == std::string::npos) return ".";
+  return slash == 0 ? "/" : path.substr(0, slash);
+}
+
+void FsyncDir(const std::string& dir) {
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) throw StorageError(SysErrorText("cannot open directory " + dir, errno));
+  int rc = ::fsync(fd);
+  int err = errno;
+  ::close(fd);
+  if (rc != 0) throw StorageError(SysErrorText("cannot fsync directory " + dir, err));
+}
+
+void MakeDirs(const std::string& dir) {
+  struct stat st {};
+  if (::stat(dir.c_str(), &st) == 0) {
+    if (!S_ISDIR(st.st_mode)) throw StorageError(dir + " exists and is not a directory");
+    return;
+  }
+  if (dir != "/" && dir != ".") MakeDirs(ParentDir(dir));
+  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
+    throw StorageError(SysErrorText("cannot create directory " + dir, errno) +
+                       " (check that the path is writable by this user)");
+  }
+  FsyncDir(ParentDir(dir));
+}
+
+bool IsTempFileName(const std::string& name) {
+  return !name.empty() && name.front() == '.' && name.find(kTempMarker) != std::string::npos;
+}
+
+AtomicFileSink::AtomicFileSink(std::string path, const AtomicFileOptions& options)
+    : path_(std::move(path)), options_(options) {
+  std::string dir = ParentDir(path_);
+  if (options_.make_dirs) MakeDirs(dir);
+  std::string base = path_.substr(path_.rfind('/') == std::string::npos ? 0 : path_.rfind('/') + 1);
+  temp_ = dir + "/." + base + kTempMarker + HexEncode(RandomBytes(6));
+  fd_ = ::open(temp_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+               static_cast<mode_t>(options_.mode));
+  if (fd_ < 0) throw StorageError(SysErrorText("cannot create " + temp_, errno));
+  ::fchmod(fd_, static_cast<mode_t>(options_.mode));  // regardless of the umask
+}
+
+AtomicFileSink::~AtomicFileSink() { Abort(); }
+
+void AtomicFileSink::Abort() {
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;
+  if (!temp_.empty()) ::unlink(temp_.c_str());
+  temp_.clear();
+}
+
+void AtomicFileSink::Write(ByteView data) {
+  if (fd_ < 0) throw StorageError("write to " + path_ + " after it was finished or aborted");
+  while (!data.empty()) {
+    ssize_t n = ::write(fd_, data.data(), data.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      int err = errno;
+      Abort();
+      throw StorageError(SysErrorText("cannot write " + path_, err));
+    }
+    data = data.subspan(static_cast<std::size_t>(n));
+  }
+}
+
+void AtomicFileSink::Finish() {
+  if (fd_ < 0) throw StorageError("finish of " + path_ + " after it was finished or aborted");
+  try {
+    if (options_.durable && ::fsync(fd_) != 0) {
+      throw StorageError(SysErrorText("cannot fsync " + path_, errno));
+    }
+    int rc = ::close(fd_);
+    fd_ = -1;
+    if (rc != 0) throw StorageError(SysErrorText("cannot close " + path_, errno));
+    if (!options_.no_replace) {
+      if (::rename(temp_.c_str(), path_.c_str()) != 0) {
+        throw StorageError(SysErrorText("cannot rename into " + path_, errno));
+      }
+    } else if (::renameat2(AT_FDCWD, temp_.c_str(), AT_FDCWD, path_.c_str(), RENAME_NOREPLACE) !=
+               0) {
+      if (errno == EEXIST) throw ConflictError(path_ + " already exists");
+      if (errno != EINVAL && errno != ENOSYS) {
+        throw StorageError(SysErrorText("cannot rename into " + path_, errno));
+      }
+      // File systems without RENAME_NOREPLACE: link() refuses an existing name atomically.
+      if (::link(temp_.c_str(), path_.c_str()) != 0) {
+        if (errno == EEXIST) throw ConflictError(path_ + " already exists");
+        throw StorageError(SysErrorText("cannot link into " + path_, errno));
+      }
+      ::unlink(temp_.c_str());
+    }
+    temp_.clear();
+    if (options_.durable) FsyncDir(ParentDir(path_));
+  } catch (...) {
+    Abort();
+    throw;
+  }
+}
+
+Bytes ReadFileBytes(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT) throw NotFoundError("no such file: " + path);
+    throw StorageError(SysErrorText("cannot open " + path, errno));
+  }
+  Bytes out;
+  struct stat st {};
+  if (::fstat(fd, &st) == 0 && st.st_size > 0) out.reserve(static_cast<std::size_t>(st.st_size));
+  std::uint8_t buf[1 << 16];
+  for (;;) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      int err = errno;
+      ::close(fd);
+      throw StorageError(SysErrorText("cannot read " + path, err));
+    }
+    if (n == 0) break;
+    out.insert(out.end(), buf, buf + n);
+  }
+  ::close(fd);
+  return out;
+}
+
+}  // namespace gravl::io

@@ -1,0 +1,49 @@
+#pragma once
+// Local files: atomic creation, whole-file reads, directory sync.
+
+#include <string>
+
+#include "common/bytes.h"
+#include "io/stream.h"
+
+namespace gravl::io {
+
+struct AtomicFileOptions {
+  unsigned mode = 0600;
+  bool durable = true;      // fsync the file before the rename and the directory after it
+  bool no_replace = false;  // Finish() throws ConflictError if the path exists
+  bool make_dirs = false;   // create missing parent directories (mode 0700)
+};
+
+// Writes to a hidden temporary file beside `path` and renames it into place on Finish(), so
+// `path` is either absent (or its old content) or complete -- also after a crash. Destroying
+// it unfinished removes the temporary file.
+class AtomicFileSink final : public Sink {
+ public:
+  AtomicFileSink(std::string path, const AtomicFileOptions& options = {});
+  ~AtomicFileSink() override;
+  void Write(ByteView data) override;
+  void Finish() override;
+  const std::string& path() const { return path_; }
+
+ private:
+  void Abort();
+  std::string path_;
+  std::string temp_;
+  AtomicFileOptions options_;
+  int fd_ = -1;
+};
+
+// Marker in the names of temporary files: "<dir>/.<name>.gravl-tmp-<random>".
+inline constexpr const char* kTempMarker = ".gravl-tmp-";
+bool IsTempFileName(const std::string& name);
+
+// mkdir -p with mode 0700, fsyncing the parent of each directory it creates.
+void MakeDirs(const std::string& dir);
+void FsyncDir(const std::string& dir);
+std::string ParentDir(const std::string& path);
+
+// Reads a whole file; throws StorageError (NotFoundError if absent).
+Bytes ReadFileBytes(const std::string& path);
+
+}  // namespace gravl::io

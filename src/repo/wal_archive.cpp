@@ -1,0 +1,76 @@
+#include "repo/wal_archive.h"
+
+#include <spdlog/spdlog.h>
+
+#include "common/error.h"
+#include "common/log.h"
+
+namespace gravl::repo {
+
+std::vector<RepoPushStatus> PushWalFile(const std::vector<Repository*>& repos,
+                                        const WalFileName& file, ByteView data,
+                                        const std::string& sha256, CompressionType compression,
+                                        int level) {
+  std::vector<RepoPushStatus> statuses;
+  for (Repository* repo : repos) {
+    auto existing = FindWalObjects(repo->storage(), repo->stanza(), file);
+    bool same = false;
+    for (const auto& obj : existing) {
+      if (obj.sha256 == sha256) {
+        same = true;
+      } else {
+        throw ConflictError(repo->Describe() + " already holds " + file.name + " with SHA-256 " +
+                            obj.sha256 + ", but the file to archive has " + sha256 +
+                            "; refusing to overwrite archived WAL. Two clusters may "
+                            "be archiving to the same stanza: check archive_command on every "
+                            "server");
+      }
+    }
+    if (same) {
+      statuses.push_back({repo->config().name, false});
+      continue;
+    }
+    std::string key = WalObjectKey(repo->stanza(), file, sha256, compression);
+    io::BufferSource source(Bytes(data.begin(), data.end()));
+    try {
+      WriteObject(repo->storage(), key, source, repo->Format(compression, level),
+                  storage::PutOptions{.if_absent = true});
+    } catch (const ConflictError&) {
+      // A concurrent push of the same file won the race: same name, same checksum.
+    }
+    statuses.push_back({repo->config().name, true});
+  }
+  return statuses;
+}
+
+std::optional<std::string> FetchWalFile(
+    const std::vector<Repository*>& repos, const WalFileName& file,
+    const std::function<std::unique_ptr<io::Sink>()>& make_destination) {
+  std::exception_ptr first_error;
+  for (Repository* repo : repos) {
+    try {
+      auto objects = FindWalObjects(repo->storage(), repo->stanza(), file);
+      if (objects.empty()) continue;
+      if (objects.size() > 1) {
+        throw ConflictError(repo->Describe() + " holds " + std::to_string(objects.size()) +
+                            " different copies of " + file.name + "; resolve this by hand");
+      }
+      const WalObject& obj = objects.front();
+      auto destination = make_destination();
+      ReadObject(repo->storage(), obj.key, ObjectFormat{obj.compression, 0, repo->key()},
+                 Expected{obj.sha256, std::nullopt}, *destination);
+      if (first_error) {
+        spdlog::warn("{} fetched from {} after an earlier repository failed", file.name,
+                     repo->Describe());
+      }
+      return repo->config().name;
+    } catch (const Error& e) {
+      spdlog::warn("{}: cannot fetch {}: {}", repo->Describe(), file.name, Redact(e.what()));
+      if (!first_error) first_error = std::current_exception();
+    }
+  }
+  if (first_error) std::rethrow_exception(first_error);
+  return std::nullopt;
+}
+
+}  // namespace gravl::repo
