@@ -13,6 +13,7 @@ as_server() {  # PostgreSQL refuses to run as root
 }
 
 WORK="$(mktemp -d /tmp/gravl-demo-XXXXXX)"
+chmod 755 "$WORK"
 [ "$(id -u)" -eq 0 ] && chown postgres "$WORK"
 PGDATA="$WORK/pgdata"
 cleanup() {
@@ -28,22 +29,61 @@ step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 step "throwaway PostgreSQL 15 cluster on 127.0.0.1:$port"
 as_server "$PGBIN/initdb" -D "$PGDATA" -U postgres --auth=trust -E UTF8 --locale=C >/dev/null
-as_server "$PGBIN/pg_ctl" -D "$PGDATA" -l "$WORK/server.log" -w \
-  -o "-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories=$WORK" start >/dev/null
-echo "running: $PGDATA"
+CONFIG="$WORK/gravl-dr.yaml"
+cat > "$CONFIG" <<YAML
+stanza: main
+pg:
+  conninfo: "host=127.0.0.1 port=$port user=postgres dbname=postgres"
+repos:
+  - { name: primary-region, type: posix, path: $WORK/repo-eu }
+  - { name: second-region, type: posix, path: $WORK/repo-us }
+compression: { type: zstd, level: 1 }
+archive: { async: true, spool_path: $WORK/spool }
+parallel: 2
+YAML
+chmod 644 "$CONFIG"
+[ "$(id -u)" -eq 0 ] && chown postgres "$CONFIG"
+cat >> "$PGDATA/postgresql.conf" <<CONF
+listen_addresses = '127.0.0.1'
+port = $port
+unix_socket_directories = '$WORK'
+archive_mode = on
+archive_command = '$BIN --config $CONFIG archive-push %p'
+wal_keep_size = '1GB'
+CONF
+as_server "$PGBIN/pg_ctl" -D "$PGDATA" -l "$WORK/server.log" -w start >/dev/null
+echo "running: $PGDATA (archive_command = gravl-dr archive-push %p)"
 
-export GRAVL_DR_PG_CONNINFO="host=127.0.0.1 port=$port user=postgres dbname=postgres"
-export GRAVL_DR_REPO_PATH="$WORK/repo"
-export GRAVL_DR_CONFIG=/dev/null
+export GRAVL_DR_CONFIG="$CONFIG"
+gravl() { as_server "$BIN" "$@"; }   # as the server's user, like archive_command
 
-step "gravl-dr stanza-create (local repository $GRAVL_DR_REPO_PATH)"
-"$BIN" stanza-create
+step "gravl-dr stanza-create (two local repositories standing in for two regions)"
+gravl stanza-create
+
+step "gravl-dr check (settings, then a WAL switch that must reach every repository)"
+gravl check
+
+step "write load: pgbench -i -s 5, then 5 s of pgbench"
+"$PGBIN/pgbench" -i -s 5 -q -d "host=127.0.0.1 port=$port user=postgres" >/dev/null 2>&1
+"$PGBIN/pgbench" -c 4 -T 5 -d "host=127.0.0.1 port=$port user=postgres" 2>/dev/null | grep -E "^tps" || true
+seg=$("$PGBIN/psql" -XAtq -d "host=127.0.0.1 port=$port user=postgres" -c "SELECT pg_walfile_name(pg_switch_wal())")
+for _ in $(seq 100); do
+  last=$("$PGBIN/psql" -XAtq -d "host=127.0.0.1 port=$port user=postgres" -c "SELECT coalesce(last_archived_wal,'') FROM pg_stat_archiver")
+  [[ "$last" > "$seg" || "$last" == "$seg" ]] && break
+  sleep 0.2
+done
+"$PGBIN/psql" -XAtq -d "host=127.0.0.1 port=$port user=postgres" \
+  -c "SELECT 'archived ' || archived_count || ' files, ' || failed_count || ' failures' FROM pg_stat_archiver"
 
 step "gravl-dr info"
-"$BIN" info
+gravl info
 
-step "gravl-dr info --output json"
-"$BIN" info --output json
+step "gravl-dr archive-get $seg (from the second region only), compared with pg_wal"
+gravl --repo second-region archive-get "$seg" "$WORK/restored-$seg"
+cmp "$WORK/restored-$seg" "$PGDATA/pg_wal/$seg" && echo "byte-identical"
+
+step "gravl-dr info --output json (first repository)"
+gravl --repo primary-region info --output json
 
 step "a second cluster is refused on the same repository"
 OTHER="$WORK/other"
@@ -51,7 +91,7 @@ as_server "$PGBIN/initdb" -D "$OTHER" -U postgres --auth=trust >/dev/null
 as_server "$PGBIN/pg_ctl" -D "$OTHER" -l "$WORK/other.log" -w \
   -o "-c listen_addresses=127.0.0.1 -c port=$((port + 1000)) -c unix_socket_directories=$WORK" start >/dev/null
 set +e
-GRAVL_DR_PG_CONNINFO="host=127.0.0.1 port=$((port + 1000)) user=postgres" "$BIN" stanza-create
+GRAVL_DR_PG_CONNINFO="host=127.0.0.1 port=$((port + 1000)) user=postgres" gravl stanza-create
 rc=$?
 set -e
 as_server "$PGBIN/pg_ctl" -D "$OTHER" -m fast -w stop >/dev/null

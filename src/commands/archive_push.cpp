@@ -52,6 +52,16 @@ std::vector<std::string> ReadyFiles(const std::string& wal_dir) {
   return names;
 }
 
+// What a pushed-ahead record vouches for: the file's checksum and the repositories that
+// hold it. A configuration change (another repository added) invalidates old records.
+std::string OkRecord(const std::string& sha256, const Config& config,
+                     const std::optional<std::string>& repo_name) {
+  std::string record = sha256;
+  for (const auto& r : config.SelectRepos(repo_name))
+    record += "\n" + r.name + " " + r.type + ":" + r.path;
+  return record;
+}
+
 struct Pushed {
   std::string name;
   std::string sha256;
@@ -78,12 +88,15 @@ int ArchivePush(const Context& ctx, const ArchivePushOptions& options) {
       std::string recorded(AsChars(io::ReadFileBytes(ok_path)));
       std::string actual = io::Sha256Hex(io::ReadFileBytes(options.path));
       ::unlink(ok_path.c_str());
-      if (recorded == actual) {
+      if (recorded == OkRecord(actual, ctx.config, ctx.repo_name)) {
         spdlog::info("{} was already pushed ahead (SHA-256 {})", name, actual.substr(0, 12));
         ctx.Emit({{"file", name}, {"sha256", actual}, {"pushed_ahead", true}}, "");
         return 0;
       }
-      spdlog::warn("{} changed since it was pushed ahead; pushing it again", name);
+      spdlog::warn(
+          "{} changed since it was pushed ahead (or the repositories did); pushing it "
+          "again",
+          name);
     } catch (const NotFoundError&) {
     }
   }
@@ -141,7 +154,7 @@ int ArchivePush(const Context& ctx, const ArchivePushOptions& options) {
     if (i > 0) {
       io::AtomicFileSink ok(spool + "/" + batch[i] + ".ok",
                             io::AtomicFileOptions{.durable = false});
-      ok.Write(AsBytes(p.sha256));
+      ok.Write(AsBytes(OkRecord(p.sha256, ctx.config, ctx.repo_name)));
       ok.Finish();
     }
   });
