@@ -9,6 +9,7 @@
 
 #include <dirent.h>
 #include <spdlog/spdlog.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -52,11 +53,21 @@ std::vector<std::string> ReadyFiles(const std::string& wal_dir) {
   return names;
 }
 
-// What a pushed-ahead record vouches for: the file's checksum and the repositories that
-// hold it. A configuration change (another repository added) invalidates old records.
-std::string OkRecord(const std::string& sha256, const Config& config,
+// What a pushed-ahead record vouches for: the file (identified by inode, size and
+// modification time -- PostgreSQL never rewrites a completed segment in place, so this
+// spares reading and hashing it again), its checksum, and the repositories that hold it.
+// A configuration change (another repository added) invalidates old records.
+std::string FileIdentity(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0)
+    throw StorageError(SysErrorText("cannot stat " + path, errno));
+  return std::to_string(st.st_ino) + ":" + std::to_string(st.st_size) + ":" +
+         std::to_string(st.st_mtim.tv_sec) + "." + std::to_string(st.st_mtim.tv_nsec);
+}
+
+std::string OkRecord(const std::string& identity, const Config& config,
                      const std::optional<std::string>& repo_name) {
-  std::string record = sha256;
+  std::string record = identity;
   for (const auto& r : config.SelectRepos(repo_name))
     record += "\n" + r.name + " " + r.type + ":" + r.path;
   return record;
@@ -86,11 +97,14 @@ int ArchivePush(const Context& ctx, const ArchivePushOptions& options) {
     std::string ok_path = spool + "/" + name + ".ok";
     try {
       std::string recorded(AsChars(io::ReadFileBytes(ok_path)));
-      std::string actual = io::Sha256Hex(io::ReadFileBytes(options.path));
+      std::string identity = FileIdentity(options.path);
       ::unlink(ok_path.c_str());
-      if (recorded == OkRecord(actual, ctx.config, ctx.repo_name)) {
-        spdlog::info("{} was already pushed ahead (SHA-256 {})", name, actual.substr(0, 12));
-        ctx.Emit({{"file", name}, {"sha256", actual}, {"pushed_ahead", true}}, "");
+      auto newline = recorded.find('\n');
+      std::string sha = recorded.substr(0, newline);
+      if (newline != std::string::npos &&
+          recorded.substr(newline + 1) == OkRecord(identity, ctx.config, ctx.repo_name)) {
+        spdlog::info("{} was already pushed ahead (SHA-256 {})", name, sha.substr(0, 12));
+        ctx.Emit({{"file", name}, {"sha256", sha}, {"pushed_ahead", true}}, "");
         return 0;
       }
       spdlog::warn(
@@ -137,7 +151,8 @@ int ArchivePush(const Context& ctx, const ArchivePushOptions& options) {
   auto errors = io::RunParallel(batch.size(), ctx.config.parallel, [&](std::size_t i) {
     const std::string path = wal_dir + "/" + batch[i];
     auto wal = repo::ParseWalFileName(batch[i]);
-    Bytes data = io::ReadFileBytes(path);
+    io::MappedFile mapped(path);
+    ByteView data = mapped.data();
     if (wal->kind == repo::WalFileKind::kSegment || wal->kind == repo::WalFileKind::kPartial) {
       repo::ValidateSegmentHeader(data, path, sysid, seg_size);
       if (wal->kind == repo::WalFileKind::kSegment && seg_size != 0 && data.size() != seg_size) {
@@ -154,7 +169,7 @@ int ArchivePush(const Context& ctx, const ArchivePushOptions& options) {
     if (i > 0) {
       io::AtomicFileSink ok(spool + "/" + batch[i] + ".ok",
                             io::AtomicFileOptions{.durable = false});
-      ok.Write(AsBytes(OkRecord(p.sha256, ctx.config, ctx.repo_name)));
+      ok.Write(AsBytes(p.sha256 + "\n" + OkRecord(FileIdentity(path), ctx.config, ctx.repo_name)));
       ok.Finish();
     }
   });

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <stdio.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -136,6 +137,35 @@ Bytes ReadFileBytes(const std::string& path) {
   }
   ::close(fd);
   return out;
+}
+
+MappedFile::MappedFile(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT) throw NotFoundError("no such file: " + path);
+    throw StorageError(SysErrorText("cannot open " + path, errno));
+  }
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    int err = errno;
+    ::close(fd);
+    throw StorageError(SysErrorText("cannot stat " + path, err));
+  }
+  size_ = static_cast<std::size_t>(st.st_size);
+  if (size_ > 0) {
+    addr_ = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
+    if (addr_ == MAP_FAILED) {
+      int err = errno;
+      addr_ = nullptr;
+      ::close(fd);
+      throw StorageError(SysErrorText("cannot map " + path, err));
+    }
+  }
+  ::close(fd);
+}
+
+MappedFile::~MappedFile() {
+  if (addr_ != nullptr) ::munmap(addr_, size_);
 }
 
 }  // namespace gravl::io

@@ -46,4 +46,19 @@ std::string ParentDir(const std::string& path);
 // Reads a whole file; throws StorageError (NotFoundError if absent).
 Bytes ReadFileBytes(const std::string& path);
 
+// A read-only memory mapping of a whole file: no copy, pages come from the page cache.
+// Throws like ReadFileBytes. The file must not be truncated while mapped.
+class MappedFile {
+ public:
+  explicit MappedFile(const std::string& path);
+  ~MappedFile();
+  MappedFile(const MappedFile&) = delete;
+  MappedFile& operator=(const MappedFile&) = delete;
+  ByteView data() const { return {static_cast<const std::uint8_t*>(addr_), size_}; }
+
+ private:
+  void* addr_ = nullptr;
+  std::size_t size_ = 0;
+};
+
 }  // namespace gravl::io

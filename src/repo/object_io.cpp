@@ -33,8 +33,9 @@ class SizeCheckSink final : public io::Sink {
 }  // namespace
 
 ObjectWriter::ObjectWriter(storage::Storage& storage, const std::string& key,
-                           const ObjectFormat& format, const storage::PutOptions& options)
-    : out_(storage.Put(key, options)), chain_(*out_) {
+                           const ObjectFormat& format, const storage::PutOptions& options,
+                           std::optional<std::string> known_sha256)
+    : out_(storage.Put(key, options)), chain_(*out_), known_sha256_(std::move(known_sha256)) {
   stored_count_ = &chain_.Prepend<io::CountingSink>();
   if (format.key != nullptr) {
     chain_.PrependWith([&](io::Sink& next) { return io::MakeEncryptor(*format.key, next); });
@@ -42,14 +43,15 @@ ObjectWriter::ObjectWriter(storage::Storage& storage, const std::string& key,
   chain_.PrependWith(
       [&](io::Sink& next) { return io::MakeCompressor(format.compression, format.level, next); });
   count_ = &chain_.Prepend<io::CountingSink>();
-  hash_ = &chain_.Prepend<io::HashSink>();
+  if (!known_sha256_) hash_ = &chain_.Prepend<io::HashSink>();
 }
 
 void ObjectWriter::Write(ByteView data) { chain_.head().Write(data); }
 
 void ObjectWriter::Finish() {
   chain_.head().Finish();
-  result_ = StoredObject{hash_->hex(), count_->count(), stored_count_->count()};
+  result_ =
+      StoredObject{hash_ ? hash_->hex() : *known_sha256_, count_->count(), stored_count_->count()};
 }
 
 StoredObject WriteObject(storage::Storage& storage, const std::string& key, io::Source& source,

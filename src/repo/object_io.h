@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "common/config.h"
@@ -34,8 +35,11 @@ struct StoredObject {
 // makes result() valid; destruction without Finish() leaves no object.
 class ObjectWriter final : public io::Sink {
  public:
+  // `known_sha256`: the caller already hashed the content (e.g. to name the object); the
+  // writer then skips its own hash pass and reports this value.
   ObjectWriter(storage::Storage& storage, const std::string& key, const ObjectFormat& format,
-               const storage::PutOptions& options = {});
+               const storage::PutOptions& options = {},
+               std::optional<std::string> known_sha256 = std::nullopt);
   void Write(ByteView data) override;
   void Finish() override;
   const StoredObject& result() const { return result_; }
@@ -46,6 +50,7 @@ class ObjectWriter final : public io::Sink {
   io::CountingSink* stored_count_ = nullptr;
   io::HashSink* hash_ = nullptr;
   io::CountingSink* count_ = nullptr;
+  std::optional<std::string> known_sha256_;
   StoredObject result_;
 };
 

@@ -31,10 +31,11 @@ std::vector<RepoPushStatus> PushWalFile(const std::vector<Repository*>& repos,
       continue;
     }
     std::string key = WalObjectKey(repo->stanza(), file, sha256, compression);
-    io::BufferSource source(Bytes(data.begin(), data.end()));
     try {
-      WriteObject(repo->storage(), key, source, repo->Format(compression, level),
-                  storage::PutOptions{.if_absent = true});
+      ObjectWriter writer(repo->storage(), key, repo->Format(compression, level),
+                          storage::PutOptions{.if_absent = true}, sha256);
+      writer.Write(data);
+      writer.Finish();
     } catch (const ConflictError&) {
       // A concurrent push of the same file won the race: same name, same checksum.
     }
