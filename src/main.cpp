@@ -128,6 +128,47 @@ int main(int argc, char** argv) {
   check->add_flag("--dry-run", g.dry_run, "check the settings only; do not switch WAL");
   check->callback([&] { result = gravl::commands::Check(MakeContext(g)); });
 
+  gravl::commands::BackupOptions backup_options;
+  auto* backup = app.add_subcommand(
+      "backup",
+      "Take a physical base backup over the replication protocol (no agent on the database "
+      "host) into the first repository (or --repo)");
+  backup->add_option("--type", backup_options.type, "backup type")
+      ->check(CLI::IsMember({"full"}))
+      ->capture_default_str();
+  backup->add_flag("!--spread-checkpoint", backup_options.fast_checkpoint,
+                   "let the server spread the starting checkpoint (default: fast)");
+  backup->add_flag("--dry-run", g.dry_run, "check and print the plan; take no backup");
+  backup->callback([&] { result = gravl::commands::Backup(MakeContext(g), backup_options); });
+
+  gravl::commands::RestoreOptions restore_options;
+  auto* restore = app.add_subcommand(
+      "restore",
+      "Restore a backup into an empty data directory and configure recovery to a target "
+      "through archive-get");
+  restore->add_option("--pgdata", restore_options.pgdata, "data directory to create")->required();
+  restore->add_option("--set", restore_options.set,
+                      "backup label (default: the newest backup that can reach the target)");
+  restore
+      ->add_option("--target", restore_options.target,
+                   "'immediate' (consistent end of the backup) or 'latest' (default)")
+      ->check(CLI::IsMember({"immediate", "latest"}));
+  restore->add_option("--target-time", restore_options.target_time,
+                      "recover to this time, e.g. '2026-03-04 02:00:00+00'");
+  restore->add_option("--target-lsn", restore_options.target_lsn, "recover to this LSN");
+  restore->add_option("--target-xid", restore_options.target_xid, "recover to this transaction id");
+  restore->add_option("--target-name", restore_options.target_name,
+                      "recover to this named restore point");
+  restore
+      ->add_option("--target-action", restore_options.target_action,
+                   "what the server does at the target")
+      ->check(CLI::IsMember({"promote", "pause", "shutdown"}))
+      ->capture_default_str();
+  restore->add_flag("--standby", restore_options.standby,
+                    "configure as a standby fed from the archive (standby.signal)");
+  restore->add_flag("--dry-run", g.dry_run, "choose the backup and check the target only");
+  restore->callback([&] { result = gravl::commands::Restore(MakeContext(g), restore_options); });
+
   auto* version = app.add_subcommand("version", "Print the version");
   version->callback([&] {
     if (g.output == "json") {

@@ -30,4 +30,20 @@ int ArchiveGet(const Context& ctx, const ArchiveGetOptions& options);
 
 int Check(const Context& ctx);
 
+struct BackupOptions {
+  std::string type = "full";
+  bool fast_checkpoint = true;
+};
+int Backup(const Context& ctx, const BackupOptions& options);
+
+struct RestoreOptions {
+  std::string pgdata;
+  std::string set;     // label; empty: the newest backup that can reach the target
+  std::string target;  // "", "immediate" or "latest"
+  std::string target_time, target_lsn, target_xid, target_name;
+  std::string target_action = "promote";
+  bool standby = false;
+};
+int Restore(const Context& ctx, const RestoreOptions& options);
+
 }  // namespace gravl::commands

@@ -23,6 +23,18 @@ std::string FormatIso8601(SystemTime t) {
   return buf;
 }
 
+std::string FormatPostgres(SystemTime t) {
+  std::tm tm = ToTm(t);
+  char buf[40];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S", &tm);
+  auto micros =
+      std::chrono::duration_cast<std::chrono::microseconds>(t.time_since_epoch()).count() % 1000000;
+  if (micros < 0) micros += 1000000;
+  char out[64];
+  std::snprintf(out, sizeof out, "%s.%06lld+00", buf, static_cast<long long>(micros));
+  return out;
+}
+
 std::string FormatCompact(SystemTime t) {
   std::tm tm = ToTm(t);
   char buf[32];

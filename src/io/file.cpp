@@ -51,9 +51,17 @@ AtomicFileSink::AtomicFileSink(std::string path, const AtomicFileOptions& option
   if (options_.make_dirs) MakeDirs(dir);
   std::string base = path_.substr(path_.rfind('/') == std::string::npos ? 0 : path_.rfind('/') + 1);
   temp_ = dir + "/." + base + kTempMarker + HexEncode(RandomBytes(6));
-  fd_ = ::open(temp_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
-               static_cast<mode_t>(options_.mode));
-  if (fd_ < 0) throw StorageError(SysErrorText("cannot create " + temp_, errno));
+  for (int attempt = 0;; ++attempt) {
+    fd_ = ::open(temp_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+                 static_cast<mode_t>(options_.mode));
+    if (fd_ >= 0) break;
+    // The directory may have been removed concurrently (empty-directory cleanup).
+    if (errno == ENOENT && options_.make_dirs && attempt < 3) {
+      MakeDirs(dir);
+      continue;
+    }
+    throw StorageError(SysErrorText("cannot create " + temp_, errno));
+  }
   ::fchmod(fd_, static_cast<mode_t>(options_.mode));  // regardless of the umask
 }
 

@@ -34,6 +34,10 @@ class Connection {
   std::vector<std::vector<std::string>> Query(const std::string& sql);
   void Exec(const std::string& sql);
 
+  // The PGconn*, for protocol-level code in pg/ (base_backup.cpp); not for commands.
+  void* native_handle() { return conn_; }
+  const std::string& description() const { return description_; }
+
  private:
   explicit Connection(void* conn, std::string description);
   void* conn_;  // PGconn*

@@ -66,7 +66,7 @@ void ReadObject(storage::Storage& storage, const std::string& key, const ObjectF
   std::string what = storage.Describe() + "/" + key;
   io::FilterChain chain(destination);
   if (expected.size) chain.Prepend<SizeCheckSink>(*expected.size, what);
-  chain.Prepend<io::VerifySink>(expected.sha256, what);
+  if (!expected.sha256.empty()) chain.Prepend<io::VerifySink>(expected.sha256, what);
   chain.PrependWith([&](io::Sink& next) { return io::MakeDecompressor(format.compression, next); });
   if (format.key != nullptr) {
     chain.PrependWith([&](io::Sink& next) { return io::MakeDecryptor(*format.key, next, what); });

@@ -58,6 +58,7 @@ StoredObject WriteObject(storage::Storage& storage, const std::string& key, io::
                          const ObjectFormat& format, const storage::PutOptions& options = {});
 
 struct Expected {
+  // Empty only for objects whose content carries its own checksum (manifests).
   std::string sha256;
   std::optional<std::uint64_t> size;
 };

@@ -5,6 +5,7 @@
 
 #include "common/error.h"
 #include "repo/layout.h"
+#include "repo/manifest.h"
 #include "repo/metadata.h"
 #include "repo/wal.h"
 
@@ -106,15 +107,8 @@ StanzaSummary Summarize(Repository& repo) {
   auto& storage = repo.storage();
   const std::string& stanza = repo.stanza();
 
-  std::string backups = BackupsPrefix(stanza);
-  for (const auto& prefix : storage::ListPrefixes(storage, backups)) {
-    std::string label = prefix.substr(backups.size(), prefix.size() - backups.size() - 1);
-    std::string key = ManifestKey(stanza, label);
-    if (!storage.Stat(key)) {
-      summary.incomplete_labels.push_back(label);
-      continue;
-    }
-    summary.backups.push_back({label, ReadMetadata(storage, key)});
+  for (auto& b : ListBackups(repo, &summary.incomplete_labels)) {
+    summary.backups.push_back({b.label, std::move(b.manifest)});
   }
 
   std::uint64_t seg_size =

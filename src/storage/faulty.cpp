@@ -122,4 +122,9 @@ void FaultyStorage::DeleteMany(const std::vector<std::string>& keys) {
   inner_.DeleteMany(keys);
 }
 
+void FaultyStorage::DeletePrefix(const std::string& prefix) {
+  MaybeFail("delete-prefix", prefix);
+  inner_.DeletePrefix(prefix);
+}
+
 }  // namespace gravl::storage

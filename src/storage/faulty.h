@@ -41,6 +41,7 @@ class FaultyStorage final : public Storage {
   std::optional<ObjectInfo> Stat(const std::string& key) override;
   ListPage List(const std::string& prefix, const ListOptions& options) override;
   void DeleteMany(const std::vector<std::string>& keys) override;
+  void DeletePrefix(const std::string& prefix) override;
   std::string Describe() const override { return "faulty(" + inner_.Describe() + ")"; }
 
   // Counts a call and throws if the plan says this one fails. Used by the streams too.

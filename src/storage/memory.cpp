@@ -133,6 +133,15 @@ class MemoryStorage final : public Storage {
     std::lock_guard lock(state_->mutex);
     for (const auto& k : keys) state_->objects.erase(k);
   }
+  void DeletePrefix(const std::string& prefix) override {
+    if (prefix.empty() || prefix.back() != '/')
+      throw StorageError("DeletePrefix needs a folder prefix");
+    std::lock_guard lock(state_->mutex);
+    auto it = state_->objects.lower_bound(prefix);
+    while (it != state_->objects.end() && it->first.compare(0, prefix.size(), prefix) == 0) {
+      it = state_->objects.erase(it);
+    }
+  }
   std::string Describe() const override { return "memory:"; }
 
  private:

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 
 #include "common/error.h"
 #include "io/file.h"
@@ -126,7 +127,22 @@ class PosixStorage final : public Storage {
       if (::unlink(PathOf(key).c_str()) != 0 && errno != ENOENT) {
         throw StorageError(SysErrorText("cannot delete " + PathOf(key), errno));
       }
+      // Remove directories left empty, so listings do not show deleted folders. A writer
+      // racing with this recreates its directory (AtomicFileSink retries on ENOENT).
+      for (auto slash = key.rfind('/'); slash != std::string::npos && slash > 0;
+           slash = key.rfind('/', slash - 1)) {
+        if (::rmdir(PathOf(key.substr(0, slash)).c_str()) != 0) break;
+      }
     }
+  }
+
+  void DeletePrefix(const std::string& prefix) override {
+    if (prefix.empty() || prefix.back() != '/')
+      throw StorageError("DeletePrefix needs a folder prefix");
+    ValidateKey(prefix.substr(0, prefix.size() - 1));
+    std::error_code ec;
+    std::filesystem::remove_all(PathOf(prefix.substr(0, prefix.size() - 1)), ec);
+    if (ec) throw StorageError("cannot delete " + PathOf(prefix) + ": " + ec.message());
   }
 
   std::string Describe() const override { return "posix:" + root_; }

@@ -79,6 +79,9 @@ class Storage {
   virtual std::optional<ObjectInfo> Stat(const std::string& key) = 0;
   virtual ListPage List(const std::string& prefix, const ListOptions& options = {}) = 0;
   virtual void DeleteMany(const std::vector<std::string>& keys) = 0;
+  // Removes everything under a folder-like prefix (ending in '/'), including what a driver
+  // keeps for unfinished writes (posix temporary files). For cleaning up abandoned work.
+  virtual void DeletePrefix(const std::string& prefix) = 0;
   // For messages: "posix:/var/lib/gravl-dr/repo".
   virtual std::string Describe() const = 0;
 };

@@ -5,6 +5,7 @@
 #include "common/error.h"
 #include "repo/layout.h"
 #include "repo/lock.h"
+#include "repo/manifest.h"
 #include "repo/metadata.h"
 #include "repo/object_io.h"
 #include "repo/repository.h"
@@ -207,11 +208,11 @@ TEST(Summary, WalRangeGapsAndIncompleteBackups) {
   storage::PutBytes(*s, "main/wal/00000002/000000020000000100000000-" + sha, AsBytes("w"));
   storage::PutBytes(*s, "main/wal/00000002/00000002.history-" + sha + ".gz", AsBytes("h"));
   storage::PutBytes(*s, "main/wal/00000002/.junk.gravl-tmp-1", AsBytes("ignored"));
-  WriteMetadata(*s, ManifestKey("main", "20260101T000000Z-full"), {{"type", "full"}});
   storage::PutBytes(*s, "main/backups/20260102T000000Z-full/files/x", AsBytes("partial"));
 
   RepoConfig rc{"mem", "memory", ""};
   Repository repo(rc, std::move(s), "main");
+  WriteManifest(repo, "20260101T000000Z-full", {{"type", "full"}});
   StanzaSummary sum = Summarize(repo);
   ASSERT_EQ(sum.backups.size(), 1u);
   EXPECT_EQ(sum.backups[0].label, "20260101T000000Z-full");

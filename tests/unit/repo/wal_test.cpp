@@ -94,6 +94,7 @@ struct Wrapper final : storage::Storage {
     return s_.List(p, o);
   }
   void DeleteMany(const std::vector<std::string>& k) override { s_.DeleteMany(k); }
+  void DeletePrefix(const std::string& p) override { s_.DeletePrefix(p); }
   std::string Describe() const override { return s_.Describe(); }
   storage::Storage& s_;
 };

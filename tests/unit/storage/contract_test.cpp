@@ -20,6 +20,8 @@ struct Driver {
   std::function<std::unique_ptr<Storage>(test::TempDir&)> make;
 };
 
+void PrintTo(const Driver& d, std::ostream* os) { *os << d.name; }
+
 // A FaultyStorage with an empty plan must behave exactly like its inner storage.
 class OwningFaulty final : public Storage {
  public:
@@ -33,6 +35,7 @@ class OwningFaulty final : public Storage {
   std::optional<ObjectInfo> Stat(const std::string& k) override { return faulty_.Stat(k); }
   ListPage List(const std::string& p, const ListOptions& o) override { return faulty_.List(p, o); }
   void DeleteMany(const std::vector<std::string>& k) override { faulty_.DeleteMany(k); }
+  void DeletePrefix(const std::string& p) override { faulty_.DeletePrefix(p); }
   std::string Describe() const override { return faulty_.Describe(); }
 
  private:
@@ -218,6 +221,20 @@ TEST_P(StorageContract, DeleteMany) {
   keys.push_back("d/not-there");
   s().DeleteMany(keys);
   EXPECT_EQ(Keys("d/"), std::vector<std::string>{"d/keep"});
+}
+
+TEST_P(StorageContract, DeletePrefixRemovesEverythingUnderIt) {
+  for (const char* k : {"b/L1/files/1", "b/L1/bundles/1", "b/L1x", "b/L2/files/1"}) {
+    PutBytes(s(), k, AsBytes("x"));
+  }
+  {
+    auto unfinished = s().Put("b/L1/files/2");  // abandoned mid-write, still open
+    unfinished->Write(AsBytes("partial"));
+    s().DeletePrefix("b/L1/");
+  }
+  EXPECT_EQ(Keys("b/"), (std::vector<std::string>{"b/L1x", "b/L2/files/1"}));
+  EXPECT_EQ(ListPrefixes(s(), "b/"), std::vector<std::string>{"b/L2/"});
+  EXPECT_THROW(s().DeletePrefix("b/L2"), StorageError);
 }
 
 TEST_P(StorageContract, InvalidKeysAreRejected) {

@@ -1,0 +1,369 @@
+// backup --type full: a physical base backup over the replication protocol.
+//
+// BASE_BACKUP's tar streams are parsed on the fly. Files of at least kBundleThreshold bytes
+// become one object each (files/<n>); smaller files are appended to a bundle (bundles/<n>,
+// closed at kBundleLimit), so 100,000 small files do not mean 100,000 objects. Everything
+// goes through the pipeline (SHA-256 -> compression -> encryption). PostgreSQL's own
+// backup_manifest is stored too. The manifest is written last, after the WAL from the start
+// to the stop LSN is known to be in the repository (or was included in the backup): a
+// backup without a manifest is not a backup, and `info`/`restore` ignore it.
+
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <sstream>
+#include <thread>
+
+#include "commands/commands.h"
+#include "common/error.h"
+#include "common/log.h"
+#include "common/time_util.h"
+#include "pg/base_backup.h"
+#include "pg/connection.h"
+#include "pg/tar.h"
+#include "repo/layout.h"
+#include "repo/lock.h"
+#include "repo/manifest.h"
+#include "repo/wal.h"
+#include "version.h"
+
+namespace gravl::commands {
+namespace {
+
+constexpr std::uint64_t kBundleThreshold = 64 * 1024;
+constexpr std::uint64_t kBundleLimit = 32 * 1024 * 1024;
+
+std::string ObjectName(const char* dir, std::uint64_t n) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%s/%06llu", dir, static_cast<unsigned long long>(n));
+  return buf;
+}
+
+// Progress on a terminal: bytes, rate, ETA. Silent when stderr is not a terminal or in JSON
+// mode.
+class Progress {
+ public:
+  explicit Progress(bool enabled) : enabled_(enabled && ::isatty(2)) {}
+  void SetTotal(std::uint64_t total) { total_ = total; }
+  void Update(std::uint64_t done) {
+    if (!enabled_) return;
+    auto now = std::chrono::steady_clock::now();
+    if (now - last_ < std::chrono::milliseconds(250)) return;
+    last_ = now;
+    double secs = std::chrono::duration<double>(now - start_).count();
+    double rate = secs > 0 ? static_cast<double>(done) / secs : 0;
+    std::string eta = "?";
+    if (rate > 0 && total_ > done) {
+      eta = std::to_string(static_cast<long>(static_cast<double>(total_ - done) / rate)) + "s";
+    }
+    std::fprintf(stderr, "\r  %s / %s  %s/s  ETA %s   ", FormatBytes(done).c_str(),
+                 FormatBytes(total_).c_str(), FormatBytes(static_cast<std::uint64_t>(rate)).c_str(),
+                 eta.c_str());
+  }
+  void Done() {
+    if (enabled_) std::fprintf(stderr, "\r%80s\r", "");
+  }
+
+ private:
+  bool enabled_;
+  std::uint64_t total_ = 0;
+  std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
+  std::chrono::steady_clock::time_point last_{};
+};
+
+class BackupWriter final : public pg::BaseBackupReceiver, public pg::TarHandler {
+ public:
+  BackupWriter(repo::Repository& repo, std::string label, const Config& config, Progress& progress)
+      : repo_(repo),
+        prefix_(repo::BackupObjectPrefix(repo.stanza(), label)),
+        format_(repo.Format(config.compression, config.compression_level)),
+        progress_(progress) {}
+
+  // ---- BaseBackupReceiver ----
+  void OnStart(const pg::BaseBackupResult& start) override {
+    std::uint64_t total = 0;
+    for (const auto& t : start.tablespaces) total += t.size_bytes;
+    progress_.SetTotal(total);
+  }
+  void OnArchiveStart(const std::string& name, const std::string& tablespace_path) override {
+    tablespace_ = tablespace_path;
+    if (!tablespace_path.empty()) {
+      std::string oid = name.substr(0, name.find('.'));
+      tablespaces_.push_back({{"oid", oid}, {"location", tablespace_path}});
+      tablespace_oid_ = oid;
+    } else {
+      tablespace_oid_.clear();
+    }
+    tar_ = std::make_unique<pg::TarReader>(*this);
+  }
+  void OnArchiveData(ByteView data) override { tar_->Write(data); }
+  void OnArchiveEnd() override {
+    tar_->Finish();
+    tar_.reset();
+  }
+  void OnManifestData(ByteView data) override {
+    if (!pg_manifest_) {
+      pg_manifest_ = std::make_unique<repo::ObjectWriter>(repo_.storage(),
+                                                          prefix_ + "backup_manifest", format_);
+    }
+    pg_manifest_->Write(data);
+  }
+  void OnProgress(std::uint64_t done) override { progress_.Update(done); }
+
+  // ---- TarHandler ----
+  void OnEntry(const pg::TarEntry& e) override {
+    current_ = {{"path", e.path}, {"mode", e.mode}, {"mtime", e.mtime}};
+    if (!tablespace_oid_.empty()) current_["tablespace"] = tablespace_oid_;
+    size_ += e.size;
+    switch (e.type) {
+      case pg::TarEntryType::kDirectory:
+        current_["type"] = "dir";
+        return;
+      case pg::TarEntryType::kSymlink:
+        current_["type"] = "link";
+        current_["target"] = e.link_target;
+        return;
+      case pg::TarEntryType::kFile:
+        break;
+    }
+    current_["type"] = "file";
+    current_["size"] = e.size;
+    file_hash_ = std::make_unique<io::Sha256>();
+    if (e.size >= kBundleThreshold) {
+      std::string name = ObjectName("files", ++file_count_);
+      current_["object"] = name;
+      writer_ = std::make_unique<repo::ObjectWriter>(repo_.storage(), prefix_ + name, format_);
+    } else {
+      if (bundle_ && bundle_size_ + e.size > kBundleLimit) CloseBundle();
+      if (!bundle_) {
+        std::string name = ObjectName("bundles", ++bundle_count_);
+        bundle_name_ = name;
+        bundle_ = std::make_unique<repo::ObjectWriter>(repo_.storage(), prefix_ + name, format_);
+        bundle_size_ = 0;
+      }
+      current_["bundle"] = bundle_name_;
+      current_["offset"] = bundle_size_;
+      bundle_size_ += e.size;
+    }
+  }
+  void OnData(ByteView data) override {
+    file_hash_->Update(data);
+    if (writer_) {
+      writer_->Write(data);
+    } else {
+      bundle_->Write(data);
+    }
+  }
+  void OnEntryEnd() override {
+    if (current_["type"] == "file") {
+      current_["sha256"] = file_hash_->FinalHex();
+      if (writer_) {
+        writer_->Finish();
+        current_["stored_size"] = writer_->result().stored_size;
+        stored_size_ += writer_->result().stored_size;
+        writer_.reset();
+      }
+    }
+    files_.push_back(std::move(current_));
+  }
+
+  void Close() {
+    CloseBundle();
+    if (!pg_manifest_) throw PgError("the server sent no backup manifest");
+    pg_manifest_->Finish();
+    stored_size_ += pg_manifest_->result().stored_size;
+  }
+
+  nlohmann::json files_ = nlohmann::json::array();
+  nlohmann::json bundles_ = nlohmann::json::array();
+  nlohmann::json tablespaces_ = nlohmann::json::array();
+  std::unique_ptr<repo::ObjectWriter> pg_manifest_;
+  std::uint64_t size_ = 0;
+  std::uint64_t stored_size_ = 0;
+
+ private:
+  void CloseBundle() {
+    if (!bundle_) return;
+    bundle_->Finish();
+    const auto& r = bundle_->result();
+    bundles_.push_back({{"object", bundle_name_},
+                        {"size", r.size},
+                        {"sha256", r.sha256},
+                        {"stored_size", r.stored_size}});
+    stored_size_ += r.stored_size;
+    bundle_.reset();
+  }
+
+  repo::Repository& repo_;
+  std::string prefix_;
+  repo::ObjectFormat format_;
+  Progress& progress_;
+  std::unique_ptr<pg::TarReader> tar_;
+  std::string tablespace_;
+  std::string tablespace_oid_;
+  nlohmann::json current_;
+  std::unique_ptr<io::Sha256> file_hash_;
+  std::unique_ptr<repo::ObjectWriter> writer_;
+  std::unique_ptr<repo::ObjectWriter> bundle_;
+  std::string bundle_name_;
+  std::uint64_t bundle_size_ = 0;
+  std::uint64_t file_count_ = 0;
+  std::uint64_t bundle_count_ = 0;
+};
+
+// Waits until every segment from `first` to `last` is in the repository.
+void WaitForWal(repo::Repository& repo, TimelineId tli, const WalSegment& first,
+                const WalSegment& last, std::uint64_t seg_size, int timeout_s) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
+  std::uint64_t next = first.segno;
+  while (next <= last.segno) {
+    std::string name = WalSegment{tli, next}.Name(seg_size);
+    auto file = repo::ParseWalFileName(name);
+    if (!repo::FindWalObjects(repo.storage(), repo.stanza(), *file).empty()) {
+      ++next;
+      continue;
+    }
+    if (std::chrono::steady_clock::now() >= deadline) {
+      throw StorageError("WAL segment " + name + " needed by the backup did not reach " +
+                         repo.Describe() + " within " + std::to_string(timeout_s) +
+                         "s; check archiving with 'gravl-dr check' (the backup is not "
+                         "complete and is not listed)");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+}
+
+}  // namespace
+
+int Backup(const Context& ctx, const BackupOptions& options) {
+  if (options.type != "full") {
+    throw UsageError("backup type '" + options.type + "' is not supported yet: use --type full");
+  }
+  auto repos = ctx.OpenRepos();
+  repo::Repository& repo = *repos.front();  // backups go to one repository (--repo selects)
+  const repo::StanzaInfo& stanza = repo.Stanza();
+  repo.Unlock(ctx.config.passphrase);
+
+  auto sql = pg::Connection::Open(ctx.config.pg_conninfo);
+  pg::ClusterIdentity id = sql->Identify();
+  if (id.system_identifier != stanza.system_identifier) {
+    throw ConflictError("the server's system identifier " + id.system_identifier +
+                        " is not stanza '" + stanza.stanza + "''s (" + stanza.system_identifier +
+                        ") in " + repo.Describe() + "; check pg.conninfo and --stanza");
+  }
+  std::string archive_mode = sql->QueryValue("SHOW archive_mode").value_or("off");
+  std::string archive_command = sql->QueryValue("SHOW archive_command").value_or("");
+  bool archived = !id.in_recovery && archive_mode != "off" &&
+                  archive_command.find("archive-push") != std::string::npos;
+  // Without gravl-dr archiving (or from a standby, which cannot switch WAL), the backup
+  // carries the WAL it needs itself, so it restores to a consistent state on its own.
+  bool include_wal = !archived;
+
+  auto now = std::chrono::system_clock::now();
+  std::string label = FormatCompact(now) + "-full";
+  if (ctx.dry_run) {
+    ctx.Emit({{"label", label}, {"dry_run", true}, {"wal_included", include_wal}},
+             "would take full backup " + label + " into " + repo.Describe() + "\n");
+    return 0;
+  }
+  auto lock = repo::StanzaLock::Acquire(repo.storage(), repo.stanza(), "backup", "backup");
+
+  // Folders of interrupted backups (no manifest) are removed: nothing refers to them.
+  std::vector<std::string> incomplete;
+  repo::ListBackups(repo, &incomplete);
+  for (const auto& old : incomplete) {
+    spdlog::info("removing interrupted backup {}", old);
+    repo.storage().DeletePrefix(repo::BackupObjectPrefix(repo.stanza(), old));
+  }
+  if (repo.storage().Stat(repo::ManifestKey(repo.stanza(), label))) {
+    throw ConflictError("a backup labelled " + label + " already exists; try again in a second");
+  }
+
+  spdlog::info("starting full backup {} of {} into {}{}", label,
+               RedactConninfo(ctx.config.pg_conninfo), repo.Describe(),
+               include_wal ? " (WAL included)" : "");
+  auto start_clock = std::chrono::steady_clock::now();
+  Progress progress(ctx.output == OutputFormat::kText);
+  BackupWriter writer(repo, label, ctx.config, progress);
+  auto replication = pg::Connection::Open(ctx.config.pg_conninfo, true);
+  pg::BaseBackupOptions bb;
+  bb.label = "gravl-dr " + label;
+  bb.fast_checkpoint = options.fast_checkpoint;
+  bb.include_wal = include_wal;
+  pg::BaseBackupResult result = pg::RunBaseBackup(*replication, bb, writer);
+  writer.Close();
+  progress.Done();
+  auto stop_time = std::chrono::system_clock::now();
+
+  std::uint64_t seg_size = stanza.wal_segment_size;
+  WalSegment first = WalSegment::FromLsn(result.start_tli, result.start_lsn, seg_size);
+  WalSegment last = WalSegment::FromLsn(result.stop_tli, Lsn{result.stop_lsn.value - 1}, seg_size);
+  if (!include_wal) {
+    spdlog::info("waiting for WAL {} .. {} in {}", first.Name(seg_size), last.Name(seg_size),
+                 repo.Describe());
+    WaitForWal(repo, result.stop_tli, first, last, seg_size, ctx.config.archive_timeout);
+  }
+
+  nlohmann::json manifest = {
+      {"format", 1},
+      {"label", label},
+      {"type", "full"},
+      {"stanza", repo.stanza()},
+      {"system_identifier", id.system_identifier},
+      {"pg_version_num", id.version_num},
+      {"created_by", std::string("gravl-dr ") + kVersion},
+      {"start_time", FormatIso8601(now)},
+      {"stop_time", FormatIso8601(stop_time)},
+      {"start_lsn", result.start_lsn.ToString()},
+      {"stop_lsn", result.stop_lsn.ToString()},
+      {"timeline", result.start_tli},
+      {"stop_timeline", result.stop_tli},
+      {"from_standby", id.in_recovery},
+      {"wal",
+       {{"included", include_wal},
+        {"start_segment", first.Name(seg_size)},
+        {"stop_segment", last.Name(seg_size)}}},
+      {"compression", CompressionName(ctx.config.compression)},
+      {"encrypted", repo.key() != nullptr},
+      {"size", writer.size_},
+      {"stored_size", writer.stored_size_},
+      {"file_count", writer.files_.size()},
+      {"tablespaces", writer.tablespaces_},
+      {"bundles", writer.bundles_},
+      {"backup_manifest",
+       {{"object", "backup_manifest"},
+        {"sha256", writer.pg_manifest_->result().sha256},
+        {"size", writer.pg_manifest_->result().size}}},
+      {"files", writer.files_},
+  };
+  repo::WriteManifest(repo, label, manifest);
+  double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start_clock).count();
+  spdlog::info("backup {} complete: {} in {} files, {} stored, {:.1f}s", label,
+               FormatBytes(writer.size_), writer.files_.size(), FormatBytes(writer.stored_size_),
+               seconds);
+
+  std::ostringstream text;
+  text << "backup " << label << " complete\n"
+       << "  size " << FormatBytes(writer.size_) << ", stored " << FormatBytes(writer.stored_size_)
+       << ", " << writer.files_.size() << " entries, " << writer.bundles_.size() << " bundles\n"
+       << "  LSN " << result.start_lsn.ToString() << " .. " << result.stop_lsn.ToString()
+       << " (timeline " << result.stop_tli << "), WAL " << (include_wal ? "included" : "archived")
+       << "\n  " << seconds << " s\n";
+  ctx.Emit({{"label", label},
+            {"type", "full"},
+            {"repo", repo.config().name},
+            {"size", writer.size_},
+            {"stored_size", writer.stored_size_},
+            {"files", writer.files_.size()},
+            {"start_lsn", result.start_lsn.ToString()},
+            {"stop_lsn", result.stop_lsn.ToString()},
+            {"wal_included", include_wal},
+            {"seconds", seconds}},
+           text.str());
+  return 0;
+}
+
+}  // namespace gravl::commands

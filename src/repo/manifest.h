@@ -1,0 +1,35 @@
+#pragma once
+// Backup manifests: <stanza>/backups/<label>/manifest.json, written last (the commit point
+// of a backup). Stored zstd-compressed, and encrypted when the stanza is; its content
+// carries an embedded SHA-256 (see metadata.h), verified on every read.
+//
+// Objects of a backup live under <stanza>/backups/<label>/: files/<n> for large files,
+// bundles/<n> for groups of small files (the concatenation of their contents), and
+// backup_manifest for PostgreSQL's own manifest.
+
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "repo/layout.h"
+#include "repo/repository.h"
+
+namespace gravl::repo {
+
+inline std::string BackupObjectPrefix(const std::string& stanza, const std::string& label) {
+  return BackupsPrefix(stanza) + label + "/";
+}
+
+void WriteManifest(Repository& repo, const std::string& label, const nlohmann::json& manifest);
+// Throws NotFoundError when the backup has no manifest (absent or incomplete).
+nlohmann::json ReadManifest(Repository& repo, const std::string& label);
+
+struct BackupEntry {
+  std::string label;
+  nlohmann::json manifest;
+};
+// Complete backups (with a manifest), oldest first; incomplete labels go to `incomplete`.
+std::vector<BackupEntry> ListBackups(Repository& repo, std::vector<std::string>* incomplete);
+
+}  // namespace gravl::repo

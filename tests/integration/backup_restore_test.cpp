@@ -1,0 +1,210 @@
+// Backups over the replication protocol and point-in-time restores, on real clusters.
+
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "pg/instance.h"
+#include "support/cli.h"
+#include "support/pg_fixture.h"
+#include "support/test_util.h"
+
+namespace gravl {
+namespace {
+
+namespace fs = std::filesystem;
+
+class BackupRestore : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    pg::GiveToServerUser(dir_.path());
+    ::chmod(dir_.path().c_str(), 0755);
+    cluster_ = test::StartCluster({"archive_mode = on", "archive_command = ''"});
+    config_ = dir_ / "gravl-dr.yaml";
+    test::WriteFile(config_,
+                    "pg:\n  conninfo: \"" + cluster_->conninfo() +
+                        "\"\nrepos:\n  - {name: local, type: posix, path: " + (dir_ / "repo") +
+                        "}\narchive: {async: true, spool_path: " + (dir_ / "spool") +
+                        "}\nparallel: 2\n");
+    ::chmod(config_.c_str(), 0644);
+    pg::GiveToServerUser(config_);
+    ASSERT_EQ(Cli({"stanza-create"}).exit_code, 0);
+    pg::GiveToServerUser(dir_ / "repo");
+    for (const auto& e : fs::recursive_directory_iterator(dir_ / "repo")) {
+      pg::GiveToServerUser(e.path());
+    }
+    cluster_->Psql("ALTER SYSTEM SET archive_command = '" + std::string(test::GravlBinary()) +
+                   " --config " + config_ + " archive-push %p'");
+    cluster_->Psql("SELECT pg_reload_conf()");
+  }
+
+  RunResult Cli(std::vector<std::string> args) {
+    args.insert(args.begin(), {"--config", config_});
+    return test::Cli(args);
+  }
+  std::string Query(const pg::Instance& pg, const std::string& sql) {
+    std::string s = pg.Psql(sql);
+    while (!s.empty() && s.back() == '\n') s.pop_back();
+    return s;
+  }
+  void SwitchAndWait() {
+    std::string seg = Query(*cluster_, "SELECT pg_walfile_name(pg_switch_wal())");
+    for (int i = 0; i < 600; ++i) {
+      std::string last =
+          Query(*cluster_, "SELECT coalesce(last_archived_wal,'') FROM pg_stat_archiver");
+      if (!last.empty() && last >= seg) return;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    FAIL() << "archiving did not reach " << seg;
+  }
+  // Restores with the given extra arguments and starts the result; returns the instance.
+  std::unique_ptr<pg::Instance> RestoreAndStart(const std::string& name,
+                                                std::vector<std::string> args) {
+    std::string pgdata = dir_ / name;
+    args.insert(args.begin(), {"restore", "--pgdata", pgdata});
+    RunResult r = Cli(args);
+    EXPECT_EQ(r.exit_code, 0) << r.err << r.out;
+    if (r.exit_code != 0) return nullptr;
+    pg::InstanceOptions o;
+    o.base_dir = dir_ / (name + "-run");
+    auto inst = pg::Instance::Adopt(o, pgdata);
+    // Wait until recovery has finished (promoted).
+    for (int i = 0; i < 600; ++i) {
+      if (Query(*inst, "SELECT pg_is_in_recovery()") == "f") break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    return inst;
+  }
+
+  test::TempDir dir_;
+  std::unique_ptr<pg::Instance> cluster_;
+  std::string config_;
+};
+
+TEST_F(BackupRestore, PointInTimeRecoveryToTimeLsnXidAndName) {
+  Query(*cluster_, "CREATE TABLE accounts(id int primary key, balance int)");
+  Query(*cluster_, "INSERT INTO accounts SELECT g, 100 FROM generate_series(1, 1000) g");
+  Query(*cluster_, "CREATE TABLE big AS SELECT g, md5(g::text) FROM generate_series(1, 200000) g");
+
+  RunResult b = Cli({"backup", "--type", "full", "--output", "json"});
+  ASSERT_EQ(b.exit_code, 0) << b.err;
+  auto backup = nlohmann::json::parse(b.out);
+  EXPECT_GT(backup["size"].get<std::uint64_t>(), 10u << 20);
+
+  // Committed after the backup: must be in every restore below.
+  Query(*cluster_, "INSERT INTO accounts SELECT g, 200 FROM generate_series(1001, 1100) g");
+  std::string xid = Query(*cluster_, "SELECT txid_current()");
+  Query(*cluster_, "SELECT pg_create_restore_point('before-accident')");
+  std::string lsn = Query(*cluster_, "SELECT pg_current_wal_lsn()");
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  std::string time = Query(*cluster_, "SELECT now()");
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  // The accident.
+  Query(*cluster_, "DELETE FROM accounts WHERE id <= 500");
+  Query(*cluster_, "DROP TABLE big");
+  SwitchAndWait();
+
+  const std::string expected = "1100|120000";
+  const std::string query = "SELECT count(*), sum(balance) FROM accounts";
+  {
+    auto r = RestoreAndStart("pitr-time", {"--target-time", time});
+    ASSERT_TRUE(r);
+    EXPECT_EQ(Query(*r, query), expected);
+    EXPECT_EQ(Query(*r, "SELECT count(*) FROM big"), "200000");
+  }
+  {
+    auto r = RestoreAndStart("pitr-lsn", {"--target-lsn", lsn});
+    ASSERT_TRUE(r);
+    EXPECT_EQ(Query(*r, query), expected);
+  }
+  {
+    auto r = RestoreAndStart("pitr-name", {"--target-name", "before-accident"});
+    ASSERT_TRUE(r);
+    EXPECT_EQ(Query(*r, query), expected);
+  }
+  {
+    // xid target (inclusive): the INSERT of 1001..1100 was transaction `xid`+? -- target the
+    // txid_current() call's own transaction, which committed after that INSERT.
+    auto r = RestoreAndStart("pitr-xid", {"--target-xid", xid});
+    ASSERT_TRUE(r);
+    EXPECT_EQ(Query(*r, query), expected);
+  }
+  {
+    auto r = RestoreAndStart("latest", {});
+    ASSERT_TRUE(r);
+    EXPECT_EQ(Query(*r, query), "600|70000");  // everything archived, accident included
+    EXPECT_EQ(Query(*r, "SELECT to_regclass('big') IS NULL"), "t");
+  }
+}
+
+TEST_F(BackupRestore, RestoredBackupPassesPgVerifybackupAndImmediateTarget) {
+  Query(*cluster_, "CREATE TABLE t AS SELECT g FROM generate_series(1, 50000) g");
+  ASSERT_EQ(Cli({"backup"}).exit_code, 0);
+  std::string pgdata = dir_ / "verify";
+  RunResult r = Cli({"restore", "--pgdata", pgdata, "--target", "immediate"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  struct stat st {};
+  ASSERT_EQ(::stat(pgdata.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0700u);
+  RunResult v = gravl::Run(pg::AsServerUser({cluster_->Bin("pg_verifybackup"), "-n", pgdata}));
+  EXPECT_EQ(v.exit_code, 0) << v.out << v.err;
+}
+
+TEST_F(BackupRestore, RefusesNonEmptyDirectoryAndTargetsOutsideTheWindow) {
+  ASSERT_EQ(Cli({"backup"}).exit_code, 0);
+  std::string pgdata = dir_ / "busy";
+  fs::create_directories(pgdata);
+  test::WriteFile(pgdata + "/precious", "do not overwrite");
+  RunResult r = Cli({"restore", "--pgdata", pgdata});
+  EXPECT_EQ(r.exit_code, 5) << r.err;
+  EXPECT_EQ(test::ReadFile(pgdata + "/precious"), "do not overwrite");
+
+  r = Cli({"restore", "--pgdata", dir_ / "early", "--target-time", "2001-01-01 00:00:00+00"});
+  EXPECT_EQ(r.exit_code, 4) << r.err;
+  EXPECT_NE(r.err.find("window"), std::string::npos) << r.err;
+  r = Cli({"restore", "--pgdata", dir_ / "late", "--target-time", "2100-01-01 00:00:00+00"});
+  EXPECT_EQ(r.exit_code, 4) << r.err;
+  EXPECT_NE(r.err.find("window"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(dir_ / "early"));
+  EXPECT_FALSE(fs::exists(dir_ / "late"));
+}
+
+TEST_F(BackupRestore, KilledBackupsAreNeverListedAndTheNextOneSucceeds) {
+  Query(*cluster_,
+        "CREATE TABLE filler AS SELECT g, repeat(md5(g::text), 10) FROM generate_series(1, 300000) "
+        "g");
+  for (int delay_ms : {150, 400, 800}) {
+    std::vector<std::string> argv = {test::GravlBinary(), "--config", config_, "backup"};
+    pid_t pid = ::fork();
+    if (pid == 0) {
+      std::vector<char*> args;
+      for (auto& a : argv) args.push_back(a.data());
+      args.push_back(nullptr);
+      ::execv(args[0], args.data());
+      ::_exit(127);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
+    ::kill(pid, SIGKILL);
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    auto info = nlohmann::json::parse(Cli({"info", "--output", "json"}).out);
+    auto& stanza = info["repos"][0]["stanzas"][0];
+    if (WIFSIGNALED(status)) {
+      EXPECT_TRUE(stanza["backups"].empty()) << "killed after " << delay_ms << " ms";
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(1100));  // distinct labels
+  }
+  RunResult r = Cli({"backup", "--output", "json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto info = nlohmann::json::parse(Cli({"info", "--output", "json"}).out);
+  EXPECT_EQ(info["repos"][0]["stanzas"][0]["backups"].size(), 1u);
+  EXPECT_TRUE(info["repos"][0]["stanzas"][0]["incomplete_backups"].empty());
+}
+
+}  // namespace
+}  // namespace gravl
