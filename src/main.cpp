@@ -2,6 +2,7 @@
 // (docs/exit-codes.md). Errors are printed as one line on stderr, secrets redacted.
 
 #include <CLI/CLI.hpp>
+#include <csignal>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
@@ -61,6 +62,9 @@ int main(int argc, char** argv) {
     }
   }
   gravl::InitLogging("info");
+  // A child that exits early (pg_restore on an error) must surface as EPIPE and a clear
+  // error, not kill us with SIGPIPE.
+  std::signal(SIGPIPE, SIG_IGN);
 
   CLI::App app{
       "gravl-dr: PostgreSQL backup, point-in-time recovery, restore drills and "
@@ -134,8 +138,10 @@ int main(int argc, char** argv) {
       "Take a physical base backup over the replication protocol (no agent on the database "
       "host) into the first repository (or --repo)");
   backup->add_option("--type", backup_options.type, "backup type")
-      ->check(CLI::IsMember({"full"}))
+      ->check(CLI::IsMember({"full", "logical"}))
       ->capture_default_str();
+  backup->add_option("--db", backup_options.databases,
+                     "logical: dump only these databases (repeatable; default: all)");
   backup->add_flag("!--spread-checkpoint", backup_options.fast_checkpoint,
                    "let the server spread the starting checkpoint (default: fast)");
   backup->add_flag("--dry-run", g.dry_run, "check and print the plan; take no backup");
@@ -146,7 +152,14 @@ int main(int argc, char** argv) {
       "restore",
       "Restore a backup into an empty data directory and configure recovery to a target "
       "through archive-get");
-  restore->add_option("--pgdata", restore_options.pgdata, "data directory to create")->required();
+  restore->add_option("--pgdata", restore_options.pgdata, "data directory to create");
+  restore->add_flag("--logical", restore_options.logical,
+                    "restore a logical backup (--set, --db, --target-db, optional --table)");
+  restore->add_option("--db", restore_options.db, "logical: the database dump to restore");
+  restore->add_option("--table", restore_options.tables,
+                      "logical: restore only this table (repeatable)");
+  restore->add_option("--target-db", restore_options.target_db,
+                      "logical: libpq connection string of the database to restore into");
   restore->add_option("--set", restore_options.set,
                       "backup label (default: the newest backup that can reach the target)");
   restore
@@ -166,6 +179,8 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   restore->add_flag("--standby", restore_options.standby,
                     "configure as a standby fed from the archive (standby.signal)");
+  restore->add_option("--primary-conninfo", restore_options.primary_conninfo,
+                      "with --standby: also stream from this primary (primary_conninfo)");
   restore->add_flag("--dry-run", g.dry_run, "choose the backup and check the target only");
   restore->callback([&] { result = gravl::commands::Restore(MakeContext(g), restore_options); });
 

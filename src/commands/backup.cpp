@@ -238,8 +238,9 @@ void WaitForWal(repo::Repository& repo, TimelineId tli, const WalSegment& first,
 }  // namespace
 
 int Backup(const Context& ctx, const BackupOptions& options) {
+  if (options.type == "logical") return LogicalBackup(ctx, options);
   if (options.type != "full") {
-    throw UsageError("backup type '" + options.type + "' is not supported yet: use --type full");
+    throw UsageError("backup type '" + options.type + "' is not supported: use full or logical");
   }
   auto repos = ctx.OpenRepos();
   repo::Repository& repo = *repos.front();  // backups go to one repository (--repo selects)

@@ -4,6 +4,7 @@
 // failures that end it early.
 
 #include <string>
+#include <vector>
 
 #include "commands/context.h"
 
@@ -31,8 +32,9 @@ int ArchiveGet(const Context& ctx, const ArchiveGetOptions& options);
 int Check(const Context& ctx);
 
 struct BackupOptions {
-  std::string type = "full";
+  std::string type = "full";  // full | logical
   bool fast_checkpoint = true;
+  std::vector<std::string> databases;  // logical: --db (default: every database)
 };
 int Backup(const Context& ctx, const BackupOptions& options);
 
@@ -43,7 +45,15 @@ struct RestoreOptions {
   std::string target_time, target_lsn, target_xid, target_name;
   std::string target_action = "promote";
   bool standby = false;
+  std::string primary_conninfo;  // --standby: stream from this primary too
+  // Logical restores (--logical): a dump of --db into --target-db, optionally only --table.
+  bool logical = false;
+  std::string db;
+  std::vector<std::string> tables;
+  std::string target_db;
 };
 int Restore(const Context& ctx, const RestoreOptions& options);
+int LogicalBackup(const Context& ctx, const BackupOptions& options);
+int LogicalRestore(const Context& ctx, const RestoreOptions& options);
 
 }  // namespace gravl::commands

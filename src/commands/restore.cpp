@@ -128,6 +128,10 @@ void CheckTargetDirectory(const std::string& pgdata) {
 }  // namespace
 
 int Restore(const Context& ctx, const RestoreOptions& options) {
+  if (options.logical) return LogicalRestore(ctx, options);
+  if (!options.primary_conninfo.empty() && !options.standby) {
+    throw UsageError("--primary-conninfo configures a streaming standby: add --standby");
+  }
   if (options.pgdata.empty() || options.pgdata.front() != '/') {
     throw UsageError("--pgdata must be an absolute path");
   }
@@ -170,6 +174,7 @@ int Restore(const Context& ctx, const RestoreOptions& options) {
                            backups.back().label + ")");
     for (auto it = backups.rbegin(); it != backups.rend(); ++it) {
       const auto& m = it->manifest;
+      if (m["type"] != "full") continue;  // logical dumps restore with --logical
       if (!options.set.empty() && it->label != options.set) continue;
       if (target_time && ParseIso8601(m["stop_time"]) > *target_time) continue;
       if (target_lsn && Lsn::Parse(m["stop_lsn"].get<std::string>()) > *target_lsn) continue;
@@ -331,6 +336,9 @@ int Restore(const Context& ctx, const RestoreOptions& options) {
                  (options.standby ? " --standby" : "") + " %f %p";
   conf << "restore_command = " << SqlQuote(restore_cmd) << "\n";
   conf << "recovery_target_timeline = 'latest'\n";
+  if (options.standby && !options.primary_conninfo.empty()) {
+    conf << "primary_conninfo = " << SqlQuote(options.primary_conninfo) << "\n";
+  }
   if (target_time)
     conf << "recovery_target_time = " << SqlQuote(FormatPostgres(*target_time)) << "\n";
   if (target_lsn) conf << "recovery_target_lsn = " << SqlQuote(target_lsn->ToString()) << "\n";

@@ -10,6 +10,8 @@
 #include <cerrno>
 #include <cstring>
 #include <map>
+#include <mutex>
+#include <thread>
 
 #include "common/error.h"
 
@@ -199,6 +201,131 @@ std::string RunChecked(const std::vector<std::string>& argv, const RunOptions& o
                                       (tail.empty() ? "" : ": " + tail));
   }
   return r.out;
+}
+
+struct Child::Impl {
+  int stderr_fd = -1;
+  std::thread reader;
+  mutable std::mutex mutex;
+  std::string err;
+};
+
+std::unique_ptr<Child> Child::Spawn(const std::vector<std::string>& argv, const Options& options) {
+  if (argv.empty()) throw Error(ExitCode::kError, "Child::Spawn: empty argv");
+  std::map<std::string, std::string> env_map;
+  for (char** e = environ; *e != nullptr; ++e) {
+    std::string entry(*e);
+    env_map[entry.substr(0, entry.find('='))] = entry;
+  }
+  for (const auto& entry : options.env) env_map[entry.substr(0, entry.find('='))] = entry;
+  std::vector<std::string> env_strings;
+  for (auto& [k, v] : env_map) env_strings.push_back(v);
+  std::vector<char*> envp;
+  for (auto& e : env_strings) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  std::vector<std::string> args = argv;
+  std::vector<char*> c_argv;
+  for (auto& a : args) c_argv.push_back(a.data());
+  c_argv.push_back(nullptr);
+
+  Fd in_r, in_w, out_r, out_w, err_r, err_w;
+  if (options.pipe_stdin) MakePipe(in_r, in_w);
+  if (options.pipe_stdout) MakePipe(out_r, out_w);
+  MakePipe(err_r, err_w);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  if (options.pipe_stdin) {
+    posix_spawn_file_actions_adddup2(&actions, in_r.get(), 0);
+  } else {
+    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  }
+  if (options.pipe_stdout) {
+    posix_spawn_file_actions_adddup2(&actions, out_w.get(), 1);
+  } else {
+    posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
+  }
+  posix_spawn_file_actions_adddup2(&actions, err_w.get(), 2);
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
+  sigset_t empty;
+  sigemptyset(&empty);
+  posix_spawnattr_setsigmask(&attr, &empty);
+  pid_t pid = -1;
+  int rc = posix_spawnp(&pid, c_argv[0], &actions, &attr, c_argv.data(), envp.data());
+  posix_spawn_file_actions_destroy(&actions);
+  posix_spawnattr_destroy(&attr);
+  if (rc != 0) {
+    throw Error(ExitCode::kError, "cannot start " + argv[0] + ": " + std::strerror(rc) +
+                                      " (is it installed and in PATH?)");
+  }
+  std::unique_ptr<Child> child(new Child());
+  child->argv_ = argv;
+  child->pid_ = pid;
+  child->impl_ = std::make_unique<Impl>();
+  if (options.pipe_stdin) {
+    child->stdin_fd_ = ::fcntl(in_w.get(), F_DUPFD_CLOEXEC, 0);
+  }
+  if (options.pipe_stdout) child->stdout_fd_ = ::fcntl(out_r.get(), F_DUPFD_CLOEXEC, 0);
+  child->impl_->stderr_fd = ::fcntl(err_r.get(), F_DUPFD_CLOEXEC, 0);
+  Impl* impl = child->impl_.get();
+  impl->reader = std::thread([impl] {
+    char buf[4096];
+    for (;;) {
+      ssize_t n = ::read(impl->stderr_fd, buf, sizeof buf);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;
+      std::lock_guard lock(impl->mutex);
+      AppendBounded(impl->err, buf, static_cast<std::size_t>(n), 64 * 1024);
+    }
+  });
+  return child;
+}
+
+Child::~Child() {
+  CloseStdin();
+  if (stdout_fd_ >= 0) ::close(stdout_fd_);
+  if (!waited_ && pid_ > 0) {
+    ::kill(pid_, SIGKILL);
+    Wait();
+  }
+  if (impl_ && impl_->reader.joinable()) impl_->reader.join();
+  if (impl_ && impl_->stderr_fd >= 0) ::close(impl_->stderr_fd);
+}
+
+void Child::CloseStdin() {
+  if (stdin_fd_ >= 0) ::close(stdin_fd_);
+  stdin_fd_ = -1;
+}
+
+int Child::Wait() {
+  if (waited_) return exit_code_;
+  CloseStdin();
+  int status = 0;
+  while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+  }
+  waited_ = true;
+  if (impl_->reader.joinable()) impl_->reader.join();
+  exit_code_ = WIFEXITED(status)     ? WEXITSTATUS(status)
+               : WIFSIGNALED(status) ? 128 + WTERMSIG(status)
+                                     : -1;
+  return exit_code_;
+}
+
+void Child::WaitChecked() {
+  int rc = Wait();
+  if (rc != 0) {
+    std::string tail = StderrTail();
+    if (tail.size() > 2000) tail = tail.substr(tail.size() - 2000);
+    while (!tail.empty() && (tail.back() == '\n' || tail.back() == ' ')) tail.pop_back();
+    throw Error(ExitCode::kError, FormatCommand(argv_) + " failed with exit code " +
+                                      std::to_string(rc) + (tail.empty() ? "" : ": " + tail));
+  }
+}
+
+std::string Child::StderrTail() const {
+  std::lock_guard lock(impl_->mutex);
+  return impl_->err;
 }
 
 }  // namespace gravl

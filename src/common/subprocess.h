@@ -3,6 +3,7 @@
 // injection issues. Output is captured (bounded) for error messages.
 
 #include <chrono>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -34,6 +35,43 @@ RunResult Run(const std::vector<std::string>& argv, const RunOptions& options = 
 
 // Runs and throws Error(kError) naming the command and its stderr tail on non-zero exit.
 std::string RunChecked(const std::vector<std::string>& argv, const RunOptions& options = {});
+
+// A running child whose stdin and/or stdout are pipes the caller streams through (pg_dump
+// into the pipeline, the pipeline into pg_restore). stderr is collected (the last 64 KiB)
+// by a background thread for error messages. Destroying a Child that was not waited for
+// kills it (SIGKILL) and reaps it, so no process outlives an error.
+class Child {
+ public:
+  struct Options {
+    std::vector<std::string> env;
+    bool pipe_stdin = false;   // otherwise /dev/null
+    bool pipe_stdout = false;  // otherwise /dev/null
+  };
+  static std::unique_ptr<Child> Spawn(const std::vector<std::string>& argv, const Options& options);
+  ~Child();
+  Child(const Child&) = delete;
+  Child& operator=(const Child&) = delete;
+
+  int stdin_fd() const { return stdin_fd_; }
+  int stdout_fd() const { return stdout_fd_; }
+  void CloseStdin();
+  // Waits for exit; returns the exit code (128 + signal when killed).
+  int Wait();
+  // Throws Error naming the command and its stderr unless it exited 0.
+  void WaitChecked();
+  std::string StderrTail() const;
+
+ private:
+  Child() = default;
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  std::vector<std::string> argv_;
+  int pid_ = -1;
+  int stdin_fd_ = -1;
+  int stdout_fd_ = -1;
+  bool waited_ = false;
+  int exit_code_ = -1;
+};
 
 // Joins argv for messages (arguments with spaces are single-quoted).
 std::string FormatCommand(const std::vector<std::string>& argv);

@@ -38,4 +38,15 @@ std::size_t FdSource::Read(MutableByteView buf) {
   }
 }
 
+void FdSink::Write(ByteView data) {
+  while (!data.empty()) {
+    ssize_t n = ::write(fd_, data.data(), data.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      throw StorageError(SysErrorText("cannot write to " + name_, errno));
+    }
+    data = data.subspan(static_cast<std::size_t>(n));
+  }
+}
+
 }  // namespace gravl::io

@@ -92,6 +92,18 @@ class FdSource final : public Source {
   std::string name_;
 };
 
+// Writes to a file descriptor (not owned), e.g. a child's stdin. Finish() does not close it.
+class FdSink final : public Sink {
+ public:
+  FdSink(int fd, std::string name) : fd_(fd), name_(std::move(name)) {}
+  void Write(ByteView data) override;
+  void Finish() override {}
+
+ private:
+  int fd_;
+  std::string name_;
+};
+
 // Counts bytes on their way through.
 class CountingSink final : public Sink {
  public:

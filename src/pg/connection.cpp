@@ -74,6 +74,15 @@ std::optional<std::string> Connection::QueryValue(const std::string& sql) {
 
 void Connection::Exec(const std::string& sql) { Query(sql); }
 
+std::string Connection::Literal(const std::string& value) {
+  char* escaped = PQescapeLiteral(Raw(conn_), value.c_str(), value.size());
+  if (escaped == nullptr)
+    throw PgError("cannot quote a value: " + Trim(PQerrorMessage(Raw(conn_))));
+  std::string out(escaped);
+  PQfreemem(escaped);
+  return out;
+}
+
 ClusterIdentity Connection::Identify() {
   ClusterIdentity id;
   auto rows = Query(

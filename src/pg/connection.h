@@ -33,6 +33,8 @@ class Connection {
   // Rows of text columns (NULL -> empty).
   std::vector<std::vector<std::string>> Query(const std::string& sql);
   void Exec(const std::string& sql);
+  // A quoted SQL literal for `value` (PQescapeLiteral).
+  std::string Literal(const std::string& value);
 
   // The PGconn*, for protocol-level code in pg/ (base_backup.cpp); not for commands.
   void* native_handle() { return conn_; }

@@ -208,3 +208,83 @@ TEST_F(BackupRestore, KilledBackupsAreNeverListedAndTheNextOneSucceeds) {
 
 }  // namespace
 }  // namespace gravl
+
+namespace gravl {
+namespace {
+
+TEST_F(BackupRestore, StandbyRestoreAndABackupTakenFromTheStandby) {
+  Query(*cluster_, "CREATE TABLE s AS SELECT g FROM generate_series(1, 1000) g");
+  ASSERT_EQ(Cli({"backup"}).exit_code, 0);
+  std::string standby_dir = dir_ / "standby";
+  RunResult r = Cli({"restore", "--pgdata", standby_dir, "--standby", "--primary-conninfo",
+                     cluster_->conninfo()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(fs::exists(standby_dir + "/standby.signal"));
+  pg::InstanceOptions o;
+  o.base_dir = dir_ / "standby-run";
+  auto standby = pg::Instance::Adopt(o, standby_dir);
+  Query(*cluster_, "INSERT INTO s SELECT generate_series(1001, 1500)");
+  std::string count;
+  for (int i = 0; i < 300 && count != "1500"; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    count = Query(*standby, "SELECT count(*) FROM s");
+  }
+  ASSERT_EQ(count, "1500");
+  EXPECT_EQ(Query(*standby, "SELECT pg_is_in_recovery()"), "t");
+
+  // A backup of the standby carries its WAL and restores on its own.
+  r = Cli({"--pg-conninfo", standby->conninfo(), "backup", "--output", "json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto b = nlohmann::json::parse(r.out);
+  EXPECT_TRUE(b["wal_included"].get<bool>());
+  auto restored = RestoreAndStart("from-standby", {"--set", b["label"], "--target", "immediate"});
+  ASSERT_TRUE(restored);
+  EXPECT_EQ(Query(*restored, "SELECT count(*) FROM s"), "1500");
+}
+
+TEST_F(BackupRestore, LogicalBackupRestoresADatabaseAndSingleTables) {
+  cluster_->Psql("CREATE DATABASE shop");
+  cluster_->Psql(
+      "CREATE TABLE orders(id int primary key, item text); "
+      "INSERT INTO orders SELECT g, 'item ' || g FROM generate_series(1, 3000) g; "
+      "CREATE TABLE customers AS SELECT g AS id FROM generate_series(1, 70) g",
+      "shop");
+  RunResult r = Cli({"backup", "--type", "logical", "--output", "json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto b = nlohmann::json::parse(r.out);
+  std::string label = b["label"];
+  bool has_shop = false;
+  for (const auto& d : b["databases"]) has_shop |= d["name"] == "shop";
+  EXPECT_TRUE(has_shop) << b.dump();
+  auto info = nlohmann::json::parse(Cli({"info", "--output", "json"}).out);
+  EXPECT_EQ(info["repos"][0]["stanzas"][0]["backups"][0]["type"], "logical");
+
+  // Whole database into a new one.
+  cluster_->Psql("CREATE DATABASE shop_copy");
+  r = Cli({"restore", "--logical", "--set", label, "--db", "shop", "--target-db",
+           cluster_->conninfo("shop_copy")});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(Query(*cluster_, "SELECT 1"), "1");
+  EXPECT_EQ(cluster_->Psql("SELECT count(*), sum(id) FROM orders", "shop_copy"), "3000|4501500\n");
+  EXPECT_EQ(cluster_->Psql("SELECT count(*) FROM customers", "shop_copy"), "70\n");
+
+  // One table only.
+  cluster_->Psql("CREATE DATABASE shop_one");
+  r = Cli({"restore", "--logical", "--set", label, "--db", "shop", "--table", "customers",
+           "--target-db", cluster_->conninfo("shop_one")});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(cluster_->Psql("SELECT count(*) FROM customers", "shop_one"), "70\n");
+  EXPECT_EQ(cluster_->Psql("SELECT to_regclass('orders') IS NULL", "shop_one"), "t\n");
+
+  // Errors are clear: unknown database in the backup, a failing pg_restore.
+  r = Cli({"restore", "--logical", "--set", label, "--db", "nope", "--target-db",
+           cluster_->conninfo("shop_one")});
+  EXPECT_EQ(r.exit_code, 4) << r.err;
+  r = Cli({"restore", "--logical", "--set", label, "--db", "shop", "--target-db",
+           cluster_->conninfo("shop_copy")});  // tables exist already
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("pg_restore"), std::string::npos) << r.err;
+}
+
+}  // namespace
+}  // namespace gravl
