@@ -18,6 +18,8 @@ chmod 755 "$WORK"
 PGDATA="$WORK/pgdata"
 cleanup() {
   as_server "$PGBIN/pg_ctl" -D "$PGDATA" -m immediate stop >/dev/null 2>&1 || true
+  as_server "$PGBIN/pg_ctl" -D "$WORK/restored" -m immediate stop >/dev/null 2>&1 || true
+  as_server "$PGBIN/pg_ctl" -D "$WORK/other" -m immediate stop >/dev/null 2>&1 || true
   if [ "${GRAVL_DEMO_KEEP:-0}" = 1 ]; then echo "demo: kept $WORK"; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT INT TERM
@@ -82,8 +84,41 @@ step "gravl-dr archive-get $seg (from the second region only), compared with pg_
 gravl --repo second-region archive-get "$seg" "$WORK/restored-$seg"
 cmp "$WORK/restored-$seg" "$PGDATA/pg_wal/$seg" && echo "byte-identical"
 
-step "gravl-dr info --output json (first repository)"
-gravl --repo primary-region info --output json
+step "gravl-dr backup --type full (over the replication protocol: no agent on the host)"
+gravl backup --type full
+
+PSQL=("$PGBIN/psql" -XAtq -d "host=127.0.0.1 port=$port user=postgres")
+step "new orders after the backup, then an accident"
+"${PSQL[@]}" -c "CREATE TABLE orders(id int primary key, item text)"
+"${PSQL[@]}" -c "INSERT INTO orders SELECT g, 'order ' || g FROM generate_series(1, 1000) g"
+sleep 1
+BEFORE=$("${PSQL[@]}" -c "SELECT now()")
+sleep 1
+"${PSQL[@]}" -c "DROP TABLE orders"
+echo "orders committed before $BEFORE, then: DROP TABLE orders"
+seg=$("${PSQL[@]}" -c "SELECT pg_walfile_name(pg_switch_wal())")
+for _ in $(seq 100); do
+  last=$("${PSQL[@]}" -c "SELECT coalesce(last_archived_wal,'') FROM pg_stat_archiver")
+  [[ "$last" > "$seg" || "$last" == "$seg" ]] && break
+  sleep 0.2
+done
+
+step "gravl-dr restore --target-time '$BEFORE' (point-in-time recovery into a new directory)"
+RESTORED="$WORK/restored"
+gravl restore --pgdata "$RESTORED" --target-time "$BEFORE"
+rport=$((port + 2000))
+as_server "$PGBIN/pg_ctl" -D "$RESTORED" -l "$WORK/restored.log" -w \
+  -o "-c port=$rport -c listen_addresses=127.0.0.1 -c unix_socket_directories=$WORK -c archive_mode=off" start >/dev/null
+RPSQL=("$PGBIN/psql" -XAtq -d "host=127.0.0.1 port=$rport user=postgres")
+for _ in $(seq 300); do
+  [ "$("${RPSQL[@]}" -c "SELECT pg_is_in_recovery()" 2>/dev/null)" = f ] && break
+  sleep 0.2
+done
+echo "orders in the restored cluster: $("${RPSQL[@]}" -c "SELECT count(*) FROM orders")"
+as_server "$PGBIN/pg_ctl" -D "$RESTORED" -m fast -w stop >/dev/null
+
+step "gravl-dr info (backups and WAL)"
+gravl --repo primary-region info
 
 step "a second cluster is refused on the same repository"
 OTHER="$WORK/other"

@@ -9,7 +9,7 @@ PACKAGES=(
   nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev libyaml-cpp-dev prometheus-cpp-dev
   libgtest-dev libgmock-dev libbenchmark-dev libexpected-dev
   postgresql-15 postgresql-contrib postgresql-client-15
-  clang-format util-linux procps bc pgbackrest
+  clang-format util-linux procps bc time zstd pgbackrest
 )
 
 missing=()

@@ -11,6 +11,7 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <sstream>
@@ -20,6 +21,7 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "common/time_util.h"
+#include "io/async_sink.h"
 #include "pg/base_backup.h"
 #include "pg/connection.h"
 #include "pg/tar.h"
@@ -34,6 +36,7 @@ namespace {
 
 constexpr std::uint64_t kBundleThreshold = 64 * 1024;
 constexpr std::uint64_t kBundleLimit = 32 * 1024 * 1024;
+constexpr std::uint64_t kParallelThreshold = 4 * 1024 * 1024;
 
 std::string ObjectName(const char* dir, std::uint64_t n) {
   char buf[32];
@@ -79,15 +82,19 @@ class BackupWriter final : public pg::BaseBackupReceiver, public pg::TarHandler 
       : repo_(repo),
         prefix_(repo::BackupObjectPrefix(repo.stanza(), label)),
         format_(repo.Format(config.compression, config.compression_level)),
+        workers_(std::max(1, config.parallel - 1)),
         progress_(progress) {}
 
   // ---- BaseBackupReceiver ----
   void OnStart(const pg::BaseBackupResult& start) override {
+    spdlog::debug("backup started at {} on timeline {}", start.start_lsn.ToString(),
+                  start.start_tli);
     std::uint64_t total = 0;
     for (const auto& t : start.tablespaces) total += t.size_bytes;
     progress_.SetTotal(total);
   }
   void OnArchiveStart(const std::string& name, const std::string& tablespace_path) override {
+    spdlog::debug("receiving {}", name);
     tablespace_ = tablespace_path;
     if (!tablespace_path.empty()) {
       std::string oid = name.substr(0, name.find('.'));
@@ -130,11 +137,16 @@ class BackupWriter final : public pg::BaseBackupReceiver, public pg::TarHandler 
     }
     current_["type"] = "file";
     current_["size"] = e.size;
-    file_hash_ = std::make_unique<io::Sha256>();
     if (e.size >= kBundleThreshold) {
+      // One object per file: the writer's SHA-256 of the original bytes is the file's.
       std::string name = ObjectName("files", ++file_count_);
       current_["object"] = name;
-      writer_ = std::make_unique<repo::ObjectWriter>(repo_.storage(), prefix_ + name, format_);
+      // Large files compress in background threads while this one hashes and parses.
+      repo::ObjectFormat format = format_;
+      if (e.size >= kParallelThreshold) format.workers = workers_;
+      writer_ = std::make_unique<repo::ObjectWriter>(repo_.storage(), prefix_ + name, format);
+      // ... and the hash, compression and upload run behind a queue, off the parser's thread.
+      async_ = std::make_unique<io::AsyncSink>(*writer_);
     } else {
       if (bundle_ && bundle_size_ + e.size > kBundleLimit) CloseBundle();
       if (!bundle_) {
@@ -146,30 +158,36 @@ class BackupWriter final : public pg::BaseBackupReceiver, public pg::TarHandler 
       current_["bundle"] = bundle_name_;
       current_["offset"] = bundle_size_;
       bundle_size_ += e.size;
+      file_hash_ = std::make_unique<io::Sha256>();  // bundled files are verified one by one
     }
   }
   void OnData(ByteView data) override {
-    file_hash_->Update(data);
     if (writer_) {
-      writer_->Write(data);
+      async_->Write(data);
     } else {
+      file_hash_->Update(data);
       bundle_->Write(data);
     }
   }
   void OnEntryEnd() override {
     if (current_["type"] == "file") {
-      current_["sha256"] = file_hash_->FinalHex();
       if (writer_) {
-        writer_->Finish();
+        async_->Finish();  // finishes writer_ on the worker thread
+        async_.reset();
+        current_["sha256"] = writer_->result().sha256;
         current_["stored_size"] = writer_->result().stored_size;
         stored_size_ += writer_->result().stored_size;
         writer_.reset();
+      } else {
+        current_["sha256"] = file_hash_->FinalHex();
+        file_hash_.reset();
       }
     }
     files_.push_back(std::move(current_));
   }
 
   void Close() {
+    spdlog::debug("data received; closing");
     CloseBundle();
     if (!pg_manifest_) throw PgError("the server sent no backup manifest");
     pg_manifest_->Finish();
@@ -199,6 +217,7 @@ class BackupWriter final : public pg::BaseBackupReceiver, public pg::TarHandler 
   repo::Repository& repo_;
   std::string prefix_;
   repo::ObjectFormat format_;
+  int workers_;
   Progress& progress_;
   std::unique_ptr<pg::TarReader> tar_;
   std::string tablespace_;
@@ -206,6 +225,7 @@ class BackupWriter final : public pg::BaseBackupReceiver, public pg::TarHandler 
   nlohmann::json current_;
   std::unique_ptr<io::Sha256> file_hash_;
   std::unique_ptr<repo::ObjectWriter> writer_;
+  std::unique_ptr<io::AsyncSink> async_;  // declared after writer_: destroyed first
   std::unique_ptr<repo::ObjectWriter> bundle_;
   std::string bundle_name_;
   std::uint64_t bundle_size_ = 0;

@@ -27,11 +27,14 @@ class PassThrough final : public Sink {
 // ---- zstd ----
 class ZstdCompressor final : public Sink {
  public:
-  ZstdCompressor(int level, Sink& next) : next_(next), out_(ZSTD_CStreamOutSize()) {
+  ZstdCompressor(int level, Sink& next, int workers) : next_(next), out_(ZSTD_CStreamOutSize()) {
     ctx_ = ZSTD_createCCtx();
     if (ctx_ == nullptr) throw Error(ExitCode::kError, "zstd: out of memory");
     ZSTD_CCtx_setParameter(ctx_, ZSTD_c_compressionLevel, level);
     ZSTD_CCtx_setParameter(ctx_, ZSTD_c_checksumFlag, 1);
+    // Without multithreading support in libzstd this fails harmlessly: compression stays
+    // in the calling thread.
+    if (workers > 0) ZSTD_CCtx_setParameter(ctx_, ZSTD_c_nbWorkers, workers);
   }
   ~ZstdCompressor() override { ZSTD_freeCCtx(ctx_); }
   void Write(ByteView data) override { Run(data, ZSTD_e_continue); }
@@ -296,10 +299,10 @@ class GzipDecompressor final : public Sink {
 
 }  // namespace
 
-std::unique_ptr<Sink> MakeCompressor(CompressionType type, int level, Sink& next) {
+std::unique_ptr<Sink> MakeCompressor(CompressionType type, int level, Sink& next, int workers) {
   switch (type) {
     case CompressionType::kZstd:
-      return std::make_unique<ZstdCompressor>(level, next);
+      return std::make_unique<ZstdCompressor>(level, next, workers);
     case CompressionType::kLz4:
       return std::make_unique<Lz4Compressor>(level, next);
     case CompressionType::kGzip:

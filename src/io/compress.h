@@ -10,7 +10,9 @@
 
 namespace gravl::io {
 
-std::unique_ptr<Sink> MakeCompressor(CompressionType type, int level, Sink& next);
+// `workers` > 0 lets zstd compress in that many background threads (overlapping with the
+// caller's hashing and I/O); worth it for large objects only. Ignored by other codecs.
+std::unique_ptr<Sink> MakeCompressor(CompressionType type, int level, Sink& next, int workers = 0);
 std::unique_ptr<Sink> MakeDecompressor(CompressionType type, Sink& next);
 
 // File-name extension for a compression type ("zst", "lz4", "gz", "").

@@ -46,8 +46,8 @@ class BaseBackupReceiver {
   virtual void OnProgress(std::uint64_t bytes_done) = 0;
 };
 
-// Runs BASE_BACKUP with a manifest (SHA-256 checksums). Throws PgError on failure; any
-// exception from the receiver aborts the backup (the connection is then unusable).
+// Runs BASE_BACKUP with a manifest (CRC32C checksums, for pg_verifybackup). Throws PgError on
+// failure; any exception from the receiver aborts the backup (the connection is then unusable).
 BaseBackupResult RunBaseBackup(Connection& replication, const BaseBackupOptions& options,
                                BaseBackupReceiver& receiver);
 

@@ -40,8 +40,9 @@ ObjectWriter::ObjectWriter(storage::Storage& storage, const std::string& key,
   if (format.key != nullptr) {
     chain_.PrependWith([&](io::Sink& next) { return io::MakeEncryptor(*format.key, next); });
   }
-  chain_.PrependWith(
-      [&](io::Sink& next) { return io::MakeCompressor(format.compression, format.level, next); });
+  chain_.PrependWith([&](io::Sink& next) {
+    return io::MakeCompressor(format.compression, format.level, next, format.workers);
+  });
   count_ = &chain_.Prepend<io::CountingSink>();
   if (!known_sha256_) hash_ = &chain_.Prepend<io::HashSink>();
 }

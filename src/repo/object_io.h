@@ -23,6 +23,7 @@ struct ObjectFormat {
   CompressionType compression = CompressionType::kNone;
   int level = 0;
   const io::Key* key = nullptr;  // non-null: encrypted with this repository key
+  int workers = 0;               // background compression threads (large objects)
 };
 
 struct StoredObject {

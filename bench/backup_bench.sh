@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# Backup and restore benchmark: gravl-dr against pgBackRest (compress-type=zst, level 1,
+# process-max=2) and pg_basebackup (--compress=client-zstd:1), in one run on one database:
+# pgbench at scale $SCALE plus $RANDOM_MB MB of incompressible data in the data directory.
+#
+# Reports wall time, CPU time (user+sys), peak RSS of the tool's process and repository
+# size, for backup and restore, and the ratios the project targets:
+#   backup wall <= 1.3x pg_basebackup and <= 0.5x pgBackRest; restore wall <= 0.8x
+#   pgBackRest; peak memory <= 256 MB; repository size <= pgBackRest's.
+# Peak RSS is that of the command's own process: pgBackRest's worker processes are not
+# included (ru_maxrss of the process tree is not additive), so its figure is a lower bound.
+#
+# Usage: bench/backup_bench.sh [SCALE=100] [RANDOM_MB=500]     (as root or postgres)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SCALE=${1:-100}
+RANDOM_MB=${2:-500}
+BIN="$PWD/build/src/gravl-dr"
+PGBIN="$(pg_config --bindir)"
+[ -x "$BIN" ] || { echo "build first: ./scripts/build.sh" >&2; exit 1; }
+
+as_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+WORK="$(mktemp -d /tmp/gravl-backupbench-XXXXXX)"
+chmod 755 "$WORK"; [ "$(id -u)" -eq 0 ] && chown postgres "$WORK"
+PGDATA="$WORK/data"
+cleanup() { as_pg "$PGBIN/pg_ctl" -D "$PGDATA" -m immediate stop >/dev/null 2>&1 || true; rm -rf "$WORK"; }
+trap cleanup EXIT INT TERM
+port=55600; while (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do port=$((port + 1)); done
+CONN="host=127.0.0.1 port=$port user=postgres dbname=postgres"
+
+echo "== preparing: pgbench scale $SCALE + $RANDOM_MB MB incompressible" >&2
+as_pg "$PGBIN/initdb" -D "$PGDATA" -U postgres --auth=trust >/dev/null
+cat >> "$PGDATA/postgresql.conf" <<CONF
+port = $port
+listen_addresses = '127.0.0.1'
+unix_socket_directories = '$WORK'
+max_wal_size = '4GB'
+CONF
+as_pg "$PGBIN/pg_ctl" -D "$PGDATA" -l "$WORK/server.log" -w start >/dev/null
+"$PGBIN/pgbench" -i -s "$SCALE" -q -d "$CONN" >/dev/null 2>&1
+as_pg head -c "$((RANDOM_MB * 1024 * 1024))" /dev/urandom > /dev/null  # warm
+as_pg sh -c "head -c $((RANDOM_MB * 1024 * 1024)) /dev/urandom > '$PGDATA/incompressible.bin'"
+"$PGBIN/psql" -XAtq -d "$CONN" -c "CHECKPOINT" >/dev/null
+DBSIZE=$(du -sb "$PGDATA" | cut -f1)
+
+cat > "$WORK/gravl.yaml" <<YAML
+pg: { conninfo: "$CONN" }
+repos: [ { name: local, type: posix, path: $WORK/repo-gravl } ]
+compression: { type: zstd, level: 1 }
+parallel: 2
+YAML
+cat > "$WORK/pgbackrest.conf" <<INI
+[global]
+repo1-path=$WORK/repo-pgbr
+compress-type=zst
+compress-level=1
+process-max=2
+start-fast=y
+archive-check=n
+log-path=$WORK
+lock-path=$WORK/lock
+spool-path=$WORK/spool
+log-level-console=warn
+log-level-file=off
+
+[bench]
+pg1-path=$PGDATA
+pg1-port=$port
+pg1-socket-path=$WORK
+INI
+chmod 644 "$WORK"/gravl.yaml "$WORK"/pgbackrest.conf
+[ "$(id -u)" -eq 0 ] && chown -R postgres "$WORK"
+as_pg env GRAVL_DR_CONFIG="$WORK/gravl.yaml" "$BIN" stanza-create >/dev/null 2>&1
+as_pg pgbackrest --config="$WORK/pgbackrest.conf" --stanza=bench stanza-create >/dev/null
+
+declare -A WALL CPU RSS SIZE
+measure() {  # name cmd...: runs as postgres under /usr/bin/time
+  local name=$1; shift
+  sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true
+  as_pg /usr/bin/time -f "%e %U %S %M" -o "$WORK/time-$name" "$@" >/dev/null 2>"$WORK/err-$name" || {
+    echo "$name failed:"; cat "$WORK/err-$name"; exit 1; }
+  read -r wall user sys rss < "$WORK/time-$name"
+  WALL[$name]=$wall; CPU[$name]=$(echo "$user + $sys" | bc -l); RSS[$name]=$((rss / 1024))
+}
+
+echo "== backups" >&2
+measure backup-gravl env GRAVL_DR_CONFIG="$WORK/gravl.yaml" "$BIN" backup --type full
+measure backup-pgbackrest pgbackrest --config="$WORK/pgbackrest.conf" --stanza=bench --type=full backup
+measure backup-pg_basebackup "$PGBIN/pg_basebackup" -d "$CONN" -D "$WORK/repo-basebackup" -Ft \
+  -X fetch --compress=client-zstd:1 --checkpoint=fast
+SIZE[gravl]=$(du -sb "$WORK/repo-gravl" | cut -f1)
+SIZE[pgbackrest]=$(du -sb "$WORK/repo-pgbr" | cut -f1)
+SIZE[pg_basebackup]=$(du -sb "$WORK/repo-basebackup" | cut -f1)
+
+echo "== restores" >&2
+measure restore-gravl env GRAVL_DR_CONFIG="$WORK/gravl.yaml" "$BIN" restore --pgdata "$WORK/r-gravl" --target immediate
+measure restore-pgbackrest pgbackrest --config="$WORK/pgbackrest.conf" --stanza=bench \
+  --pg1-path="$WORK/r-pgbr" --type=immediate restore
+mkdir -p "$WORK/r-bb"; [ "$(id -u)" -eq 0 ] && chown postgres "$WORK/r-bb"
+measure restore-pg_basebackup sh -c "cd '$WORK/r-bb' && tar -I zstd -xf '$WORK/repo-basebackup/base.tar.zst'"
+
+mb() { echo "$1 / 1048576" | bc; }
+printf '\ndatabase: %s MB (pgbench scale %s + %s MB incompressible), %s cores\n\n' "$(mb "$DBSIZE")" "$SCALE" "$RANDOM_MB" "$(nproc)"
+printf '%-22s %9s %9s %10s %12s\n' step "wall s" "cpu s" "peak MB" "repo MB"
+for t in gravl pgbackrest pg_basebackup; do
+  printf '%-22s %9s %9.1f %10s %12s\n' "backup $t" "${WALL[backup-$t]}" "${CPU[backup-$t]}" "${RSS[backup-$t]}" "$(mb "${SIZE[$t]}")"
+done
+for t in gravl pgbackrest pg_basebackup; do
+  printf '%-22s %9s %9.1f %10s\n' "restore $t" "${WALL[restore-$t]}" "${CPU[restore-$t]}" "${RSS[restore-$t]}"
+done
+r() { echo "scale=2; $1 / $2" | bc -l; }
+echo
+echo "backup wall  gravl/pg_basebackup: $(r "${WALL[backup-gravl]}" "${WALL[backup-pg_basebackup]}")  (target <= 1.3)"
+echo "backup wall  gravl/pgbackrest:    $(r "${WALL[backup-gravl]}" "${WALL[backup-pgbackrest]}")  (target <= 0.5)"
+echo "restore wall gravl/pgbackrest:    $(r "${WALL[restore-gravl]}" "${WALL[restore-pgbackrest]}")  (target <= 0.8)"
+echo "repo size    gravl/pgbackrest:    $(r "${SIZE[gravl]}" "${SIZE[pgbackrest]}")  (target <= 1.0)"
+echo "peak memory  gravl backup/restore: ${RSS[backup-gravl]} / ${RSS[restore-gravl]} MB  (target <= 256)"
+
+mkdir -p bench/results
+out="bench/results/backup-$(date -u +%Y%m%dT%H%M%SZ).json"
+{
+  printf '{"scale": %s, "random_mb": %s, "db_bytes": %s, "nproc": %s, "results": {' "$SCALE" "$RANDOM_MB" "$DBSIZE" "$(nproc)"
+  sep=""
+  for k in "${!WALL[@]}"; do
+    printf '%s"%s": {"wall_s": %s, "cpu_s": %s, "peak_rss_mb": %s}' "$sep" "$k" "${WALL[$k]}" "${CPU[$k]}" "${RSS[$k]}"
+    sep=", "
+  done
+  printf '}, "repo_bytes": {"gravl": %s, "pgbackrest": %s, "pg_basebackup": %s}}\n' "${SIZE[gravl]}" "${SIZE[pgbackrest]}" "${SIZE[pg_basebackup]}"
+} > "$out"
+echo "wrote $out"
