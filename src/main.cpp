@@ -179,6 +179,9 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   restore->add_flag("--standby", restore_options.standby,
                     "configure as a standby fed from the archive (standby.signal)");
+  restore->add_flag("--delta", restore_options.delta,
+                    "restore over an existing (stopped) data directory, rewriting only files "
+                    "whose content differs and removing what the backup does not have");
   restore->add_option("--primary-conninfo", restore_options.primary_conninfo,
                       "with --standby: also stream from this primary (primary_conninfo)");
   restore->add_flag("--dry-run", g.dry_run, "choose the backup and check the target only");

@@ -45,6 +45,7 @@ struct RestoreOptions {
   std::string target_time, target_lsn, target_xid, target_name;
   std::string target_action = "promote";
   bool standby = false;
+  bool delta = false;            // rewrite only what differs in an existing data directory
   std::string primary_conninfo;  // --standby: stream from this primary too
   // Logical restores (--logical): a dump of --db into --target-db, optionally only --table.
   bool logical = false;

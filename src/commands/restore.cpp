@@ -11,9 +11,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <set>
 #include <sstream>
 
 #include "commands/commands.h"
@@ -107,7 +109,7 @@ std::string SelfPath() {
   return ec ? "gravl-dr" : p.string();
 }
 
-void CheckTargetDirectory(const std::string& pgdata) {
+void CheckTargetDirectory(const std::string& pgdata, bool delta) {
   std::error_code ec;
   if (fs::exists(pgdata + "/postmaster.pid", ec)) {
     std::ifstream pid_file(pgdata + "/postmaster.pid");
@@ -118,11 +120,27 @@ void CheckTargetDirectory(const std::string& pgdata) {
                           "); stop it first -- restore never writes under a running server");
     }
   }
-  if (fs::exists(pgdata, ec) && !fs::is_empty(pgdata, ec)) {
+  if (!fs::exists(pgdata, ec) || fs::is_empty(pgdata, ec)) return;
+  if (!delta) {
     throw ConflictError(pgdata +
-                        " is not empty; restore into an empty or new directory (or use "
-                        "--delta once available)");
+                        " is not empty; restore into an empty or new directory, or use --delta "
+                        "to rewrite only what differs in an existing data directory");
   }
+  if (!fs::exists(pgdata + "/PG_VERSION", ec)) {
+    throw ConflictError(pgdata +
+                        " is not empty and is not a PostgreSQL data directory (no "
+                        "PG_VERSION); --delta only works on a data directory");
+  }
+}
+
+// True when `path` already holds exactly this content (size, then SHA-256).
+bool SameContent(const std::string& path, std::uint64_t size, const std::string& sha256) {
+  std::error_code ec;
+  if (!fs::is_regular_file(path, ec) || fs::file_size(path, ec) != size || ec) return false;
+  io::Sha256 sha;
+  io::MappedFile mapped(path);
+  sha.Update(mapped.data());
+  return sha.FinalHex() == sha256;
 }
 
 }  // namespace
@@ -135,7 +153,7 @@ int Restore(const Context& ctx, const RestoreOptions& options) {
   if (options.pgdata.empty() || options.pgdata.front() != '/') {
     throw UsageError("--pgdata must be an absolute path");
   }
-  CheckTargetDirectory(options.pgdata);
+  CheckTargetDirectory(options.pgdata, options.delta);
 
   // Targets.
   int targets = !options.target_time.empty() + !options.target_lsn.empty() +
@@ -305,6 +323,45 @@ int Restore(const Context& ctx, const RestoreOptions& options) {
       repo::ReadObject(repo.storage(), key, format, {j.sha256, j.size}, splitter);
     }
   };
+  // --delta: files already holding the right content stay; everything not in the backup
+  // goes (stale WAL, new relations), so the directory ends up exactly the backup.
+  std::atomic<std::uint64_t> skipped{0};
+  if (options.delta) {
+    std::set<std::string> wanted = {options.pgdata + "/backup_manifest",
+                                    options.pgdata + "/postgresql.auto.conf"};
+    for (const auto& f : m["files"]) {
+      // pg_control and backup_label go too: until the pending copies are renamed at the
+      // end, an interrupted delta restore must not leave a startable directory.
+      if (!f.contains("tablespace") && !IsHeldBack(f["path"])) wanted.insert(dest_of(f));
+    }
+    std::vector<fs::path> extra;
+    for (auto it = fs::recursive_directory_iterator(options.pgdata);
+         it != fs::recursive_directory_iterator(); ++it) {
+      if (!wanted.count(it->path().string())) extra.push_back(it->path());
+      if (it->is_symlink()) it.disable_recursion_pending();
+    }
+    for (const auto& p : extra) {
+      std::error_code ec;
+      fs::remove_all(p, ec);
+    }
+    spdlog::info("--delta: removed {} entries that are not in the backup", extra.size());
+    std::vector<Job> needed;
+    for (auto& j : jobs) {
+      bool same = true;
+      if (j.parts.empty()) {
+        same = !j.dest.empty() && SameContent(j.dest, j.size, j.sha256);
+      } else {
+        for (const auto& part : j.parts)
+          same = same && SameContent(part.path, part.size, part.sha256);
+      }
+      if (same) {
+        skipped += j.parts.empty() ? 1 : j.parts.size();
+      } else {
+        needed.push_back(std::move(j));
+      }
+    }
+    jobs = std::move(needed);
+  }
   auto errors =
       io::RunParallel(jobs.size(), ctx.config.parallel, [&](std::size_t i) { run_job(jobs[i]); });
   for (auto& e : errors) {
@@ -395,6 +452,7 @@ int Restore(const Context& ctx, const RestoreOptions& options) {
   ctx.Emit({{"label", label},
             {"repo", repo.config().name},
             {"pgdata", options.pgdata},
+            {"files_unchanged", skipped.load()},
             {"target", target_text},
             {"size", total},
             {"seconds", seconds}},

@@ -288,3 +288,43 @@ TEST_F(BackupRestore, LogicalBackupRestoresADatabaseAndSingleTables) {
 
 }  // namespace
 }  // namespace gravl
+
+namespace gravl {
+namespace {
+
+TEST_F(BackupRestore, DeltaRestoreRewritesOnlyWhatDiffers) {
+  Query(*cluster_, "CREATE TABLE keep AS SELECT g FROM generate_series(1, 100000) g");
+  RunResult b = Cli({"backup", "--output", "json"});
+  ASSERT_EQ(b.exit_code, 0) << b.err;
+  std::string label = nlohmann::json::parse(b.out)["label"];
+  {
+    auto r = RestoreAndStart("delta", {"--set", label, "--target", "immediate"});
+    ASSERT_TRUE(r);
+    Query(*r, "CREATE TABLE added_later AS SELECT g FROM generate_series(1, 1000) g");
+    Query(*r, "DELETE FROM keep WHERE g > 10");
+    r->Stop();
+  }
+  std::string pgdata = dir_ / "delta";
+  RunResult plain = Cli({"restore", "--pgdata", pgdata, "--set", label});
+  EXPECT_EQ(plain.exit_code, 5) << plain.err;  // not empty, no --delta
+  EXPECT_NE(plain.err.find("--delta"), std::string::npos);
+
+  RunResult r = Cli({"restore", "--pgdata", pgdata, "--set", label, "--target", "immediate",
+                     "--delta", "--output", "json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_GT(j["files_unchanged"].get<std::uint64_t>(), 10u) << j.dump();
+  RunResult v = gravl::Run(pg::AsServerUser({cluster_->Bin("pg_verifybackup"), "-n", pgdata}));
+  EXPECT_EQ(v.exit_code, 0) << v.out << v.err;
+  pg::InstanceOptions o;
+  o.base_dir = dir_ / "delta-run2";
+  auto again = pg::Instance::Adopt(o, pgdata);
+  for (int i = 0; i < 300 && Query(*again, "SELECT pg_is_in_recovery()") != "f"; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_EQ(Query(*again, "SELECT count(*) FROM keep"), "100000");
+  EXPECT_EQ(Query(*again, "SELECT to_regclass('added_later') IS NULL"), "t");
+}
+
+}  // namespace
+}  // namespace gravl
