@@ -187,6 +187,14 @@ int main(int argc, char** argv) {
   restore->add_flag("--dry-run", g.dry_run, "choose the backup and check the target only");
   restore->callback([&] { result = gravl::commands::Restore(MakeContext(g), restore_options); });
 
+  gravl::commands::VerifyOptions verify_options;
+  auto* verify = app.add_subcommand(
+      "verify",
+      "Re-read and check every object of the backups and the WAL archive (SHA-256, "
+      "decryption, completeness, WAL continuity) and report each backup's recoverable window");
+  verify->add_option("--set", verify_options.set, "only this backup (label)");
+  verify->callback([&] { result = gravl::commands::Verify(MakeContext(g), verify_options); });
+
   auto* version = app.add_subcommand("version", "Print the version");
   version->callback([&] {
     if (g.output == "json") {

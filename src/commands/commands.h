@@ -54,6 +54,11 @@ struct RestoreOptions {
   std::string target_db;
 };
 int Restore(const Context& ctx, const RestoreOptions& options);
+struct VerifyOptions {
+  std::string set;  // one backup; empty: all
+};
+int Verify(const Context& ctx, const VerifyOptions& options);
+
 int LogicalBackup(const Context& ctx, const BackupOptions& options);
 int LogicalRestore(const Context& ctx, const RestoreOptions& options);
 
