@@ -195,6 +195,23 @@ int main(int argc, char** argv) {
   verify->add_option("--set", verify_options.set, "only this backup (label)");
   verify->callback([&] { result = gravl::commands::Verify(MakeContext(g), verify_options); });
 
+  gravl::commands::TestRestoreOptions drill_options;
+  auto* drill = app.add_subcommand(
+      "test-restore",
+      "Restore drill: restore into a temporary directory, start an ephemeral PostgreSQL, "
+      "recover, validate (row counts, foreign keys, amcheck, WAL position, custom checks), "
+      "store a JSON report with the measured RTO, clean up");
+  drill->add_option("--set", drill_options.set, "backup label (default: the newest)");
+  drill->add_option("--target", drill_options.restore.target, "'immediate' or 'latest' (default)")
+      ->check(CLI::IsMember({"immediate", "latest"}));
+  drill->add_option("--target-time", drill_options.restore.target_time, "recover to this time");
+  drill->add_option("--target-lsn", drill_options.restore.target_lsn, "recover to this LSN");
+  drill->add_option("--target-xid", drill_options.restore.target_xid, "recover to this xid");
+  drill->add_option("--target-name", drill_options.restore.target_name,
+                    "recover to this restore point");
+  drill->add_flag("--keep", drill_options.keep, "keep the restored directory for inspection");
+  drill->callback([&] { result = gravl::commands::TestRestore(MakeContext(g), drill_options); });
+
   auto* version = app.add_subcommand("version", "Print the version");
   version->callback([&] {
     if (g.output == "json") {

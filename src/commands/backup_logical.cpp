@@ -41,15 +41,6 @@ repo::StoredObject DumpInto(repo::Repository& repo, const std::string& key,
   return writer.result();
 }
 
-std::string WithDbname(const std::string& conninfo, const std::string& db) {
-  std::string quoted = "'";
-  for (char c : db) {
-    if (c == '\'' || c == '\\') quoted += '\\';
-    quoted += c;
-  }
-  return conninfo + (conninfo.empty() ? "" : " ") + "dbname=" + quoted + "'";
-}
-
 }  // namespace
 
 int LogicalBackup(const Context& ctx, const BackupOptions& options) {
@@ -101,7 +92,7 @@ int LogicalBackup(const Context& ctx, const BackupOptions& options) {
     // -Z 0: the pipeline compresses (zstd by default), faster and smaller than pg_dump's zlib.
     auto r = DumpInto(repo, prefix + object, format,
                       {bin + "/pg_dump", "-Fc", "-Z", "0", "--no-password", "-d",
-                       WithDbname(ctx.config.pg_conninfo, databases[i])});
+                       pg::ConninfoWithDbname(ctx.config.pg_conninfo, databases[i])});
     dbs.push_back({{"name", databases[i]},
                    {"object", object},
                    {"sha256", r.sha256},

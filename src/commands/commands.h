@@ -53,11 +53,25 @@ struct RestoreOptions {
   std::vector<std::string> tables;
   std::string target_db;
 };
-int Restore(const Context& ctx, const RestoreOptions& options);
+struct RestoreResult {
+  std::string label;
+  std::string repo;
+  nlohmann::json manifest;
+  double seconds = 0;
+};
+// With `result`, nothing is printed and the outcome is returned there (used by drills).
+int Restore(const Context& ctx, const RestoreOptions& options, RestoreResult* result = nullptr);
 struct VerifyOptions {
   std::string set;  // one backup; empty: all
 };
 int Verify(const Context& ctx, const VerifyOptions& options);
+
+struct TestRestoreOptions {
+  std::string set;
+  RestoreOptions restore;  // target options; pgdata is chosen by the drill
+  bool keep = false;       // keep the directory (and stop the server) for inspection
+};
+int TestRestore(const Context& ctx, const TestRestoreOptions& options);
 
 int LogicalBackup(const Context& ctx, const BackupOptions& options);
 int LogicalRestore(const Context& ctx, const RestoreOptions& options);

@@ -1,6 +1,7 @@
 // info: what each repository holds for the stanza (or every stanza): cluster identity,
 // backups, and the archived WAL range per timeline.
 
+#include <cstdio>
 #include <sstream>
 
 #include "commands/commands.h"
@@ -32,7 +33,16 @@ nlohmann::json StanzaJson(const repo::StanzaSummary& s) {
   if (s.info.encryption) {
     enc = {{"cipher", s.info.encryption->cipher}, {"kdf", s.info.encryption->kdf.algorithm}};
   }
+  nlohmann::json drill = nullptr;
+  if (s.last_restore_test) {
+    const auto& d = *s.last_restore_test;
+    drill = {{"finished_at", d.value("finished_at", "")},
+             {"label", d.value("label", "")},
+             {"ok", d.value("ok", false)},
+             {"rto_s", d.value("rto_s", 0.0)}};
+  }
   return {{"stanza", s.info.stanza},
+          {"last_restore_test", drill},
           {"status", "ok"},
           {"system_identifier", s.info.system_identifier},
           {"pg_version_num", s.info.pg_version_num},
@@ -69,6 +79,16 @@ void StanzaText(const repo::StanzaSummary& s, std::ostringstream& out) {
   }
   for (const auto& label : s.incomplete_labels) {
     out << "      " << label << "  INCOMPLETE (no manifest; not restorable)\n";
+  }
+  if (s.last_restore_test) {
+    const auto& d = *s.last_restore_test;
+    char rto[32];
+    std::snprintf(rto, sizeof rto, "%.1f", d.value("rto_s", 0.0));
+    out << "    last restore drill: " << d.value("finished_at", "?") << " "
+        << (d.value("ok", false) ? "passed" : "FAILED") << ", RTO " << rto << " s (backup "
+        << d.value("label", "?") << ")\n";
+  } else {
+    out << "    last restore drill: never -- run 'gravl-dr test-restore'\n";
   }
   if (s.wal.empty()) {
     out << "    wal archive: empty\n";

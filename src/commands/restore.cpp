@@ -145,7 +145,7 @@ bool SameContent(const std::string& path, std::uint64_t size, const std::string&
 
 }  // namespace
 
-int Restore(const Context& ctx, const RestoreOptions& options) {
+int Restore(const Context& ctx, const RestoreOptions& options, RestoreResult* result) {
   if (options.logical) return LogicalRestore(ctx, options);
   if (!options.primary_conninfo.empty() && !options.standby) {
     throw UsageError("--primary-conninfo configures a streaming standby: add --standby");
@@ -449,6 +449,10 @@ int Restore(const Context& ctx, const RestoreOptions& options) {
        << (options.set.empty() ? "newest backup that can reach the target" : "--set")
        << "\n  target: " << target_text << "\n  " << FormatBytes(total) << " in " << seconds
        << " s\n  start PostgreSQL on it to recover (pg_ctl -D " << options.pgdata << " start)\n";
+  if (result != nullptr) {
+    *result = RestoreResult{label, repo.config().name, m, seconds};
+    return 0;
+  }
   ctx.Emit({{"label", label},
             {"repo", repo.config().name},
             {"pgdata", options.pgdata},

@@ -172,6 +172,25 @@ const std::vector<OptionSpec>& OptionSpecs() {
        {},
        1,
        86400},
+      {"drill.row_count_tolerance_pct",
+       "GRAVL_DR_DRILL_ROW_COUNT_TOLERANCE_PCT",
+       "--drill-row-count-tolerance-pct",
+       OptionType::kInt,
+       "10",
+       "test-restore: allowed difference (percent) between a table's rows at backup time and "
+       "after recovery",
+       {},
+       0,
+       100},
+      {"drill.timeout",
+       "GRAVL_DR_DRILL_TIMEOUT",
+       "--drill-timeout",
+       OptionType::kInt,
+       "3600",
+       "test-restore: seconds recovery may take",
+       {},
+       10,
+       604800},
   };
   return kSpecs;
 }
@@ -228,13 +247,18 @@ std::string ScalarOrThrow(const YAML::Node& node, const std::string& key,
 }
 
 void FlattenMap(const YAML::Node& map, const std::string& prefix, const std::string& file,
-                std::map<std::string, RawValue>& out, std::optional<YAML::Node>& repos) {
+                std::map<std::string, RawValue>& out, std::optional<YAML::Node>& repos,
+                std::optional<YAML::Node>& checks) {
   for (const auto& item : map) {
     std::string name = item.first.as<std::string>();
     std::string key = prefix.empty() ? name : prefix + "." + name;
     std::string where = Where(file, item.first);
     if (key == "repos") {
       repos = item.second;
+      continue;
+    }
+    if (key == "drill.checks") {
+      checks = item.second;
       continue;
     }
     bool is_section = false;
@@ -245,7 +269,7 @@ void FlattenMap(const YAML::Node& map, const std::string& prefix, const std::str
       if (!item.second.IsMap()) {
         throw ConfigError(where + ": '" + key + "' must be a map of options");
       }
-      FlattenMap(item.second, key, file, out, repos);
+      FlattenMap(item.second, key, file, out, repos, checks);
       continue;
     }
     if (FindSpec(key) == nullptr) {
@@ -308,6 +332,40 @@ std::vector<RepoConfig> ParseRepos(const YAML::Node& node, const std::string& fi
   return repos;
 }
 
+std::vector<DrillCheck> ParseChecks(const YAML::Node& node, const std::string& file) {
+  std::string where = Where(file, node);
+  if (!node.IsSequence()) {
+    throw ConfigError(where + ": 'drill.checks' must be a list of {name, database, sql}");
+  }
+  std::vector<DrillCheck> checks;
+  std::size_t index = 0;
+  for (const auto& entry : node) {
+    std::string label = "drill.checks[" + std::to_string(index++) + "]";
+    std::string ewhere = Where(file, entry);
+    if (!entry.IsMap()) throw ConfigError(ewhere + ": '" + label + "' must be a map");
+    DrillCheck c;
+    for (const auto& kv : entry) {
+      std::string k = kv.first.as<std::string>();
+      std::string v = ScalarOrThrow(kv.second, label + "." + k, Where(file, kv.first));
+      if (k == "name") {
+        c.name = v;
+      } else if (k == "database") {
+        c.database = v;
+      } else if (k == "sql") {
+        c.sql = v;
+      } else {
+        throw ConfigError(Where(file, kv.first) + ": unknown key '" + label + "." + k +
+                          "' (known: name, database, sql)");
+      }
+    }
+    if (c.name.empty() || c.sql.empty()) {
+      throw ConfigError(ewhere + ": '" + label + "' needs a name and an sql query");
+    }
+    checks.push_back(std::move(c));
+  }
+  return checks;
+}
+
 int ParseInt(const OptionSpec& spec, const RawValue& v) {
   int out = 0;
   const char* begin = v.text.data();
@@ -362,9 +420,10 @@ Config LoadConfig(const ConfigInputs& inputs) {
     }
     if (root.IsDefined() && !root.IsNull()) {
       if (!root.IsMap()) throw ConfigError(*path + ": the top level must be a map of options");
-      std::optional<YAML::Node> repos;
-      FlattenMap(root, "", *path, raw, repos);
+      std::optional<YAML::Node> repos, checks;
+      FlattenMap(root, "", *path, raw, repos, checks);
       if (repos) file_repos = ParseRepos(*repos, *path);
+      if (checks) config.drill_checks = ParseChecks(*checks, *path);
     }
   }
 
@@ -444,6 +503,11 @@ Config LoadConfig(const ConfigInputs& inputs) {
   if (auto v = get("archive.prefetch")) {
     config.archive_prefetch = ParseInt(*FindSpec("archive.prefetch"), *v);
   }
+  if (auto v = get("drill.row_count_tolerance_pct")) {
+    config.drill_row_tolerance_pct = ParseInt(*FindSpec("drill.row_count_tolerance_pct"), *v);
+  }
+  if (auto v = get("drill.timeout"))
+    config.drill_timeout = ParseInt(*FindSpec("drill.timeout"), *v);
   if (auto v = get("archive.timeout")) {
     config.archive_timeout = ParseInt(*FindSpec("archive.timeout"), *v);
   }

@@ -26,6 +26,12 @@ struct RepoConfig {
   std::string path;  // posix: absolute directory
 };
 
+struct DrillCheck {
+  std::string name;
+  std::string database = "postgres";
+  std::string sql;  // must return a single true
+};
+
 struct Config {
   std::string source;  // the file the configuration came from, or "(no config file)"
   std::string stanza = "main";
@@ -44,6 +50,11 @@ struct Config {
   int archive_batch = 32;     // segments per archive-push call in async mode
   int archive_prefetch = 16;  // segments archive-get fetches ahead in async mode
   int archive_timeout = 60;   // seconds `check` waits for a switched segment
+
+  // Restore drills (test-restore).
+  int drill_row_tolerance_pct = 10;  // allowed row-count drift per table vs backup time
+  int drill_timeout = 3600;          // seconds recovery may take before the drill fails
+  std::vector<DrillCheck> drill_checks;
 
   // The repositories a command works on: all, or the one named by --repo.
   // Throws ConfigError when the name matches none.

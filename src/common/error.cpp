@@ -32,6 +32,8 @@ const char* ExitCodeName(ExitCode code) {
       return "locked";
     case ExitCode::kInterrupted:
       return "interrupted";
+    case ExitCode::kCheckFailed:
+      return "check-failed";
   }
   return "error";
 }

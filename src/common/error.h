@@ -22,6 +22,7 @@ enum class ExitCode : int {
   kPostgres = 9,      // PostgreSQL connection or query failure
   kLocked = 10,       // another process holds the stanza lock
   kInterrupted = 11,  // stopped by a signal before finishing
+  kCheckFailed = 12,  // a check, verification or restore drill found a problem
 };
 
 int ToInt(ExitCode code);

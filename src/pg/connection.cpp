@@ -20,6 +20,15 @@ std::string Trim(std::string s) {
 
 }  // namespace
 
+std::string ConninfoWithDbname(const std::string& conninfo, const std::string& db) {
+  std::string quoted = "'";
+  for (char c : db) {
+    if (c == '\'' || c == '\\') quoted += '\\';
+    quoted += c;
+  }
+  return conninfo + (conninfo.empty() ? "" : " ") + "dbname=" + quoted + "'";
+}
+
 std::unique_ptr<Connection> Connection::Open(const std::string& conninfo, bool replication) {
   std::string ci = conninfo;
   if (replication) ci += (ci.empty() ? "" : " ") + std::string("replication=true");

@@ -17,6 +17,9 @@ struct ClusterIdentity {
   bool in_recovery = false;
 };
 
+// `conninfo` with dbname set to `db` (later keywords win in libpq), quoted for libpq.
+std::string ConninfoWithDbname(const std::string& conninfo, const std::string& db);
+
 class Connection {
  public:
   // Connects; throws PgError with libpq's message (password redacted) and a hint.

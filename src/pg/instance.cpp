@@ -131,6 +131,7 @@ void Instance::Start() {
     std::vector<std::string> opts = {"-c listen_addresses=127.0.0.1",
                                      "-c port=" + std::to_string(port_),
                                      "-c unix_socket_directories=" + base_dir_};
+    for (const auto& opt : options_.server_options) opts.push_back("-c " + opt);
     std::string o;
     for (const auto& s : opts) o += s + " ";
     std::vector<std::string> argv = {Bin("pg_ctl"), "-D", data_dir_, "-l",   log_file_, "-o", o,

@@ -22,10 +22,11 @@ void GiveToServerUser(const std::string& path);
 int FindFreePort();
 
 struct InstanceOptions {
-  std::string bin_dir;                // empty: ResolveBinDir("")
-  std::string base_dir;               // empty: a new mkdtemp directory under $TMPDIR or /tmp
-  std::vector<std::string> settings;  // extra postgresql.conf lines
-  bool keep_files = false;            // keep base_dir after the instance is destroyed
+  std::string bin_dir;                      // empty: ResolveBinDir("")
+  std::string base_dir;                     // empty: a new mkdtemp directory under $TMPDIR or /tmp
+  std::vector<std::string> settings;        // extra postgresql.conf lines (Create only)
+  std::vector<std::string> server_options;  // "name=value", passed as -c at every start
+  bool keep_files = false;                  // keep base_dir after the instance is destroyed
 };
 
 class Instance {

@@ -136,6 +136,8 @@ StanzaSummary Summarize(Repository& repo) {
     t.missing = *set.rbegin() - *set.begin() + 1 - set.size();
   }
   for (auto& [tli, t] : timelines) summary.wal.push_back(t);
+  auto reports = storage::ListAll(storage, ReportsPrefix(stanza, "restore-tests"));
+  if (!reports.empty()) summary.last_restore_test = ReadMetadata(storage, reports.back().key);
   return summary;
 }
 

@@ -75,6 +75,7 @@ struct StanzaSummary {
   std::vector<BackupSummary> backups;          // complete backups, oldest first
   std::vector<std::string> incomplete_labels;  // backup folders without a manifest
   std::vector<WalTimelineSummary> wal;
+  std::optional<nlohmann::json> last_restore_test;  // newest reports/restore-tests/ report
 };
 
 StanzaSummary Summarize(Repository& repo);

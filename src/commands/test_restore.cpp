@@ -1,0 +1,433 @@
+// test-restore: the restore drill. Restores a backup into a temporary directory, starts an
+// ephemeral PostgreSQL on it (free port, 127.0.0.1 only, archiving off, as `postgres` when
+// run as root), lets it recover to the target, validates the result, stores a JSON report in
+// the repository (reports/restore-tests/) and measures the RTO by phase. It always cleans up
+// -- server stopped, directory removed -- also on failure, SIGINT or SIGTERM.
+
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <sstream>
+#include <thread>
+
+#include "commands/commands.h"
+#include "common/cleanup.h"
+#include "common/error.h"
+#include "common/log.h"
+#include "common/subprocess.h"
+#include "common/time_util.h"
+#include "pg/connection.h"
+#include "pg/instance.h"
+#include "repo/layout.h"
+#include "repo/metadata.h"
+#include "repo/wal.h"
+
+namespace gravl::commands {
+namespace fs = std::filesystem;
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double Since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
+struct DrillCheckResult {
+  std::string name;
+  bool ok;
+  std::string detail;
+  nlohmann::json failures = nlohmann::json::array();
+};
+
+std::vector<std::string> Databases(pg::Connection& conn) {
+  std::vector<std::string> out;
+  for (const auto& r : conn.Query("SELECT datname FROM pg_database WHERE datallowconn AND NOT "
+                                  "datistemplate ORDER BY 1")) {
+    out.push_back(r[0]);
+  }
+  return out;
+}
+
+DrillCheckResult TableCounts(const pg::Instance& pg, const nlohmann::json& manifest,
+                             int tolerance_pct) {
+  DrillCheckResult c{"table counts", true, "", nlohmann::json::array()};
+  if (!manifest.contains("tables")) {
+    c.detail = "skipped: the backup recorded no row counts";
+    return c;
+  }
+  std::map<std::string, std::unique_ptr<pg::Connection>> conns;
+  std::size_t checked = 0;
+  for (const auto& t : manifest["tables"]) {
+    std::string db = t["database"];
+    if (!conns.count(db)) conns[db] = pg::Connection::Open(pg.conninfo(db));
+    auto& conn = *conns[db];
+    std::string name = t["schema"].get<std::string>() + "." + t["table"].get<std::string>();
+    std::uint64_t recorded = t["rows"];
+    auto exists =
+        conn.QueryValue("SELECT to_regclass(format('%I.%I', " + conn.Literal(t["schema"]) + ", " +
+                        conn.Literal(t["table"]) + ")) IS NOT NULL");
+    ++checked;
+    if (exists != "t") {
+      c.failures.push_back(db + ": table " + name + " is missing (it had " +
+                           std::to_string(recorded) + " rows at backup time)");
+      continue;
+    }
+    std::uint64_t now = std::stoull(
+        *conn.QueryValue("SELECT count(*) FROM ONLY " +
+                         *conn.QueryValue("SELECT format('%I.%I', " + conn.Literal(t["schema"]) +
+                                          ", " + conn.Literal(t["table"]) + ")")));
+    if (now == 0 && recorded > 0) {
+      c.failures.push_back(db + ": table " + name + " is empty (it had " +
+                           std::to_string(recorded) + " rows at backup time)");
+      continue;
+    }
+    double allowed = static_cast<double>(recorded) * tolerance_pct / 100.0 + 10.0;
+    double diff = std::abs(static_cast<double>(now) - static_cast<double>(recorded));
+    if (t.value("exact", true) && diff > allowed) {
+      c.failures.push_back(db + ": table " + name + " has " + std::to_string(now) + " rows, " +
+                           std::to_string(recorded) + " at backup time (more than " +
+                           std::to_string(tolerance_pct) + "% + 10 apart)");
+    }
+  }
+  c.ok = c.failures.empty();
+  c.detail = std::to_string(checked) + " tables compared with the backup's row counts (tolerance " +
+             std::to_string(tolerance_pct) + "% + 10 rows)";
+  return c;
+}
+
+std::vector<std::string> Split(const std::string& s, char sep) {
+  std::vector<std::string> out;
+  std::string cur;
+  for (char ch : s) {
+    if (ch == sep) {
+      out.push_back(cur);
+      cur.clear();
+    } else {
+      cur += ch;
+    }
+  }
+  out.push_back(cur);
+  return out;
+}
+
+DrillCheckResult ForeignKeys(const pg::Instance& pg, const std::vector<std::string>& dbs) {
+  DrillCheckResult c{"referential integrity", true, "", nlohmann::json::array()};
+  std::size_t checked = 0;
+  for (const auto& db : dbs) {
+    auto conn = pg::Connection::Open(pg.conninfo(db));
+    auto fks = conn->Query(R"(
+      SELECT c.conname, format('%I.%I', cn.nspname, cl.relname), format('%I.%I', pn.nspname, pl.relname),
+        (SELECT string_agg(format('%I', a.attname), chr(31) ORDER BY k.ord)
+           FROM unnest(c.conkey) WITH ORDINALITY k(attnum, ord)
+           JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.attnum),
+        (SELECT string_agg(format('%I', a.attname), chr(31) ORDER BY k.ord)
+           FROM unnest(c.confkey) WITH ORDINALITY k(attnum, ord)
+           JOIN pg_attribute a ON a.attrelid = c.confrelid AND a.attnum = k.attnum)
+      FROM pg_constraint c
+      JOIN pg_class cl ON cl.oid = c.conrelid JOIN pg_namespace cn ON cn.oid = cl.relnamespace
+      JOIN pg_class pl ON pl.oid = c.confrelid JOIN pg_namespace pn ON pn.oid = pl.relnamespace
+      WHERE c.contype = 'f' AND cl.relkind = 'r')");
+    for (const auto& fk : fks) {
+      auto cols = Split(fk[3], '\x1f');
+      auto refs = Split(fk[4], '\x1f');
+      std::string not_null, match;
+      for (std::size_t i = 0; i < cols.size(); ++i) {
+        not_null += (i ? " AND " : "") + std::string("c.") + cols[i] + " IS NOT NULL";
+        match += (i ? " AND " : "") + std::string("p.") + refs[i] + " = c." + cols[i];
+      }
+      std::string orphans =
+          *conn->QueryValue("SELECT count(*) FROM ONLY " + fk[1] + " c WHERE " + not_null +
+                            " AND NOT EXISTS (SELECT 1 FROM " + fk[2] + " p WHERE " + match + ")");
+      ++checked;
+      if (orphans != "0") {
+        c.failures.push_back(db + ": " + orphans + " row(s) of " + fk[1] + " violate foreign key " +
+                             fk[0] + " (no matching row in " + fk[2] + ")");
+      }
+    }
+  }
+  c.ok = c.failures.empty();
+  c.detail = std::to_string(checked) + " foreign keys checked for orphans";
+  return c;
+}
+
+DrillCheckResult IndexesAndHeap(const pg::Instance& pg, const std::vector<std::string>& dbs) {
+  DrillCheckResult c{"index and heap validity", true, "", nlohmann::json::array()};
+  std::size_t indexes = 0, tables = 0;
+  bool reindexed = false;
+  for (const auto& db : dbs) {
+    auto conn = pg::Connection::Open(pg.conninfo(db));
+    try {
+      conn->Exec("CREATE EXTENSION IF NOT EXISTS amcheck");
+    } catch (const PgError& e) {
+      // amcheck unavailable: REINDEX rebuilds every index, failing on unreadable data.
+      try {
+        conn->Exec("REINDEX DATABASE " +
+                   *conn->QueryValue("SELECT quote_ident(current_database())"));
+        reindexed = true;
+      } catch (const PgError& re) {
+        c.failures.push_back(db + ": REINDEX failed: " + std::string(re.what()));
+      }
+      continue;
+    }
+    for (const auto& idx : conn->Query(
+             "SELECT c.oid, c.oid::regclass::text FROM pg_index i JOIN pg_class c ON c.oid = "
+             "i.indexrelid JOIN pg_am am ON am.oid = c.relam WHERE am.amname = 'btree' AND "
+             "c.relpersistence = 'p' AND i.indisvalid AND i.indisready ORDER BY 1")) {
+      ++indexes;
+      try {
+        conn->Exec("SELECT bt_index_check(" + idx[0] + ", true)");
+      } catch (const PgError& e) {
+        c.failures.push_back(db + ": index " + idx[1] + ": " + e.what());
+      }
+    }
+    for (const auto& rel : conn->Query(
+             "SELECT c.oid, c.oid::regclass::text FROM pg_class c WHERE c.relkind IN ('r', 'm') "
+             "AND c.relpersistence = 'p' ORDER BY 1")) {
+      ++tables;
+      try {
+        auto problems =
+            conn->Query("SELECT blkno, offnum, msg FROM verify_heapam(" + rel[0] + ") LIMIT 3");
+        for (const auto& p : problems) {
+          c.failures.push_back(db + ": table " + rel[1] + " block " + p[0] + " item " + p[1] +
+                               ": " + p[2]);
+        }
+      } catch (const PgError& e) {
+        c.failures.push_back(db + ": table " + rel[1] + ": " + e.what());
+      }
+    }
+  }
+  c.ok = c.failures.empty();
+  c.detail = reindexed ? "amcheck unavailable: REINDEX of every database"
+                       : "amcheck: " + std::to_string(indexes) +
+                             " btree indexes (bt_index_check with heapallindexed), " +
+                             std::to_string(tables) + " tables (verify_heapam)";
+  return c;
+}
+
+DrillCheckResult WalPosition(pg::Connection& conn, const nlohmann::json& manifest,
+                             const RestoreOptions& ro, repo::Repository* repo) {
+  DrillCheckResult c{"wal position", true, "", nlohmann::json::array()};
+  auto row = conn.Query(
+      "SELECT pg_last_wal_replay_lsn()::text, (SELECT timeline_id FROM pg_control_checkpoint()), "
+      "pg_is_in_recovery()");
+  Lsn replayed = Lsn::Parse(row[0][0]);
+  Lsn stop = Lsn::Parse(manifest["stop_lsn"].get<std::string>());
+  std::ostringstream detail;
+  detail << "replayed to " << replayed.ToString() << ", now on timeline " << row[0][1]
+         << " (backup consistent at " << stop.ToString() << ")";
+  if (row[0][2] != "f") c.failures.push_back("the server is still in recovery");
+  if (replayed < stop) {
+    c.failures.push_back("recovery stopped at " + replayed.ToString() +
+                         ", before the backup's consistency point " + stop.ToString());
+  }
+  if (!ro.target_lsn.empty() && replayed < Lsn::Parse(ro.target_lsn)) {
+    c.failures.push_back("recovery stopped at " + replayed.ToString() + ", before the target " +
+                         ro.target_lsn);
+  }
+  bool latest = ro.target.empty() || ro.target == "latest";
+  if (latest && ro.target_time.empty() && ro.target_lsn.empty() && ro.target_xid.empty() &&
+      ro.target_name.empty() && repo != nullptr && !manifest["wal"]["included"].get<bool>()) {
+    // The end of the archive: the newest archived segment must have been reached.
+    std::optional<WalSegment> newest;
+    std::uint64_t seg = repo->Stanza().wal_segment_size;
+    for (const auto& o : storage::ListAll(repo->storage(), repo::WalPrefix(repo->stanza()))) {
+      auto w = repo::ParseWalObjectKey(o.key);
+      if (!w) continue;
+      auto f = repo::ParseWalFileName(w->name);
+      if (f->kind != repo::WalFileKind::kSegment) continue;
+      auto s = WalSegment::ParseName(w->name, seg);
+      if (!newest || s->timeline > newest->timeline ||
+          (s->timeline == newest->timeline && s->segno > newest->segno)) {
+        newest = s;
+      }
+    }
+    if (newest && replayed < newest->StartLsn(seg)) {
+      c.failures.push_back("recovery stopped at " + replayed.ToString() +
+                           ", before the newest archived segment " + newest->Name(seg));
+    }
+    if (newest) detail << "; newest archived segment " << newest->Name(seg);
+  }
+  c.ok = c.failures.empty();
+  c.detail = detail.str();
+  return c;
+}
+
+DrillCheckResult CustomChecks(const pg::Instance& pg, const std::vector<DrillCheck>& checks) {
+  DrillCheckResult c{"custom checks", true, "", nlohmann::json::array()};
+  for (const auto& chk : checks) {
+    try {
+      auto conn = pg::Connection::Open(pg.conninfo(chk.database));
+      auto v = conn->QueryValue(chk.sql);
+      if (v != "t") {
+        c.failures.push_back(chk.name + ": returned " + (v ? "'" + *v + "'" : "no row") +
+                             ", expected true");
+      }
+    } catch (const Error& e) {
+      c.failures.push_back(chk.name + ": " + Redact(e.what()));
+    }
+  }
+  c.ok = c.failures.empty();
+  c.detail = checks.empty() ? "none configured (drill.checks)"
+                            : std::to_string(checks.size()) + " SQL assertions";
+  return c;
+}
+
+}  // namespace
+
+int TestRestore(const Context& ctx, const TestRestoreOptions& options) {
+  InstallSignalCleanup();
+  auto started_at = std::chrono::system_clock::now();
+  auto t0 = Clock::now();
+  const char* tmp = std::getenv("TMPDIR");
+  std::string base = std::string(tmp && *tmp ? tmp : "/tmp") + "/gravl-drill-XXXXXX";
+  if (::mkdtemp(base.data()) == nullptr) {
+    throw StorageError(SysErrorText("cannot create a temporary directory", errno));
+  }
+  ::chmod(base.c_str(), 0755);
+  pg::GiveToServerUser(base);
+  std::string pgdata = base + "/data";
+  std::string bin_dir = pg::ResolveBinDir(ctx.config.pg_bin_dir);
+  int cleanup_id = AddCleanup([pgdata, base, bin_dir, keep = options.keep] {
+    Run(pg::AsServerUser({bin_dir + "/pg_ctl", "-D", pgdata, "-m", "immediate", "stop"}));
+    if (!keep) fs::remove_all(base);
+  });
+
+  std::vector<DrillCheckResult> checks;
+  nlohmann::json timings = nlohmann::json::object();
+  RestoreResult restored;
+  std::unique_ptr<pg::Instance> instance;
+  ExitCode failure = ExitCode::kSuccess;
+  std::string repo_name;
+  try {
+    RestoreOptions ro = options.restore;
+    ro.pgdata = pgdata;
+    ro.set = options.set;
+    ro.target_action = "promote";
+    ro.standby = false;
+    auto t_download = Clock::now();
+    Restore(ctx, ro, &restored);
+    repo_name = restored.repo;
+    timings["download_s"] = Since(t_download);
+    checks.push_back({"restore",
+                      true,
+                      "backup " + restored.label + " restored and verified (" +
+                          FormatBytes(restored.manifest.value("size", 0ULL)) + ")",
+                      {}});
+
+    auto t_recovery = Clock::now();
+    pg::InstanceOptions io_opts;
+    io_opts.bin_dir = bin_dir;
+    io_opts.base_dir = base + "/run";
+    io_opts.keep_files = true;  // base is removed as a whole below
+    io_opts.server_options = {"archive_mode=off"};
+    instance = pg::Instance::Adopt(io_opts, pgdata);
+    auto deadline = Clock::now() + std::chrono::seconds(ctx.config.drill_timeout);
+    for (;;) {
+      auto v = pg::Connection::Open(instance->conninfo())->QueryValue("SELECT pg_is_in_recovery()");
+      if (v == "f") break;
+      if (Clock::now() > deadline) {
+        throw Error(ExitCode::kCheckFailed, "recovery did not finish within " +
+                                                std::to_string(ctx.config.drill_timeout) + "s");
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+    timings["recovery_s"] = Since(t_recovery);
+    checks.push_back({"recovery", true, "consistent and promoted", {}});
+
+    auto t_validate = Clock::now();
+    auto conn = pg::Connection::Open(instance->conninfo());
+    std::vector<std::string> dbs = Databases(*conn);
+    repo::Repository* repo_ptr = nullptr;
+    auto repos = ctx.OpenRepos();
+    for (auto& r : repos) {
+      if (r->config().name == restored.repo) repo_ptr = r.get();
+    }
+    checks.push_back(TableCounts(*instance, restored.manifest, ctx.config.drill_row_tolerance_pct));
+    checks.push_back(ForeignKeys(*instance, dbs));
+    checks.push_back(IndexesAndHeap(*instance, dbs));
+    checks.push_back(WalPosition(*conn, restored.manifest, options.restore, repo_ptr));
+    checks.push_back(CustomChecks(*instance, ctx.config.drill_checks));
+    timings["validation_s"] = Since(t_validate);
+  } catch (const Error& e) {
+    std::string step = !timings.contains("download_s")   ? "restore"
+                       : !timings.contains("recovery_s") ? "recovery"
+                                                         : "validation";
+    std::string msg = Redact(e.what());
+    if (step == "recovery" && instance == nullptr) {
+      msg += " -- the server did not start; see the log above";
+    }
+    checks.push_back({step, false, msg, nlohmann::json::array({msg})});
+    failure = e.code() == ExitCode::kSuccess ? ExitCode::kCheckFailed : e.code();
+  }
+  if (instance) {
+    try {
+      instance->Stop(true);
+    } catch (const std::exception& e) {
+      spdlog::warn("stopping the drill's server: {}", e.what());
+    }
+    instance.reset();
+  }
+  if (!options.keep) {
+    std::error_code ec;
+    fs::remove_all(base, ec);
+  }
+  RemoveCleanup(cleanup_id);
+  timings["total_s"] = Since(t0);
+
+  bool ok =
+      std::all_of(checks.begin(), checks.end(), [](const DrillCheckResult& c) { return c.ok; });
+  if (!ok && failure == ExitCode::kSuccess) failure = ExitCode::kCheckFailed;
+  nlohmann::json checks_json = nlohmann::json::array();
+  std::ostringstream text;
+  text << "restore drill of "
+       << (restored.label.empty() ? std::string("(no backup)") : restored.label) << "\n";
+  for (const auto& c : checks) {
+    checks_json.push_back(
+        {{"check", c.name}, {"ok", c.ok}, {"detail", c.detail}, {"failures", c.failures}});
+    text << (c.ok ? "  [ok]   " : "  [FAIL] ") << c.name << ": " << c.detail << "\n";
+    for (const auto& f : c.failures) text << "           " << f.get<std::string>() << "\n";
+  }
+  double rto = timings.value("download_s", 0.0) + timings.value("recovery_s", 0.0);
+  char rto_text[128];
+  std::snprintf(
+      rto_text, sizeof rto_text,
+      "measured RTO %.1fs (download %.1fs + recovery %.1fs); validation %.1fs; total %.1fs", rto,
+      timings.value("download_s", 0.0), timings.value("recovery_s", 0.0),
+      timings.value("validation_s", 0.0), timings["total_s"].get<double>());
+  text << "  " << rto_text << "\n" << (ok ? "drill passed\n" : "drill FAILED\n");
+  nlohmann::json report = {{"kind", "restore-test"},
+                           {"stanza", ctx.config.stanza},
+                           {"label", restored.label},
+                           {"repo", repo_name},
+                           {"started_at", FormatIso8601(started_at)},
+                           {"finished_at", FormatIso8601(std::chrono::system_clock::now())},
+                           {"ok", ok},
+                           {"checks", checks_json},
+                           {"timings", timings},
+                           {"rto_s", rto},
+                           {"row_count_tolerance_pct", ctx.config.drill_row_tolerance_pct}};
+  // The report goes into the repository of the backup (or the first one).
+  try {
+    auto repos = ctx.OpenRepos();
+    repo::Repository* target = repos.front().get();
+    for (auto& r : repos) {
+      if (r->config().name == repo_name) target = r.get();
+    }
+    std::string key = repo::ReportsPrefix(ctx.config.stanza, "restore-tests") +
+                      FormatCompact(started_at) + ".json";
+    repo::WriteMetadata(target->storage(), key, report);
+    report["report"] = target->storage().Describe() + "/" + key;
+    text << "  report: " << report["report"].get<std::string>() << "\n";
+  } catch (const Error& e) {
+    spdlog::error("cannot store the drill report: {}", Redact(e.what()));
+    if (ok) failure = e.code();
+  }
+  ctx.Emit(report, text.str());
+  return ToInt(failure);
+}
+
+}  // namespace gravl::commands

@@ -1,0 +1,69 @@
+#include "common/cleanup.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include "common/error.h"
+
+namespace gravl {
+namespace {
+
+std::mutex& Mutex() {
+  static std::mutex m;
+  return m;
+}
+std::map<int, std::function<void()>>& Actions() {
+  static std::map<int, std::function<void()>> a;
+  return a;
+}
+int next_id = 0;
+
+}  // namespace
+
+void InstallSignalCleanup() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, nullptr);
+    std::thread([set] {
+      int sig = 0;
+      sigwait(&set, &sig);
+      std::fprintf(stderr, "gravl-dr: stopped by signal %d; cleaning up\n", sig);
+      std::map<int, std::function<void()>> actions;
+      {
+        std::lock_guard lock(Mutex());
+        actions = Actions();
+      }
+      for (auto it = actions.rbegin(); it != actions.rend(); ++it) {
+        try {
+          it->second();
+        } catch (...) {
+        }
+      }
+      _exit(ToInt(ExitCode::kInterrupted));
+    }).detach();
+  });
+}
+
+int AddCleanup(std::function<void()> action) {
+  std::lock_guard lock(Mutex());
+  int id = ++next_id;
+  Actions()[id] = std::move(action);
+  return id;
+}
+
+void RemoveCleanup(int id) {
+  std::lock_guard lock(Mutex());
+  Actions().erase(id);
+}
+
+}  // namespace gravl

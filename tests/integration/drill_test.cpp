@@ -1,0 +1,213 @@
+// verify and test-restore (the restore drill) on real clusters.
+
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "common/lsn.h"
+#include "pg/instance.h"
+#include "support/cli.h"
+#include "support/pg_fixture.h"
+#include "support/test_util.h"
+
+namespace gravl {
+namespace {
+
+namespace fs = std::filesystem;
+
+class Drill : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    pg::GiveToServerUser(dir_.path());
+    ::chmod(dir_.path().c_str(), 0755);
+    cluster_ = test::StartCluster({"archive_mode = on", "archive_command = ''"});
+    WriteConfig();
+    ASSERT_EQ(Cli({"stanza-create"}).exit_code, 0);
+    pg::GiveToServerUser(dir_ / "repo");
+    for (const auto& e : fs::recursive_directory_iterator(dir_ / "repo"))
+      pg::GiveToServerUser(e.path());
+    cluster_->Psql("ALTER SYSTEM SET archive_command = '" + std::string(test::GravlBinary()) +
+                   " --config " + config_ + " archive-push %p'");
+    cluster_->Psql("SELECT pg_reload_conf()");
+    cluster_->Psql(
+        "CREATE TABLE accounts(id int primary key, name text); "
+        "INSERT INTO accounts SELECT g, 'acct ' || g FROM generate_series(1, 2000) g; "
+        "CREATE TABLE payments(id serial primary key, account int references accounts(id), "
+        "amount int); INSERT INTO payments(account, amount) SELECT g % 2000 + 1, g FROM "
+        "generate_series(1, 5000) g; CREATE INDEX payments_amount ON payments(amount)");
+  }
+  // The config names the cluster's port, which changes when it restarts.
+  void WriteConfig() {
+    config_ = dir_ / "gravl-dr.yaml";
+    test::WriteFile(config_,
+                    "pg:\n  conninfo: \"" + cluster_->conninfo() +
+                        "\"\nrepos:\n  - {name: local, type: posix, path: " + (dir_ / "repo") +
+                        "}\narchive: {async: true, spool_path: " + (dir_ / "spool") +
+                        "}\nparallel: 2\ndrill:\n  checks:\n" +
+                        "    - {name: accounts present, database: postgres, sql: "
+                        "\"SELECT count(*) > 0 FROM accounts\"}\n");
+    ::chmod(config_.c_str(), 0644);
+    pg::GiveToServerUser(config_);
+  }
+  RunResult Cli(std::vector<std::string> args) {
+    args.insert(args.begin(), {"--config", config_});
+    return test::Cli(args);
+  }
+  void SwitchAndWait() {
+    std::string seg = cluster_->Psql("SELECT pg_walfile_name(pg_switch_wal())");
+    seg.resize(24);
+    for (int i = 0; i < 600; ++i) {
+      std::string last =
+          cluster_->Psql("SELECT coalesce(last_archived_wal,'') FROM pg_stat_archiver");
+      last.resize(std::min<std::size_t>(last.size(), 24));
+      if (last.size() == 24 && last >= seg) return;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    FAIL() << "archiving did not reach " << seg;
+  }
+  nlohmann::json FailedCheck(const nlohmann::json& report, const std::string& name) {
+    for (const auto& c : report["checks"]) {
+      if (c["check"] == name) return c;
+    }
+    return nullptr;
+  }
+  test::TempDir dir_;
+  std::unique_ptr<pg::Instance> cluster_;
+  std::string config_;
+};
+
+TEST_F(Drill, HealthyBackupPassesAndStoresItsReport) {
+  ASSERT_EQ(Cli({"backup"}).exit_code, 0);
+  SwitchAndWait();
+  RunResult r = Cli({"test-restore", "--output", "json"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  auto report = nlohmann::json::parse(r.out);
+  EXPECT_TRUE(report["ok"].get<bool>());
+  for (const char* name : {"restore", "recovery", "table counts", "referential integrity",
+                           "index and heap validity", "wal position", "custom checks"}) {
+    auto c = FailedCheck(report, name);
+    ASSERT_FALSE(c.is_null()) << name;
+    EXPECT_TRUE(c["ok"].get<bool>()) << c.dump();
+  }
+  EXPECT_GT(report["rto_s"].get<double>(), 0.0);
+  EXPECT_TRUE(report["timings"].contains("validation_s"));
+  // Stored in the repository, shown by info, and nothing left behind.
+  EXPECT_FALSE(fs::is_empty(dir_ / "repo/main/reports/restore-tests"));
+  auto info = nlohmann::json::parse(Cli({"info", "--output", "json"}).out);
+  EXPECT_EQ(info["repos"][0]["stanzas"][0]["last_restore_test"]["ok"], true);
+  for (const auto& e : fs::directory_iterator("/tmp")) {
+    EXPECT_EQ(e.path().filename().string().find("gravl-drill-"), std::string::npos) << e.path();
+  }
+}
+
+TEST_F(Drill, FlippedByteInAStoredObjectFailsNamingTheFile) {
+  RunResult b = Cli({"backup", "--output", "json"});
+  ASSERT_EQ(b.exit_code, 0) << b.err;
+  std::string label = nlohmann::json::parse(b.out)["label"];
+  std::string victim;
+  std::uintmax_t biggest = 0;
+  for (const auto& e :
+       fs::recursive_directory_iterator(dir_ / ("repo/main/backups/" + label + "/files"))) {
+    if (e.is_regular_file() && e.file_size() > biggest) {
+      biggest = e.file_size();
+      victim = e.path();
+    }
+  }
+  ASSERT_FALSE(victim.empty());
+  std::string bytes = test::ReadFile(victim);
+  bytes[bytes.size() / 2] ^= 0x10;
+  test::WriteFile(victim, bytes);
+  RunResult r = Cli({"test-restore", "--output", "json"});
+  EXPECT_NE(r.exit_code, 0);
+  auto report = nlohmann::json::parse(r.out);
+  EXPECT_FALSE(report["ok"].get<bool>());
+  auto c = FailedCheck(report, "restore");
+  EXPECT_FALSE(c["ok"].get<bool>());
+  std::string object = victim.substr(victim.find("/backups/"));
+  EXPECT_NE(c["detail"].get<std::string>().find(object), std::string::npos) << c.dump();
+  EXPECT_NE(r.out.find(object), std::string::npos);
+  // verify finds it too, naming the object, with the integrity exit code.
+  RunResult v = Cli({"verify"});
+  EXPECT_EQ(v.exit_code, 6) << v.out;
+  EXPECT_NE(v.out.find(object), std::string::npos) << v.out;
+}
+
+TEST_F(Drill, VerifyReportsAWalGapAndTheShortenedWindow) {
+  ASSERT_EQ(Cli({"backup"}).exit_code, 0);
+  for (int i = 0; i < 4; ++i) {
+    cluster_->Psql("INSERT INTO accounts SELECT g, 'x' FROM generate_series(" +
+                   std::to_string(10000 + i * 1000) + ", " + std::to_string(10999 + i * 1000) +
+                   ") g");
+    SwitchAndWait();
+  }
+  RunResult ok = Cli({"verify", "--output", "json"});
+  ASSERT_EQ(ok.exit_code, 0) << ok.out;
+  auto before = nlohmann::json::parse(ok.out)["repos"][0]["backups"][0]["window"];
+  EXPECT_TRUE(before["gap"].is_null());
+
+  // Remove a segment in the middle of the archive.
+  std::vector<std::string> segs;
+  for (const auto& e : fs::directory_iterator(dir_ / "repo/main/wal/00000001"))
+    segs.push_back(e.path());
+  std::sort(segs.begin(), segs.end());
+  ASSERT_GE(segs.size(), 4u);
+  std::string removed = segs[segs.size() - 2];
+  fs::remove(removed);
+  RunResult r = Cli({"verify", "--output", "json"});
+  EXPECT_EQ(r.exit_code, 4) << r.out;
+  auto window = nlohmann::json::parse(r.out)["repos"][0]["backups"][0]["window"];
+  std::string gap = window["gap"];
+  EXPECT_EQ(fs::path(removed).filename().string().substr(0, 24), gap);
+  // The window now ends where the gap begins, short of where it ended before.
+  EXPECT_LT(Lsn::Parse(window["latest_lsn"].get<std::string>()),
+            Lsn::Parse(before["latest_lsn"].get<std::string>()));
+  EXPECT_EQ(Lsn::Parse(window["latest_lsn"].get<std::string>()),
+            WalSegment::ParseName(gap)->StartLsn());
+  RunResult text = Cli({"verify"});
+  EXPECT_NE(text.out.find("cut short by missing WAL " + gap), std::string::npos) << text.out;
+}
+
+TEST_F(Drill, OrphanedForeignKeyRowFailsReferentialIntegrity) {
+  cluster_->Psql(
+      "ALTER TABLE payments DISABLE TRIGGER ALL; "
+      "INSERT INTO payments(account, amount) VALUES (999999, 1); "
+      "ALTER TABLE payments ENABLE TRIGGER ALL");
+  ASSERT_EQ(Cli({"backup"}).exit_code, 0);
+  SwitchAndWait();
+  RunResult r = Cli({"test-restore", "--output", "json"});
+  EXPECT_EQ(r.exit_code, 12) << r.out;
+  auto c = FailedCheck(nlohmann::json::parse(r.out), "referential integrity");
+  EXPECT_FALSE(c["ok"].get<bool>());
+  EXPECT_NE(c["failures"].dump().find("payments"), std::string::npos) << c.dump();
+  EXPECT_NE(r.out.find("\"ok\": false"), std::string::npos);
+}
+
+TEST_F(Drill, CorruptedIndexPageFailsIndexValidity) {
+  std::string rel = cluster_->Psql("SELECT pg_relation_filepath('payments_amount')");
+  rel.resize(rel.find('\n'));
+  cluster_->Psql("CHECKPOINT");
+  cluster_->Stop();
+  std::string path = cluster_->data_dir() + "/" + rel;
+  std::string bytes = test::ReadFile(path);
+  ASSERT_GT(bytes.size(), 3 * 8192u);
+  // Scramble the tuples of the first leaf page (page 1): the index no longer matches the heap.
+  for (std::size_t i = 8192 + 2000; i < 8192 + 6000; i += 7)
+    bytes[i] = static_cast<char>(bytes[i] ^ 0x5a);
+  test::WriteFile(path, bytes);
+  pg::GiveToServerUser(path);
+  cluster_->Start();
+  WriteConfig();
+  ASSERT_EQ(Cli({"backup"}).exit_code, 0);
+  SwitchAndWait();
+  RunResult r = Cli({"test-restore", "--output", "json"});
+  EXPECT_EQ(r.exit_code, 12) << r.out;
+  auto c = FailedCheck(nlohmann::json::parse(r.out), "index and heap validity");
+  EXPECT_FALSE(c["ok"].get<bool>()) << c.dump();
+  EXPECT_NE(c["failures"].dump().find("payments_amount"), std::string::npos) << c.dump();
+}
+
+}  // namespace
+}  // namespace gravl
