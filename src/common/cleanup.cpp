@@ -4,7 +4,9 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdio>
+#include <cstdlib>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -24,6 +26,14 @@ std::map<int, std::function<void()>>& Actions() {
 }
 int next_id = 0;
 
+// Set when a signal arrived; the signal thread then holds RunMutex() until it _exit()s, so a
+// main thread that fails meanwhile (its server went away) cannot exit before cleanup ends.
+std::atomic<bool> terminating{false};
+std::mutex& RunMutex() {
+  static std::mutex m;
+  return m;
+}
+
 }  // namespace
 
 void InstallSignalCleanup() {
@@ -34,9 +44,14 @@ void InstallSignalCleanup() {
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &set, nullptr);
+    std::atexit([] {
+      if (terminating) std::lock_guard wait_for_cleanup(RunMutex());
+    });
     std::thread([set] {
       int sig = 0;
       sigwait(&set, &sig);
+      std::unique_lock run(RunMutex());
+      terminating = true;
       std::fprintf(stderr, "gravl-dr: stopped by signal %d; cleaning up\n", sig);
       std::map<int, std::function<void()>> actions;
       {

@@ -1,10 +1,13 @@
 // verify and test-restore (the restore drill) on real clusters.
 
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <thread>
 
 #include "common/lsn.h"
@@ -207,6 +210,55 @@ TEST_F(Drill, CorruptedIndexPageFailsIndexValidity) {
   auto c = FailedCheck(nlohmann::json::parse(r.out), "index and heap validity");
   EXPECT_FALSE(c["ok"].get<bool>()) << c.dump();
   EXPECT_NE(c["failures"].dump().find("payments_amount"), std::string::npos) << c.dump();
+}
+
+}  // namespace
+}  // namespace gravl
+
+namespace gravl {
+namespace {
+
+TEST_F(Drill, SigtermStopsTheServerAndRemovesTheDirectory) {
+  ASSERT_EQ(Cli({"backup"}).exit_code, 0);
+  SwitchAndWait();
+  std::set<std::string> before;
+  for (const auto& e : fs::directory_iterator("/tmp")) before.insert(e.path());
+  std::vector<std::string> argv = {test::GravlBinary(), "--config", config_, "test-restore"};
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    std::vector<char*> args;
+    for (auto& a : argv) args.push_back(a.data());
+    args.push_back(nullptr);
+    ::execv(args[0], args.data());
+    ::_exit(127);
+  }
+  // Wait until the drill's server runs (its postmaster.pid exists), then stop the drill.
+  std::string drill_dir;
+  for (int i = 0; i < 300 && drill_dir.empty(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    for (const auto& e : fs::directory_iterator("/tmp")) {
+      std::string p = e.path();
+      if (!before.count(p) && p.find("gravl-drill-") != std::string::npos &&
+          fs::exists(p + "/data/postmaster.pid")) {
+        drill_dir = p;
+      }
+    }
+  }
+  ASSERT_FALSE(drill_dir.empty()) << "the drill never started its server";
+  std::string pid_line = test::ReadFile(drill_dir + "/data/postmaster.pid");
+  long server_pid = std::stol(pid_line.substr(0, pid_line.find('\n')));
+  ::kill(pid, SIGTERM);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 11);  // interrupted
+  EXPECT_FALSE(fs::exists(drill_dir)) << drill_dir;
+  bool gone = false;
+  for (int i = 0; i < 100 && !gone; ++i) {
+    gone = ::kill(static_cast<pid_t>(server_pid), 0) != 0;
+    if (!gone) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_TRUE(gone) << "the drill's server (pid " << server_pid << ") still runs";
 }
 
 }  // namespace
