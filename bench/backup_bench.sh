@@ -99,6 +99,11 @@ measure restore-pgbackrest pgbackrest --config="$WORK/pgbackrest.conf" --stanza=
 mkdir -p "$WORK/r-bb"; [ "$(id -u)" -eq 0 ] && chown postgres "$WORK/r-bb"
 measure restore-pg_basebackup sh -c "cd '$WORK/r-bb' && tar -I zstd -xf '$WORK/repo-basebackup/base.tar.zst'"
 
+echo "== restore drill (gravl-dr test-restore)" >&2
+as_pg env GRAVL_DR_CONFIG="$WORK/gravl.yaml" "$BIN" test-restore --target immediate --output json \
+  > "$WORK/drill.json" 2>"$WORK/err-drill" || { echo "drill failed:"; cat "$WORK/drill.json" "$WORK/err-drill"; exit 1; }
+drill() { python3 -c "import json,sys; d=json.load(open('$WORK/drill.json')); print(d$1)"; }
+
 mb() { echo "$1 / 1048576" | bc; }
 printf '\ndatabase: %s MB (pgbench scale %s + %s MB incompressible), %s cores\n\n' "$(mb "$DBSIZE")" "$SCALE" "$RANDOM_MB" "$(nproc)"
 printf '%-22s %9s %9s %10s %12s\n' step "wall s" "cpu s" "peak MB" "repo MB"
@@ -108,6 +113,9 @@ done
 for t in gravl pgbackrest pg_basebackup; do
   printf '%-22s %9s %9.1f %10s\n' "restore $t" "${WALL[restore-$t]}" "${CPU[restore-$t]}" "${RSS[restore-$t]}"
 done
+printf '\nrestore drill (test-restore --target immediate): measured RTO %.1f s = download %.1f s + recovery %.1f s; validation (amcheck etc.) %.1f s; total %.1f s\n' \
+  "$(drill "['rto_s']")" "$(drill "['timings']['download_s']")" "$(drill "['timings']['recovery_s']")" \
+  "$(drill "['timings']['validation_s']")" "$(drill "['timings']['total_s']")"
 r() { echo "scale=2; $1 / $2" | bc -l; }
 echo
 echo "backup wall  gravl/pg_basebackup: $(r "${WALL[backup-gravl]}" "${WALL[backup-pg_basebackup]}")  (target <= 1.3)"
@@ -125,6 +133,7 @@ out="bench/results/backup-$(date -u +%Y%m%dT%H%M%SZ).json"
     printf '%s"%s": {"wall_s": %s, "cpu_s": %s, "peak_rss_mb": %s}' "$sep" "$k" "${WALL[$k]}" "${CPU[$k]}" "${RSS[$k]}"
     sep=", "
   done
-  printf '}, "repo_bytes": {"gravl": %s, "pgbackrest": %s, "pg_basebackup": %s}}\n' "${SIZE[gravl]}" "${SIZE[pgbackrest]}" "${SIZE[pg_basebackup]}"
+  printf '}, "repo_bytes": {"gravl": %s, "pgbackrest": %s, "pg_basebackup": %s}, ' "${SIZE[gravl]}" "${SIZE[pgbackrest]}" "${SIZE[pg_basebackup]}"
+  printf '"drill": {"rto_s": %s, "timings": %s}}\n' "$(drill "['rto_s']")" "$(python3 -c "import json; print(json.dumps(json.load(open('$WORK/drill.json'))['timings']))")"
 } > "$out"
 echo "wrote $out"

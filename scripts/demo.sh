@@ -117,7 +117,13 @@ done
 echo "orders in the restored cluster: $("${RPSQL[@]}" -c "SELECT count(*) FROM orders")"
 as_server "$PGBIN/pg_ctl" -D "$RESTORED" -m fast -w stop >/dev/null
 
-step "gravl-dr info (backups and WAL)"
+step "gravl-dr verify (re-read every object; recoverable window per backup)"
+gravl --repo primary-region verify
+
+step "gravl-dr test-restore (restore drill: ephemeral server, validations, measured RTO)"
+gravl --repo primary-region test-restore
+
+step "gravl-dr info (backups, WAL, last drill)"
 gravl --repo primary-region info
 
 step "a second cluster is refused on the same repository"
