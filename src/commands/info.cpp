@@ -70,6 +70,7 @@ void StanzaText(const repo::StanzaSummary& s, std::ostringstream& out) {
     out << "    backups (" << s.backups.size() << "):\n";
     for (const auto& b : s.backups) {
       out << "      " << b.label;
+      if (b.manifest.contains("locked")) out << "  (encrypted: details need the passphrase)";
       if (b.manifest.contains("type")) out << "  " << b.manifest["type"].get<std::string>();
       if (b.manifest.contains("stop_time")) {
         out << "  stopped " << b.manifest["stop_time"].get<std::string>();
@@ -136,8 +137,22 @@ int Info(const Context& ctx, const InfoOptions& options) {
           if (worst == ExitCode::kSuccess) worst = ExitCode::kNotFound;
           continue;
         }
+        // Encrypted manifests need the key; without a passphrase info lists labels only.
+        std::string key_problem;
+        if (repo.Stanza().encryption && ctx.config.passphrase) {
+          try {
+            repo.Unlock(ctx.config.passphrase);
+          } catch (const CryptoError& e) {
+            key_problem = Redact(e.what());
+            if (worst == ExitCode::kSuccess) worst = e.code();
+          }
+        }
         repo::StanzaSummary summary = repo::Summarize(repo);
         stanzas.push_back(StanzaJson(summary));
+        if (!key_problem.empty()) {
+          stanzas.back()["warning"] = key_problem;
+          text << "    WARNING: " << key_problem << " -- backup details are not shown\n";
+        }
         text << "    status: ok\n";
         StanzaText(summary, text);
       }

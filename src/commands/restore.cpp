@@ -172,12 +172,14 @@ int Restore(const Context& ctx, const RestoreOptions& options, RestoreResult* re
   repo::Repository* chosen_repo = nullptr;
   std::optional<repo::BackupEntry> chosen;
   std::vector<std::string> window_lines;
+  std::exception_ptr first_error;
   for (auto& r : repos) {
     try {
       r->Stanza();
       r->Unlock(ctx.config.passphrase);
     } catch (const Error& e) {
       spdlog::warn("{}: {}", r->Describe(), Redact(e.what()));
+      if (!first_error) first_error = std::current_exception();
       continue;
     }
     auto backups = repo::ListBackups(*r, nullptr);
@@ -201,6 +203,9 @@ int Restore(const Context& ctx, const RestoreOptions& options, RestoreResult* re
       break;
     }
     if (chosen) break;
+  }
+  if (!chosen && window_lines.empty() && first_error) {
+    std::rethrow_exception(first_error);  // no repository could even be opened: say why
   }
   if (!chosen) {
     std::string window;

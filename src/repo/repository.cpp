@@ -107,8 +107,21 @@ StanzaSummary Summarize(Repository& repo) {
   auto& storage = repo.storage();
   const std::string& stanza = repo.stanza();
 
-  for (auto& b : ListBackups(repo, &summary.incomplete_labels)) {
-    summary.backups.push_back({b.label, std::move(b.manifest)});
+  if (summary.info.encryption && repo.key() == nullptr) {
+    // Manifests are encrypted: without the passphrase only the labels can be listed.
+    std::string prefix = BackupsPrefix(stanza);
+    for (const auto& p : storage::ListPrefixes(storage, prefix)) {
+      std::string label = p.substr(prefix.size(), p.size() - prefix.size() - 1);
+      if (storage.Stat(ManifestKey(stanza, label))) {
+        summary.backups.push_back({label, {{"locked", true}}});
+      } else {
+        summary.incomplete_labels.push_back(label);
+      }
+    }
+  } else {
+    for (auto& b : ListBackups(repo, &summary.incomplete_labels)) {
+      summary.backups.push_back({b.label, std::move(b.manifest)});
+    }
   }
 
   std::uint64_t seg_size =
