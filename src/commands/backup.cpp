@@ -292,18 +292,11 @@ int Backup(const Context& ctx, const BackupOptions& options) {
   if (options.type != "full") {
     throw UsageError("backup type '" + options.type + "' is not supported: use full or logical");
   }
-  auto repos = ctx.OpenRepos();
-  repo::Repository& repo = *repos.front();  // backups go to one repository (--repo selects)
+  auto target = ctx.OpenBackupTarget();
+  repo::Repository& repo = *target.repo;
   const repo::StanzaInfo& stanza = repo.Stanza();
-  repo.Unlock(ctx.config.passphrase);
-
-  auto sql = pg::Connection::Open(ctx.config.pg_conninfo);
-  pg::ClusterIdentity id = sql->Identify();
-  if (id.system_identifier != stanza.system_identifier) {
-    throw ConflictError("the server's system identifier " + id.system_identifier +
-                        " is not stanza '" + stanza.stanza + "''s (" + stanza.system_identifier +
-                        ") in " + repo.Describe() + "; check pg.conninfo and --stanza");
-  }
+  auto& sql = target.sql;
+  const pg::ClusterIdentity& id = target.id;
   std::string archive_mode = sql->QueryValue("SHOW archive_mode").value_or("off");
   std::string archive_command = sql->QueryValue("SHOW archive_command").value_or("");
   bool archived = !id.in_recovery && archive_mode != "off" &&

@@ -44,17 +44,10 @@ repo::StoredObject DumpInto(repo::Repository& repo, const std::string& key,
 }  // namespace
 
 int LogicalBackup(const Context& ctx, const BackupOptions& options) {
-  auto repos = ctx.OpenRepos();
-  repo::Repository& repo = *repos.front();
-  const repo::StanzaInfo& stanza = repo.Stanza();
-  repo.Unlock(ctx.config.passphrase);
-  auto sql = pg::Connection::Open(ctx.config.pg_conninfo);
-  pg::ClusterIdentity id = sql->Identify();
-  if (id.system_identifier != stanza.system_identifier) {
-    throw ConflictError("the server's system identifier " + id.system_identifier +
-                        " is not stanza '" + stanza.stanza + "''s (" + stanza.system_identifier +
-                        "); check pg.conninfo and --stanza");
-  }
+  auto target = ctx.OpenBackupTarget();
+  repo::Repository& repo = *target.repo;
+  auto& sql = target.sql;
+  const pg::ClusterIdentity& id = target.id;
   std::vector<std::string> databases = options.databases;
   if (databases.empty()) {
     for (const auto& row : sql->Query("SELECT datname FROM pg_database WHERE datallowconn AND "

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "common/config.h"
+#include "pg/connection.h"
 #include "repo/repository.h"
 
 namespace gravl::commands {
@@ -23,6 +24,17 @@ struct Context {
 
   // The selected repositories, opened, for the configured stanza.
   std::vector<std::unique_ptr<repo::Repository>> OpenRepos() const;
+
+  // For backups: the target repository (the first selected, i.e. --repo or the first
+  // configured), opened and unlocked, and a connection to the server, whose system
+  // identifier is checked against the stanza. Throws ConflictError on a mismatch.
+  struct BackupTarget {
+    std::vector<std::unique_ptr<repo::Repository>> repos;
+    repo::Repository* repo = nullptr;
+    std::unique_ptr<pg::Connection> sql;
+    pg::ClusterIdentity id;
+  };
+  BackupTarget OpenBackupTarget() const;
 
   // Prints the result: `json` in JSON mode, otherwise `text` (which should end in '\n').
   void Emit(const nlohmann::json& json, const std::string& text) const;

@@ -25,6 +25,7 @@
 #include "io/file.h"
 #include "io/hash.h"
 #include "io/workers.h"
+#include "pg/connection.h"
 #include "pg/instance.h"
 #include "repo/layout.h"
 #include "repo/manifest.h"
@@ -93,15 +94,6 @@ class BundleSplitter final : public io::Sink {
   std::unique_ptr<io::AtomicFileSink> file_;
   std::unique_ptr<io::FilterChain> chain_;
 };
-
-std::string SqlQuote(const std::string& s) {
-  std::string out = "'";
-  for (char c : s) {
-    if (c == '\'') out += '\'';
-    out += c;
-  }
-  return out + "'";
-}
 
 std::string SelfPath() {
   std::error_code ec;
@@ -396,21 +388,22 @@ int Restore(const Context& ctx, const RestoreOptions& options, RestoreResult* re
   if (ctx.config.source == "(no config file)") restore_cmd += " --repo-path " + repo.config().path;
   restore_cmd += " --stanza " + ctx.config.stanza + " archive-get" +
                  (options.standby ? " --standby" : "") + " %f %p";
-  conf << "restore_command = " << SqlQuote(restore_cmd) << "\n";
+  conf << "restore_command = " << pg::QuoteLiteral(restore_cmd) << "\n";
   conf << "recovery_target_timeline = 'latest'\n";
   if (options.standby && !options.primary_conninfo.empty()) {
-    conf << "primary_conninfo = " << SqlQuote(options.primary_conninfo) << "\n";
+    conf << "primary_conninfo = " << pg::QuoteLiteral(options.primary_conninfo) << "\n";
   }
   if (target_time)
-    conf << "recovery_target_time = " << SqlQuote(FormatPostgres(*target_time)) << "\n";
-  if (target_lsn) conf << "recovery_target_lsn = " << SqlQuote(target_lsn->ToString()) << "\n";
+    conf << "recovery_target_time = " << pg::QuoteLiteral(FormatPostgres(*target_time)) << "\n";
+  if (target_lsn)
+    conf << "recovery_target_lsn = " << pg::QuoteLiteral(target_lsn->ToString()) << "\n";
   if (!options.target_xid.empty())
-    conf << "recovery_target_xid = " << SqlQuote(options.target_xid) << "\n";
+    conf << "recovery_target_xid = " << pg::QuoteLiteral(options.target_xid) << "\n";
   if (!options.target_name.empty())
-    conf << "recovery_target_name = " << SqlQuote(options.target_name) << "\n";
+    conf << "recovery_target_name = " << pg::QuoteLiteral(options.target_name) << "\n";
   if (options.target == "immediate") conf << "recovery_target = 'immediate'\n";
   if (targets > 0 && !options.standby) {
-    conf << "recovery_target_action = " << SqlQuote(options.target_action) << "\n";
+    conf << "recovery_target_action = " << pg::QuoteLiteral(options.target_action) << "\n";
   }
   {
     std::ofstream auto_conf(options.pgdata + "/postgresql.auto.conf", std::ios::app);

@@ -53,6 +53,47 @@ void AppendBounded(std::string& buf, const char* data, std::size_t n, std::size_
   if (buf.size() > limit) buf.erase(0, buf.size() - limit);
 }
 
+// Spawns argv[0] (PATH lookup) with the parent's environment overridden by `env`, the
+// given file actions, an empty signal mask (the parent may block signals for its cleanup
+// thread) and, with `new_group`, its own process group. Throws when it cannot start.
+pid_t SpawnProcess(const std::vector<std::string>& argv, const std::vector<std::string>& env,
+                   posix_spawn_file_actions_t* actions, bool new_group) {
+  std::map<std::string, std::string> env_map;
+  for (char** e = environ; *e != nullptr; ++e) {
+    std::string entry(*e);
+    env_map[entry.substr(0, entry.find('='))] = entry;
+  }
+  for (const auto& entry : env) env_map[entry.substr(0, entry.find('='))] = entry;
+  std::vector<std::string> env_strings;
+  for (auto& [k, v] : env_map) env_strings.push_back(v);
+  std::vector<char*> envp;
+  for (auto& e : env_strings) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  std::vector<std::string> args = argv;
+  std::vector<char*> c_argv;
+  for (auto& a : args) c_argv.push_back(a.data());
+  c_argv.push_back(nullptr);
+
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  short flags = POSIX_SPAWN_SETSIGMASK;
+  if (new_group) flags = static_cast<short>(flags | POSIX_SPAWN_SETPGROUP);
+  posix_spawnattr_setflags(&attr, flags);
+  if (new_group) posix_spawnattr_setpgroup(&attr, 0);
+  sigset_t empty;
+  sigemptyset(&empty);
+  posix_spawnattr_setsigmask(&attr, &empty);
+  pid_t pid = -1;
+  int rc = posix_spawnp(&pid, c_argv[0], actions, &attr, c_argv.data(), envp.data());
+  posix_spawn_file_actions_destroy(actions);
+  posix_spawnattr_destroy(&attr);
+  if (rc != 0) {
+    throw Error(ExitCode::kError, "cannot start " + argv[0] + ": " + std::strerror(rc) +
+                                      " (is it installed and in PATH?)");
+  }
+  return pid;
+}
+
 }  // namespace
 
 std::string FormatCommand(const std::vector<std::string>& argv) {
@@ -71,24 +112,6 @@ std::string FormatCommand(const std::vector<std::string>& argv) {
 RunResult Run(const std::vector<std::string>& argv, const RunOptions& options) {
   if (argv.empty()) throw Error(ExitCode::kError, "Run: empty argv");
 
-  // Environment: parent's, overridden by options.env.
-  std::map<std::string, std::string> env_map;
-  for (char** e = environ; *e != nullptr; ++e) {
-    std::string entry(*e);
-    env_map[entry.substr(0, entry.find('='))] = entry;
-  }
-  for (const auto& entry : options.env) env_map[entry.substr(0, entry.find('='))] = entry;
-  std::vector<std::string> env_strings;
-  for (auto& [k, v] : env_map) env_strings.push_back(v);
-  std::vector<char*> envp;
-  for (auto& s : env_strings) envp.push_back(s.data());
-  envp.push_back(nullptr);
-
-  std::vector<std::string> args = argv;
-  std::vector<char*> c_argv;
-  for (auto& a : args) c_argv.push_back(a.data());
-  c_argv.push_back(nullptr);
-
   Fd out_r, out_w, err_r, err_w, in_r, in_w;
   MakePipe(out_r, out_w);
   MakePipe(err_r, err_w);
@@ -106,22 +129,7 @@ RunResult Run(const std::vector<std::string>& argv, const RunOptions& options) {
   if (options.cwd) posix_spawn_file_actions_addchdir_np(&actions, options.cwd->c_str());
 
   // The child starts its own process group so a timeout can kill everything it started.
-  posix_spawnattr_t attr;
-  posix_spawnattr_init(&attr);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK);
-  posix_spawnattr_setpgroup(&attr, 0);
-  sigset_t empty;
-  sigemptyset(&empty);
-  posix_spawnattr_setsigmask(&attr, &empty);
-
-  pid_t pid = -1;
-  int rc = posix_spawnp(&pid, c_argv[0], &actions, &attr, c_argv.data(), envp.data());
-  posix_spawn_file_actions_destroy(&actions);
-  posix_spawnattr_destroy(&attr);
-  if (rc != 0) {
-    throw Error(ExitCode::kError, "cannot start " + argv[0] + ": " + std::strerror(rc) +
-                                      " (is it installed and in PATH?)");
-  }
+  pid_t pid = SpawnProcess(argv, options.env, &actions, true);
   out_w.Close();
   err_w.Close();
   in_r.Close();
@@ -212,22 +220,6 @@ struct Child::Impl {
 
 std::unique_ptr<Child> Child::Spawn(const std::vector<std::string>& argv, const Options& options) {
   if (argv.empty()) throw Error(ExitCode::kError, "Child::Spawn: empty argv");
-  std::map<std::string, std::string> env_map;
-  for (char** e = environ; *e != nullptr; ++e) {
-    std::string entry(*e);
-    env_map[entry.substr(0, entry.find('='))] = entry;
-  }
-  for (const auto& entry : options.env) env_map[entry.substr(0, entry.find('='))] = entry;
-  std::vector<std::string> env_strings;
-  for (auto& [k, v] : env_map) env_strings.push_back(v);
-  std::vector<char*> envp;
-  for (auto& e : env_strings) envp.push_back(e.data());
-  envp.push_back(nullptr);
-  std::vector<std::string> args = argv;
-  std::vector<char*> c_argv;
-  for (auto& a : args) c_argv.push_back(a.data());
-  c_argv.push_back(nullptr);
-
   Fd in_r, in_w, out_r, out_w, err_r, err_w;
   if (options.pipe_stdin) MakePipe(in_r, in_w);
   if (options.pipe_stdout) MakePipe(out_r, out_w);
@@ -245,20 +237,7 @@ std::unique_ptr<Child> Child::Spawn(const std::vector<std::string>& argv, const 
     posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
   }
   posix_spawn_file_actions_adddup2(&actions, err_w.get(), 2);
-  posix_spawnattr_t attr;
-  posix_spawnattr_init(&attr);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
-  sigset_t empty;
-  sigemptyset(&empty);
-  posix_spawnattr_setsigmask(&attr, &empty);
-  pid_t pid = -1;
-  int rc = posix_spawnp(&pid, c_argv[0], &actions, &attr, c_argv.data(), envp.data());
-  posix_spawn_file_actions_destroy(&actions);
-  posix_spawnattr_destroy(&attr);
-  if (rc != 0) {
-    throw Error(ExitCode::kError, "cannot start " + argv[0] + ": " + std::strerror(rc) +
-                                      " (is it installed and in PATH?)");
-  }
+  pid_t pid = SpawnProcess(argv, options.env, &actions, false);
   std::unique_ptr<Child> child(new Child());
   child->argv_ = argv;
   child->pid_ = pid;

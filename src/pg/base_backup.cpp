@@ -15,15 +15,6 @@ struct ResultDeleter {
 };
 using Result = std::unique_ptr<PGresult, ResultDeleter>;
 
-std::string Quote(const std::string& s) {
-  std::string out = "'";
-  for (char c : s) {
-    if (c == '\'') out += '\'';
-    out += c;
-  }
-  return out + "'";
-}
-
 std::string ErrorText(PGconn* conn, PGresult* res) {
   std::string msg = res ? PQresultErrorMessage(res) : PQerrorMessage(conn);
   while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
@@ -50,8 +41,8 @@ std::uint64_t ReadBe64(const char* p) {
 BaseBackupResult RunBaseBackup(Connection& replication, const BaseBackupOptions& options,
                                BaseBackupReceiver& receiver) {
   PGconn* conn = static_cast<PGconn*>(replication.native_handle());
-  std::string cmd = "BASE_BACKUP ( LABEL " + Quote(options.label) + ", PROGRESS, CHECKPOINT " +
-                    (options.fast_checkpoint ? "'fast'" : "'spread'") +
+  std::string cmd = "BASE_BACKUP ( LABEL " + QuoteLiteral(options.label) +
+                    ", PROGRESS, CHECKPOINT " + (options.fast_checkpoint ? "'fast'" : "'spread'") +
                     // CRC32C keeps the server's CPU cost low; gravl-dr computes its own
                     // SHA-256 of every file as it arrives.
                     ", MANIFEST 'yes', MANIFEST_CHECKSUMS 'CRC32C'" +

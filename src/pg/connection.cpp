@@ -20,6 +20,15 @@ std::string Trim(std::string s) {
 
 }  // namespace
 
+std::string QuoteLiteral(const std::string& text) {
+  std::string out = "'";
+  for (char c : text) {
+    if (c == '\'') out += '\'';
+    out += c;
+  }
+  return out + "'";
+}
+
 std::string ConninfoWithDbname(const std::string& conninfo, const std::string& db) {
   std::string quoted = "'";
   for (char c : db) {

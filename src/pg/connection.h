@@ -17,6 +17,10 @@ struct ClusterIdentity {
   bool in_recovery = false;
 };
 
+// 'text' with quotes doubled: a SQL literal (standard_conforming_strings) or a
+// postgresql.conf value.
+std::string QuoteLiteral(const std::string& text);
+
 // `conninfo` with dbname set to `db` (later keywords win in libpq), quoted for libpq.
 std::string ConninfoWithDbname(const std::string& conninfo, const std::string& db);
 

@@ -10,6 +10,7 @@
 
 #include "common/lsn.h"
 #include "pg/instance.h"
+#include "support/archiving_fixture.h"
 #include "support/cli.h"
 #include "support/pg_fixture.h"
 #include "support/test_util.h"
@@ -19,65 +20,16 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// Everything the archive_command (run by the server's OS user) touches is handed to that
-// user: the work directory, the config file, the repositories and the spool.
-class ArchiveIntegration : public ::testing::Test {
+class ArchiveIntegration : public test::ArchivingFixture {
  protected:
-  void SetUp() override {
-    pg::GiveToServerUser(dir_.path());
-    ::chmod(dir_.path().c_str(), 0755);
-    cluster_ = test::StartCluster({"archive_mode = on", "archive_command = ''",
-                                   "wal_keep_size = '4GB'", "archive_timeout = 0"});
-    WriteConfig("");
-    ASSERT_EQ(Cli({"stanza-create"}).exit_code, 0);
-    Chown(dir_.path());
+  std::string ConfigBody() const override {
+    return "repos:\n  - {name: eu, type: posix, path: " + (dir_ / "eu") +
+           "}\n  - {name: us, type: posix, path: " + (dir_ / "us") +
+           "}\narchive: {async: true, spool_path: " + (dir_ / "spool") +
+           ", batch: 16, prefetch: 8}\nparallel: 2\n";
   }
-
-  void WriteConfig(const std::string& extra) {
-    config_ = dir_ / "gravl-dr.yaml";
-    test::WriteFile(config_, "pg:\n  conninfo: \"" + cluster_->conninfo() +
-                                 "\"\nrepos:\n  - {name: eu, type: posix, path: " + (dir_ / "eu") +
-                                 "}\n  - {name: us, type: posix, path: " + (dir_ / "us") +
-                                 "}\narchive: {async: true, spool_path: " + (dir_ / "spool") +
-                                 ", batch: 16, prefetch: 8}\nparallel: 2\n" + extra);
-    ::chmod(config_.c_str(), 0644);
-    pg::GiveToServerUser(config_);
-  }
-
-  // Hands every file under `root` to the server user (the tests may run as root).
-  static void Chown(const std::string& root) {
-    pg::GiveToServerUser(root);
-    for (const auto& e : fs::recursive_directory_iterator(root)) pg::GiveToServerUser(e.path());
-  }
-
-  RunResult Cli(std::vector<std::string> args) {
-    args.insert(args.begin(), {"--config", config_});
-    return test::Cli(args);
-  }
-
-  void EnableArchiving() {
-    cluster_->Psql("ALTER SYSTEM SET archive_command = '" + std::string(test::GravlBinary()) +
-                   " --config " + config_ + " archive-push %p'");
-    cluster_->Psql("SELECT pg_reload_conf()");
-  }
-
-  std::string Query(const std::string& sql) {
-    std::string s = cluster_->Psql(sql);
-    while (!s.empty() && s.back() == '\n') s.pop_back();
-    return s;
-  }
-
-  // Switches WAL and waits until the archiver has processed that segment; returns it.
-  std::string SwitchAndWait(int timeout_s = 120) {
-    std::string seg = Query("SELECT pg_walfile_name(pg_switch_wal())");
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
-    while (std::chrono::steady_clock::now() < deadline) {
-      std::string last = Query("SELECT coalesce(last_archived_wal, '') FROM pg_stat_archiver");
-      if (!last.empty() && last >= seg) return seg;
-      std::this_thread::sleep_for(std::chrono::milliseconds(200));
-    }
-    ADD_FAILURE() << "archiver did not reach " << seg << "; server log:\n" << cluster_->LogTail();
-    return seg;
+  std::vector<std::string> ClusterSettings() const override {
+    return {"wal_keep_size = '4GB'", "archive_timeout = 0"};
   }
 
   nlohmann::json InfoWal(const std::string& repo) {
@@ -85,10 +37,6 @@ class ArchiveIntegration : public ::testing::Test {
     EXPECT_EQ(r.exit_code, 0) << r.err;
     return nlohmann::json::parse(r.out)["repos"][0]["stanzas"][0]["wal"];
   }
-
-  test::TempDir dir_;
-  std::unique_ptr<pg::Instance> cluster_;
-  std::string config_;
 };
 
 TEST_F(ArchiveIntegration, PgbenchWorkloadIsArchivedCompletelyAndRestoresByteIdentical) {

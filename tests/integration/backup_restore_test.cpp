@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "pg/instance.h"
+#include "support/archiving_fixture.h"
 #include "support/cli.h"
 #include "support/pg_fixture.h"
 #include "support/test_util.h"
@@ -19,48 +20,21 @@ namespace {
 
 namespace fs = std::filesystem;
 
-class BackupRestore : public ::testing::Test {
+class BackupRestore : public test::ArchivingFixture {
  protected:
+  std::string ConfigBody() const override {
+    return "repos:\n  - {name: local, type: posix, path: " + (dir_ / "repo") +
+           "}\narchive: {async: true, spool_path: " + (dir_ / "spool") + "}\nparallel: 2\n";
+  }
   void SetUp() override {
-    pg::GiveToServerUser(dir_.path());
-    ::chmod(dir_.path().c_str(), 0755);
-    cluster_ = test::StartCluster({"archive_mode = on", "archive_command = ''"});
-    config_ = dir_ / "gravl-dr.yaml";
-    test::WriteFile(config_,
-                    "pg:\n  conninfo: \"" + cluster_->conninfo() +
-                        "\"\nrepos:\n  - {name: local, type: posix, path: " + (dir_ / "repo") +
-                        "}\narchive: {async: true, spool_path: " + (dir_ / "spool") +
-                        "}\nparallel: 2\n");
-    ::chmod(config_.c_str(), 0644);
-    pg::GiveToServerUser(config_);
-    ASSERT_EQ(Cli({"stanza-create"}).exit_code, 0);
-    pg::GiveToServerUser(dir_ / "repo");
-    for (const auto& e : fs::recursive_directory_iterator(dir_ / "repo")) {
-      pg::GiveToServerUser(e.path());
-    }
-    cluster_->Psql("ALTER SYSTEM SET archive_command = '" + std::string(test::GravlBinary()) +
-                   " --config " + config_ + " archive-push %p'");
-    cluster_->Psql("SELECT pg_reload_conf()");
+    ArchivingFixture::SetUp();
+    EnableArchiving();
   }
-
-  RunResult Cli(std::vector<std::string> args) {
-    args.insert(args.begin(), {"--config", config_});
-    return test::Cli(args);
-  }
+  using ArchivingFixture::Query;
   std::string Query(const pg::Instance& pg, const std::string& sql) {
     std::string s = pg.Psql(sql);
     while (!s.empty() && s.back() == '\n') s.pop_back();
     return s;
-  }
-  void SwitchAndWait() {
-    std::string seg = Query(*cluster_, "SELECT pg_walfile_name(pg_switch_wal())");
-    for (int i = 0; i < 600; ++i) {
-      std::string last =
-          Query(*cluster_, "SELECT coalesce(last_archived_wal,'') FROM pg_stat_archiver");
-      if (!last.empty() && last >= seg) return;
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
-    FAIL() << "archiving did not reach " << seg;
   }
   // Restores with the given extra arguments and starts the result; returns the instance.
   std::unique_ptr<pg::Instance> RestoreAndStart(const std::string& name,
@@ -80,10 +54,6 @@ class BackupRestore : public ::testing::Test {
     }
     return inst;
   }
-
-  test::TempDir dir_;
-  std::unique_ptr<pg::Instance> cluster_;
-  std::string config_;
 };
 
 TEST_F(BackupRestore, PointInTimeRecoveryToTimeLsnXidAndName) {

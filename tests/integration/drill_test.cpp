@@ -12,6 +12,7 @@
 
 #include "common/lsn.h"
 #include "pg/instance.h"
+#include "support/archiving_fixture.h"
 #include "support/cli.h"
 #include "support/pg_fixture.h"
 #include "support/test_util.h"
@@ -21,20 +22,18 @@ namespace {
 
 namespace fs = std::filesystem;
 
-class Drill : public ::testing::Test {
+class Drill : public test::ArchivingFixture {
  protected:
+  std::string ConfigBody() const override {
+    return "repos:\n  - {name: local, type: posix, path: " + (dir_ / "repo") +
+           "}\narchive: {async: true, spool_path: " + (dir_ / "spool") +
+           "}\nparallel: 2\ndrill:\n  checks:\n" +
+           "    - {name: accounts present, database: postgres, sql: "
+           "\"SELECT count(*) > 0 FROM accounts\"}\n";
+  }
   void SetUp() override {
-    pg::GiveToServerUser(dir_.path());
-    ::chmod(dir_.path().c_str(), 0755);
-    cluster_ = test::StartCluster({"archive_mode = on", "archive_command = ''"});
-    WriteConfig();
-    ASSERT_EQ(Cli({"stanza-create"}).exit_code, 0);
-    pg::GiveToServerUser(dir_ / "repo");
-    for (const auto& e : fs::recursive_directory_iterator(dir_ / "repo"))
-      pg::GiveToServerUser(e.path());
-    cluster_->Psql("ALTER SYSTEM SET archive_command = '" + std::string(test::GravlBinary()) +
-                   " --config " + config_ + " archive-push %p'");
-    cluster_->Psql("SELECT pg_reload_conf()");
+    ArchivingFixture::SetUp();
+    EnableArchiving();
     cluster_->Psql(
         "CREATE TABLE accounts(id int primary key, name text); "
         "INSERT INTO accounts SELECT g, 'acct ' || g FROM generate_series(1, 2000) g; "
@@ -42,44 +41,12 @@ class Drill : public ::testing::Test {
         "amount int); INSERT INTO payments(account, amount) SELECT g % 2000 + 1, g FROM "
         "generate_series(1, 5000) g; CREATE INDEX payments_amount ON payments(amount)");
   }
-  // The config names the cluster's port, which changes when it restarts.
-  void WriteConfig() {
-    config_ = dir_ / "gravl-dr.yaml";
-    test::WriteFile(config_,
-                    "pg:\n  conninfo: \"" + cluster_->conninfo() +
-                        "\"\nrepos:\n  - {name: local, type: posix, path: " + (dir_ / "repo") +
-                        "}\narchive: {async: true, spool_path: " + (dir_ / "spool") +
-                        "}\nparallel: 2\ndrill:\n  checks:\n" +
-                        "    - {name: accounts present, database: postgres, sql: "
-                        "\"SELECT count(*) > 0 FROM accounts\"}\n");
-    ::chmod(config_.c_str(), 0644);
-    pg::GiveToServerUser(config_);
-  }
-  RunResult Cli(std::vector<std::string> args) {
-    args.insert(args.begin(), {"--config", config_});
-    return test::Cli(args);
-  }
-  void SwitchAndWait() {
-    std::string seg = cluster_->Psql("SELECT pg_walfile_name(pg_switch_wal())");
-    seg.resize(24);
-    for (int i = 0; i < 600; ++i) {
-      std::string last =
-          cluster_->Psql("SELECT coalesce(last_archived_wal,'') FROM pg_stat_archiver");
-      last.resize(std::min<std::size_t>(last.size(), 24));
-      if (last.size() == 24 && last >= seg) return;
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
-    FAIL() << "archiving did not reach " << seg;
-  }
   nlohmann::json FailedCheck(const nlohmann::json& report, const std::string& name) {
     for (const auto& c : report["checks"]) {
       if (c["check"] == name) return c;
     }
     return nullptr;
   }
-  test::TempDir dir_;
-  std::unique_ptr<pg::Instance> cluster_;
-  std::string config_;
 };
 
 TEST_F(Drill, HealthyBackupPassesAndStoresItsReport) {

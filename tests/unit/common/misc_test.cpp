@@ -1,4 +1,7 @@
 #include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <thread>
 
 #include "common/bytes.h"
 #include "common/error.h"
@@ -79,6 +82,47 @@ TEST(Subprocess, RunsWithoutAShellAndCapturesOutput) {
   EXPECT_THROW(RunChecked({"false"}), Error);
   EXPECT_THROW(gravl::Run({"sleep", "5"}, RunOptions{.timeout = std::chrono::milliseconds(200)}),
                Error);
+}
+
+}  // namespace
+}  // namespace gravl
+
+namespace gravl {
+namespace {
+
+TEST(Child, StreamsThroughPipesAndReportsFailures) {
+  auto cat =
+      Child::Spawn({"cat"}, Child::Options{.env = {}, .pipe_stdin = true, .pipe_stdout = true});
+  std::string payload(200000, 'z');  // larger than a pipe buffer: needs concurrent reading
+  std::thread writer([&] {
+    std::size_t off = 0;
+    while (off < payload.size()) {
+      ssize_t n = ::write(cat->stdin_fd(), payload.data() + off, payload.size() - off);
+      if (n <= 0) break;
+      off += static_cast<std::size_t>(n);
+    }
+    cat->CloseStdin();
+  });
+  std::string got;
+  char buf[4096];
+  for (;;) {
+    ssize_t n = ::read(cat->stdout_fd(), buf, sizeof buf);
+    if (n <= 0) break;
+    got.append(buf, static_cast<std::size_t>(n));
+  }
+  writer.join();
+  EXPECT_NO_THROW(cat->WaitChecked());
+  EXPECT_EQ(got, payload);
+
+  auto bad = Child::Spawn({"sh", "-c", "echo oops >&2; exit 3"}, Child::Options{});
+  try {
+    bad->WaitChecked();
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("oops"), std::string::npos);
+    EXPECT_NE(std::string(e.what()).find("exit code 3"), std::string::npos);
+  }
+  { auto abandoned = Child::Spawn({"sleep", "30"}, Child::Options{}); }  // killed, reaped
 }
 
 }  // namespace
