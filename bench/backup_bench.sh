@@ -19,9 +19,11 @@ BIN="$PWD/build/src/gravl-dr"
 PGBIN="$(pg_config --bindir)"
 [ -x "$BIN" ] || { echo "build first: ./scripts/build.sh" >&2; exit 1; }
 
-as_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+as_pg() { if [ "$(id -u)" -eq 0 ]; then (cd / && runuser -u postgres -- "$@"); else "$@"; fi; }
 WORK="$(mktemp -d /tmp/gravl-backupbench-XXXXXX)"
 chmod 755 "$WORK"; [ "$(id -u)" -eq 0 ] && chown postgres "$WORK"
+# The server's user runs archive-push/archive-get: give it a copy it can read.
+mkdir -p "$WORK/bin" && cp "$BIN" "$WORK/bin/gravl-dr" && chmod 755 "$WORK/bin" && BIN="$WORK/bin/gravl-dr"
 PGDATA="$WORK/data"
 cleanup() { as_pg "$PGBIN/pg_ctl" -D "$PGDATA" -m immediate stop >/dev/null 2>&1 || true; rm -rf "$WORK"; }
 trap cleanup EXIT INT TERM

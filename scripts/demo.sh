@@ -4,17 +4,21 @@
 # (set GRAVL_DEMO_KEEP=1 to keep it), and the server is stopped also on failure or Ctrl-C.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-BIN="$PWD/build/src/gravl-dr"
-[ -x "$BIN" ] || { echo "demo: $BIN is missing; run ./scripts/build.sh" >&2; exit 1; }
+BUILT="$PWD/build/src/gravl-dr"
+[ -x "$BUILT" ] || { echo "demo: $BUILT is missing; run ./scripts/build.sh" >&2; exit 1; }
 PGBIN="$(pg_config --bindir)"
 
-as_server() {  # PostgreSQL refuses to run as root
-  if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+as_server() {  # PostgreSQL refuses to run as root; run from / (the checkout may be private)
+  if [ "$(id -u)" -eq 0 ]; then (cd / && runuser -u postgres -- "$@"); else "$@"; fi
 }
 
 WORK="$(mktemp -d /tmp/gravl-demo-XXXXXX)"
 chmod 755 "$WORK"
 [ "$(id -u)" -eq 0 ] && chown postgres "$WORK"
+# archive_command and restore_command run as the server's user: give it its own copy of
+# the binary (the checkout, e.g. under /root, may not be readable by that user).
+mkdir -p "$WORK/bin" && cp "$BUILT" "$WORK/bin/gravl-dr" && chmod 755 "$WORK/bin" "$WORK/bin/gravl-dr"
+BIN="$WORK/bin/gravl-dr"
 PGDATA="$WORK/pgdata"
 cleanup() {
   as_server "$PGBIN/pg_ctl" -D "$PGDATA" -m immediate stop >/dev/null 2>&1 || true

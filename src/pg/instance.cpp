@@ -40,8 +40,10 @@ std::string ResolveBinDir(const std::string& configured) {
 }
 
 std::vector<std::string> AsServerUser(std::vector<std::string> argv) {
+  // Run from "/" so that a working directory the server user cannot enter (/root/...)
+  // does not matter.
   if (::geteuid() != 0) return argv;
-  std::vector<std::string> out = {"runuser", "-u", "postgres", "--"};
+  std::vector<std::string> out = {"runuser", "-u", "postgres", "--", "env", "-C", "/"};
   out.insert(out.end(), argv.begin(), argv.end());
   return out;
 }

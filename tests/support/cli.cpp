@@ -1,8 +1,34 @@
 #include "support/cli.h"
 
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+
 namespace gravl::test {
 
-const char* GravlBinary() { return GRAVL_DR_BINARY; }
+// PostgreSQL runs archive_command and restore_command as its own OS user. When the tests
+// run as root from a checkout that user cannot enter (/root/...), the binary is copied once
+// per test process into a world-readable temporary directory, removed at exit.
+const char* GravlBinary() {
+  static const std::string path = [] {
+    if (::geteuid() != 0) return std::string(GRAVL_DR_BINARY);
+    std::string dir = "/tmp/gravl-dr-bin-" + std::to_string(::getpid());
+    std::filesystem::create_directories(dir);
+    std::filesystem::permissions(dir, std::filesystem::perms(0755));
+    std::string bin = dir + "/gravl-dr";
+    std::filesystem::copy_file(GRAVL_DR_BINARY, bin,
+                               std::filesystem::copy_options::overwrite_existing);
+    std::filesystem::permissions(bin, std::filesystem::perms(0755));
+    static const std::string remove_dir = dir;
+    std::atexit([] {
+      std::error_code ec;
+      std::filesystem::remove_all(remove_dir, ec);
+    });
+    return bin;
+  }();
+  return path.c_str();
+}
 
 RunResult Cli(const std::vector<std::string>& args, const std::vector<std::string>& env) {
   std::vector<std::string> argv = {GravlBinary()};
