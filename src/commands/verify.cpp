@@ -121,7 +121,8 @@ int Verify(const Context& ctx, const VerifyOptions& options) {
       auto file = repo::ParseWalFileName(obj.name);
       bool history = file->kind == repo::WalFileKind::kHistory;
       repo::ReadObject(repo.storage(), obj.key, {obj.compression, 0, repo.key()},
-                       {obj.sha256, std::nullopt}, history ? static_cast<io::Sink&>(keep) : discard);
+                       {obj.sha256, std::nullopt},
+                       history ? static_cast<io::Sink&>(keep) : discard);
       std::lock_guard lock(mutex);
       if (history) {
         histories[file->timeline] = ParseHistory(std::string(AsChars(keep.data())));
@@ -175,8 +176,8 @@ int Verify(const Context& ctx, const VerifyOptions& options) {
           if (f.contains("bundle")) {
             auto it = bundle_index.find(f["bundle"]);
             if (it == bundle_index.end()) {
-              fail(b.label + ": manifest lists " + f["path"].get<std::string>() +
-                       " in bundle " + f["bundle"].get<std::string>() + ", which it does not describe",
+              fail(b.label + ": manifest lists " + f["path"].get<std::string>() + " in bundle " +
+                       f["bundle"].get<std::string>() + ", which it does not describe",
                    false);
               continue;
             }
@@ -187,17 +188,19 @@ int Verify(const Context& ctx, const VerifyOptions& options) {
             fail(b.label + ": manifest has no object for " + f["path"].get<std::string>(), false);
           }
         }
-        items.push_back({"backup_manifest", m["backup_manifest"]["size"],
-                         m["backup_manifest"]["sha256"], {}});
+        items.push_back(
+            {"backup_manifest", m["backup_manifest"]["size"], m["backup_manifest"]["sha256"], {}});
         auto errs = io::RunParallel(items.size(), ctx.config.parallel, [&](std::size_t i) {
           const Item& item = items[i];
           std::string what = repo.storage().Describe() + "/" + prefix + item.object;
           if (item.parts.empty()) {
             io::NullSink sink;
-            repo::ReadObject(repo.storage(), prefix + item.object, format, {item.sha256, item.size}, sink);
+            repo::ReadObject(repo.storage(), prefix + item.object, format, {item.sha256, item.size},
+                             sink);
           } else {
             BundleVerifier sink(item.parts, what);
-            repo::ReadObject(repo.storage(), prefix + item.object, format, {item.sha256, item.size}, sink);
+            repo::ReadObject(repo.storage(), prefix + item.object, format, {item.sha256, item.size},
+                             sink);
           }
         });
         for (std::size_t i = 0; i < errs.size(); ++i) {
@@ -208,7 +211,8 @@ int Verify(const Context& ctx, const VerifyOptions& options) {
             std::rethrow_exception(errs[i]);
           } catch (const Error& e) {
             std::string msg = Redact(e.what());
-            if (e.code() == ExitCode::kNotFound) msg = b.label + ": object " + items[i].object + " is missing (" + msg + ")";
+            if (e.code() == ExitCode::kNotFound)
+              msg = b.label + ": object " + items[i].object + " is missing (" + msg + ")";
             fail(msg, e.code() != ExitCode::kNotFound);
           }
         }
@@ -268,11 +272,14 @@ int Verify(const Context& ctx, const VerifyOptions& options) {
           segno = *switch_segno;
         }
         if (gap && WalSegment::ParseName(*gap, seg_size)->segno <= stop_segno && !included) {
-          fail(b.label + ": WAL segment " + *gap + " needed to make the backup consistent is "
-                   "missing: the backup cannot be restored", false);
+          fail(b.label + ": WAL segment " + *gap +
+                   " needed to make the backup consistent is "
+                   "missing: the backup cannot be restored",
+               false);
         } else if (gap) {
           fail(b.label + ": WAL gap at " + *gap + ": recovery from this backup stops at " +
-                   reach.ToString() + " instead of the end of the archive", false);
+                   reach.ToString() + " instead of the end of the archive",
+               false);
         }
         window = {{"earliest_time", m["stop_time"]},
                   {"earliest_lsn", m["stop_lsn"]},
@@ -307,7 +314,8 @@ int Verify(const Context& ctx, const VerifyOptions& options) {
       if (segs.empty()) continue;
       std::uint64_t span = segs.rbegin()->first - segs.begin()->first + 1;
       std::vector<std::string> holes;
-      for (std::uint64_t s = segs.begin()->first; s <= segs.rbegin()->first && holes.size() < 20; ++s) {
+      for (std::uint64_t s = segs.begin()->first; s <= segs.rbegin()->first && holes.size() < 20;
+           ++s) {
         if (!segs.count(s)) holes.push_back(WalSegment{tli, s}.Name(seg_size));
       }
       timelines.push_back({{"timeline", tli},
@@ -321,7 +329,8 @@ int Verify(const Context& ctx, const VerifyOptions& options) {
            << (span > segs.size() ? ", " + std::to_string(span - segs.size()) + " MISSING" : "")
            << "\n";
     }
-    for (const auto& l : incomplete) text << "  note: " << l << " is an incomplete backup (ignored)\n";
+    for (const auto& l : incomplete)
+      text << "  note: " << l << " is an incomplete backup (ignored)\n";
     nlohmann::json wal_errors_json = nlohmann::json::array();
     for (const auto& e : errors) {
       if (e.find("/wal/") != std::string::npos) {
@@ -332,9 +341,10 @@ int Verify(const Context& ctx, const VerifyOptions& options) {
     report_repos.push_back({{"repo", repo.config().name},
                             {"location", repo.storage().Describe()},
                             {"backups", backups_json},
-                            {"wal", {{"objects_checked", wal_objects.size()},
-                                     {"timelines", timelines},
-                                     {"errors", wal_errors_json}}},
+                            {"wal",
+                             {{"objects_checked", wal_objects.size()},
+                              {"timelines", timelines},
+                              {"errors", wal_errors_json}}},
                             {"incomplete_backups", incomplete},
                             {"ok", errors.empty()}});
   }
