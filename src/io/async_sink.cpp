@@ -28,28 +28,27 @@ void AsyncSink::Write(ByteView data) {
     data = data.subspan(take);
     if (pending_.size() < kChunkSize) break;
     std::unique_lock lock(mutex_);
-    cv_.wait(lock, [&] { return queue_.size() < depth_ || error_; });
-    RethrowIfFailed();
-    queue_.push_back(std::move(pending_));
-    if (!spare_.empty()) {
-      pending_ = std::move(spare_.back());
-      spare_.pop_back();
-    } else {
-      pending_ = Bytes();
-    }
-    pending_.clear();
-    cv_.notify_all();
+    EnqueuePending(lock);
   }
+}
+
+void AsyncSink::EnqueuePending(std::unique_lock<std::mutex>& lock) {
+  cv_.wait(lock, [&] { return queue_.size() < depth_ || error_; });
+  RethrowIfFailed();
+  queue_.push_back(std::move(pending_));
+  if (!spare_.empty()) {
+    pending_ = std::move(spare_.back());
+    spare_.pop_back();
+  } else {
+    pending_ = Bytes();
+  }
+  pending_.clear();
+  cv_.notify_all();
 }
 
 void AsyncSink::Finish() {
   std::unique_lock lock(mutex_);
-  if (!pending_.empty()) {
-    cv_.wait(lock, [&] { return queue_.size() < depth_ || error_; });
-    RethrowIfFailed();
-    queue_.push_back(std::move(pending_));
-    pending_ = Bytes();
-  }
+  if (!pending_.empty()) EnqueuePending(lock);
   finishing_ = true;
   cv_.notify_all();
   cv_.wait(lock, [&] { return done_ || error_; });

@@ -26,6 +26,8 @@ class AsyncSink final : public Sink {
  private:
   void Run();
   void RethrowIfFailed();
+  // Waits for room in the queue (or a worker error), then queues pending_. Holds `lock`.
+  void EnqueuePending(std::unique_lock<std::mutex>& lock);
 
   Sink& next_;
   std::size_t depth_;
