@@ -138,6 +138,12 @@ int ArchiveGet(const Context& ctx, const ArchiveGetOptions& options) {
         "");
     std::fprintf(stderr, "gravl-dr: error: %s\n", Redact(e.what()).c_str());
     return kRecoveryMustStop;
+  } catch (const std::exception& e) {
+    // Anything unexpected is a real error too: never let it look like "not archived".
+    if (options.standby) throw;
+    std::fprintf(stderr, "gravl-dr: error: cannot restore %s: %s\n", options.name.c_str(),
+                 Redact(e.what()).c_str());
+    return kRecoveryMustStop;
   }
 }
 

@@ -23,6 +23,7 @@
 #include "io/hash.h"
 #include "io/workers.h"
 #include "repo/wal_archive.h"
+#include "storage/factory.h"
 
 namespace gravl::commands {
 namespace {
@@ -55,8 +56,9 @@ std::vector<std::string> ReadyFiles(const std::string& wal_dir) {
 
 // What a pushed-ahead record vouches for: the file (identified by inode, size and
 // modification time -- PostgreSQL never rewrites a completed segment in place, so this
-// spares reading and hashing it again), its checksum, and the repositories that hold it.
-// A configuration change (another repository added) invalidates old records.
+// spares reading and hashing it again), its checksum, and the object that holds it in each
+// configured repository. The fast path re-checks that every object still exists (one stat
+// per repository, no key derivation), so a wiped or replaced repository never gets a gap.
 std::string FileIdentity(const std::string& path) {
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0)
@@ -65,12 +67,19 @@ std::string FileIdentity(const std::string& path) {
          std::to_string(st.st_mtim.tv_sec) + "." + std::to_string(st.st_mtim.tv_nsec);
 }
 
-std::string OkRecord(const std::string& identity, const Config& config,
-                     const std::optional<std::string>& repo_name) {
-  std::string record = identity;
-  for (const auto& r : config.SelectRepos(repo_name))
-    record += "\n" + r.name + " " + r.type + ":" + r.path;
-  return record;
+// True when the record matches this file and every configured repository still holds the
+// recorded object.
+bool StillArchived(const nlohmann::json& record, const std::string& identity, const Context& ctx) {
+  if (!record.is_object() || record.value("file", "") != identity) return false;
+  const auto& objects = record.value("objects", nlohmann::json::object());
+  auto repos = ctx.config.SelectRepos(ctx.repo_name);
+  if (objects.size() != repos.size()) return false;
+  for (const auto& rc : repos) {
+    auto it = objects.find(rc.name + " " + rc.type + ":" + rc.path);
+    if (it == objects.end()) return false;
+    if (!storage::OpenStorage(rc)->Stat(it->get<std::string>())) return false;
+  }
+  return true;
 }
 
 struct Pushed {
@@ -96,20 +105,18 @@ int ArchivePush(const Context& ctx, const ArchivePushOptions& options) {
   if (ctx.config.archive_async) {
     std::string ok_path = spool + "/" + name + ".ok";
     try {
-      std::string recorded(AsChars(io::ReadFileBytes(ok_path)));
+      auto record = nlohmann::json::parse(AsChars(io::ReadFileBytes(ok_path)), nullptr, false);
       std::string identity = FileIdentity(options.path);
       ::unlink(ok_path.c_str());
-      auto newline = recorded.find('\n');
-      std::string sha = recorded.substr(0, newline);
-      if (newline != std::string::npos &&
-          recorded.substr(newline + 1) == OkRecord(identity, ctx.config, ctx.repo_name)) {
+      if (StillArchived(record, identity, ctx)) {
+        std::string sha = record.value("sha256", "");
         spdlog::info("{} was already pushed ahead (SHA-256 {})", name, sha.substr(0, 12));
         ctx.Emit({{"file", name}, {"sha256", sha}, {"pushed_ahead", true}}, "");
         return 0;
       }
       spdlog::warn(
-          "{} changed since it was pushed ahead (or the repositories did); pushing it "
-          "again",
+          "{} changed since it was pushed ahead, or a repository no longer holds it; "
+          "pushing it again",
           name);
     } catch (const NotFoundError&) {
     }
@@ -169,7 +176,14 @@ int ArchivePush(const Context& ctx, const ArchivePushOptions& options) {
     if (i > 0) {
       io::AtomicFileSink ok(spool + "/" + batch[i] + ".ok",
                             io::AtomicFileOptions{.durable = false});
-      ok.Write(AsBytes(p.sha256 + "\n" + OkRecord(FileIdentity(path), ctx.config, ctx.repo_name)));
+      nlohmann::json objects = nlohmann::json::object();
+      for (std::size_t r = 0; r < repos.size(); ++r) {
+        const auto& rc = repos[r]->config();
+        objects[rc.name + " " + rc.type + ":" + rc.path] = p.repos[r].key;
+      }
+      nlohmann::json record = {
+          {"sha256", p.sha256}, {"file", FileIdentity(path)}, {"objects", objects}};
+      ok.Write(AsBytes(record.dump()));
       ok.Finish();
     }
   });

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <system_error>
 #include <thread>
 
 namespace gravl::io {
@@ -26,7 +27,13 @@ std::vector<std::exception_ptr> RunParallel(std::size_t count, int workers,
     return errors;
   }
   std::vector<std::thread> pool;
-  for (std::size_t t = 0; t + 1 < threads; ++t) pool.emplace_back(loop);
+  for (std::size_t t = 0; t + 1 < threads; ++t) {
+    try {
+      pool.emplace_back(loop);
+    } catch (const std::system_error&) {
+      break;  // no more threads to be had: the ones started and this one do the work
+    }
+  }
   loop();  // the calling thread works too
   for (auto& th : pool) th.join();
   return errors;

@@ -28,12 +28,32 @@ std::string HostName() {
 
 int LockLocal(const std::string& id, const std::string& what) {
   // World-writable sticky directory so that root (backups) and postgres (archive_command)
-  // share the same lock files.
+  // share the same lock files. Because it is shared, nothing in it is trusted blindly: the
+  // directory must belong to root or to us (not to another user who could swap files in
+  // it), and lock files are opened without following symlinks and must be plain files
+  // with a single link -- otherwise a planted symlink could make us chmod any file.
   if (::mkdir(kLocalLockDir, 01777) == 0) ::chmod(kLocalLockDir, 01777);
+  struct stat dir {};
+  if (::lstat(kLocalLockDir, &dir) != 0 || !S_ISDIR(dir.st_mode) ||
+      (dir.st_uid != 0 && dir.st_uid != ::geteuid()) ||
+      ((dir.st_mode & S_IWOTH) && !(dir.st_mode & S_ISVTX))) {
+    throw LockError(std::string(kLocalLockDir) +
+                    " is not a directory owned by root (or this user) with the sticky bit; "
+                    "remove it and run again");
+  }
   std::string path = std::string(kLocalLockDir) + "/" + id + ".lock";
-  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
+  if (fd >= 0) {
+    ::fchmod(fd, 0666);  // ours, just created: let the other user (root/postgres) lock it too
+  } else if (errno == EEXIST) {
+    fd = ::open(path.c_str(), O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+  }
   if (fd < 0) throw LockError(SysErrorText("cannot open lock file " + path, errno));
-  ::fchmod(fd, 0666);
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1) {
+    ::close(fd);
+    throw LockError("lock file " + path + " is not a plain file; remove it and run again");
+  }
   if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
     int err = errno;
     ::close(fd);

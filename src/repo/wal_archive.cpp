@@ -15,9 +15,11 @@ std::vector<RepoPushStatus> PushWalFile(const std::vector<Repository*>& repos,
   for (Repository* repo : repos) {
     auto existing = FindWalObjects(repo->storage(), repo->stanza(), file);
     bool same = false;
+    std::string same_key;
     for (const auto& obj : existing) {
       if (obj.sha256 == sha256) {
         same = true;
+        same_key = obj.key;
       } else {
         throw ConflictError(repo->Describe() + " already holds " + file.name + " with SHA-256 " +
                             obj.sha256 + ", but the file to archive has " + sha256 +
@@ -27,7 +29,7 @@ std::vector<RepoPushStatus> PushWalFile(const std::vector<Repository*>& repos,
       }
     }
     if (same) {
-      statuses.push_back({repo->config().name, false});
+      statuses.push_back({repo->config().name, same_key, false});
       continue;
     }
     std::string key = WalObjectKey(repo->stanza(), file, sha256, compression);
@@ -39,7 +41,7 @@ std::vector<RepoPushStatus> PushWalFile(const std::vector<Repository*>& repos,
     } catch (const ConflictError&) {
       // A concurrent push of the same file won the race: same name, same checksum.
     }
-    statuses.push_back({repo->config().name, true});
+    statuses.push_back({repo->config().name, key, true});
   }
   return statuses;
 }
@@ -65,7 +67,7 @@ std::optional<std::string> FetchWalFile(
                      repo->Describe());
       }
       return repo->config().name;
-    } catch (const Error& e) {
+    } catch (const std::exception& e) {
       spdlog::warn("{}: cannot fetch {}: {}", repo->Describe(), file.name, Redact(e.what()));
       if (!first_error) first_error = std::current_exception();
     }

@@ -15,6 +15,7 @@ namespace gravl::repo {
 
 struct RepoPushStatus {
   std::string repo;
+  std::string key;      // the object holding the file
   bool stored = false;  // false: it was already archived with the same checksum
 };
 

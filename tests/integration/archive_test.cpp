@@ -207,3 +207,44 @@ TEST_F(ArchiveIntegration, CheckPassesWhenArchivingWorksAndNamesWhatIsWrong) {
 
 }  // namespace
 }  // namespace gravl
+
+namespace gravl {
+namespace {
+
+TEST_F(ArchiveIntegration, PushedAheadRecordsAreRecheckedAgainstTheRepositories) {
+  // Archiving stays off: the segments wait in pg_wal; copy three into a fake pg_wal.
+  std::vector<std::string> segs;
+  for (int i = 0; i < 3; ++i) {
+    Query("CREATE TABLE IF NOT EXISTS t(x int); INSERT INTO t SELECT generate_series(1, 100)");
+    std::string s = Query("SELECT pg_walfile_name(pg_switch_wal())");
+    segs.push_back(s);
+  }
+  Query("CHECKPOINT");
+  std::string fake = dir_ / "fake/pg_wal";
+  fs::create_directories(fake + "/archive_status");
+  for (const auto& s : segs) {
+    fs::copy_file(cluster_->data_dir() + "/pg_wal/" + s, fake + "/" + s);
+    test::WriteFile(fake + "/archive_status/" + s + ".ready", "");
+  }
+  Chown(dir_ / "fake");
+  RunResult r = Cli({"archive-push", fake + "/" + segs[0], "--output", "json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(nlohmann::json::parse(r.out)["also_pushed"], 2);
+
+  // The second segment vanishes from one region after it was pushed ahead.
+  for (const auto& e : fs::recursive_directory_iterator(dir_ / "us/main/wal")) {
+    if (e.path().filename().string().rfind(segs[1], 0) == 0) fs::remove(e.path());
+  }
+  r = Cli({"archive-push", fake + "/" + segs[1], "--output", "json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["pushed_ahead"], false) << "a record for a missing object was trusted";
+  EXPECT_EQ(j["repos"][1]["status"], "stored");
+  // The third is intact: the record holds and the call returns at once.
+  r = Cli({"archive-push", fake + "/" + segs[2], "--output", "json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(nlohmann::json::parse(r.out)["pushed_ahead"], true);
+}
+
+}  // namespace
+}  // namespace gravl

@@ -1,8 +1,10 @@
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "common/error.h"
+#include "io/hash.h"
 #include "repo/layout.h"
 #include "repo/lock.h"
 #include "repo/manifest.h"
@@ -236,6 +238,33 @@ TEST(Repository, MissingStanzaSaysWhatToDo) {
   } catch (const NotFoundError& e) {
     EXPECT_NE(std::string(e.what()).find("stanza-create"), std::string::npos);
   }
+}
+
+}  // namespace
+}  // namespace gravl::repo
+
+namespace gravl::repo {
+namespace {
+
+TEST(Lock, APlantedSymlinkIsNeverFollowed) {
+  test::TempDir dir;
+  auto storage = storage::MakePosixStorage(dir / "repo");
+  std::string id =
+      io::Sha256Hex(AsBytes(storage->Describe() + "\n" + LockKey("main", "backup"))).substr(0, 24);
+  std::string lock_path = "/tmp/gravl-dr-locks/" + id + ".lock";
+  std::string victim = dir / "victim";
+  test::WriteFile(victim, "precious");
+  ::chmod(victim.c_str(), 0600);
+  ::mkdir("/tmp/gravl-dr-locks", 01777);
+  ::unlink(lock_path.c_str());
+  ASSERT_EQ(::symlink(victim.c_str(), lock_path.c_str()), 0);
+  EXPECT_THROW(StanzaLock::Acquire(*storage, "main", "backup", "test"), LockError);
+  struct stat st {};
+  ASSERT_EQ(::stat(victim.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u) << "the symlink's target was chmod-ed";
+  EXPECT_EQ(test::ReadFile(victim), "precious");
+  ::unlink(lock_path.c_str());
+  EXPECT_NO_THROW(StanzaLock::Acquire(*storage, "main", "backup", "test"));
 }
 
 }  // namespace
