@@ -14,6 +14,7 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <set>
 
 #include "commands/commands.h"
@@ -43,14 +44,33 @@ int Fetch(const Context& ctx, const ArchiveGetOptions& options, const repo::WalF
   const std::string spool = ctx.config.spool_path + "/" + ctx.config.stanza + "/archive-get";
   bool prefetch = ctx.config.archive_async && ctx.config.archive_prefetch > 0 &&
                   file.kind == repo::WalFileKind::kSegment;
+  auto owned = ctx.OpenRepos();
   if (prefetch && ::access((spool + "/" + file.name).c_str(), F_OK) == 0) {
-    MoveFile(spool + "/" + file.name, options.destination);
-    spdlog::info("{} restored from the prefetch spool", file.name);
-    ctx.Emit({{"file", file.name}, {"found", true}, {"prefetched", true}}, "");
-    return 0;
+    // Prefetched files were verified when fetched, but the spool may outlive the cluster
+    // it was filled for (a stanza recreated under the same name): check that the segment
+    // belongs to this stanza before PostgreSQL sees it.
+    try {
+      std::optional<repo::StanzaInfo> stanza;
+      for (auto& r : owned) {
+        if ((stanza = r->FindStanza())) break;
+      }
+      if (!stanza) throw NotFoundError("no repository holds stanza '" + ctx.config.stanza + "'");
+      {
+        io::MappedFile spooled(spool + "/" + file.name);
+        repo::ValidateSegmentHeader(spooled.data(), spool + "/" + file.name,
+                                    stanza->system_identifier, stanza->wal_segment_size);
+      }
+      MoveFile(spool + "/" + file.name, options.destination);
+      spdlog::info("{} restored from the prefetch spool", file.name);
+      ctx.Emit({{"file", file.name}, {"found", true}, {"prefetched", true}}, "");
+      return 0;
+    } catch (const Error& e) {
+      spdlog::warn("discarding the prefetch spool: {}", Redact(e.what()));
+      std::error_code ec;
+      std::filesystem::remove_all(spool, ec);
+    }
   }
 
-  auto owned = ctx.OpenRepos();
   std::vector<repo::Repository*> repos;
   std::exception_ptr unlock_error;
   for (auto& r : owned) {

@@ -6,6 +6,7 @@
 // refuses to start rather than one it would start inconsistently. The server's
 // backup_manifest is kept, so pg_verifybackup can check the result.
 
+#include <fcntl.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
@@ -133,6 +134,20 @@ bool SameContent(const std::string& path, std::uint64_t size, const std::string&
   io::MappedFile mapped(path);
   sha.Update(mapped.data());
   return sha.FinalHex() == sha256;
+}
+
+// syncfs() on the file system holding `path`; unlike sync(), it reports write-back errors.
+void SyncFileSystem(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) throw StorageError(SysErrorText("cannot open " + path, errno));
+  int rc = ::syncfs(fd);
+  int err = errno;
+  ::close(fd);
+  if (rc != 0) {
+    throw StorageError(
+        SysErrorText("writing the restored files to disk failed (" + path + ")", err) +
+        "; the restore is not complete");
+  }
 }
 
 }  // namespace
@@ -408,19 +423,26 @@ int Restore(const Context& ctx, const RestoreOptions& options, RestoreResult* re
   {
     std::ofstream auto_conf(options.pgdata + "/postgresql.auto.conf", std::ios::app);
     auto_conf << conf.str();
+    auto_conf.close();
     if (!auto_conf) throw StorageError("cannot write " + options.pgdata + "/postgresql.auto.conf");
   }
   std::string signal = options.pgdata + (options.standby ? "/standby.signal" : "/recovery.signal");
-  std::ofstream(signal).flush();
+  {
+    // Without it PostgreSQL would start without archive recovery and ignore the target.
+    io::AtomicFileSink signal_file(signal, io::AtomicFileOptions{.mode = 0600, .durable = false});
+    signal_file.Finish();
+  }
 
-  // Everything is in place and verified: now the directory becomes startable.
-  ::sync();
+  // Everything is in place and verified: flush it all to disk, checking for write-back
+  // errors (syncfs reports them), and only then make the directory startable.
+  SyncFileSystem(options.pgdata);
+  for (const auto& [oid, dir] : tablespace_dirs) SyncFileSystem(dir);
   for (const auto& p : pending) {
     if (::rename((p + kPending).c_str(), p.c_str()) != 0) {
       throw StorageError(SysErrorText("cannot rename " + p + kPending, errno));
     }
   }
-  ::sync();  // once for the whole tree: cheaper than an fsync per file
+  SyncFileSystem(options.pgdata);
   if (::geteuid() == 0) {
     for (const auto& e : fs::recursive_directory_iterator(options.pgdata)) {
       if (!e.is_symlink()) pg::GiveToServerUser(e.path());

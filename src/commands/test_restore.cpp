@@ -276,6 +276,18 @@ DrillCheckResult CustomChecks(const pg::Instance& pg, const std::vector<DrillChe
   return c;
 }
 
+// Removes the drill's directory. Processes of the stopped server (a restore_command child
+// finishing its write) may still create a file in it for a moment: try a few times.
+void RemoveTree(const std::string& dir) {
+  for (int attempt = 0; attempt < 20; ++attempt) {
+    std::error_code ec;
+    fs::remove_all(dir, ec);
+    if (!fs::exists(dir, ec)) return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  spdlog::warn("could not remove {} completely", dir);
+}
+
 }  // namespace
 
 int TestRestore(const Context& ctx, const TestRestoreOptions& options) {
@@ -293,7 +305,7 @@ int TestRestore(const Context& ctx, const TestRestoreOptions& options) {
   std::string bin_dir = pg::ResolveBinDir(ctx.config.pg_bin_dir);
   int cleanup_id = AddCleanup([pgdata, base, bin_dir, keep = options.keep] {
     Run(pg::AsServerUser({bin_dir + "/pg_ctl", "-D", pgdata, "-m", "immediate", "stop"}));
-    if (!keep) fs::remove_all(base);
+    if (!keep) RemoveTree(base);
   });
 
   std::vector<DrillCheckResult> checks;
@@ -371,10 +383,7 @@ int TestRestore(const Context& ctx, const TestRestoreOptions& options) {
     }
     instance.reset();
   }
-  if (!options.keep) {
-    std::error_code ec;
-    fs::remove_all(base, ec);
-  }
+  if (!options.keep) RemoveTree(base);
   RemoveCleanup(cleanup_id);
   timings["total_s"] = Since(t0);
 
