@@ -33,8 +33,11 @@ void MakeDirs(const std::string& dir) {
     if (!S_ISDIR(st.st_mode)) throw StorageError(dir + " exists and is not a directory");
     return;
   }
-  if (dir != "/" && dir != ".") MakeDirs(ParentDir(dir));
-  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
+  // A concurrent cleanup may remove an empty parent between the two steps: retry.
+  for (int attempt = 0;; ++attempt) {
+    if (dir != "/" && dir != ".") MakeDirs(ParentDir(dir));
+    if (::mkdir(dir.c_str(), 0700) == 0 || errno == EEXIST) break;
+    if (errno == ENOENT && attempt < 3) continue;
     throw StorageError(SysErrorText("cannot create directory " + dir, errno) +
                        " (check that the path is writable by this user)");
   }

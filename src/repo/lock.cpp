@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "common/error.h"
@@ -24,6 +25,24 @@ std::string HostName() {
   char buf[256] = {};
   if (::gethostname(buf, sizeof buf - 1) != 0) return "unknown";
   return buf;
+}
+
+std::string ReadFirstLine(const std::string& path) {
+  std::ifstream in(path);
+  std::string line;
+  std::getline(in, line);
+  return line;
+}
+
+std::string BootId() {
+  static const std::string id = ReadFirstLine("/proc/sys/kernel/random/boot_id");
+  return id;
+}
+
+std::string PidNamespace() {
+  char buf[128] = {};
+  ssize_t n = ::readlink("/proc/self/ns/pid", buf, sizeof buf - 1);
+  return n > 0 ? std::string(buf, static_cast<std::size_t>(n)) : "";
 }
 
 int LockLocal(const std::string& id, const std::string& what) {
@@ -80,6 +99,8 @@ std::unique_ptr<StanzaLock> StanzaLock::Acquire(storage::Storage& storage,
     std::string host = HostName();
     std::string token = HexEncode(RandomBytes(16));
     nlohmann::json lease = {{"host", host},
+                            {"boot_id", BootId()},
+                            {"pid_namespace", PidNamespace()},
                             {"pid", ::getpid()},
                             {"command", command},
                             {"token", token},
@@ -101,10 +122,18 @@ std::unique_ptr<StanzaLock> StanzaLock::Acquire(storage::Storage& storage,
       }
       std::string holder_host = holder.value("host", "?");
       long holder_pid = holder.value("pid", 0L);
-      bool dead =
-          holder_pid > 0 && ::kill(static_cast<pid_t>(holder_pid), 0) != 0 && errno == ESRCH;
-      if (holder_host == host && dead) {
-        // We hold the host-local flock, so no live process here holds this lease.
+      // A lease is stale only when its holder provably ran on this very machine and is
+      // gone: same host name, and either a different boot (the machine restarted), or the
+      // same boot and PID namespace with that pid no longer running. Containers sharing a
+      // host name but not PIDs (two in one pod) never take each other's lease.
+      std::string holder_boot = holder.value("boot_id", "");
+      bool same_host = holder_host == host;
+      bool rebooted = same_host && !holder_boot.empty() && holder_boot != BootId();
+      bool same_pids = same_host && holder_boot == BootId() &&
+                       holder.value("pid_namespace", "") == PidNamespace();
+      bool dead = same_pids && holder_pid > 0 && ::kill(static_cast<pid_t>(holder_pid), 0) != 0 &&
+                  errno == ESRCH;
+      if (rebooted || dead) {
         spdlog::warn("removing stale lock {} left by pid {} (no longer running)", key, holder_pid);
         storage.DeleteMany({key});
         continue;

@@ -29,6 +29,8 @@ std::vector<RepoPushStatus> PushWalFile(const std::vector<Repository*>& repos,
       }
     }
     if (same) {
+      // Found by a listing: make sure it is durable before PostgreSQL may recycle the file.
+      repo->storage().Persist(same_key);
       statuses.push_back({repo->config().name, same_key, false});
       continue;
     }
@@ -39,7 +41,9 @@ std::vector<RepoPushStatus> PushWalFile(const std::vector<Repository*>& repos,
       writer.Write(data);
       writer.Finish();
     } catch (const ConflictError&) {
-      // A concurrent push of the same file won the race: same name, same checksum.
+      // A concurrent push of the same file won the race (same name, same checksum); it may
+      // not have synced yet.
+      repo->storage().Persist(key);
     }
     statuses.push_back({repo->config().name, key, true});
   }

@@ -122,6 +122,11 @@ void FaultyStorage::DeleteMany(const std::vector<std::string>& keys) {
   inner_.DeleteMany(keys);
 }
 
+void FaultyStorage::Persist(const std::string& key) {
+  MaybeFail("persist", key);
+  inner_.Persist(key);
+}
+
 void FaultyStorage::DeletePrefix(const std::string& prefix) {
   MaybeFail("delete-prefix", prefix);
   inner_.DeletePrefix(prefix);

@@ -42,6 +42,7 @@ class FaultyStorage final : public Storage {
   ListPage List(const std::string& prefix, const ListOptions& options) override;
   void DeleteMany(const std::vector<std::string>& keys) override;
   void DeletePrefix(const std::string& prefix) override;
+  void Persist(const std::string& key) override;
   std::string Describe() const override { return "faulty(" + inner_.Describe() + ")"; }
 
   // Counts a call and throws if the plan says this one fails. Used by the streams too.

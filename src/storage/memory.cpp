@@ -133,6 +133,9 @@ class MemoryStorage final : public Storage {
     std::lock_guard lock(state_->mutex);
     for (const auto& k : keys) state_->objects.erase(k);
   }
+  void Persist(const std::string& key) override {
+    if (!Stat(key)) throw NotFoundError("memory: no object " + key);
+  }
   void DeletePrefix(const std::string& prefix) override {
     if (prefix.empty() || prefix.back() != '/')
       throw StorageError("DeletePrefix needs a folder prefix");

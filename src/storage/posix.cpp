@@ -136,6 +136,21 @@ class PosixStorage final : public Storage {
     }
   }
 
+  void Persist(const std::string& key) override {
+    ValidateKey(key);
+    std::string path = PathOf(key);
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+      if (errno == ENOENT) throw NotFoundError(Describe() + ": no object " + key);
+      throw StorageError(SysErrorText("cannot open " + path, errno));
+    }
+    int rc = ::fsync(fd);
+    int err = errno;
+    ::close(fd);
+    if (rc != 0) throw StorageError(SysErrorText("cannot fsync " + path, err));
+    io::FsyncDir(io::ParentDir(path));
+  }
+
   void DeletePrefix(const std::string& prefix) override {
     if (prefix.empty() || prefix.back() != '/')
       throw StorageError("DeletePrefix needs a folder prefix");

@@ -79,6 +79,10 @@ class Storage {
   virtual std::optional<ObjectInfo> Stat(const std::string& key) = 0;
   virtual ListPage List(const std::string& prefix, const ListOptions& options = {}) = 0;
   virtual void DeleteMany(const std::vector<std::string>& keys) = 0;
+  // Makes an existing object durable: for posix, fsync of the file and its directory (an
+  // object found by a listing may come from a writer that crashed before its directory
+  // fsync). A no-op where every completed write is durable. NotFoundError if absent.
+  virtual void Persist(const std::string& key) = 0;
   // Removes everything under a folder-like prefix (ending in '/'), including what a driver
   // keeps for unfinished writes (posix temporary files). For cleaning up abandoned work.
   virtual void DeletePrefix(const std::string& prefix) = 0;

@@ -172,6 +172,30 @@ TEST(Lock, StaleLeaseOfADeadProcessIsTakenOver) {
   EXPECT_NO_THROW(StanzaLock::Acquire(*storage, "main", "backup", "survivor"));
 }
 
+TEST(Lock, SameHostNameButAnotherPidNamespaceIsNotTakenOver) {
+  test::TempDir dir;
+  auto storage = storage::MakePosixStorage(dir / "repo");
+  char host[256] = {};
+  ::gethostname(host, sizeof host - 1);
+  std::string boot = test::ReadFile("/proc/sys/kernel/random/boot_id");
+  boot.resize(boot.find('\n'));
+  // A live process in another container with the same host name: its pid means nothing here.
+  nlohmann::json lease = {{"host", host},
+                          {"boot_id", boot},
+                          {"pid_namespace", "pid:[1]"},
+                          {"pid", 999999},
+                          {"command", "backup"},
+                          {"token", "t"},
+                          {"acquired_at", "2026-01-01T00:00:00Z"}};
+  storage::PutBytes(*storage, LockKey("main", "backup"), AsBytes(lease.dump()));
+  EXPECT_THROW(StanzaLock::Acquire(*storage, "main", "backup", "test"), LockError);
+  // The same lease from an earlier boot of this machine is stale.
+  lease["boot_id"] = "00000000-0000-0000-0000-000000000000";
+  storage->DeleteMany({LockKey("main", "backup")});
+  storage::PutBytes(*storage, LockKey("main", "backup"), AsBytes(lease.dump()));
+  EXPECT_NO_THROW(StanzaLock::Acquire(*storage, "main", "backup", "test"));
+}
+
 TEST(Lock, LeaseOfAnotherHostIsReported) {
   test::TempDir dir;
   auto storage = storage::MakePosixStorage(dir / "repo");

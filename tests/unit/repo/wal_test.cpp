@@ -95,6 +95,7 @@ struct Wrapper final : storage::Storage {
   }
   void DeleteMany(const std::vector<std::string>& k) override { s_.DeleteMany(k); }
   void DeletePrefix(const std::string& p) override { s_.DeletePrefix(p); }
+  void Persist(const std::string& k) override { s_.Persist(k); }
   std::string Describe() const override { return s_.Describe(); }
   storage::Storage& s_;
 };

@@ -36,6 +36,7 @@ class OwningFaulty final : public Storage {
   ListPage List(const std::string& p, const ListOptions& o) override { return faulty_.List(p, o); }
   void DeleteMany(const std::vector<std::string>& k) override { faulty_.DeleteMany(k); }
   void DeletePrefix(const std::string& p) override { faulty_.DeletePrefix(p); }
+  void Persist(const std::string& k) override { faulty_.Persist(k); }
   std::string Describe() const override { return faulty_.Describe(); }
 
  private:
@@ -132,6 +133,9 @@ TEST_P(StorageContract, ConcurrentIfAbsentHasExactlyOneWinner) {
 }
 
 TEST_P(StorageContract, MissingObjects) {
+  EXPECT_THROW(s().Persist("no/such/key"), NotFoundError);
+  PutBytes(s(), "there", AsBytes("x"));
+  EXPECT_NO_THROW(s().Persist("there"));
   EXPECT_THROW(s().Get("no/such/key"), NotFoundError);
   EXPECT_FALSE(s().Stat("no/such/key"));
   EXPECT_NO_THROW(s().DeleteMany({"no/such/key"}));
