@@ -26,7 +26,14 @@ nlohmann::json ReadManifest(Repository& repo, const std::string& label) {
   // The embedded checksum verifies the content; the object itself has no external hash.
   ReadObject(repo.storage(), key, ObjectFormat{CompressionType::kZstd, 0, repo.key()},
              Expected{"", std::nullopt}, out);
-  return ParseMetadata(AsChars(out.data()), repo.storage().Describe() + "/" + key);
+  nlohmann::json m = ParseMetadata(AsChars(out.data()), repo.storage().Describe() + "/" + key);
+  // Bind the content to its place: a manifest copied over another backup's is refused.
+  if (m.value("label", label) != label || m.value("stanza", repo.stanza()) != repo.stanza()) {
+    throw IntegrityError(repo.storage().Describe() + "/" + key + " describes backup '" +
+                         m.value("label", "") + "' of stanza '" + m.value("stanza", "") +
+                         "', not '" + label + "': the repository was tampered with");
+  }
+  return m;
 }
 
 std::vector<BackupEntry> ListBackups(Repository& repo, std::vector<std::string>* incomplete) {

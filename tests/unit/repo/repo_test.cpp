@@ -293,3 +293,25 @@ TEST(Lock, APlantedSymlinkIsNeverFollowed) {
 
 }  // namespace
 }  // namespace gravl::repo
+
+namespace gravl::repo {
+namespace {
+
+TEST(Manifest, ACopiedManifestIsRefused) {
+  RepoConfig rc{"mem", "memory", ""};
+  auto mem = storage::MakeMemoryStorage();
+  StanzaInfo info;
+  info.stanza = "main";
+  info.system_identifier = "1";
+  WriteMetadata(*mem, StanzaKey("main"), info.ToJson());
+  Repository repo(rc, std::move(mem), "main");
+  WriteManifest(repo, "20260101T000000Z-full",
+                {{"label", "20260101T000000Z-full"}, {"stanza", "main"}});
+  EXPECT_EQ(ReadManifest(repo, "20260101T000000Z-full")["label"], "20260101T000000Z-full");
+  Bytes copy = storage::GetBytes(repo.storage(), ManifestKey("main", "20260101T000000Z-full"));
+  storage::PutBytes(repo.storage(), ManifestKey("main", "20260202T000000Z-full"), copy);
+  EXPECT_THROW(ReadManifest(repo, "20260202T000000Z-full"), IntegrityError);
+}
+
+}  // namespace
+}  // namespace gravl::repo
