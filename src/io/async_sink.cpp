@@ -55,6 +55,22 @@ void AsyncSink::Finish() {
   RethrowIfFailed();
 }
 
+bool AsyncSink::Deliver(std::unique_lock<std::mutex>& lock, const std::function<void()>& call) {
+  lock.unlock();
+  std::exception_ptr failure;
+  try {
+    call();
+  } catch (...) {
+    failure = std::current_exception();
+  }
+  lock.lock();
+  if (failure) {
+    error_ = failure;
+    cv_.notify_all();
+  }
+  return !failure;
+}
+
 void AsyncSink::Run() {
   std::unique_lock lock(mutex_);
   for (;;) {
@@ -62,16 +78,7 @@ void AsyncSink::Run() {
     if (stop_ && !finishing_) return;
     if (error_) return;
     if (queue_.empty() && finishing_) {
-      lock.unlock();
-      try {
-        next_.Finish();
-      } catch (...) {
-        lock.lock();
-        error_ = std::current_exception();
-        cv_.notify_all();
-        return;
-      }
-      lock.lock();
+      if (!Deliver(lock, [&] { next_.Finish(); })) return;
       done_ = true;
       cv_.notify_all();
       return;
@@ -80,16 +87,7 @@ void AsyncSink::Run() {
     Bytes buf = std::move(queue_.front());
     queue_.pop_front();
     cv_.notify_all();
-    lock.unlock();
-    try {
-      next_.Write(buf);
-    } catch (...) {
-      lock.lock();
-      error_ = std::current_exception();
-      cv_.notify_all();
-      return;
-    }
-    lock.lock();
+    if (!Deliver(lock, [&] { next_.Write(buf); })) return;
     if (spare_.size() < 2) spare_.push_back(std::move(buf));
   }
 }

@@ -9,6 +9,7 @@
 #include <condition_variable>
 #include <deque>
 #include <exception>
+#include <functional>
 #include <mutex>
 #include <thread>
 
@@ -28,6 +29,8 @@ class AsyncSink final : public Sink {
   void RethrowIfFailed();
   // Waits for room in the queue (or a worker error), then queues pending_. Holds `lock`.
   void EnqueuePending(std::unique_lock<std::mutex>& lock);
+  // Runs `call` on the next sink without the lock; records its exception (returns false).
+  bool Deliver(std::unique_lock<std::mutex>& lock, const std::function<void()>& call);
 
   Sink& next_;
   std::size_t depth_;

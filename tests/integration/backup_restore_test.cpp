@@ -22,10 +22,7 @@ namespace fs = std::filesystem;
 
 class BackupRestore : public test::ArchivingFixture {
  protected:
-  std::string ConfigBody() const override {
-    return "repos:\n  - {name: local, type: posix, path: " + (dir_ / "repo") +
-           "}\narchive: {async: true, spool_path: " + (dir_ / "spool") + "}\nparallel: 2\n";
-  }
+  std::string ConfigBody() const override { return OneRepositoryConfig(); }
   void SetUp() override {
     ArchivingFixture::SetUp();
     EnableArchiving();

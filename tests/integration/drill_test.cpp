@@ -25,9 +25,8 @@ namespace fs = std::filesystem;
 class Drill : public test::ArchivingFixture {
  protected:
   std::string ConfigBody() const override {
-    return "repos:\n  - {name: local, type: posix, path: " + (dir_ / "repo") +
-           "}\narchive: {async: true, spool_path: " + (dir_ / "spool") +
-           "}\nparallel: 2\ndrill:\n  checks:\n" +
+    return OneRepositoryConfig() +
+           "drill:\n  checks:\n"
            "    - {name: accounts present, database: postgres, sql: "
            "\"SELECT count(*) > 0 FROM accounts\"}\n";
   }

@@ -22,6 +22,11 @@ void ArchivingFixture::SetUp() {
   Chown(dir_.path());
 }
 
+std::string ArchivingFixture::OneRepositoryConfig() const {
+  return "repos:\n  - {name: local, type: posix, path: " + (dir_ / "repo") +
+         "}\narchive: {async: true, spool_path: " + (dir_ / "spool") + "}\nparallel: 2\n";
+}
+
 void ArchivingFixture::WriteConfig() {
   config_ = dir_ / "gravl-dr.yaml";
   WriteFile(config_, "pg:\n  conninfo: \"" + cluster_->conninfo() + "\"\n" + ConfigBody());

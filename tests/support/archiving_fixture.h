@@ -24,6 +24,8 @@ class ArchivingFixture : public ::testing::Test {
   // The config file's body after pg.conninfo (repos, archive, drill, ...). `dir` is the work
   // directory.
   virtual std::string ConfigBody() const = 0;
+  // The common body: one posix repository "local" and async archiving.
+  std::string OneRepositoryConfig() const;
   // Extra postgresql.conf lines for the cluster.
   virtual std::vector<std::string> ClusterSettings() const { return {}; }
 
