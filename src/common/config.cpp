@@ -3,6 +3,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <charconv>
 #include <cstdlib>
@@ -281,6 +282,137 @@ void FlattenMap(const YAML::Node& map, const std::string& prefix, const std::str
   }
 }
 
+// Reads the secret in a *_file key of an S3 repository.
+std::string ReadSecretKeyFile(const std::string& path, const std::string& what) {
+  std::string text = ReadWholeFile(path, what);
+  while (!text.empty() && (text.back() == '\n' || text.back() == '\r' || text.back() == ' ')) {
+    text.pop_back();
+  }
+  if (text.empty()) throw ConfigError(what + " " + path + " is empty");
+  RegisterSecret(text);
+  return text;
+}
+
+void ParseS3Repo(const std::map<std::string, std::string>& values, const std::string& where,
+                 const std::string& label, std::set<std::string>& allowed, S3RepoConfig& s3) {
+  auto key = [&](const std::string& k) {
+    allowed.insert(k);
+    auto it = values.find(k);
+    return it == values.end() ? std::optional<std::string>() : std::optional(it->second);
+  };
+  auto fail = [&](const std::string& k, const std::string& what) {
+    throw ConfigError(where + ": '" + label + "." + k + "' " + what);
+  };
+  auto required = [&](const std::string& k) {
+    auto v = key(k);
+    if (!v || v->empty()) fail(k, "is required for an s3 repository");
+    return *v;
+  };
+  auto integer = [&](const std::string& k, int lo, int hi, int& out) {
+    auto v = key(k);
+    if (!v) return;
+    int n = 0;
+    auto [ptr, ec] = std::from_chars(v->data(), v->data() + v->size(), n);
+    if (ec != std::errc() || ptr != v->data() + v->size() || n < lo || n > hi) {
+      fail(k, "must be an integer from " + std::to_string(lo) + " to " + std::to_string(hi) +
+                  ", got '" + *v + "'");
+    }
+    out = n;
+  };
+  auto choice = [&](const std::string& k, const std::vector<std::string>& choices,
+                    std::string& out) {
+    auto v = key(k);
+    if (!v) return;
+    if (std::find(choices.begin(), choices.end(), *v) == choices.end()) {
+      std::string list;
+      for (const auto& c : choices) list += (list.empty() ? "" : ", ") + c;
+      fail(k, "is '" + *v + "'; choose one of: " + list);
+    }
+    out = *v;
+  };
+
+  s3.bucket = required("bucket");
+  for (char c : s3.bucket) {
+    if (!(std::islower(static_cast<unsigned char>(c)) ||
+          std::isdigit(static_cast<unsigned char>(c)) || c == '-' || c == '.')) {
+      fail("bucket", "'" + s3.bucket +
+                         "' is not a valid bucket name (lower-case letters, digits, '-' and '.')");
+    }
+  }
+  s3.region = required("region");
+  if (auto v = key("prefix")) {
+    std::string p = *v;
+    while (!p.empty() && p.front() == '/') p.erase(p.begin());
+    while (!p.empty() && p.back() == '/') p.pop_back();
+    if (p.find("//") != std::string::npos) fail("prefix", "must not contain '//'");
+    s3.prefix = p;
+  }
+  if (auto v = key("endpoint")) {
+    if (v->rfind("http://", 0) != 0 && v->rfind("https://", 0) != 0) {
+      fail("endpoint", "must start with https:// (or http://), got '" + *v + "'");
+    }
+    s3.endpoint = *v;
+    while (!s3.endpoint.empty() && s3.endpoint.back() == '/') s3.endpoint.pop_back();
+  }
+  choice("uri_style", {"host", "path"}, s3.uri_style);
+  choice("storage_class",
+         {"STANDARD", "STANDARD_IA", "ONEZONE_IA", "INTELLIGENT_TIERING", "GLACIER_IR",
+          "REDUCED_REDUNDANCY", "GLACIER", "DEEP_ARCHIVE"},
+         s3.storage_class);
+  if (s3.storage_class == "GLACIER" || s3.storage_class == "DEEP_ARCHIVE") {
+    fail("storage_class", "is " + s3.storage_class +
+                              ", whose objects cannot be read without a restore request that "
+                              "takes hours; use GLACIER_IR for archive backups that must stay "
+                              "restorable at once");
+  }
+  choice("sse", {"AES256", "aws:kms"}, s3.sse);
+  if (auto v = key("sse_kms_key_id")) {
+    if (s3.sse != "aws:kms") fail("sse_kms_key_id", "needs sse: aws:kms");
+    s3.sse_kms_key_id = *v;
+  }
+  if (auto v = key("ca_file")) {
+    if (!std::filesystem::is_regular_file(*v)) {
+      fail("ca_file", "names '" + *v + "', which is not a readable file");
+    }
+    s3.ca_file = *v;
+  }
+  if (auto v = key("verify_tls")) {
+    if (*v == "true") {
+      s3.verify_tls = true;
+    } else if (*v == "false") {
+      s3.verify_tls = false;
+    } else {
+      fail("verify_tls", "must be true or false, got '" + *v + "'");
+    }
+  }
+  if (auto v = key("access_key_id")) s3.access_key_id = *v;
+  if (auto v = key("secret_access_key_file")) {
+    s3.secret_access_key = ReadSecretKeyFile(*v, label + ".secret_access_key_file");
+  }
+  if (auto v = key("session_token_file")) {
+    s3.session_token = ReadSecretKeyFile(*v, label + ".session_token_file");
+  }
+  if (values.count("secret_access_key") || values.count("session_token")) {
+    throw ConfigError(where + ": secrets are not accepted inline in '" + label +
+                      "': put the secret access key in a file and name it with "
+                      "secret_access_key_file (or use AWS_SECRET_ACCESS_KEY)");
+  }
+  if (s3.access_key_id.empty() != !s3.secret_access_key.has_value()) {
+    throw ConfigError(where + ": '" + label +
+                      "' needs both access_key_id and secret_access_key_file, or neither "
+                      "(then the AWS credential chain is used)");
+  }
+  if (s3.session_token && s3.access_key_id.empty()) {
+    fail("session_token_file", "needs access_key_id and secret_access_key_file");
+  }
+  if (auto v = key("profile")) s3.profile = *v;
+  if (auto v = key("sts_endpoint")) s3.sts_endpoint = *v;
+  integer("part_size_mib", 5, 5120, s3.part_size_mib);
+  integer("upload_concurrency", 1, 64, s3.upload_concurrency);
+  integer("retry_timeout", 1, 86400, s3.retry_timeout);
+  integer("max_attempts", 1, 100, s3.max_attempts);
+}
+
 std::vector<RepoConfig> ParseRepos(const YAML::Node& node, const std::string& file) {
   std::string where = Where(file, node);
   if (!node.IsSequence()) throw ConfigError(where + ": 'repos' must be a list of repositories");
@@ -314,9 +446,11 @@ std::vector<RepoConfig> ParseRepos(const YAML::Node& node, const std::string& fi
                           repo.path + "'");
       }
       allowed.insert("path");
+    } else if (repo.type == "s3") {
+      ParseS3Repo(values, ewhere, label, allowed, repo.s3);
     } else {
       throw ConfigError(ewhere + ": '" + label + ".type' is '" + repo.type +
-                        "'; supported repository types: posix");
+                        "'; supported repository types: posix, s3");
     }
     for (const auto& [k, v] : values) {
       if (!allowed.count(k)) {

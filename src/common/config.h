@@ -20,10 +20,36 @@ const char* CompressionName(CompressionType type);
 CompressionType ParseCompression(const std::string& name);
 int DefaultCompressionLevel(CompressionType type);
 
+// An S3 (or S3-compatible) repository. See docs/configuration.md for every key.
+struct S3RepoConfig {
+  std::string bucket;
+  std::string region;
+  std::string prefix;              // without leading or trailing '/'; may be empty
+  std::string endpoint;            // empty: https://s3.<region>.amazonaws.com
+  std::string uri_style = "host";  // "host" (bucket.endpoint/key) or "path" (endpoint/bucket/key)
+  std::string storage_class;       // empty: the bucket's default (STANDARD)
+  std::string sse;                 // "", "AES256" or "aws:kms"
+  std::string sse_kms_key_id;
+  std::string ca_file;  // extra CA bundle for the endpoint's TLS certificate
+  bool verify_tls = true;
+  // Credentials; when none are given here the AWS chain is used (environment, shared
+  // credentials file and profile, web identity).
+  std::string access_key_id;
+  std::optional<std::string> secret_access_key;  // secret: from secret_access_key_file
+  std::optional<std::string> session_token;      // secret: from session_token_file
+  std::string profile;                           // shared credentials file profile
+  std::string sts_endpoint;                      // empty: https://sts.<region>.amazonaws.com
+  int part_size_mib = 8;       // first multipart part; grows for very large objects
+  int upload_concurrency = 4;  // parts in flight per object
+  int retry_timeout = 120;     // seconds one request may spend retrying
+  int max_attempts = 10;       // tries per request
+};
+
 struct RepoConfig {
   std::string name;
-  std::string type;  // "posix"
+  std::string type;  // "posix" or "s3"
   std::string path;  // posix: absolute directory
+  S3RepoConfig s3;   // s3
 };
 
 struct DrillCheck {

@@ -177,5 +177,70 @@ TEST_F(ConfigTest, PassphraseFromEnvironmentWinsAndIsRedacted) {
   EXPECT_EQ(Redact("key=env-only-secret"), "key=******");
 }
 
+TEST_F(ConfigTest, S3RepositoryIsParsed) {
+  test::WriteFile(dir_ / "secret", "s3-secret-value\n");
+  Config c = Load(
+      "repos:\n"
+      "  - name: east\n"
+      "    type: s3\n"
+      "    bucket: backups-east\n"
+      "    region: us-east-1\n"
+      "    prefix: /pg/prod/\n"
+      "    endpoint: https://minio.internal:9000/\n"
+      "    uri_style: path\n"
+      "    storage_class: STANDARD_IA\n"
+      "    sse: aws:kms\n"
+      "    sse_kms_key_id: alias/backups\n"
+      "    verify_tls: false\n"
+      "    access_key_id: AKIDEXAMPLE\n"
+      "    secret_access_key_file: " +
+      (dir_ / "secret") +
+      "\n"
+      "    part_size_mib: 32\n"
+      "    upload_concurrency: 8\n"
+      "    retry_timeout: 30\n");
+  ASSERT_EQ(c.repos.size(), 1u);
+  const auto& s3 = c.repos[0].s3;
+  EXPECT_EQ(c.repos[0].type, "s3");
+  EXPECT_EQ(s3.bucket, "backups-east");
+  EXPECT_EQ(s3.prefix, "pg/prod");
+  EXPECT_EQ(s3.endpoint, "https://minio.internal:9000");
+  EXPECT_EQ(s3.uri_style, "path");
+  EXPECT_EQ(s3.storage_class, "STANDARD_IA");
+  EXPECT_EQ(s3.sse, "aws:kms");
+  EXPECT_EQ(s3.sse_kms_key_id, "alias/backups");
+  EXPECT_FALSE(s3.verify_tls);
+  EXPECT_EQ(s3.secret_access_key.value_or(""), "s3-secret-value");
+  EXPECT_EQ(s3.part_size_mib, 32);
+  EXPECT_EQ(s3.upload_concurrency, 8);
+  EXPECT_EQ(s3.retry_timeout, 30);
+  EXPECT_EQ(Redact("x s3-secret-value y"), "x ****** y");
+
+  Config defaults = Load("repos: [{name: r, type: s3, bucket: b, region: eu-west-1}]\n");
+  EXPECT_EQ(defaults.repos[0].s3.uri_style, "host");
+  EXPECT_TRUE(defaults.repos[0].s3.verify_tls);
+  EXPECT_TRUE(defaults.repos[0].s3.access_key_id.empty());
+}
+
+TEST_F(ConfigTest, S3RepositoryMistakesAreNamed) {
+  const std::string head = "repos:\n  - {name: r, type: s3, ";
+  ExpectError(head + "region: us-east-1}\n", {"repos[0].bucket", "is required"});
+  ExpectError(head + "bucket: b}\n", {"repos[0].region", "is required"});
+  ExpectError(head + "bucket: My_Bucket, region: r}\n", {"not a valid bucket name"});
+  ExpectError(head + "bucket: b, region: r, uri_style: virtual}\n", {"uri_style", "host, path"});
+  ExpectError(head + "bucket: b, region: r, storage_class: DEEP_ARCHIVE}\n",
+              {"storage_class", "GLACIER_IR"});
+  ExpectError(head + "bucket: b, region: r, sse_kms_key_id: k}\n", {"needs sse: aws:kms"});
+  ExpectError(head + "bucket: b, region: r, secret_access_key: inline}\n",
+              {"not accepted inline", "secret_access_key_file"});
+  ExpectError(head + "bucket: b, region: r, access_key_id: AKID}\n",
+              {"both access_key_id and secret_access_key_file"});
+  ExpectError(head + "bucket: b, region: r, endpoint: minio:9000}\n", {"must start with https://"});
+  ExpectError(head + "bucket: b, region: r, part_size_mib: 2}\n", {"part_size_mib", "from 5"});
+  ExpectError(head + "bucket: b, region: r, path: /x}\n", {"unknown key 'repos[0].path'"});
+  ExpectError(head + "bucket: b, region: r, secret_access_key_file: " + (dir_ / "none") + "}\n",
+              {"secret_access_key_file"});
+}
+
 }  // namespace
 }  // namespace gravl

@@ -1,0 +1,757 @@
+#include "storage/s3/s3_storage.h"
+
+#include <openssl/evp.h>
+
+#include <algorithm>
+#include <deque>
+#include <future>
+#include <limits>
+#include <thread>
+
+#include "common/error.h"
+#include "common/log.h"
+#include "io/hash.h"
+#include "storage/s3/http.h"
+#include "storage/s3/retry.h"
+#include "storage/s3/sigv4.h"
+#include "storage/s3/xml.h"
+
+namespace gravl::storage::s3 {
+namespace {
+
+constexpr std::uint64_t kMaxPartSize = 5ull * 1024 * kMiB;
+constexpr std::size_t kDeleteBatch = 1000;
+constexpr int kDownloadAhead = 2;
+
+std::string Md5Base64(ByteView data) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  if (EVP_Digest(data.data(), data.size(), digest, &len, EVP_md5(), nullptr) != 1) {
+    throw StorageError("MD5 is not available in this OpenSSL (needed for DeleteObjects)");
+  }
+  unsigned char out[64];
+  int n = EVP_EncodeBlock(out, digest, static_cast<int>(len));
+  return std::string(reinterpret_cast<const char*>(out), static_cast<std::size_t>(n));
+}
+
+std::string AmzDate(std::chrono::system_clock::time_point now) {
+  std::time_t t = std::chrono::system_clock::to_time_t(now);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y%m%dT%H%M%SZ", &tm);
+  return buf;
+}
+
+// "https://host:port" -> scheme "https", authority "host:port" (default port dropped).
+struct Endpoint {
+  std::string scheme;
+  std::string authority;
+};
+
+Endpoint ParseEndpoint(const std::string& url) {
+  auto sep = url.find("://");
+  Endpoint e{url.substr(0, sep), url.substr(sep + 3)};
+  auto slash = e.authority.find('/');
+  if (slash != std::string::npos) e.authority = e.authority.substr(0, slash);
+  if ((e.scheme == "https" && e.authority.ends_with(":443")) ||
+      (e.scheme == "http" && e.authority.ends_with(":80"))) {
+    e.authority = e.authority.substr(0, e.authority.rfind(':'));
+  }
+  return e;
+}
+
+std::uint64_t ParseUint(const std::string& text, const std::string& what) {
+  try {
+    std::size_t used = 0;
+    auto v = std::stoull(text, &used);
+    if (used == text.size()) return v;
+  } catch (const std::exception&) {
+  }
+  throw StorageError("S3 answered an unreadable " + what + ": '" + text + "'");
+}
+
+struct Call {
+  std::string method;
+  std::string key;  // object key inside the bucket ("" for bucket-level calls)
+  std::vector<std::pair<std::string, std::string>> query;
+  Headers headers;
+  ByteView body;
+  std::string what;              // for messages: "PutObject s3://b/k"
+  std::vector<long> ok = {200};  // statuses that are answers, not errors
+  // Set when an earlier attempt may have been applied by S3 before its answer was lost
+  // (reset, timeout, 5xx): a conditional request's 412 may then be our own doing.
+  bool* ambiguous = nullptr;
+};
+
+struct Answer {
+  HttpResponse response;
+};
+
+class S3Client {
+ public:
+  S3Client(std::string repo_name, const S3RepoConfig& config, const EnvLookup& env)
+      : repo_name_(std::move(repo_name)),
+        config_(config),
+        http_(HttpOptions{.ca_file = config.ca_file, .verify_tls = config.verify_tls}) {
+    retry_.max_attempts = config.max_attempts;
+    retry_.total_time = Duration(config.retry_timeout);
+    std::string endpoint = config.endpoint.empty()
+                               ? "https://s3." + config.region + ".amazonaws.com"
+                               : config.endpoint;
+    endpoint_ = ParseEndpoint(endpoint);
+    if (config.uri_style == "host") {
+      host_ = config.bucket + "." + endpoint_.authority;
+      base_path_ = "/";
+    } else {
+      host_ = endpoint_.authority;
+      base_path_ = "/" + config.bucket + "/";
+    }
+    credentials_ = MakeCredentialsChain(
+        CredentialSettings{repo_name_, config.access_key_id, config.secret_access_key,
+                           config.session_token, config.profile, config.region,
+                           config.sts_endpoint},
+        HttpOptions{.ca_file = config.ca_file, .verify_tls = config.verify_tls}, retry_, env);
+  }
+
+  const S3RepoConfig& config() const { return config_; }
+  std::string Url(const std::string& key) const {
+    return "s3://" + config_.bucket + "/" + ObjectName(key);
+  }
+  // The object's name in the bucket: prefix + key.
+  std::string ObjectName(const std::string& key) const {
+    return config_.prefix.empty() ? key : config_.prefix + "/" + key;
+  }
+
+  // Sends a call, retrying what can be retried. Returns the answer for statuses in call.ok;
+  // throws NotFoundError (404 NoSuchKey/NoSuchUpload), ConflictError (412) or StorageError.
+  Answer Send(const Call& call) {
+    std::string payload = io::Sha256Hex(call.body);
+    std::string path = base_path_ + call.key;
+    std::string url = endpoint_.scheme + "://" + host_ + UriEncode(path, true);
+    std::string query_string;
+    for (const auto& [k, v] : call.query) {
+      query_string +=
+          (query_string.empty() ? "?" : "&") + UriEncode(k, false) + "=" + UriEncode(v, false);
+    }
+    url += query_string;
+    Backoff backoff(retry_);
+    bool refreshed = false;
+    Answer answer;
+    bool ambiguous = false;
+    if (call.ambiguous != nullptr) *call.ambiguous = false;
+    while (true) {
+      Credentials creds = credentials_->Get();
+      std::string amz_date = AmzDate(std::chrono::system_clock::now());
+      SigningRequest sreq{call.method, path, call.query, call.headers, payload};
+      sreq.headers.emplace_back("Host", host_);
+      sreq.headers.emplace_back("x-amz-date", amz_date);
+      sreq.headers.emplace_back("x-amz-content-sha256", payload);
+      Signature sig =
+          Sign(sreq, creds, SigningOptions{config_.region, "s3", amz_date, /*normalize=*/false});
+      HttpRequest req{call.method, url, sreq.headers, call.body};
+      for (const auto& h : sig.added_headers) req.headers.push_back(h);
+      req.headers.emplace_back("Authorization", sig.authorization);
+      HttpResult result = http_.Perform(req);
+
+      std::string problem, code;
+      bool retryable = false;
+      std::optional<Duration> retry_after;
+      if (result.response) {
+        HttpResponse& r = *result.response;
+        if (std::find(call.ok.begin(), call.ok.end(), r.status) != call.ok.end()) {
+          // CompleteMultipartUpload and CopyObject can fail with 200 and an error body.
+          if (!(r.status == 200 && call.method == "POST" && StartsWithError(r.body))) {
+            answer.response = std::move(r);
+            return answer;
+          }
+        }
+        std::string text(AsChars(r.body));
+        code = XmlText(text, "Code").value_or("");
+        std::string message = XmlText(text, "Message").value_or("");
+        if (code == "ExpiredToken" && !refreshed && credentials_->Invalidate()) {
+          refreshed = true;
+          spdlog::info("S3 credentials expired; refreshed them from {}", credentials_->Source());
+          continue;
+        }
+        retryable = IsRetryableStatus(r.status, code);
+        if (!retryable) Fail(call, r, code, message, ambiguous);
+        problem = "HTTP " + std::to_string(r.status) + (code.empty() ? "" : " " + code);
+        if (auto ra = r.Header("retry-after")) {
+          retry_after = ParseRetryAfter(*ra, std::chrono::system_clock::now());
+        }
+      } else {
+        problem = result.error;
+        retryable = result.retryable;
+        if (!retryable) {
+          throw StorageError(call.what + " failed: " + problem +
+                             (problem.find("certificate") != std::string::npos ||
+                                      problem.find("SSL") != std::string::npos
+                                  ? ": check the endpoint's certificate, or name its CA "
+                                    "bundle with ca_file"
+                                  : ""));
+        }
+      }
+      // The attempt may have been carried out although we did not see its answer.
+      ambiguous = true;
+      if (call.ambiguous != nullptr) *call.ambiguous = true;
+      auto delay = backoff.NextDelay(retry_after);
+      if (!delay) {
+        throw StorageError(
+            call.what + " failed after " + std::to_string(backoff.attempts()) + " attempts in " +
+            std::to_string(static_cast<int>(backoff.elapsed().count())) + " s, last: " + problem +
+            ": check that " + Describe() + " is reachable; retries are bounded by retry_timeout (" +
+            std::to_string(config_.retry_timeout) + " s) and max_attempts (" +
+            std::to_string(config_.max_attempts) + ")");
+      }
+      spdlog::debug("{}: {} (attempt {}), retrying in {:.2f} s", call.what, problem,
+                    backoff.attempts() - 1, delay->count());
+      std::this_thread::sleep_for(*delay);
+    }
+  }
+
+  std::string Describe() const {
+    return "s3://" + config_.bucket + (config_.prefix.empty() ? "" : "/" + config_.prefix) +
+           " (region " + config_.region +
+           (config_.endpoint.empty() ? "" : ", endpoint " + config_.endpoint) + ")";
+  }
+
+ private:
+  static bool StartsWithError(const Bytes& body) {
+    std::string_view text(reinterpret_cast<const char*>(body.data()),
+                          std::min<std::size_t>(body.size(), 512));
+    auto start =
+        text.find('<', text.find("?>") == std::string_view::npos ? 0 : text.find("?>") + 2);
+    return start != std::string_view::npos && text.substr(start).starts_with("<Error>");
+  }
+
+  [[noreturn]] void Fail(const Call& call, const HttpResponse& r, const std::string& code,
+                         const std::string& message, bool ambiguous) {
+    std::string base = call.what + " failed: HTTP " + std::to_string(r.status) +
+                       (code.empty() ? "" : " " + code) +
+                       (message.empty() ? "" : " (" + Redact(message) + ")");
+    std::string key_id = MaskKeyId(credentials_->Get().access_key_id);
+    if (r.status == 404 && (code == "NoSuchBucket")) {
+      throw StorageError(base + ": bucket '" + config_.bucket + "' does not exist at " +
+                         Describe() + ": create it, or fix 'bucket' of repository '" + repo_name_ +
+                         "'");
+    }
+    if (r.status == 404) {
+      throw NotFoundError(call.what + ": no such object" + (code.empty() ? "" : " (" + code + ")"));
+    }
+    if (r.status == 412) {
+      throw ConflictError(call.what + ": the object already exists" +
+                          (ambiguous ? " (possibly written by an earlier attempt)" : ""));
+    }
+    if (r.status == 301 || code == "PermanentRedirect" || code == "AuthorizationHeaderMalformed" ||
+        code == "IllegalLocationConstraintException") {
+      std::string actual = r.Header("x-amz-bucket-region").value_or("");
+      throw StorageError(base + ": the bucket is " +
+                         (actual.empty() ? "in another region" : "in region " + actual) +
+                         ", the repository says " + config_.region + ": fix 'region' of '" +
+                         repo_name_ + "'");
+    }
+    if (code == "RequestTimeTooSkewed") {
+      throw StorageError(base +
+                         ": this machine's clock is more than 15 minutes off: fix the "
+                         "time (NTP) and try again");
+    }
+    if (code == "InvalidAccessKeyId") {
+      throw StorageError(base + ": S3 does not know access key " + key_id + " (from " +
+                         credentials_->Source() + ")");
+    }
+    if (code == "SignatureDoesNotMatch") {
+      throw StorageError(base + ": the secret access key does not belong to access key " + key_id +
+                         " (from " + credentials_->Source() + "), or a proxy changed the request");
+    }
+    if (code == "InvalidToken" || code == "ExpiredToken") {
+      throw StorageError(base + ": the session token of " + credentials_->Source() +
+                         " is invalid or expired: renew the temporary credentials");
+    }
+    if (r.status == 403) {
+      throw StorageError(base + ": access denied to " + Describe() + " for the credentials of " +
+                         credentials_->Source() + " (key " + key_id +
+                         "): check the IAM policy allows s3:GetObject, s3:PutObject, "
+                         "s3:ListBucket, s3:DeleteObject and s3:AbortMultipartUpload" +
+                         (config_.sse == "aws:kms" ? " and kms:GenerateDataKey/kms:Decrypt" : ""));
+    }
+    throw StorageError(base);
+  }
+
+  std::string repo_name_;
+  S3RepoConfig config_;
+  HttpClient http_;
+  RetryPolicy retry_;
+  Endpoint endpoint_;
+  std::string host_;
+  std::string base_path_;
+  std::unique_ptr<CredentialsProvider> credentials_;
+};
+
+Headers ObjectHeaders(const S3RepoConfig& c) {
+  Headers h;
+  if (!c.storage_class.empty()) h.emplace_back("x-amz-storage-class", c.storage_class);
+  if (!c.sse.empty()) h.emplace_back("x-amz-server-side-encryption", c.sse);
+  if (!c.sse_kms_key_id.empty()) {
+    h.emplace_back("x-amz-server-side-encryption-aws-kms-key-id", c.sse_kms_key_id);
+  }
+  return h;
+}
+
+class S3Read final : public ReadStream {
+ public:
+  // Fetches the first chunk at once, so a missing object fails in Get().
+  S3Read(std::shared_ptr<S3Client> client, std::string key, const std::optional<Range>& range)
+      : client_(std::move(client)), key_(std::move(key)), name_(client_->ObjectName(key_)) {
+    std::uint64_t offset = range ? range->offset : 0;
+    // One past the last byte wanted (clipped to the object's size below).
+    std::uint64_t wanted_end = std::numeric_limits<std::uint64_t>::max();
+    if (range && range->length) wanted_end = offset + *range->length;
+    if (wanted_end == offset) {
+      // Still check that the object exists.
+      if (!StatObject()) throw NotFoundError("no object " + client_->Url(key_));
+      end_ = offset;
+      next_ = offset;
+      return;
+    }
+    std::uint64_t first_end = std::min(wanted_end, offset + kDownloadChunk);
+    Call call{"GET", name_,
+              {},    {{"Range", RangeHeader(offset, first_end)}},
+              {},    "GetObject " + client_->Url(key_)};
+    call.ok = {200, 206, 416};
+    Answer a;
+    try {
+      a = client_->Send(call);
+    } catch (const NotFoundError&) {
+      throw NotFoundError("no object " + client_->Url(key_));
+    }
+    HttpResponse& r = a.response;
+    std::uint64_t total = 0;
+    if (r.status == 416) {
+      // Empty object, or a range starting past the end.
+      auto info = StatObject();
+      if (!info) throw NotFoundError("no object " + client_->Url(key_));
+      end_ = next_ = offset;
+      return;
+    }
+    if (r.status == 206) {
+      auto cr = r.Header("content-range").value_or("");
+      auto slash = cr.rfind('/');
+      if (slash == std::string::npos) {
+        throw StorageError("GetObject " + client_->Url(key_) +
+                           " answered 206 without a Content-Range");
+      }
+      total = ParseUint(cr.substr(slash + 1), "Content-Range");
+    } else {
+      total = offset + r.body.size();  // a store that ignored Range sends everything
+      if (offset > 0) {
+        r.body.erase(r.body.begin(), r.body.begin() + static_cast<long>(std::min<std::uint64_t>(
+                                                          offset, r.body.size())));
+      }
+    }
+    etag_ = r.Header("etag").value_or("");
+    end_ = std::min(total, wanted_end);
+    if (r.body.size() > end_ - std::min(end_, offset)) r.body.resize(end_ - std::min(end_, offset));
+    current_ = std::move(r.body);
+    next_ = offset + current_.size();
+    Schedule();
+  }
+
+  ~S3Read() override {
+    for (auto& f : ahead_) {
+      try {
+        f.wait();
+      } catch (const std::exception&) {
+      }
+    }
+  }
+
+  std::size_t Read(MutableByteView buf) override {
+    while (pos_ == current_.size()) {
+      if (ahead_.empty()) return 0;
+      current_ = ahead_.front().get();
+      ahead_.pop_front();
+      pos_ = 0;
+      Schedule();
+    }
+    std::size_t n = std::min(buf.size(), current_.size() - pos_);
+    std::copy_n(current_.begin() + static_cast<long>(pos_), n, buf.begin());
+    pos_ += n;
+    return n;
+  }
+
+ private:
+  static std::string RangeHeader(std::uint64_t begin, std::uint64_t end) {
+    return "bytes=" + std::to_string(begin) + "-" + std::to_string(end - 1);
+  }
+
+  std::optional<std::uint64_t> StatObject() {
+    Call call{"HEAD", name_, {}, {}, {}, "HeadObject " + client_->Url(key_)};
+    call.ok = {200, 404};
+    Answer a = client_->Send(call);
+    if (a.response.status == 404) return std::nullopt;
+    return ParseUint(a.response.Header("content-length").value_or("0"), "Content-Length");
+  }
+
+  void Schedule() {
+    while (ahead_.size() < kDownloadAhead && next_ < end_) {
+      std::uint64_t begin = next_, end = std::min(end_, next_ + kDownloadChunk);
+      next_ = end;
+      auto client = client_;
+      std::string name = name_, etag = etag_, url = client_->Url(key_);
+      ahead_.push_back(std::async(std::launch::async, [client, name, etag, url, begin, end] {
+        Call call{"GET", name, {}, {{"Range", RangeHeader(begin, end)}}, {}, "GetObject " + url};
+        if (!etag.empty()) call.headers.emplace_back("If-Match", etag);
+        call.ok = {206};
+        Answer a;
+        try {
+          a = client->Send(call);
+        } catch (const ConflictError&) {
+          throw StorageError(url + " was replaced while it was being read");
+        }
+        if (a.response.body.size() != end - begin) {
+          throw StorageError("GetObject " + url + " returned " +
+                             std::to_string(a.response.body.size()) + " bytes for a range of " +
+                             std::to_string(end - begin));
+        }
+        return std::move(a.response.body);
+      }));
+    }
+  }
+
+  std::shared_ptr<S3Client> client_;
+  std::string key_, name_;
+  std::string etag_;
+  std::uint64_t next_ = 0, end_ = 0;
+  Bytes current_;
+  std::size_t pos_ = 0;
+  std::deque<std::future<Bytes>> ahead_;
+};
+
+class S3Write final : public WriteStream {
+ public:
+  S3Write(std::shared_ptr<S3Client> client, std::string key, PutOptions options)
+      : client_(std::move(client)),
+        key_(std::move(key)),
+        name_(client_->ObjectName(key_)),
+        options_(options),
+        base_part_(static_cast<std::uint64_t>(client_->config().part_size_mib) * kMiB) {
+    if (options_.if_absent) whole_ = std::make_unique<io::Sha256>();
+  }
+
+  ~S3Write() override {
+    if (done_) return;
+    for (auto& f : in_flight_) {
+      try {
+        f.get();
+      } catch (const std::exception&) {
+      }
+    }
+    if (upload_id_) Abort();
+  }
+
+  void Write(ByteView data) override {
+    if (done_) throw StorageError("write to " + client_->Url(key_) + " after finish");
+    if (whole_) whole_->Update(data);
+    total_ += data.size();
+    while (!data.empty()) {
+      std::uint64_t limit = PartSize(part_index_, base_part_);
+      std::size_t take =
+          static_cast<std::size_t>(std::min<std::uint64_t>(data.size(), limit - buffer_.size()));
+      buffer_.insert(buffer_.end(), data.begin(), data.begin() + static_cast<long>(take));
+      data = data.subspan(take);
+      if (buffer_.size() == limit) {
+        // Keep the full part until more data arrives: an object of exactly one part is
+        // still sent with a single PutObject.
+        if (!data.empty()) SendPart();
+      }
+    }
+  }
+
+  void Finish() override {
+    if (done_) throw StorageError("finish of " + client_->Url(key_) + " called twice");
+    if (!upload_id_) {
+      PutWhole();
+    } else {
+      SendPart();
+      Complete();
+    }
+    done_ = true;
+  }
+
+ private:
+  void PutWhole() {
+    Call call{"PUT",   name_,
+              {},      ObjectHeaders(client_->config()),
+              buffer_, "PutObject " + client_->Url(key_)};
+    if (options_.if_absent) call.headers.emplace_back("If-None-Match", "*");
+    bool ambiguous = false;
+    call.ambiguous = &ambiguous;
+    try {
+      client_->Send(call);
+    } catch (const ConflictError&) {
+      if (!ambiguous || !OurOwnEarlierWrite()) throw;
+    }
+  }
+
+  // After an attempt whose answer was lost, S3 refused the retry (412 on a conditional
+  // write, NoSuchUpload on a completion): is the object there the one we wrote? Compared by
+  // content for conditional writes (whose hash we keep), by size otherwise.
+  bool OurOwnEarlierWrite() {
+    if (whole_) {
+      std::string expected = whole_->FinalHex();
+      whole_.reset();
+      S3Read reader(client_, key_, std::nullopt);
+      io::Sha256 sha;
+      Bytes buf(io::kChunkSize);
+      while (std::size_t n = reader.Read(buf)) sha.Update(ByteView(buf).first(n));
+      return sha.FinalHex() == expected;
+    }
+    Call head{"HEAD", name_, {}, {}, {}, "HeadObject " + client_->Url(key_)};
+    head.ok = {200, 404};
+    Answer a = client_->Send(head);
+    return a.response.status == 200 &&
+           a.response.Header("content-length") == std::to_string(total_);
+  }
+
+  void Begin() {
+    Call call{"POST",
+              name_,
+              {{"uploads", ""}},
+              ObjectHeaders(client_->config()),
+              {},
+              "CreateMultipartUpload " + client_->Url(key_)};
+    Answer a = client_->Send(call);
+    auto id = XmlText(std::string(AsChars(a.response.body)), "UploadId");
+    if (!id || id->empty()) {
+      throw StorageError("CreateMultipartUpload " + client_->Url(key_) +
+                         " answered without an UploadId");
+    }
+    upload_id_ = *id;
+  }
+
+  void SendPart() {
+    if (!upload_id_) Begin();
+    if (part_index_ >= kMaxParts) {
+      throw StorageError(client_->Url(key_) + " exceeds S3's 10,000 parts");
+    }
+    // Bounded memory: wait for the oldest part when enough are in flight.
+    while (in_flight_.size() >= static_cast<std::size_t>(client_->config().upload_concurrency)) {
+      etags_.push_back(in_flight_.front().get());
+      in_flight_.pop_front();
+    }
+    int number = ++part_index_;
+    auto body = std::make_shared<Bytes>(std::move(buffer_));
+    buffer_ = Bytes();
+    buffer_.reserve(static_cast<std::size_t>(
+        std::min<std::uint64_t>(PartSize(part_index_, base_part_), 16 * kMiB)));
+    auto client = client_;
+    std::string name = name_, id = *upload_id_, url = client_->Url(key_);
+    in_flight_.push_back(std::async(std::launch::async, [client, body, number, name, id, url] {
+      Call call{"PUT", name,  {{"partNumber", std::to_string(number)}, {"uploadId", id}},
+                {},    *body, "UploadPart " + std::to_string(number) + " of " + url};
+      Answer a = client->Send(call);
+      auto etag = a.response.Header("etag");
+      if (!etag) throw StorageError(call.what + " answered without an ETag");
+      return *etag;
+    }));
+  }
+
+  void Complete() {
+    while (!in_flight_.empty()) {
+      etags_.push_back(in_flight_.front().get());
+      in_flight_.pop_front();
+    }
+    std::string xml = "<CompleteMultipartUpload>";
+    for (std::size_t i = 0; i < etags_.size(); ++i) {
+      xml += "<Part><PartNumber>" + std::to_string(i + 1) + "</PartNumber><ETag>" +
+             XmlEscape(etags_[i]) + "</ETag></Part>";
+    }
+    xml += "</CompleteMultipartUpload>";
+    Call call{"POST",
+              name_,
+              {{"uploadId", *upload_id_}},
+              {{"Content-Type", "application/xml"}},
+              AsBytes(xml),
+              "CompleteMultipartUpload " + client_->Url(key_)};
+    if (options_.if_absent) call.headers.emplace_back("If-None-Match", "*");
+    bool ambiguous = false;
+    call.ambiguous = &ambiguous;
+    try {
+      client_->Send(call);
+    } catch (const NotFoundError&) {
+      // NoSuchUpload after a lost answer: an earlier attempt completed the upload.
+      if (!ambiguous || !OurOwnEarlierWrite()) throw;
+      upload_id_.reset();
+    } catch (const ConflictError&) {
+      if (!ambiguous || !OurOwnEarlierWrite()) {
+        Abort();
+        done_ = true;
+        throw;
+      }
+    }
+  }
+
+  void Abort() {
+    Call call{"DELETE", name_, {{"uploadId", *upload_id_}},
+              {},       {},    "AbortMultipartUpload " + client_->Url(key_)};
+    call.ok = {200, 204, 404};
+    try {
+      client_->Send(call);
+    } catch (const std::exception& e) {
+      spdlog::warn(
+          "could not abort the unfinished upload of {} ({}); it is invisible, and a "
+          "lifecycle rule AbortIncompleteMultipartUpload removes its parts",
+          client_->Url(key_), e.what());
+    }
+    upload_id_.reset();
+  }
+
+  std::shared_ptr<S3Client> client_;
+  std::string key_, name_;
+  PutOptions options_;
+  std::uint64_t base_part_;
+  Bytes buffer_;
+  int part_index_ = 0;
+  std::optional<std::string> upload_id_;
+  std::deque<std::future<std::string>> in_flight_;
+  std::vector<std::string> etags_;
+  std::unique_ptr<io::Sha256> whole_;  // content hash, for conditional writes
+  std::uint64_t total_ = 0;
+  bool done_ = false;
+};
+
+class S3Storage final : public Storage {
+ public:
+  S3Storage(const std::string& repo_name, const S3RepoConfig& config, const EnvLookup& env)
+      : client_(std::make_shared<S3Client>(repo_name, config, env)) {}
+
+  std::unique_ptr<WriteStream> Put(const std::string& key, const PutOptions& options) override {
+    ValidateKey(key);
+    return std::make_unique<S3Write>(client_, key, options);
+  }
+
+  std::unique_ptr<ReadStream> Get(const std::string& key,
+                                  const std::optional<Range>& range) override {
+    ValidateKey(key);
+    return std::make_unique<S3Read>(client_, key, range);
+  }
+
+  std::optional<ObjectInfo> Stat(const std::string& key) override {
+    ValidateKey(key);
+    Call call{"HEAD", client_->ObjectName(key), {}, {}, {}, "HeadObject " + client_->Url(key)};
+    call.ok = {200, 404};
+    Answer a = client_->Send(call);
+    if (a.response.status == 404) return std::nullopt;
+    ObjectInfo info{key,
+                    ParseUint(a.response.Header("content-length").value_or("0"), "Content-Length"),
+                    std::nullopt};
+    if (auto lm = a.response.Header("last-modified")) info.modified = ParseHttpDate(*lm);
+    return info;
+  }
+
+  ListPage List(const std::string& prefix, const ListOptions& options) override {
+    std::string full = client_->ObjectName(prefix);
+    Call call{"GET", "", {{"list-type", "2"}, {"prefix", full}},
+              {},    {}, "ListObjectsV2 " + client_->Url(prefix)};
+    call.query.emplace_back("max-keys",
+                            std::to_string(std::clamp<std::size_t>(options.limit, 1, 1000)));
+    if (options.delimited) call.query.emplace_back("delimiter", "/");
+    if (options.token) call.query.emplace_back("continuation-token", *options.token);
+    Answer a = client_->Send(call);
+    std::string xml(AsChars(a.response.body));
+    std::size_t strip = client_->config().prefix.empty() ? 0 : client_->config().prefix.size() + 1;
+    ListPage page;
+    for (auto contents : XmlElements(xml, "Contents")) {
+      auto name = XmlText(contents, "Key").value_or("");
+      if (name.size() < strip) continue;
+      ObjectInfo info{name.substr(strip),
+                      ParseUint(XmlText(contents, "Size").value_or("0"), "Size"), std::nullopt};
+      if (auto lm = XmlText(contents, "LastModified")) {
+        try {
+          info.modified = ParseIso8601(*lm);
+        } catch (const UsageError&) {
+        }
+      }
+      page.objects.push_back(std::move(info));
+    }
+    for (auto cp : XmlElements(xml, "CommonPrefixes")) {
+      auto name = XmlText(cp, "Prefix").value_or("");
+      if (name.size() >= strip) page.common_prefixes.push_back(name.substr(strip));
+    }
+    if (XmlText(xml, "IsTruncated").value_or("false") == "true") {
+      auto token = XmlText(xml, "NextContinuationToken");
+      if (!token || token->empty()) {
+        throw StorageError("ListObjectsV2 " + client_->Url(prefix) +
+                           " is truncated but has no continuation token");
+      }
+      page.next_token = *token;
+    }
+    return page;
+  }
+
+  void DeleteMany(const std::vector<std::string>& keys) override {
+    for (const auto& k : keys) ValidateKey(k);
+    for (std::size_t begin = 0; begin < keys.size(); begin += kDeleteBatch) {
+      std::size_t end = std::min(keys.size(), begin + kDeleteBatch);
+      std::string xml = "<Delete><Quiet>true</Quiet>";
+      for (std::size_t i = begin; i < end; ++i) {
+        xml += "<Object><Key>" + XmlEscape(client_->ObjectName(keys[i])) + "</Key></Object>";
+      }
+      xml += "</Delete>";
+      Bytes body(AsBytes(xml).begin(), AsBytes(xml).end());
+      Call call{"POST",
+                "",
+                {{"delete", ""}},
+                {{"Content-Type", "application/xml"}, {"Content-MD5", Md5Base64(body)}},
+                body,
+                "DeleteObjects in " + client_->Describe()};
+      Answer a = client_->Send(call);
+      std::string text(AsChars(a.response.body));
+      for (auto err : XmlElements(text, "Error")) {
+        std::string code = XmlText(err, "Code").value_or("");
+        if (code == "NoSuchKey") continue;
+        throw StorageError("DeleteObjects could not delete s3://" + client_->config().bucket + "/" +
+                           XmlText(err, "Key").value_or("?") + ": " + code + " " +
+                           XmlText(err, "Message").value_or(""));
+      }
+    }
+  }
+
+  void Persist(const std::string& key) override {
+    // S3 acknowledges a write only once it is durable; only existence is left to check.
+    if (!Stat(key)) throw NotFoundError("no object " + client_->Url(key));
+  }
+
+  void DeletePrefix(const std::string& prefix) override {
+    std::vector<std::string> keys;
+    for (const auto& o : ListAll(*this, prefix)) keys.push_back(o.key);
+    DeleteMany(keys);
+  }
+
+  std::string Describe() const override { return client_->Describe(); }
+
+ private:
+  static std::optional<SystemTime> ParseHttpDate(const std::string& text) {
+    std::tm tm{};
+    const char* end = strptime(text.c_str(), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    if (end == nullptr) return std::nullopt;
+    return std::chrono::system_clock::from_time_t(timegm(&tm));
+  }
+
+  std::shared_ptr<S3Client> client_;
+};
+
+}  // namespace
+
+std::uint64_t PartSize(int index, std::uint64_t base) {
+  int doublings = std::min(index / 800, 20);
+  return std::min(kMaxPartSize, base << doublings);
+}
+
+std::unique_ptr<Storage> MakeS3Storage(const std::string& repo_name, const S3RepoConfig& config,
+                                       const EnvLookup& env) {
+  return std::make_unique<S3Storage>(repo_name, config, env);
+}
+
+}  // namespace gravl::storage::s3
