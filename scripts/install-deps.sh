@@ -12,6 +12,12 @@ PACKAGES=(
   clang-format util-linux procps bc time zstd pgbackrest
 )
 
+# Node.js runs the S3 test support (s3rver, the verifying gateway, the AWS SDK peers). A
+# machine that already has node and npm (e.g. from NodeSource) keeps them.
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  PACKAGES+=(nodejs npm)
+fi
+
 missing=()
 for p in "${PACKAGES[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

@@ -724,6 +724,9 @@ class S3Storage final : public Storage {
   }
 
   void DeletePrefix(const std::string& prefix) override {
+    if (prefix.empty() || prefix.back() != '/') {
+      throw StorageError("DeletePrefix needs a folder prefix ending in '/', got '" + prefix + "'");
+    }
     std::vector<std::string> keys;
     for (const auto& o : ListAll(*this, prefix)) keys.push_back(o.key);
     DeleteMany(keys);
