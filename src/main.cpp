@@ -1,6 +1,8 @@
 // gravl-dr: command-line wiring only. Maps argv to a command and its result to an exit code
 // (docs/exit-codes.md). Errors are printed as one line on stderr, secrets redacted.
 
+#include <malloc.h>
+
 #include <CLI/CLI.hpp>
 #include <csignal>
 #include <iostream>
@@ -52,6 +54,10 @@ gravl::commands::Context MakeContext(const Globals& g) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Transfer buffers (multipart parts, download chunks: megabytes, allocated and freed by
+  // worker threads) always come from mmap, so freeing them returns the memory at once
+  // instead of leaving it in per-thread heap arenas.
+  mallopt(M_MMAP_THRESHOLD, 1 << 20);
   Globals g;
   bool json_output = false;
   for (int i = 1; i < argc; ++i) {

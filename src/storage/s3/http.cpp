@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdlib>
 #include <cstring>
 
 #include "common/error.h"
@@ -39,6 +40,14 @@ std::size_t OnHeader(char* data, std::size_t size, std::size_t count, void* user
   std::string value = line.substr(colon + 1);
   auto first = value.find_first_not_of(" \t");
   value = first == std::string::npos ? "" : value.substr(first);
+  if (name == "content-length" && !response->head_request) {
+    // Size the body once instead of growing it by doubling (bounded: 64 MiB at most).
+    char* end = nullptr;
+    unsigned long long length = std::strtoull(value.c_str(), &end, 10);
+    if (end != value.c_str()) {
+      response->body.reserve(static_cast<std::size_t>(std::min(length, 64ull << 20)));
+    }
+  }
   response->headers.emplace_back(std::move(name), std::move(value));
   return n;
 }
@@ -99,6 +108,7 @@ HttpResult HttpClient::Perform(const HttpRequest& request) {
   CURL* curl = static_cast<CURL*>(Acquire());
   curl_easy_reset(curl);  // keeps the connection cache
   HttpResponse response;
+  response.head_request = request.method == "HEAD";
   char error_buffer[CURL_ERROR_SIZE] = {};
   curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, error_buffer);
   curl_easy_setopt(curl, CURLOPT_URL, request.url.c_str());

@@ -31,6 +31,7 @@ struct HttpResponse {
   long status = 0;
   Headers headers;  // names in lower case
   Bytes body;
+  bool head_request = false;  // a HEAD: Content-Length describes the object, not a body
   std::optional<std::string> Header(const std::string& lower_name) const;
 };
 
