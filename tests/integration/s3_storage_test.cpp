@@ -220,6 +220,33 @@ TEST_F(S3Storage, CredentialAndBucketMistakesFailAtOnceAndSayWhatToCheck) {
   }
 }
 
+TEST(S3Tls, CertificatesAreVerifiedAndCaFileIsHonoured) {
+  test::S3Gateway gw(test::GatewayOptions{.tls = true});
+  ASSERT_EQ(gw.endpoint().rfind("https://", 0), 0u);
+  // Trusting the gateway's CA: works.
+  auto trusted = storage::s3::MakeS3Storage("tls", gw.Repo("tls"));
+  storage::PutBytes(*trusted, "k", AsBytes("over tls"));
+  EXPECT_EQ(std::string(AsChars(storage::GetBytes(*trusted, "k"))), "over tls");
+
+  // Verification is on by default: an unknown CA fails at once, naming ca_file.
+  S3RepoConfig plain = gw.Repo("tls");
+  plain.ca_file.clear();
+  auto start = Clock::now();
+  try {
+    storage::s3::MakeS3Storage("tls", plain)->Stat("k");
+    FAIL() << "an untrusted certificate was accepted";
+  } catch (const StorageError& e) {
+    std::string msg = e.what();
+    EXPECT_NE(msg.find("certificate"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("ca_file"), std::string::npos) << msg;
+  }
+  EXPECT_LT(Clock::now() - start, std::chrono::seconds(10));  // not retried
+
+  // verify_tls: false (test setups) skips the check.
+  plain.verify_tls = false;
+  EXPECT_TRUE(storage::s3::MakeS3Storage("tls", plain)->Stat("k"));
+}
+
 class S3WebIdentity : public ::testing::Test {
  protected:
   S3WebIdentity()

@@ -8,10 +8,13 @@
  *   node --openssl-legacy-provider gateway.js --dir DATA_DIR [--bucket NAME]... [--region us-east-1]
  *        [--web-identity-token-file PATH] [--sts-duration SECONDS]
  *        [--error-rate F] [--drop-rate F] [--delay-rate F --delay-ms N] [--truncate-rate F]
- *        [--seed N] [--min-part-size BYTES] [--no-stdin-watch]
+ *        [--seed N] [--min-part-size BYTES] [--no-stdin-watch] [--tls-cert FILE --tls-key FILE]
  *
  * Everything listens on 127.0.0.1 (ephemeral ports).  When ready, exactly one line is written to
  * stdout:   {"port": <gateway port>, "s3rver_port": <s3rver port>}
+ * With --tls-cert/--tls-key the gateway speaks HTTPS instead of HTTP (s3rver behind it stays plain
+ * HTTP) and the line is  {"port": <gateway port>, "s3rver_port": <s3rver port>, "tls": true}
+ * (make-cert.sh creates a throwaway CA and a matching server certificate).
  * All diagnostics go to stderr.  Exits on SIGTERM/SIGINT and when stdin reaches EOF (the test
  * keeps a pipe open; --no-stdin-watch disables this for manual runs with </dev/null).
  *
@@ -19,6 +22,7 @@
  */
 
 const http = require('http');
+const https = require('https');
 const crypto = require('crypto');
 const fs = require('fs');
 const fsp = fs.promises;
@@ -50,7 +54,7 @@ function usage(msg) {
     'usage: node --openssl-legacy-provider gateway.js --dir DIR [--bucket NAME]... [--region R]\n' +
       '       [--web-identity-token-file PATH] [--sts-duration S] [--error-rate F] [--drop-rate F]\n' +
       '       [--delay-rate F --delay-ms N] [--truncate-rate F] [--seed N] [--min-part-size BYTES]\n' +
-      '       [--no-stdin-watch]\n' +
+      '       [--no-stdin-watch] [--tls-cert FILE --tls-key FILE]\n' +
       'static credentials: env GATEWAY_ACCESS_KEY_ID / GATEWAY_SECRET_ACCESS_KEY\n',
   );
   process.exit(2);
@@ -67,6 +71,8 @@ function parseArgs(argv) {
     seed: 1,
     minPartSize: 5 * 1024 * 1024,
     stdinWatch: true,
+    tlsCert: null,
+    tlsKey: null,
   };
   const num = (name, v) => {
     const n = Number(v);
@@ -93,11 +99,14 @@ function parseArgs(argv) {
       case '--seed': o.seed = num(a, v()); break;
       case '--min-part-size': o.minPartSize = num(a, v()); break;
       case '--no-stdin-watch': o.stdinWatch = false; break;
+      case '--tls-cert': o.tlsCert = v(); break;
+      case '--tls-key': o.tlsKey = v(); break;
       case '-h': case '--help': usage(); break;
       default: usage(`unknown argument ${a}`);
     }
   }
   if (!o.dir) usage('--dir is required');
+  if (!!o.tlsCert !== !!o.tlsKey) usage('--tls-cert and --tls-key go together');
   return o;
 }
 
@@ -303,8 +312,16 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 function abortSocket(ctx) {
   const s = ctx.req.socket;
-  if (typeof s.resetAndDestroy === 'function') s.resetAndDestroy(); // TCP RST
-  else s.destroy();
+  // With TLS the TCP handle belongs to the raw socket the TLSSocket wraps (its _parent);
+  // TLSSocket#resetAndDestroy would throw ERR_INVALID_HANDLE_TYPE.  No TLS close_notify is sent.
+  const raw = s.encrypted && s._parent ? s._parent : s;
+  try {
+    if (typeof raw.resetAndDestroy === 'function') raw.resetAndDestroy(); // TCP RST
+    else raw.destroy();
+  } catch {
+    raw.destroy();
+  }
+  if (raw !== s) s.destroy();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1291,7 +1308,7 @@ async function handleControl(req, res, rawPath) {
       stats = newStats();
       return sendJson(res, 200, stats);
     case 'GET /__gateway/health':
-      return sendJson(res, 200, { ok: true, port: gatewayPort, s3rver_port: s3rverPort });
+      return sendJson(res, 200, { ok: true, port: gatewayPort, s3rver_port: s3rverPort, tls: !!tlsOptions });
     default:
       return sendJson(res, 404, { error: `no such control endpoint: ${route}` });
   }
@@ -1393,7 +1410,31 @@ async function handle(req, res) {
 // ---------------------------------------------------------------------------------------------
 
 let gatewayPort = 0;
-const server = http.createServer((req, res) => {
+
+/** --tls-cert/--tls-key: PEM files read once at startup; the gateway then serves HTTPS only. */
+function loadTls() {
+  if (!opts.tlsCert) return null;
+  const read = (flag, file) => {
+    try {
+      return fs.readFileSync(file);
+    } catch (e) {
+      process.stderr.write(`gateway.js: cannot read ${flag} ${file}: ${e.code || e.message}\n`);
+      process.exit(2);
+    }
+  };
+  const o = { cert: read('--tls-cert', opts.tlsCert), key: read('--tls-key', opts.tlsKey) };
+  try {
+    // fail early on a bad PEM or a key that does not match the certificate
+    require('tls').createSecureContext(o);
+  } catch (e) {
+    process.stderr.write(`gateway.js: unusable --tls-cert/--tls-key: ${e.message}\n`);
+    process.exit(2);
+  }
+  return o;
+}
+const tlsOptions = loadTls();
+
+function onRequest(req, res) {
   handle(req, res).catch((e) => {
     log(`internal error handling ${req.method} ${req.url}: ${e.stack}`);
     if (!res.headersSent) {
@@ -1405,7 +1446,16 @@ const server = http.createServer((req, res) => {
       res.destroy();
     }
   });
-});
+}
+const server = tlsOptions ? https.createServer(tlsOptions, onRequest) : http.createServer(onRequest);
+if (tlsOptions) {
+  // Failed handshakes never reach the request handler; say why (e.g. the client does not trust
+  // the CA: "alert unknown ca"; plain HTTP sent to the TLS port: "http request").
+  server.on('tlsClientError', (err, socket) => {
+    const from = socket && socket.remotePort ? ` from 127.0.0.1:${socket.remotePort}` : '';
+    log(`TLS handshake${from} failed: ${err.code || 'error'}: ${String(err.message).trim()}`);
+  });
+}
 server.keepAliveTimeout = 20000;
 server.headersTimeout = 60000;
 server.requestTimeout = 0;
@@ -1444,9 +1494,9 @@ if (opts.stdinWatch) {
     server.listen(0, '127.0.0.1', resolve);
   });
   gatewayPort = server.address().port;
-  log(`ready: gateway 127.0.0.1:${gatewayPort} -> s3rver 127.0.0.1:${s3rverPort}, dir=${opts.dir}, ` +
+  log(`ready: gateway ${tlsOptions ? 'https' : 'http'}://127.0.0.1:${gatewayPort} -> s3rver 127.0.0.1:${s3rverPort}, dir=${opts.dir}, ` +
     `buckets=[${opts.buckets.join(',')}], region=${opts.region}, seed=${opts.seed}, faults=${JSON.stringify(faults)}`);
-  process.stdout.write(`{"port": ${gatewayPort}, "s3rver_port": ${s3rverPort}}\n`);
+  process.stdout.write(`{"port": ${gatewayPort}, "s3rver_port": ${s3rverPort}${tlsOptions ? ', "tls": true' : ''}}\n`);
 })().catch((e) => {
   log(`startup failed: ${e.stack || e}`);
   process.exit(1);

@@ -5,7 +5,7 @@
  *
  *   node --openssl-legacy-provider interop.js put|get|head|delete|list \
  *        --endpoint URL --bucket B [--key K] [--file F] [--region us-east-1] [--path-style]
- *        [--prefix P] [--part-size BYTES] [--multipart-threshold BYTES]
+ *        [--prefix P] [--part-size BYTES] [--multipart-threshold BYTES] [--ca-file PEM]
  *
  * Credentials only from env: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN.
  *   put     upload F to B/K (single PutObject streaming the file; multipart with 8 MiB parts
@@ -17,6 +17,7 @@
  * Exit 0 on success; on failure the error (name, HTTP status, message) goes to stderr, exit 1.
  * Without --path-style the SDK uses virtual-host addressing (http://B.localhost:PORT/K when the
  * endpoint is http://localhost:PORT); *.localhost is resolved to 127.0.0.1 by lib/sdk.js.
+ * https endpoints (gateway.js --tls-cert/--tls-key): --ca-file trusts only that CA.
  */
 
 const fs = require('fs');
@@ -40,7 +41,7 @@ function usage(msg) {
   process.stderr.write(
     'usage: node --openssl-legacy-provider interop.js put|get|head|delete|list --endpoint URL --bucket B\n' +
       '       [--key K] [--file F] [--region R] [--path-style] [--prefix P] [--part-size N]\n' +
-      '       [--multipart-threshold N]\n',
+      '       [--multipart-threshold N] [--ca-file PEM]\n',
   );
   process.exit(2);
 }
@@ -71,6 +72,7 @@ function parseArgs(argv) {
       case '--part-size': o.partSize = Number(v()); break;
       case '--multipart-threshold': o.threshold = Number(v()); break;
       case '--path-style': o.pathStyle = true; break;
+      case '--ca-file': o.caFile = v(); break;
       default: usage(`unknown argument ${a}`);
     }
   }
@@ -164,7 +166,8 @@ async function list(s3, o) {
 
 async function main() {
   const o = parseArgs(process.argv.slice(2));
-  const s3 = makeClient({ endpoint: o.endpoint, region: o.region, forcePathStyle: o.pathStyle });
+  const ca = o.caFile ? await fsp.readFile(o.caFile) : undefined;
+  const s3 = makeClient({ endpoint: o.endpoint, region: o.region, forcePathStyle: o.pathStyle, ca });
   const ops = { put, get, head, delete: del, list };
   const result = await ops[o.op](s3, o);
   process.stdout.write(JSON.stringify(result) + '\n');

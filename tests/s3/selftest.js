@@ -9,6 +9,7 @@
  * Starts gateway.js as a child (stdin kept as a pipe, killed on exit), talks to it with the AWS
  * SDK and with raw http, prints one line per check, then "N passed, N failed" and exits non-zero
  * on any failure.  -v (or SELFTEST_VERBOSE=1) also echoes the gateway's stderr.
+ * The TLS check runs make-cert.sh (needs the openssl CLI) and a second gateway with --tls-cert.
  */
 
 const assert = require('assert');
@@ -17,6 +18,8 @@ const crypto = require('crypto');
 const fs = require('fs');
 const fsp = fs.promises;
 const http = require('http');
+const https = require('https');
+const tls = require('tls');
 const os = require('os');
 const path = require('path');
 
@@ -41,6 +44,7 @@ const WEB_TOKEN = 'eyJhbGciOiJub25lIn0.' + Buffer.from(JSON.stringify({ sub: 'sy
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'gravl-s3-selftest-'));
 const children = new Set();
 let gw; // { proc, port, s3rverPort, stderr: string[] }
+let gatewaySeq = 0; // unique data dir per gateway child
 
 function cleanup() {
   for (const c of children) {
@@ -60,11 +64,14 @@ for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
 // gateway process
 // ---------------------------------------------------------------------------------------------
 
-function startGateway(extraArgs = [], env = {}) {
+const READY_LINE = /^\{"port": \d+, "s3rver_port": \d+\}$/;
+const READY_LINE_TLS = /^\{"port": \d+, "s3rver_port": \d+, "tls": true\}$/;
+
+function startGateway(extraArgs = [], env = {}, { tls: useTls = false } = {}) {
   return new Promise((resolve, reject) => {
     const proc = spawn(
       process.execPath,
-      [...NODE_ARGS, path.join(HERE, 'gateway.js'), '--dir', path.join(tmp, `data-${children.size}`),
+      [...NODE_ARGS, path.join(HERE, 'gateway.js'), '--dir', path.join(tmp, `data-${gatewaySeq++}`),
         '--bucket', BUCKET, '--bucket', BUCKET2, ...extraArgs],
       {
         stdio: ['pipe', 'pipe', 'pipe'],
@@ -89,7 +96,7 @@ function startGateway(extraArgs = [], env = {}) {
         clearTimeout(timer);
         try {
           const line = out.slice(0, nl);
-          assert.match(line, /^\{"port": \d+, "s3rver_port": \d+\}$/, `ready line format: ${line}`);
+          assert.match(line, useTls ? READY_LINE_TLS : READY_LINE, `ready line format: ${line}`);
           const j = JSON.parse(line);
           resolve({ proc, port: j.port, s3rverPort: j.s3rver_port, stderr, readyLine: line });
         } catch (e) {
@@ -236,7 +243,7 @@ const caps = [];
 const cap = (name, value) => caps.push([name, value]);
 
 check('ready line and control API', async () => {
-  assert.match(gw.readyLine, /^\{"port": \d+, "s3rver_port": \d+\}$/);
+  assert.match(gw.readyLine, READY_LINE);
   const f = await setFaults({});
   assert.strictEqual(f.error_rate, 0);
   const s = await resetStats();
@@ -792,6 +799,177 @@ check('sign.js reproduces the AWS SigV4 documentation vectors and the gateway ac
   assert.strictEqual((await bodyBuf(got.Body)).toString(), body);
 });
 
+function runFile(file, args) {
+  return new Promise((resolve) => {
+    execFile(file, args, { cwd: HERE }, (err, stdout, stderr) => resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr }));
+  });
+}
+
+/** One request over https to 127.0.0.1:port (no agent, fresh handshake).  o.ca: trusted CA PEM
+ *  (omitted: Node's bundled roots); o.servername: name the certificate is checked against. */
+function httpsRequest(o) {
+  return new Promise((resolve, reject) => {
+    const req = https.request(
+      { host: '127.0.0.1', port: o.port, method: o.method || 'GET', path: o.path, ca: o.ca, servername: o.servername, agent: false,
+        headers: { host: o.host || `127.0.0.1:${o.port}`, ...(o.headers || {}) } },
+      (res) => {
+        const chunks = [];
+        res.on('data', (c) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks) }));
+        res.on('error', reject);
+      },
+    );
+    req.on('error', reject);
+    req.end(o.body);
+  });
+}
+
+const CERT_VERIFY_ERRORS = ['UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT', 'CERT_SIGNATURE_FAILURE'];
+
+async function expectTlsFailure(promise, codes, msg) {
+  try {
+    await promise;
+  } catch (e) {
+    assert.ok(codes.includes(e.code), `${msg}: expected ${codes.join('|')}, got ${e.code || e.name}: ${e.message}`);
+    return e;
+  }
+  throw new Error(`${msg}: expected a TLS verification error, request succeeded`);
+}
+
+check('TLS: make-cert.sh, gateway --tls-cert/--tls-key, CA trust, control API + STS + faults over https', async () => {
+  const makeCert = path.join(HERE, 'make-cert.sh');
+  const certDir = path.join(tmp, 'tls');
+  const otherDir = path.join(tmp, 'tls-other');
+  // quiet, idempotent (the second run overwrites the first), extra DNS names appended to the SAN
+  const caPems = [];
+  for (const [dir, extra] of [[certDir, []], [certDir, [`${BUCKET}.localhost`]], [otherDir, []]]) {
+    const r = await runFile('/bin/sh', [makeCert, dir, ...extra]);
+    assert.strictEqual(r.code, 0, `make-cert.sh ${dir}: ${r.stderr}`);
+    assert.strictEqual(r.stdout + r.stderr, '', 'make-cert.sh must be quiet on success');
+    caPems.push(await fsp.readFile(path.join(dir, 'ca.pem'), 'utf8'));
+  }
+  assert.notStrictEqual(caPems[0], caPems[1], 'second run replaced the CA');
+  const bad = await runFile('/bin/sh', [makeCert]);
+  assert.notStrictEqual(bad.code, 0);
+  assert.match(bad.stderr, /usage/);
+  assert.deepStrictEqual((await fsp.readdir(certDir)).sort(), ['ca.key', 'ca.pem', 'server.key', 'server.pem']);
+
+  const caPem = await fsp.readFile(path.join(certDir, 'ca.pem'));
+  const otherCaPem = await fsp.readFile(path.join(otherDir, 'ca.pem'));
+  const caCert = new crypto.X509Certificate(caPem);
+  const srvCert = new crypto.X509Certificate(await fsp.readFile(path.join(certDir, 'server.pem')));
+  assert.ok(caCert.ca && !srvCert.ca, 'CA:TRUE on ca.pem only');
+  assert.ok(srvCert.checkIssued(caCert) && srvCert.verify(caCert.publicKey), 'server.pem signed by ca.pem');
+  assert.ok(!srvCert.verify(new crypto.X509Certificate(otherCaPem).publicKey));
+  assert.deepStrictEqual(srvCert.subjectAltName.split(', '),
+    ['IP Address:127.0.0.1', 'DNS:localhost', 'DNS:*.localhost', `DNS:${BUCKET}.localhost`]);
+  for (const c of [caCert, srvCert]) {
+    const from = Date.parse(c.validFrom);
+    const to = Date.parse(c.validTo);
+    assert.strictEqual(to - from, 2 * 86400 * 1000, `validity of ${c.subject}`);
+    assert.ok(from <= Date.now() + 1000 && Date.now() < to);
+  }
+  assert.ok(['ec', 'rsa'].includes(srvCert.publicKey.asymmetricKeyType));
+  assert.strictEqual(tls.checkServerIdentity(`${BUCKET}.localhost`, srvCert.toLegacyObject()), undefined);
+  const wildcard = tls.checkServerIdentity(`${BUCKET2}.localhost`, srvCert.toLegacyObject());
+
+  const g = await startGateway(['--tls-cert', path.join(certDir, 'server.pem'), '--tls-key', path.join(certDir, 'server.key')], {}, { tls: true });
+  const clients = [];
+  const sdk = (extra) => {
+    const c = makeClient({ region: REGION, credentials: { accessKeyId: AKID, secretAccessKey: SECRET }, maxAttempts: 1, ...extra });
+    clients.push(c);
+    return c;
+  };
+  const tlsControl = async (method, p, obj) => {
+    const body = obj === undefined ? undefined : Buffer.from(JSON.stringify(obj));
+    const r = await httpsRequest({ port: g.port, ca: caPem, method, path: p, body, headers: body ? { 'content-type': 'application/json' } : {} });
+    assert.strictEqual(r.status, 200, `control ${method} ${p}: ${r.status} ${r.body}`);
+    return JSON.parse(r.body.toString('utf8'));
+  };
+  try {
+    // (c) control API over https, trusting the CA
+    const health = await tlsControl('GET', '/__gateway/health');
+    assert.deepStrictEqual(health, { ok: true, port: g.port, s3rver_port: g.s3rverPort, tls: true });
+    assert.strictEqual((await tlsControl('POST', '/__gateway/stats/reset')).requests, 0);
+
+    // (a) signed PUT/GET roundtrip over https with an SDK whose https agent trusts only ca.pem
+    const s3 = sdk({ endpoint: `https://127.0.0.1:${g.port}`, forcePathStyle: true, ca: caPem });
+    const data = crypto.randomBytes(200000);
+    const put = await s3.send(new S3.PutObjectCommand({ Bucket: BUCKET, Key: 'tls/obj.bin', Body: data }));
+    assert.strictEqual(put.ETag, `"${crypto.createHash('md5').update(data).digest('hex')}"`);
+    const got = await s3.send(new S3.GetObjectCommand({ Bucket: BUCKET, Key: 'tls/obj.bin' }));
+    assert.ok((await bodyBuf(got.Body)).equals(data));
+    // virtual-host style: <bucket>.localhost is in the SAN explicitly (see make-cert.sh)
+    const vh = sdk({ endpoint: `https://localhost:${g.port}`, ca: caPem });
+    const vg = await vh.send(new S3.GetObjectCommand({ Bucket: BUCKET, Key: 'tls/obj.bin', Range: 'bytes=0-9' }));
+    assert.ok((await bodyBuf(vg.Body)).equals(data.subarray(0, 10)));
+    // interop.js --ca-file
+    const env = { AWS_ACCESS_KEY_ID: AKID, AWS_SECRET_ACCESS_KEY: SECRET, AWS_SESSION_TOKEN: '' };
+    const ir = await runNode(['interop.js', 'head', '--endpoint', `https://127.0.0.1:${g.port}`, '--bucket', BUCKET, '--key', 'tls/obj.bin',
+      '--path-style', '--ca-file', path.join(certDir, 'ca.pem')], env);
+    assert.strictEqual(ir.code, 0, ir.stderr);
+    assert.deepStrictEqual(JSON.parse(ir.stdout), { size: data.length, etag: put.ETag });
+    // verification is unchanged over https: a bad signature is still rejected
+    const wrong = sdk({ endpoint: `https://127.0.0.1:${g.port}`, forcePathStyle: true, ca: caPem,
+      credentials: { accessKeyId: AKID, secretAccessKey: 'wrong' } });
+    await expectSdkError(wrong.send(new S3.GetObjectCommand({ Bucket: BUCKET, Key: 'tls/obj.bin' })), ['SignatureDoesNotMatch'], 'wrong secret over https');
+    // STS over https, then use the temporary credentials
+    const form = new URLSearchParams({ Action: 'AssumeRoleWithWebIdentity', Version: '2011-06-15', RoleArn: ROLE_ARN, WebIdentityToken: WEB_TOKEN }).toString();
+    const sts = await httpsRequest({ port: g.port, ca: caPem, method: 'POST', path: '/', body: form,
+      headers: { 'content-type': 'application/x-www-form-urlencoded; charset=utf-8' } });
+    assert.strictEqual(sts.status, 200, sts.body.toString());
+    const tc = parseStsCreds(sts.body.toString());
+    const ts = sdk({ endpoint: `https://127.0.0.1:${g.port}`, forcePathStyle: true, ca: caPem,
+      credentials: { accessKeyId: tc.accessKeyId, secretAccessKey: tc.secretAccessKey, sessionToken: tc.sessionToken } });
+    await ts.send(new S3.HeadObjectCommand({ Bucket: BUCKET, Key: 'tls/obj.bin' }));
+    // faults over https, including TCP resets of TLS connections
+    await tlsControl('POST', '/__gateway/faults', { next_faults: ['SlowDown', 'drop_before', 'drop_after'] });
+    const slow = await expectSdkError(s3.send(new S3.HeadObjectCommand({ Bucket: BUCKET, Key: 'tls/obj.bin' })), null, 'SlowDown over https');
+    assert.strictEqual(slow.$metadata.httpStatusCode, 503);
+    for (const kind of ['drop_before', 'drop_after']) {
+      const e = await expectSdkError(s3.send(new S3.PutObjectCommand({ Bucket: BUCKET, Key: `tls/${kind}`, Body: 'x' })), null, kind);
+      assert.ok(['ECONNRESET', 'EPIPE'].includes(e.code) || /socket hang up|ECONNRESET/.test(e.message), `${kind}: ${e.code} ${e.message}`);
+    }
+    const st = await tlsControl('GET', '/__gateway/stats');
+    assert.deepStrictEqual(st.injected, { SlowDown: 1, drop_before: 1, drop_after: 1 });
+    assert.strictEqual(st.sts_issued, 1);
+    assert.ok(!/internal error/.test(g.stderr.join('')), 'no gateway internal errors');
+    const after = await s3.send(new S3.HeadObjectCommand({ Bucket: BUCKET, Key: 'tls/drop_after' }));
+    assert.strictEqual(after.ContentLength, 1, 'drop_after: the write happened');
+
+    // (b) clients that do not trust the CA fail certificate verification
+    const untrusting = sdk({ endpoint: `https://127.0.0.1:${g.port}`, forcePathStyle: true });
+    await expectTlsFailure(untrusting.send(new S3.GetObjectCommand({ Bucket: BUCKET, Key: 'tls/obj.bin' })), CERT_VERIFY_ERRORS, 'SDK with default roots');
+    const otherCa = sdk({ endpoint: `https://127.0.0.1:${g.port}`, forcePathStyle: true, ca: otherCaPem });
+    await expectTlsFailure(otherCa.send(new S3.GetObjectCommand({ Bucket: BUCKET, Key: 'tls/obj.bin' })), CERT_VERIFY_ERRORS, 'SDK trusting another CA');
+    await expectTlsFailure(httpsRequest({ port: g.port, path: '/__gateway/health' }), CERT_VERIFY_ERRORS, 'control API without the CA');
+    // the name is checked too
+    await expectTlsFailure(httpsRequest({ port: g.port, ca: caPem, servername: 'wrong.example', path: '/__gateway/health' }),
+      ['ERR_TLS_CERT_ALTNAME_INVALID'], 'name not in the SAN');
+    // plain http to the TLS port gets no answer
+    await assert.rejects(new Promise((resolve, reject) => {
+      http.get({ host: '127.0.0.1', port: g.port, path: '/__gateway/health', agent: false }, resolve).on('error', reject);
+    }));
+    assert.match(g.stderr.join(''), /TLS handshake from 127\.0\.0\.1:\d+ failed: ERR_SSL_HTTP_REQUEST/);
+    assert.strictEqual((await tlsControl('GET', '/__gateway/health')).ok, true, 'still serving');
+  } catch (e) {
+    e.gatewayStderr = g.stderr; // main() shows this gateway's log tail instead of the main one's
+    throw e;
+  } finally {
+    for (const c of clients) c.destroy();
+    const exited = new Promise((resolve) => (g.proc.exitCode !== null || g.proc.signalCode ? resolve() : g.proc.once('exit', resolve)));
+    g.proc.stdin.end();
+    g.proc.kill('SIGTERM');
+    await Promise.race([exited, sleep(5000)]);
+  }
+  cap('TLS (gateway.js --tls-cert/--tls-key, certificates from make-cert.sh)',
+    'yes: HTTPS on the gateway port with the same verification, faults, STS and control API; s3rver stays plain HTTP behind it');
+  cap('TLS name "*.localhost" in the SAN', wildcard
+    ? `does not match "<bucket>.localhost" for Node (${wildcard.code}) nor libcurl (wildcards need two dots); pass the bucket's name to make-cert.sh`
+    : 'matches "<bucket>.localhost" in this Node');
+});
+
 check('gateway exits on stdin EOF and on SIGTERM', async () => {
   const g2 = await startGateway();
   const t0 = Date.now();
@@ -835,7 +1013,7 @@ async function main() {
       failed++;
       console.log(`FAIL  ${c.name}\n      ${String(e.stack || e).split('\n').join('\n      ')}`);
       if (!VERBOSE) {
-        const tail = gw.stderr.join('').split('\n').slice(-15).join('\n      | ');
+        const tail = ((e && e.gatewayStderr) || gw.stderr).join('').split('\n').slice(-15).join('\n      | ');
         console.log(`      gateway stderr (tail):\n      | ${tail}`);
       }
     }

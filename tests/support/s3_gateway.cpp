@@ -29,6 +29,13 @@ S3Gateway::S3Gateway(GatewayOptions options) {
     argv.push_back("--web-identity-token-file");
     argv.push_back(options.web_identity_token_file);
   }
+  if (options.tls) {
+    RunResult cert = Run({tools + "/make-cert.sh", dir_ / "tls"});
+    if (!cert.ok()) throw std::runtime_error("make-cert.sh failed: " + cert.err);
+    argv.insert(argv.end(),
+                {"--tls-cert", dir_ / "tls/server.pem", "--tls-key", dir_ / "tls/server.key"});
+    tls_ = true;
+  }
   argv.push_back("--sts-duration");
   argv.push_back(std::to_string(options.sts_duration_seconds));
   std::filesystem::create_directories(dir_ / "s3rver");
@@ -70,6 +77,7 @@ S3RepoConfig S3Gateway::Repo(const std::string& prefix, const std::string& bucke
   c.access_key_id = kAccessKeyId;
   c.secret_access_key = kSecretAccessKey;
   c.retry_timeout = 60;
+  if (tls_) c.ca_file = ca_file();
   return c;
 }
 
@@ -84,7 +92,7 @@ std::string S3Gateway::RepoYaml(const std::string& prefix, const std::string& se
 
 std::string S3Gateway::Control(const std::string& method, const std::string& path,
                                const std::string& body) {
-  storage::s3::HttpClient http({});
+  storage::s3::HttpClient http(storage::s3::HttpOptions{.ca_file = tls_ ? ca_file() : ""});
   auto result = http.Perform(storage::s3::HttpRequest{
       method, endpoint() + path, {{"Content-Type", "application/json"}}, AsBytes(body)});
   if (!result.response || result.response->status != 200) {

@@ -22,6 +22,7 @@ struct GatewayOptions {
   std::string web_identity_token_file;  // required token for the fake STS
   int sts_duration_seconds = 3600;
   std::string faults_json;  // initial fault settings, e.g. {"error_rate":0.1}
+  bool tls = false;         // serve HTTPS with a throwaway CA (ca_file() names it)
 };
 
 class S3Gateway {
@@ -35,7 +36,11 @@ class S3Gateway {
   S3Gateway& operator=(const S3Gateway&) = delete;
 
   int port() const { return port_; }
-  std::string endpoint() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  std::string endpoint() const {
+    return (tls_ ? "https://127.0.0.1:" : "http://127.0.0.1:") + std::to_string(port_);
+  }
+  // The CA that signed the gateway's certificate (with GatewayOptions::tls).
+  std::string ca_file() const { return dir_ / "tls/ca.pem"; }
   // A repository configuration for this gateway with the static test keys.
   S3RepoConfig Repo(const std::string& prefix = "", const std::string& bucket = "gravl-test") const;
   // The same as YAML lines for a repos: entry (indented by 4), with the secret in a file.
@@ -60,6 +65,7 @@ class S3Gateway {
   TempDir dir_;
   std::unique_ptr<Child> child_;
   int port_ = 0;
+  bool tls_ = false;
 };
 
 }  // namespace gravl::test

@@ -12,6 +12,7 @@ process.emitWarning = function filteredEmitWarning(warning, ...rest) {
 };
 
 const http = require('http');
+const https = require('https');
 const { S3Client } = require('@aws-sdk/client-s3');
 
 /**
@@ -38,10 +39,13 @@ function loopbackLookup(hostname, options, callback) {
  * @param {boolean} [o.forcePathStyle]
  * @param {object} [o.credentials] {accessKeyId, secretAccessKey, sessionToken?}; default: env
  * @param {number} [o.maxAttempts]
+ * @param {string|Buffer} [o.ca] PEM CA certificate(s) for https endpoints; replaces Node's
+ *        bundled roots (like the C++ driver's ca_file).  Without it: Node's default roots.
  */
 function makeClient(o) {
   const credentials = o.credentials || credentialsFromEnv();
   const agent = new http.Agent({ keepAlive: true, lookup: loopbackLookup });
+  const httpsAgent = new https.Agent({ keepAlive: true, lookup: loopbackLookup, ...(o.ca ? { ca: o.ca } : {}) });
   return new S3Client({
     region: o.region || 'us-east-1',
     endpoint: o.endpoint,
@@ -51,7 +55,7 @@ function makeClient(o) {
     requestChecksumCalculation: 'WHEN_REQUIRED',
     responseChecksumValidation: 'WHEN_REQUIRED',
     // plain options object: the SDK builds its NodeHttpHandler from it
-    requestHandler: { httpAgent: agent, connectionTimeout: 5000, requestTimeout: 60000 },
+    requestHandler: { httpAgent: agent, httpsAgent, connectionTimeout: 5000, requestTimeout: 60000 },
   });
 }
 
