@@ -35,7 +35,7 @@ int main(int argc, char** argv) {
   std::uint64_t size = std::stoull(argv[3]) << 20;
   if (argc > 4) c.part_size_mib = std::stoi(argv[4]);
   if (argc > 5) c.upload_concurrency = std::stoi(argv[5]);
-  mallopt(M_MMAP_THRESHOLD, 1 << 20);  // as gravl-dr's main() does
+  mallopt(M_MMAP_THRESHOLD, 4 << 20);  // as gravl-dr's main() does
   try {
     auto s = storage::s3::MakeS3Storage("bench", c);
     std::uint64_t rss_before = test::PeakRssBytes();

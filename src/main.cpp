@@ -57,7 +57,7 @@ int main(int argc, char** argv) {
   // Transfer buffers (multipart parts, download chunks: megabytes, allocated and freed by
   // worker threads) always come from mmap, so freeing them returns the memory at once
   // instead of leaving it in per-thread heap arenas.
-  mallopt(M_MMAP_THRESHOLD, 1 << 20);
+  mallopt(M_MMAP_THRESHOLD, 4 << 20);
   Globals g;
   bool json_output = false;
   for (int i = 1; i < argc; ++i) {

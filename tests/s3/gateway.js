@@ -151,7 +151,9 @@ let faults = normalizeFaults(opts.faults);
 let prng = makePrng(opts.seed);
 
 const ERROR_KINDS = ['InternalError', 'SlowDown', 'ServiceUnavailable', 'RequestTimeout'];
-const SCRIPT_KINDS = new Set([...ERROR_KINDS, 'drop_before', 'drop_after', 'truncate', 'delay']);
+// SlowDownRetryAfter2 (scripted only): 503 SlowDown that always asks for 'Retry-After: 2'.
+const SCRIPT_KINDS = new Set([...ERROR_KINDS, 'SlowDownRetryAfter2', 'drop_before', 'drop_after',
+  'truncate', 'delay']);
 
 function normalizeFaults(f) {
   const out = {};
@@ -780,6 +782,12 @@ async function s3Emulation(ctx) {
       return err(400, 'InvalidRequest', 'Missing required header for this request: Content-MD5',
         'DeleteObjects without Content-MD5 or x-amz-checksum-* (AWS rejects this)');
     }
+    // AWS refuses more than 1,000 keys in one request.
+    const objects = ctx.body ? (ctx.body.toString('utf8').match(/<Object>/g) || []).length : 0;
+    if (objects > 1000) {
+      return err(400, 'MalformedXML', 'The XML you provided was not well-formed or did not validate against our published schema',
+        `DeleteObjects with ${objects} keys (at most 1000)`);
+    }
     bump(stats.emulated, 'delete_objects_checked');
     return {};
   }
@@ -1164,6 +1172,9 @@ function sendInjectedError(ctx, kind) {
       const hdr = prng() < 0.5 ? { 'Retry-After': '1' } : {};
       return sendS3Error(ctx, 503, 'SlowDown', 'Please reduce your request rate.', {}, hdr);
     }
+    case 'SlowDownRetryAfter2':
+      return sendS3Error(ctx, 503, 'SlowDown', 'Please reduce your request rate.', {},
+        { 'Retry-After': '2' });
     case 'ServiceUnavailable':
       return sendS3Error(ctx, 503, 'ServiceUnavailable', 'Service is unable to handle request.');
     case 'RequestTimeout':
@@ -1394,7 +1405,9 @@ async function handle(req, res) {
     bump(stats.injected, 'delay');
     await sleep(fault.delay);
   }
-  if (fault.kind && ERROR_KINDS.includes(fault.kind)) return sendInjectedError(ctx, fault.kind);
+  if (fault.kind && (ERROR_KINDS.includes(fault.kind) || fault.kind === 'SlowDownRetryAfter2')) {
+    return sendInjectedError(ctx, fault.kind);
+  }
   if (fault.kind === 'drop_before') {
     bump(stats.injected, 'drop_before');
     log(`INJECT drop_before: ${req.method} ${req.url}`);

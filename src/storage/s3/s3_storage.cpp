@@ -230,7 +230,11 @@ class S3Client {
     std::string base = call.what + " failed: HTTP " + std::to_string(r.status) +
                        (code.empty() ? "" : " " + code) +
                        (message.empty() ? "" : " (" + Redact(message) + ")");
-    std::string key_id = MaskKeyId(credentials_->Get().access_key_id);
+    std::string key_id = "?";
+    try {
+      key_id = MaskKeyId(credentials_->Get().access_key_id);
+    } catch (const std::exception&) {  // the original error is what matters here
+    }
     if (r.status == 404 && (code == "NoSuchBucket")) {
       throw StorageError(base + ": bucket '" + config_.bucket + "' does not exist at " +
                          Describe() + ": create it, or fix 'bucket' of repository '" + repo_name_ +
