@@ -51,8 +51,8 @@ class OwningFaulty final : public Storage {
 
 // One gateway for the whole suite (starting node takes a moment); each test gets a prefix.
 test::S3Gateway& SharedGateway() {
-  static auto* gateway = new test::S3Gateway();  // lives until exit; its Child kills node
-  return *gateway;
+  static test::S3Gateway gateway;  // stopped (and its directory removed) at exit
+  return gateway;
 }
 
 std::unique_ptr<Storage> MakeS3(bool host_style) {
