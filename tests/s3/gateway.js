@@ -194,6 +194,37 @@ const bump = (obj, k, n = 1) => { obj[k] = (obj[k] || 0) + n; };
 // ---------------------------------------------------------------------------------------------
 
 const S3rver = require('s3rver');
+
+// s3rver 3.7.1's FilesystemStore.putObject resolves (and s3rver answers 200) before its write
+// stream has flushed the object file; its metadata takes the size from stat(), so a read right
+// after the answer can see a 0-byte object (a ranged GET then gets 416). S3 is read-after-write
+// consistent: replace it with a version that waits for the file to be written.
+const FilesystemStore = require('s3rver/lib/stores/filesystem');
+FilesystemStore.prototype.putObject = async function putObject(object) {
+  const objectPath = this.getResourcePath(object.bucket, object.key, 'object');
+  await fs.promises.mkdir(path.dirname(objectPath), { recursive: true });
+  const [size, md5] = await new Promise((resolve, reject) => {
+    const out = fs.createWriteStream(objectPath);
+    const hash = crypto.createHash('md5');
+    let total = 0;
+    out.on('error', reject);
+    out.on('finish', () => resolve([total, hash.digest('hex')]));
+    if (Buffer.isBuffer(object.content)) {
+      hash.update(object.content);
+      total = object.content.length;
+      out.end(object.content);
+    } else {
+      object.content.on('error', reject);
+      object.content.on('data', (chunk) => {
+        hash.update(chunk);
+        total += chunk.length;
+      });
+      object.content.pipe(out);
+    }
+  });
+  await this.putMetadata(object.bucket, object.key, object.metadata, md5);
+  return { size, md5 };
+};
 fs.mkdirSync(opts.dir, { recursive: true });
 const s3rver = new S3rver({
   address: '127.0.0.1',
