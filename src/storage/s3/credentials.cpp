@@ -102,9 +102,9 @@ class WebIdentityProvider final : public CredentialsProvider {
     return current_->credentials;
   }
 
-  bool Invalidate() override {
+  bool Invalidate(const std::string& rejected_key_id) override {
     std::lock_guard lock(mutex_);
-    refresh_at_ = {};
+    if (current_ && current_->credentials.access_key_id == rejected_key_id) refresh_at_ = {};
     return true;
   }
 

@@ -41,9 +41,13 @@ class CredentialsProvider {
   // Current credentials; refreshes temporary ones that are about to expire. Throws
   // ConfigError / StorageError with what to check when none can be had.
   virtual Credentials Get() = 0;
-  // The server said the credentials expired: refresh before the next Get(). Returns false
-  // when refreshing cannot help (long-term keys).
-  virtual bool Invalidate() { return false; }
+  // The server said the credentials with this key id expired: refresh before the next Get()
+  // unless another thread already did. Returns false when refreshing cannot help (long-term
+  // keys).
+  virtual bool Invalidate(const std::string& rejected_key_id) {
+    (void)rejected_key_id;
+    return false;
+  }
   // "repository config", "environment", "profile 'x' in /root/.aws/credentials",
   // "web identity (role arn:...)": for messages.
   virtual std::string Source() const = 0;

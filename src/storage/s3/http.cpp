@@ -16,15 +16,24 @@ struct GlobalInit {
   GlobalInit() { curl_global_init(CURL_GLOBAL_DEFAULT); }
 };
 
-std::size_t OnBody(char* data, std::size_t size, std::size_t count, void* user) {
+// libcurl callbacks are C: no exception may leave them (returning a short count aborts).
+std::size_t OnBody(char* data, std::size_t size, std::size_t count, void* user) noexcept {
   auto* response = static_cast<HttpResponse*>(user);
   std::size_t n = size * count;
-  auto* bytes = reinterpret_cast<const std::uint8_t*>(data);
-  response->body.insert(response->body.end(), bytes, bytes + n);
+  if (response->max_body > 0 && response->body.size() + n > response->max_body) {
+    response->overflow = true;
+    return 0;
+  }
+  try {
+    auto* bytes = reinterpret_cast<const std::uint8_t*>(data);
+    response->body.insert(response->body.end(), bytes, bytes + n);
+  } catch (...) {
+    return 0;
+  }
   return n;
 }
 
-std::size_t OnHeader(char* data, std::size_t size, std::size_t count, void* user) {
+std::size_t OnHeader(char* data, std::size_t size, std::size_t count, void* user) noexcept try {
   auto* response = static_cast<HttpResponse*>(user);
   std::size_t n = size * count;
   std::string line(data, n);
@@ -50,6 +59,8 @@ std::size_t OnHeader(char* data, std::size_t size, std::size_t count, void* user
   }
   response->headers.emplace_back(std::move(name), std::move(value));
   return n;
+} catch (...) {
+  return 0;
 }
 
 bool Permanent(CURLcode code) {
@@ -109,13 +120,18 @@ HttpResult HttpClient::Perform(const HttpRequest& request) {
   curl_easy_reset(curl);  // keeps the connection cache
   HttpResponse response;
   response.head_request = request.method == "HEAD";
+  response.max_body = request.max_response_bytes;
   char error_buffer[CURL_ERROR_SIZE] = {};
   curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, error_buffer);
   curl_easy_setopt(curl, CURLOPT_URL, request.url.c_str());
   curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, options_.connect_timeout_seconds);
-  curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, 1024L);
-  curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, options_.stall_timeout_seconds);
+  if (request.slow_answer) {
+    curl_easy_setopt(curl, CURLOPT_TIMEOUT, 900L);
+  } else {
+    curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, 1024L);
+    curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, options_.stall_timeout_seconds);
+  }
   curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, options_.verify_tls ? 1L : 0L);
   curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, options_.verify_tls ? 2L : 0L);
   if (!options_.ca_file.empty()) curl_easy_setopt(curl, CURLOPT_CAINFO, options_.ca_file.c_str());
@@ -155,6 +171,7 @@ HttpResult HttpClient::Perform(const HttpRequest& request) {
   }
 
   CURLcode code = curl_easy_perform(curl);
+  curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, nullptr);  // points into this frame
   curl_slist_free_all(headers);
   HttpResult result;
   if (code == CURLE_OK) {
@@ -166,6 +183,11 @@ HttpResult HttpClient::Perform(const HttpRequest& request) {
   result.error = std::string(curl_easy_strerror(code)) +
                  (error_buffer[0] != '\0' ? std::string(": ") + error_buffer : std::string());
   result.retryable = !Permanent(code);
+  if (response.overflow) {
+    result.error = "the answer is larger than the " + std::to_string(request.max_response_bytes) +
+                   " bytes asked for (does the store ignore the Range header?)";
+    result.retryable = false;
+  }
   // A handle whose transfer failed may hold a broken connection: drop it.
   curl_easy_cleanup(curl);
   return result;

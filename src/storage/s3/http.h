@@ -25,6 +25,12 @@ struct HttpRequest {
   std::string url;     // already percent-encoded
   Headers headers;
   ByteView body;  // the caller keeps it alive during Perform()
+  // Refuse a response body larger than this (0: no limit): a store that ignores Range must
+  // not make a ranged read pull a whole object into memory.
+  std::uint64_t max_response_bytes = 0;
+  // For calls S3 may answer slowly on purpose (CompleteMultipartUpload sends whitespace for
+  // minutes): no stall detection, a 15-minute limit instead.
+  bool slow_answer = false;
 };
 
 struct HttpResponse {
@@ -32,6 +38,8 @@ struct HttpResponse {
   Headers headers;  // names in lower case
   Bytes body;
   bool head_request = false;  // a HEAD: Content-Length describes the object, not a body
+  std::uint64_t max_body = 0;
+  bool overflow = false;
   std::optional<std::string> Header(const std::string& lower_name) const;
 };
 

@@ -9,7 +9,8 @@ namespace gravl::storage::s3 {
 bool IsRetryableStatus(long status, const std::string& code) {
   if (code == "SlowDown" || code == "RequestTimeout" || code == "InternalError" ||
       code == "ServiceUnavailable" || code == "Throttling" || code == "ThrottlingException" ||
-      code == "RequestLimitExceeded" || code == "IDPCommunicationError") {
+      code == "RequestLimitExceeded" || code == "IDPCommunicationError" ||
+      code == "ConditionalRequestConflict") {
     return true;
   }
   return status == 429 || status == 500 || status == 502 || status == 503 || status == 504;

@@ -82,6 +82,8 @@ struct Call {
   // Set when an earlier attempt may have been applied by S3 before its answer was lost
   // (reset, timeout, 5xx): a conditional request's 412 may then be our own doing.
   bool* ambiguous = nullptr;
+  std::uint64_t max_response_bytes = 0;  // see HttpRequest
+  bool slow_answer = false;              // see HttpRequest
 };
 
 struct Answer {
@@ -149,7 +151,8 @@ class S3Client {
       sreq.headers.emplace_back("x-amz-content-sha256", payload);
       Signature sig =
           Sign(sreq, creds, SigningOptions{config_.region, "s3", amz_date, /*normalize=*/false});
-      HttpRequest req{call.method, url, sreq.headers, call.body};
+      HttpRequest req{call.method,     url, sreq.headers, call.body, call.max_response_bytes,
+                      call.slow_answer};
       for (const auto& h : sig.added_headers) req.headers.push_back(h);
       req.headers.emplace_back("Authorization", sig.authorization);
       HttpResult result = http_.Perform(req);
@@ -169,13 +172,16 @@ class S3Client {
         std::string text(AsChars(r.body));
         code = XmlText(text, "Code").value_or("");
         std::string message = XmlText(text, "Message").value_or("");
-        if (code == "ExpiredToken" && !refreshed && credentials_->Invalidate()) {
+        // HEAD answers carry no body, so an expired token shows only as 400/403 there.
+        bool maybe_expired = code == "ExpiredToken" ||
+                             (call.method == "HEAD" && (r.status == 400 || r.status == 403));
+        if (maybe_expired && !refreshed && credentials_->Invalidate(creds.access_key_id)) {
           refreshed = true;
           spdlog::info("S3 credentials expired; refreshed them from {}", credentials_->Source());
           continue;
         }
         retryable = IsRetryableStatus(r.status, code);
-        if (!retryable) Fail(call, r, code, message, ambiguous);
+        if (!retryable) Fail(call, r, code, message, ambiguous, creds.access_key_id);
         problem = "HTTP " + std::to_string(r.status) + (code.empty() ? "" : " " + code);
         if (auto ra = r.Header("retry-after")) {
           retry_after = ParseRetryAfter(*ra, std::chrono::system_clock::now());
@@ -197,12 +203,14 @@ class S3Client {
       if (call.ambiguous != nullptr) *call.ambiguous = true;
       auto delay = backoff.NextDelay(retry_after);
       if (!delay) {
-        throw StorageError(
-            call.what + " failed after " + std::to_string(backoff.attempts()) + " attempts in " +
-            std::to_string(static_cast<int>(backoff.elapsed().count())) + " s, last: " + problem +
-            ": check that " + Describe() + " is reachable; retries are bounded by retry_timeout (" +
-            std::to_string(config_.retry_timeout) + " s) and max_attempts (" +
-            std::to_string(config_.max_attempts) + ")");
+        throw StorageError(call.what + " failed after " + std::to_string(backoff.attempts()) +
+                               " attempts in " +
+                               std::to_string(static_cast<int>(backoff.elapsed().count())) +
+                               " s, last: " + problem + ": check that " + Describe() +
+                               " is reachable; retries are bounded by retry_timeout (" +
+                               std::to_string(config_.retry_timeout) + " s) and max_attempts (" +
+                               std::to_string(config_.max_attempts) + ")",
+                           /*retryable=*/true);
       }
       spdlog::debug("{}: {} (attempt {}), retrying in {:.2f} s", call.what, problem,
                     backoff.attempts() - 1, delay->count());
@@ -217,24 +225,25 @@ class S3Client {
   }
 
  private:
+  // The first element after any whitespace (S3 keeps a slow completion alive with spaces)
+  // and the XML declaration is <Error>.
   static bool StartsWithError(const Bytes& body) {
-    std::string_view text(reinterpret_cast<const char*>(body.data()),
-                          std::min<std::size_t>(body.size(), 512));
-    auto start =
-        text.find('<', text.find("?>") == std::string_view::npos ? 0 : text.find("?>") + 2);
-    return start != std::string_view::npos && text.substr(start).starts_with("<Error>");
+    std::string_view text(reinterpret_cast<const char*>(body.data()), body.size());
+    std::size_t pos = text.find_first_not_of(" \t\r\n");
+    if (pos != std::string_view::npos && text.substr(pos).starts_with("<?xml")) {
+      pos = text.find("?>", pos);
+      pos = pos == std::string_view::npos ? pos : text.find_first_not_of(" \t\r\n", pos + 2);
+    }
+    return pos != std::string_view::npos && text.substr(pos).starts_with("<Error");
   }
 
   [[noreturn]] void Fail(const Call& call, const HttpResponse& r, const std::string& code,
-                         const std::string& message, bool ambiguous) {
+                         const std::string& message, bool ambiguous,
+                         const std::string& access_key_id) {
     std::string base = call.what + " failed: HTTP " + std::to_string(r.status) +
                        (code.empty() ? "" : " " + code) +
                        (message.empty() ? "" : " (" + Redact(message) + ")");
-    std::string key_id = "?";
-    try {
-      key_id = MaskKeyId(credentials_->Get().access_key_id);
-    } catch (const std::exception&) {  // the original error is what matters here
-    }
+    std::string key_id = MaskKeyId(access_key_id);
     if (r.status == 404 && (code == "NoSuchBucket")) {
       throw StorageError(base + ": bucket '" + config_.bucket + "' does not exist at " +
                          Describe() + ": create it, or fix 'bucket' of repository '" + repo_name_ +
@@ -323,6 +332,7 @@ class S3Read final : public ReadStream {
               {},    {{"Range", RangeHeader(offset, first_end)}},
               {},    "GetObject " + client_->Url(key_)};
     call.ok = {200, 206, 416};
+    call.max_response_bytes = first_end - offset;
     Answer a;
     try {
       a = client_->Send(call);
@@ -347,7 +357,7 @@ class S3Read final : public ReadStream {
       }
       total = ParseUint(cr.substr(slash + 1), "Content-Range");
     } else {
-      total = offset + r.body.size();  // a store that ignored Range sends everything
+      total = r.body.size();  // a store that ignored Range sent the whole (small) object
       if (offset > 0) {
         r.body.erase(r.body.begin(), r.body.begin() + static_cast<long>(std::min<std::uint64_t>(
                                                           offset, r.body.size())));
@@ -363,18 +373,16 @@ class S3Read final : public ReadStream {
 
   ~S3Read() override {
     for (auto& f : ahead_) {
-      try {
-        f.wait();
-      } catch (const std::exception&) {
-      }
+      if (f.valid()) f.wait();
     }
   }
 
   std::size_t Read(MutableByteView buf) override {
     while (pos_ == current_.size()) {
       if (ahead_.empty()) return 0;
-      current_ = ahead_.front().get();
+      auto next = std::move(ahead_.front());
       ahead_.pop_front();
+      current_ = next.get();
       pos_ = 0;
       Schedule();
     }
@@ -407,6 +415,7 @@ class S3Read final : public ReadStream {
         Call call{"GET", name, {}, {{"Range", RangeHeader(begin, end)}}, {}, "GetObject " + url};
         if (!etag.empty()) call.headers.emplace_back("If-Match", etag);
         call.ok = {206};
+        call.max_response_bytes = end - begin;
         Answer a;
         try {
           a = client->Send(call);
@@ -446,10 +455,7 @@ class S3Write final : public WriteStream {
   ~S3Write() override {
     if (done_) return;
     for (auto& f : in_flight_) {
-      try {
-        f.get();
-      } catch (const std::exception&) {
-      }
+      if (f.valid()) f.wait();
     }
     if (upload_id_) Abort();
   }
@@ -541,8 +547,7 @@ class S3Write final : public WriteStream {
     }
     // Bounded memory: wait for the oldest part when enough are in flight.
     while (in_flight_.size() >= static_cast<std::size_t>(client_->config().upload_concurrency)) {
-      etags_.push_back(in_flight_.front().get());
-      in_flight_.pop_front();
+      CollectOldestPart();
     }
     int number = ++part_index_;
     auto body = std::make_shared<Bytes>(std::move(buffer_));
@@ -561,10 +566,16 @@ class S3Write final : public WriteStream {
     }));
   }
 
+  // Waits for the oldest part in flight and keeps its ETag (rethrows its failure).
+  void CollectOldestPart() {
+    auto part = std::move(in_flight_.front());
+    in_flight_.pop_front();
+    etags_.push_back(part.get());
+  }
+
   void Complete() {
     while (!in_flight_.empty()) {
-      etags_.push_back(in_flight_.front().get());
-      in_flight_.pop_front();
+      CollectOldestPart();
     }
     std::string xml = "<CompleteMultipartUpload>";
     for (std::size_t i = 0; i < etags_.size(); ++i) {
@@ -578,6 +589,7 @@ class S3Write final : public WriteStream {
               {{"Content-Type", "application/xml"}},
               AsBytes(xml),
               "CompleteMultipartUpload " + client_->Url(key_)};
+    call.slow_answer = true;  // S3 may take minutes, sending whitespace meanwhile
     if (options_.if_absent) call.headers.emplace_back("If-None-Match", "*");
     bool ambiguous = false;
     call.ambiguous = &ambiguous;

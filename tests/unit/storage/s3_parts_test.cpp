@@ -54,6 +54,7 @@ TEST(S3Retry, RetryableAnswersAreTheTransientOnes) {
   for (long s : {500L, 502L, 503L, 504L, 429L}) EXPECT_TRUE(IsRetryableStatus(s, "")) << s;
   EXPECT_TRUE(IsRetryableStatus(503, "SlowDown"));
   EXPECT_TRUE(IsRetryableStatus(400, "RequestTimeout"));
+  EXPECT_TRUE(IsRetryableStatus(409, "ConditionalRequestConflict"));  // concurrent If-None-Match
   for (long s : {400L, 403L, 404L, 409L, 412L}) EXPECT_FALSE(IsRetryableStatus(s, "")) << s;
   EXPECT_FALSE(IsRetryableStatus(403, "SignatureDoesNotMatch"));
   EXPECT_FALSE(IsRetryableStatus(403, "RequestTimeTooSkewed"));
@@ -151,7 +152,7 @@ TEST_F(S3Credentials, ConfiguredKeysComeFirst) {
   EXPECT_EQ(p->Get().access_key_id, "AKIDCONF");
   EXPECT_EQ(p->Get().secret_access_key, "confsecret");
   EXPECT_NE(p->Source().find("configuration"), std::string::npos);
-  EXPECT_FALSE(p->Invalidate());
+  EXPECT_FALSE(p->Invalidate("AKIDCONF"));
   EXPECT_EQ(Redact("confsecret"), "******");
 }
 
