@@ -50,6 +50,13 @@ std::string FileSha(const std::string& path) {
   return io::Sha256Hex(AsBytes(test::ReadFile(path)));
 }
 
+std::string GetString(Storage& s, const std::string& key, storage::Range range) {
+  auto r = s.Get(key, range);
+  io::BufferSink sink;
+  io::Pump(*r, sink);
+  return std::string(AsChars(sink.data()));
+}
+
 long Stat(const nlohmann::json& j, const std::string& group, const std::string& key = "") {
   if (!j.contains(group)) return 0;
   if (key.empty()) return j[group].get<long>();
@@ -165,6 +172,27 @@ TEST_F(S3Storage, RetriedWritesNeverLeaveAPartialOrWrongObject) {
   gw_.SetFaults("{}");
   auto r = s->Get("multi");
   EXPECT_EQ(HashOf(*r), sha);
+}
+
+TEST_F(S3Storage, AStoreIgnoringRangeIsHandledWithoutReadingWholeObjects) {
+  auto s = Open(gw_.Repo("norange"));
+  Bytes small = test::PseudoRandom(1000, 3);
+  storage::PutBytes(*s, "small", small);
+  PutGenerated(*s, "large", 12 << 20, 4);
+  gw_.SetFaults(R"({"ignore_range":true})");
+  // Small objects: the whole answer is cut to the range asked for.
+  EXPECT_EQ(GetString(*s, "small", storage::Range{100, std::nullopt}),
+            std::string(AsChars(ByteView(small).subspan(100))));
+  EXPECT_EQ(GetString(*s, "small", storage::Range{990, 50}),
+            std::string(AsChars(ByteView(small).subspan(990))));
+  EXPECT_EQ(GetString(*s, "small", storage::Range{2000, std::nullopt}), "");
+  // Large ones: refused with the reason, instead of buffering 12 MiB for an 8 MiB chunk.
+  try {
+    s->Get("large");
+    FAIL() << "a whole-object answer to a ranged read was accepted";
+  } catch (const StorageError& e) {
+    EXPECT_NE(std::string(e.what()).find("ignore the Range header"), std::string::npos) << e.what();
+  }
 }
 
 TEST_F(S3Storage, RetryAfterIsHonoured) {

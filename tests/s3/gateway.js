@@ -169,6 +169,8 @@ function normalizeFaults(f) {
   const script = Array.isArray(f.next_faults) ? f.next_faults.map(String) : [];
   for (const k of script) if (!SCRIPT_KINDS.has(k)) throw new Error(`unknown fault kind in next_faults: ${k}`);
   out.next_faults = script;
+  // Behave like a store that does not support Range: GETs answer 200 with the whole object.
+  out.ignore_range = f.ignore_range === true;
   return out;
 }
 
@@ -893,6 +895,11 @@ async function conditionalRead(ctx, bucket, objectKey, err) {
     bump(stats.emulated, 'if_match_ok');
   }
   if (range === undefined) return {};
+  if (faults.ignore_range) {
+    ctx.overrideHeaders = { range: undefined };
+    bump(stats.injected, 'range_ignored');
+    return {};
+  }
   const size = Number(md['content-length']);
   const m = /^bytes=(\d*)-(\d*)$/.exec(range.trim());
   let first;
