@@ -64,6 +64,8 @@ TEST_F(S3Repository, PointInTimeRestoreFromS3WorksLikeFromALocalRepository) {
   ASSERT_EQ(info.exit_code, 0) << info.err;
   auto repos = nlohmann::json::parse(info.out);
   EXPECT_NE(info.out.find("\"s3\""), std::string::npos);
+  RunResult c = Cli({"check"});  // a switched segment reaches both repositories
+  EXPECT_EQ(c.exit_code, 0) << c.err << c.out;
   RunResult v = Cli({"verify", "--repo", "s3"});
   EXPECT_EQ(v.exit_code, 0) << v.err << v.out;
 
