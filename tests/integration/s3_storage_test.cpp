@@ -195,6 +195,24 @@ TEST_F(S3Storage, AStoreIgnoringRangeIsHandledWithoutReadingWholeObjects) {
   }
 }
 
+TEST_F(S3Storage, DeletePrefixAbortsUploadsLeftUnfinished) {
+  S3RepoConfig c = gw_.Repo("orphans");
+  c.part_size_mib = 5;
+  c.retry_timeout = 2;
+  auto s = Open(c);
+  gw_.SetFaults(R"({"error_rate":1.0,"methods":["DELETE"]})");
+  {
+    auto w = s->Put("b/L1/files/1");
+    w->Write(test::PseudoRandom(6 << 20, 1));  // more than a part: the upload has begun
+  }  // abandoned, and its own abort fails: the upload is left behind
+  gw_.SetFaults("{}");
+  EXPECT_EQ(gw_.UnfinishedUploads(), 1u);
+  storage::PutBytes(*s, "b/L2/keep", AsBytes("x"));
+  s->DeletePrefix("b/L1/");
+  EXPECT_EQ(gw_.UnfinishedUploads(), 0u);
+  EXPECT_TRUE(s->Stat("b/L2/keep"));
+}
+
 TEST_F(S3Storage, RetryAfterIsHonoured) {
   auto s = Open(gw_.Repo("throttled"));
   gw_.SetFaults(R"({"next_faults":["SlowDownRetryAfter2"]})");

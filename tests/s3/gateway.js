@@ -759,6 +759,38 @@ async function serveList(ctx, bucket, q, err) {
     body: Buffer.from(`<?xml version="1.0" encoding="UTF-8"?>\n${lines.join('')}`),
   };
 }
+async function serveListUploads(bucket, prefix) {
+  const root = store.getResourcePath(bucket, undefined, 'uploads');
+  let ids = [];
+  try {
+    ids = (await fsp.readdir(root)).filter((id) => UPLOAD_ID_RE.test(id));
+  } catch {
+    // no uploads directory: no uploads
+  }
+  const uploads = [];
+  for (const id of ids) {
+    try {
+      const k = (await fsp.readFile(path.join(root, id, 'key'))).toString();
+      if (k.startsWith(prefix)) uploads.push([k, id]);
+    } catch {
+      // completed or aborted meanwhile
+    }
+  }
+  uploads.sort((a, b) => Buffer.compare(Buffer.from(a[0]), Buffer.from(b[0])) || (a[1] < b[1] ? -1 : 1));
+  const lines = [`<ListMultipartUploadsResult xmlns="${S3_XMLNS}">`, `<Bucket>${xmlEscape(bucket)}</Bucket>`,
+    `<Prefix>${xmlEscape(prefix)}</Prefix>`, '<MaxUploads>1000</MaxUploads>', '<IsTruncated>false</IsTruncated>'];
+  for (const [k, id] of uploads) {
+    lines.push(`<Upload><Key>${xmlEscape(k)}</Key><UploadId>${id}</UploadId><StorageClass>STANDARD</StorageClass></Upload>`);
+  }
+  lines.push('</ListMultipartUploadsResult>');
+  bump(stats.emulated, 'list_multipart_uploads');
+  return {
+    status: 200,
+    headers: { 'content-type': 'application/xml' },
+    body: Buffer.from(`<?xml version="1.0" encoding="UTF-8"?>\n${lines.join('')}`),
+  };
+}
+
 function uploadDir(bucket, uploadId) {
   return path.join(store.getResourcePath(bucket, undefined, 'uploads'), uploadId);
 }
@@ -806,6 +838,12 @@ async function s3Emulation(ctx) {
   if (method === 'GET' && bucket && !key && [...q.keys()].every((n) => LIST_PARAMS.has(n))) {
     if (!(await store.getBucket(bucket))) return {}; // s3rver answers NoSuchBucket
     return { serve: () => serveList(ctx, bucket, q, err) };
+  }
+
+  // ListMultipartUploads (s3rver has none): the unfinished uploads under a prefix, one page.
+  if (method === 'GET' && bucket && !key && q.has('uploads')) {
+    if (!(await store.getBucket(bucket))) return {};
+    return { serve: () => serveListUploads(bucket, q.get('prefix') || '') };
   }
 
   // DeleteObjects requires Content-MD5 or an x-amz-checksum-* header on AWS

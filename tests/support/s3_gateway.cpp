@@ -103,6 +103,17 @@ std::string S3Gateway::Control(const std::string& method, const std::string& pat
   return std::string(AsChars(result.response->body));
 }
 
+std::size_t S3Gateway::UnfinishedUploads(const std::string& bucket) const {
+  // s3rver keeps each upload in <data>/<bucket>/._S3rver_uploads/<upload id>/.
+  std::string dir = dir_ / ("s3rver/" + bucket + "/._S3rver_uploads");
+  if (!std::filesystem::exists(dir)) return 0;
+  std::size_t n = 0;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) {
+    if (e.is_directory()) ++n;
+  }
+  return n;
+}
+
 void S3Gateway::SetFaults(const std::string& json) { Control("POST", "/__gateway/faults", json); }
 std::string S3Gateway::Stats() { return Control("GET", "/__gateway/stats", ""); }
 void S3Gateway::ResetStats() { Control("POST", "/__gateway/stats/reset", ""); }

@@ -53,6 +53,8 @@ class S3Gateway {
   std::string Stats();
   void ResetStats();
   std::string StderrTail() const { return child_->StderrTail(); }
+  // Unfinished multipart uploads in a bucket (read from s3rver's directory).
+  std::size_t UnfinishedUploads(const std::string& bucket = "gravl-test") const;
 
   // The directory of the node tools (gateway.js, interop.js, sign.js).
   static std::string ToolsDir();

@@ -285,7 +285,8 @@ class S3Client {
       throw StorageError(base + ": access denied to " + Describe() + " for the credentials of " +
                          credentials_->Source() + " (key " + key_id +
                          "): check the IAM policy allows s3:GetObject, s3:PutObject, "
-                         "s3:ListBucket, s3:DeleteObject and s3:AbortMultipartUpload" +
+                         "s3:ListBucket, s3:ListBucketMultipartUploads, s3:DeleteObject and "
+                         "s3:AbortMultipartUpload" +
                          (config_.sse == "aws:kms" ? " and kms:GenerateDataKey/kms:Decrypt" : ""));
     }
     throw StorageError(base);
@@ -747,11 +748,51 @@ class S3Storage final : public Storage {
     std::vector<std::string> keys;
     for (const auto& o : ListAll(*this, prefix)) keys.push_back(o.key);
     DeleteMany(keys);
+    AbortUploads(prefix);
   }
 
   std::string Describe() const override { return client_->Describe(); }
 
  private:
+  // Aborts the unfinished multipart uploads under `prefix` (left by a writer that crashed or
+  // whose own abort failed): their parts are invisible but stored and billed.
+  void AbortUploads(const std::string& prefix) {
+    std::string full = client_->ObjectName(prefix);
+    std::optional<std::pair<std::string, std::string>> marker;
+    while (true) {
+      Call list{"GET", "", {{"uploads", ""}, {"prefix", full}},
+                {},    {}, "ListMultipartUploads " + client_->Url(prefix)};
+      if (marker) {
+        list.query.emplace_back("key-marker", marker->first);
+        list.query.emplace_back("upload-id-marker", marker->second);
+      }
+      list.ok = {200, 501};
+      Answer a = client_->Send(list);
+      if (a.response.status == 501) {
+        spdlog::debug(
+            "{} cannot list multipart uploads; unfinished ones under {} stay until a "
+            "lifecycle rule removes them",
+            client_->Describe(), prefix);
+        return;
+      }
+      std::string xml(AsChars(a.response.body));
+      for (auto upload : XmlElements(xml, "Upload")) {
+        std::string name = XmlText(upload, "Key").value_or("");
+        std::string id = XmlText(upload, "UploadId").value_or("");
+        if (name.empty() || id.empty()) continue;
+        Call abort{
+            "DELETE", name, {{"uploadId", id}},
+            {},       {},   "AbortMultipartUpload s3://" + client_->config().bucket + "/" + name};
+        abort.ok = {200, 204, 404};
+        client_->Send(abort);
+      }
+      if (XmlText(xml, "IsTruncated").value_or("false") != "true") return;
+      marker = std::make_pair(XmlText(xml, "NextKeyMarker").value_or(""),
+                              XmlText(xml, "NextUploadIdMarker").value_or(""));
+      if (marker->first.empty()) return;
+    }
+  }
+
   static std::optional<SystemTime> ParseHttpDate(const std::string& text) {
     std::tm tm{};
     const char* end = strptime(text.c_str(), "%a, %d %b %Y %H:%M:%S GMT", &tm);
