@@ -6,6 +6,7 @@
 #include <cctype>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 
 #include "common/error.h"
 
@@ -80,6 +81,13 @@ bool Permanent(CURLcode code) {
 }
 
 }  // namespace
+
+std::optional<std::chrono::system_clock::time_point> ParseHttpDate(const std::string& text) {
+  std::tm tm{};
+  const char* end = strptime(text.c_str(), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+  if (end == nullptr || *end != '\0') return std::nullopt;
+  return std::chrono::system_clock::from_time_t(timegm(&tm));
+}
 
 std::optional<std::string> HttpResponse::Header(const std::string& lower_name) const {
   for (const auto& [name, value] : headers) {

@@ -6,6 +6,7 @@
 // sizes. Connections are kept alive and reused through a pool of curl handles; the client is
 // safe to use from several threads at once.
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -58,6 +59,9 @@ struct HttpResult {
   std::string error;       // the transport failure, when there is no response
   bool retryable = false;  // false for failures that will not go away (TLS trust, bad URL)
 };
+
+// Parses an HTTP date (IMF-fixdate, "Sun, 06 Nov 1994 08:49:37 GMT"); nullopt if malformed.
+std::optional<std::chrono::system_clock::time_point> ParseHttpDate(const std::string& text);
 
 class HttpClient {
  public:

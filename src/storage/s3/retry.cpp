@@ -4,6 +4,8 @@
 #include <cmath>
 #include <ctime>
 
+#include "storage/s3/http.h"
+
 namespace gravl::storage::s3 {
 
 bool IsRetryableStatus(long status, const std::string& code) {
@@ -23,12 +25,9 @@ std::optional<Duration> ParseRetryAfter(const std::string& value,
     if (value.size() > 6) return std::nullopt;
     return Duration(std::stod(value));
   }
-  std::tm tm{};
-  // IMF-fixdate: "Sun, 06 Nov 1994 08:49:37 GMT"
-  const char* end = strptime(value.c_str(), "%a, %d %b %Y %H:%M:%S GMT", &tm);
-  if (end == nullptr || *end != '\0') return std::nullopt;
-  auto at = std::chrono::system_clock::from_time_t(timegm(&tm));
-  return std::max(Duration(0), std::chrono::duration_cast<Duration>(at - now));
+  auto at = ParseHttpDate(value);
+  if (!at) return std::nullopt;
+  return std::max(Duration(0), std::chrono::duration_cast<Duration>(*at - now));
 }
 
 Backoff::Backoff(const RetryPolicy& policy, Clock::time_point start)

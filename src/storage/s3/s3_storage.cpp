@@ -302,6 +302,19 @@ class S3Client {
   std::unique_ptr<CredentialsProvider> credentials_;
 };
 
+// HeadObject: the object's size and modification time, or nullopt when it does not exist.
+std::optional<ObjectInfo> HeadObject(S3Client& client, const std::string& key) {
+  Call call{"HEAD", client.ObjectName(key), {}, {}, {}, "HeadObject " + client.Url(key)};
+  call.ok = {200, 404};
+  Answer a = client.Send(call);
+  if (a.response.status == 404) return std::nullopt;
+  ObjectInfo info{key,
+                  ParseUint(a.response.Header("content-length").value_or("0"), "Content-Length"),
+                  std::nullopt};
+  if (auto lm = a.response.Header("last-modified")) info.modified = ParseHttpDate(*lm);
+  return info;
+}
+
 Headers ObjectHeaders(const S3RepoConfig& c) {
   Headers h;
   if (!c.storage_class.empty()) h.emplace_back("x-amz-storage-class", c.storage_class);
@@ -399,13 +412,7 @@ class S3Read final : public ReadStream {
     return "bytes=" + std::to_string(begin) + "-" + std::to_string(end - 1);
   }
 
-  std::optional<std::uint64_t> StatObject() {
-    Call call{"HEAD", name_, {}, {}, {}, "HeadObject " + client_->Url(key_)};
-    call.ok = {200, 404};
-    Answer a = client_->Send(call);
-    if (a.response.status == 404) return std::nullopt;
-    return ParseUint(a.response.Header("content-length").value_or("0"), "Content-Length");
-  }
+  std::optional<ObjectInfo> StatObject() { return HeadObject(*client_, key_); }
 
   void Schedule() {
     while (ahead_.size() < kDownloadAhead && next_ < end_) {
@@ -519,11 +526,8 @@ class S3Write final : public WriteStream {
       while (std::size_t n = reader.Read(buf)) sha.Update(ByteView(buf).first(n));
       return sha.FinalHex() == expected;
     }
-    Call head{"HEAD", name_, {}, {}, {}, "HeadObject " + client_->Url(key_)};
-    head.ok = {200, 404};
-    Answer a = client_->Send(head);
-    return a.response.status == 200 &&
-           a.response.Header("content-length") == std::to_string(total_);
+    auto info = HeadObject(*client_, key_);
+    return info && info->size == total_;
   }
 
   void Begin() {
@@ -657,15 +661,7 @@ class S3Storage final : public Storage {
 
   std::optional<ObjectInfo> Stat(const std::string& key) override {
     ValidateKey(key);
-    Call call{"HEAD", client_->ObjectName(key), {}, {}, {}, "HeadObject " + client_->Url(key)};
-    call.ok = {200, 404};
-    Answer a = client_->Send(call);
-    if (a.response.status == 404) return std::nullopt;
-    ObjectInfo info{key,
-                    ParseUint(a.response.Header("content-length").value_or("0"), "Content-Length"),
-                    std::nullopt};
-    if (auto lm = a.response.Header("last-modified")) info.modified = ParseHttpDate(*lm);
-    return info;
+    return HeadObject(*client_, key);
   }
 
   ListPage List(const std::string& prefix, const ListOptions& options) override {
@@ -791,13 +787,6 @@ class S3Storage final : public Storage {
                               XmlText(xml, "NextUploadIdMarker").value_or(""));
       if (marker->first.empty()) return;
     }
-  }
-
-  static std::optional<SystemTime> ParseHttpDate(const std::string& text) {
-    std::tm tm{};
-    const char* end = strptime(text.c_str(), "%a, %d %b %Y %H:%M:%S GMT", &tm);
-    if (end == nullptr) return std::nullopt;
-    return std::chrono::system_clock::from_time_t(timegm(&tm));
   }
 
   std::shared_ptr<S3Client> client_;
