@@ -11,6 +11,9 @@
 #include "common/error.h"
 
 namespace gravl::io {
+namespace {
+constexpr std::uint64_t kWritebackStep = 8 * 1024 * 1024;
+}  // namespace
 
 std::string ParentDir(const std::string& path) {
   auto slash = path.rfind('/');
@@ -88,6 +91,13 @@ void AtomicFileSink::Write(ByteView data) {
       throw StorageError(SysErrorText("cannot write " + path_, err));
     }
     data = data.subspan(static_cast<std::size_t>(n));
+    written_ += static_cast<std::uint64_t>(n);
+  }
+  if (options_.durable && written_ - writeback_started_ >= kWritebackStep) {
+    // Asynchronous: queues the range for writeback and returns. Failures surface at fsync.
+    ::sync_file_range(fd_, static_cast<off64_t>(writeback_started_),
+                      static_cast<off64_t>(written_ - writeback_started_), SYNC_FILE_RANGE_WRITE);
+    writeback_started_ = written_;
   }
 }
 

@@ -17,7 +17,9 @@ struct AtomicFileOptions {
 
 // Writes to a hidden temporary file beside `path` and renames it into place on Finish(), so
 // `path` is either absent (or its old content) or complete -- also after a crash. Destroying
-// it unfinished removes the temporary file.
+// it unfinished removes the temporary file. Durable files start the writeback of every
+// 8 MiB as they are written (sync_file_range), so the fsync at the end waits
+// for the last few megabytes rather than the whole file.
 class AtomicFileSink final : public Sink {
  public:
   AtomicFileSink(std::string path, const AtomicFileOptions& options = {});
@@ -32,6 +34,8 @@ class AtomicFileSink final : public Sink {
   std::string temp_;
   AtomicFileOptions options_;
   int fd_ = -1;
+  std::uint64_t written_ = 0;
+  std::uint64_t writeback_started_ = 0;  // durable files: bytes handed to writeback so far
 };
 
 // Marker in the names of temporary files: "<dir>/.<name>.gravl-tmp-<random>".
