@@ -14,14 +14,17 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <deque>
 #include <sstream>
 #include <thread>
+#include <unordered_map>
 
 #include "commands/commands.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "common/time_util.h"
-#include "io/async_sink.h"
+#include "io/serial_worker.h"
+#include "pg/backup_manifest.h"
 #include "pg/base_backup.h"
 #include "pg/connection.h"
 #include "pg/tar.h"
@@ -76,13 +79,55 @@ class Progress {
   std::chrono::steady_clock::time_point last_{};
 };
 
+// One repository object written on the backup's worker thread: created by its first task
+// (so creating directories and files does not hold up the parser), finished by its last.
+class WorkerObject final : public io::Sink {
+ public:
+  WorkerObject(storage::Storage& storage, std::string key, const repo::ObjectFormat& format,
+               bool hashed_by_caller)
+      : storage_(storage),
+        key_(std::move(key)),
+        format_(format),
+        hashed_by_caller_(hashed_by_caller) {}
+  void Write(ByteView data) override { Open().Write(data); }
+  void Finish() override {
+    Open().Finish();
+    result_ = writer_->result();
+    writer_.reset();  // frees the compression context now, not at the end of the backup
+  }
+  // Valid once the worker ran Finish().
+  const repo::StoredObject& result() const { return result_; }
+
+ private:
+  repo::ObjectWriter& Open() {
+    if (!writer_) {
+      writer_ = std::make_unique<repo::ObjectWriter>(
+          storage_, key_, format_, storage::PutOptions{},
+          hashed_by_caller_ ? std::optional<std::string>("") : std::nullopt);
+    }
+    return *writer_;
+  }
+  storage::Storage& storage_;
+  std::string key_;
+  repo::ObjectFormat format_;
+  bool hashed_by_caller_;
+  std::unique_ptr<repo::ObjectWriter> writer_;
+  repo::StoredObject result_;
+};
+
+// Two threads share the work: this one receives and parses the stream and hashes every file
+// (SHA-256, while the bytes are in cache); a worker compresses, encrypts and writes the
+// objects behind a bounded queue (kQueueBytes). A file's end does not wait for its object:
+// the results are collected in Close(). With `parallel` above 2, large files are also
+// compressed by parallel - 2 more threads. The hashes also go into PostgreSQL's
+// backup_manifest, which the server sends without checksums of its own.
 class BackupWriter final : public pg::BaseBackupReceiver, public pg::TarHandler {
  public:
   BackupWriter(repo::Repository& repo, std::string label, const Config& config, Progress& progress)
       : repo_(repo),
         prefix_(repo::BackupObjectPrefix(repo.stanza(), label)),
         format_(repo.Format(config.compression, config.compression_level)),
-        workers_(std::max(1, config.parallel - 1)),
+        compress_workers_(std::max(0, config.parallel - 2)),
         progress_(progress) {}
 
   // ---- BaseBackupReceiver ----
@@ -95,13 +140,14 @@ class BackupWriter final : public pg::BaseBackupReceiver, public pg::TarHandler 
   }
   void OnArchiveStart(const std::string& name, const std::string& tablespace_path) override {
     spdlog::debug("receiving {}", name);
-    tablespace_ = tablespace_path;
     if (!tablespace_path.empty()) {
       std::string oid = name.substr(0, name.find('.'));
       tablespaces_.push_back({{"oid", oid}, {"location", tablespace_path}});
       tablespace_oid_ = oid;
+      manifest_prefix_ = "pg_tblspc/" + oid + "/";  // how backup_manifest names these files
     } else {
       tablespace_oid_.clear();
+      manifest_prefix_.clear();
     }
     tar_ = std::make_unique<pg::TarReader>(*this);
   }
@@ -110,12 +156,19 @@ class BackupWriter final : public pg::BaseBackupReceiver, public pg::TarHandler 
     tar_->Finish();
     tar_.reset();
   }
+  // PostgreSQL's backup_manifest comes last: every file's SHA-256 is known and goes into it.
   void OnManifestData(ByteView data) override {
-    if (!pg_manifest_) {
-      pg_manifest_ = std::make_unique<repo::ObjectWriter>(repo_.storage(),
-                                                          prefix_ + "backup_manifest", format_);
+    if (!pg_manifest_sink_) {
+      pg_manifest_ = NewObject("backup_manifest", format_, false);
+      pg_manifest_sink_ = std::make_unique<io::QueuedSink>(*pg_manifest_, worker_);
+      pg_manifest_filter_ = std::make_unique<pg::ManifestSha256Filter>(
+          *pg_manifest_sink_, [this](const std::string& path) -> std::optional<std::string> {
+            auto it = manifest_sha256_.find(path);
+            if (it == manifest_sha256_.end()) return std::nullopt;
+            return it->second;
+          });
     }
-    pg_manifest_->Write(data);
+    pg_manifest_filter_->Write(data);
   }
   void OnProgress(std::uint64_t done) override { progress_.Update(done); }
 
@@ -137,98 +190,124 @@ class BackupWriter final : public pg::BaseBackupReceiver, public pg::TarHandler 
     }
     current_["type"] = "file";
     current_["size"] = e.size;
+    file_hash_ = std::make_unique<io::Sha256>();
     if (e.size >= kBundleThreshold) {
-      // One object per file: the writer's SHA-256 of the original bytes is the file's.
+      // One object per file; its SHA-256 is the file's, computed here.
       std::string name = ObjectName("files", ++file_count_);
       current_["object"] = name;
-      // Large files compress in background threads while this one hashes and parses.
       repo::ObjectFormat format = format_;
-      if (e.size >= kParallelThreshold) format.workers = workers_;
-      writer_ = std::make_unique<repo::ObjectWriter>(repo_.storage(), prefix_ + name, format);
-      // ... and the hash, compression and upload run behind a queue, off the parser's thread.
-      async_ = std::make_unique<io::AsyncSink>(*writer_);
+      if (e.size >= kParallelThreshold) format.workers = compress_workers_;
+      file_object_ = NewObject(name, format, true);
+      file_sink_ = std::make_unique<io::QueuedSink>(*file_object_, worker_);
+      sink_ = file_sink_.get();
     } else {
-      if (bundle_ && bundle_size_ + e.size > kBundleLimit) CloseBundle();
-      if (!bundle_) {
-        std::string name = ObjectName("bundles", ++bundle_count_);
-        bundle_name_ = name;
-        bundle_ = std::make_unique<repo::ObjectWriter>(repo_.storage(), prefix_ + name, format_);
+      if (bundle_sink_ && bundle_size_ + e.size > kBundleLimit) CloseBundle();
+      if (!bundle_sink_) {
+        bundle_name_ = ObjectName("bundles", ++bundle_count_);
+        bundle_object_ = NewObject(bundle_name_, format_, false);
+        bundle_sink_ = std::make_unique<io::QueuedSink>(*bundle_object_, worker_);
         bundle_size_ = 0;
       }
       current_["bundle"] = bundle_name_;
       current_["offset"] = bundle_size_;
       bundle_size_ += e.size;
-      file_hash_ = std::make_unique<io::Sha256>();  // bundled files are verified one by one
+      sink_ = bundle_sink_.get();  // bundled files are verified one by one, too
     }
   }
   void OnData(ByteView data) override {
-    if (writer_) {
-      async_->Write(data);
-    } else {
-      file_hash_->Update(data);
-      bundle_->Write(data);
-    }
+    file_hash_->Update(data);
+    sink_->Write(data);
   }
   void OnEntryEnd() override {
     if (current_["type"] == "file") {
-      if (writer_) {
-        async_->Finish();  // finishes writer_ on the worker thread
-        async_.reset();
-        current_["sha256"] = writer_->result().sha256;
-        current_["stored_size"] = writer_->result().stored_size;
-        stored_size_ += writer_->result().stored_size;
-        writer_.reset();
-      } else {
-        current_["sha256"] = file_hash_->FinalHex();
-        file_hash_.reset();
+      std::string sha256 = file_hash_->FinalHex();
+      file_hash_.reset();
+      manifest_sha256_[manifest_prefix_ + current_["path"].get<std::string>()] = sha256;
+      current_["sha256"] = std::move(sha256);
+      if (file_sink_) {
+        file_sink_->Finish();  // posted; the stored size is collected in Close()
+        file_sink_.reset();
+        file_results_.push_back({files_.size(), file_object_});
       }
     }
     files_.push_back(std::move(current_));
   }
 
+  // Waits for the worker and collects the objects' results.
   void Close() {
     spdlog::debug("data received; closing");
     CloseBundle();
-    if (!pg_manifest_) throw PgError("the server sent no backup manifest");
-    pg_manifest_->Finish();
+    if (!pg_manifest_sink_) throw PgError("the server sent no backup manifest");
+    pg_manifest_filter_->Finish();
+    spdlog::debug("SHA-256 of {} files added to backup_manifest", pg_manifest_filter_->files());
+    worker_.Wait();
+    for (const auto& [index, object] : file_results_) {
+      files_[index]["stored_size"] = object->result().stored_size;
+      stored_size_ += object->result().stored_size;
+    }
+    for (const auto& [name, object] : bundle_results_) {
+      const auto& r = object->result();
+      bundles_.push_back({{"object", name},
+                          {"size", r.size},
+                          {"sha256", r.sha256},
+                          {"stored_size", r.stored_size}});
+      stored_size_ += r.stored_size;
+    }
     stored_size_ += pg_manifest_->result().stored_size;
   }
+
+  const repo::StoredObject& pg_manifest() const { return pg_manifest_->result(); }
 
   nlohmann::json files_ = nlohmann::json::array();
   nlohmann::json bundles_ = nlohmann::json::array();
   nlohmann::json tablespaces_ = nlohmann::json::array();
-  std::unique_ptr<repo::ObjectWriter> pg_manifest_;
   std::uint64_t size_ = 0;
   std::uint64_t stored_size_ = 0;
 
  private:
+  // Queued work, a bound on memory. Small enough that the worker reads what the parser wrote
+  // while it is still in the CPU's cache; large enough to ride out a slow write.
+  static constexpr std::size_t kQueueBytes = 8 * 1024 * 1024;
+
+  WorkerObject* NewObject(const std::string& name, const repo::ObjectFormat& format,
+                          bool hashed_by_caller) {
+    objects_.push_back(
+        std::make_unique<WorkerObject>(repo_.storage(), prefix_ + name, format, hashed_by_caller));
+    return objects_.back().get();
+  }
   void CloseBundle() {
-    if (!bundle_) return;
-    bundle_->Finish();
-    const auto& r = bundle_->result();
-    bundles_.push_back({{"object", bundle_name_},
-                        {"size", r.size},
-                        {"sha256", r.sha256},
-                        {"stored_size", r.stored_size}});
-    stored_size_ += r.stored_size;
-    bundle_.reset();
+    if (!bundle_sink_) return;
+    bundle_sink_->Finish();
+    bundle_sink_.reset();
+    bundle_results_.push_back({bundle_name_, bundle_object_});
   }
 
   repo::Repository& repo_;
   std::string prefix_;
   repo::ObjectFormat format_;
-  int workers_;
+  int compress_workers_;
   Progress& progress_;
   std::unique_ptr<pg::TarReader> tar_;
-  std::string tablespace_;
   std::string tablespace_oid_;
   nlohmann::json current_;
   std::unique_ptr<io::Sha256> file_hash_;
-  std::unique_ptr<repo::ObjectWriter> writer_;
-  std::unique_ptr<io::AsyncSink> async_;  // declared after writer_: destroyed first
-  std::unique_ptr<repo::ObjectWriter> bundle_;
+  io::Sink* sink_ = nullptr;  // where the current file's bytes go
+  // Objects outlive the worker's tasks: declared before worker_, destroyed after it.
+  std::deque<std::unique_ptr<WorkerObject>> objects_;
+  io::SerialWorker worker_{kQueueBytes};
+  WorkerObject* file_object_ = nullptr;
+  std::unique_ptr<io::QueuedSink> file_sink_;
+  WorkerObject* bundle_object_ = nullptr;
+  std::unique_ptr<io::QueuedSink> bundle_sink_;
   std::string bundle_name_;
   std::uint64_t bundle_size_ = 0;
+  WorkerObject* pg_manifest_ = nullptr;
+  std::unique_ptr<io::QueuedSink> pg_manifest_sink_;
+  std::unique_ptr<pg::ManifestSha256Filter> pg_manifest_filter_;
+  std::string manifest_prefix_;
+  std::unordered_map<std::string, std::string> manifest_sha256_;  // by backup_manifest path
+  std::vector<std::pair<std::size_t, WorkerObject*>> file_results_;
+  std::vector<std::pair<std::string, WorkerObject*>> bundle_results_;
   std::uint64_t file_count_ = 0;
   std::uint64_t bundle_count_ = 0;
 };
@@ -379,8 +458,8 @@ int Backup(const Context& ctx, const BackupOptions& options) {
       {"bundles", writer.bundles_},
       {"backup_manifest",
        {{"object", "backup_manifest"},
-        {"sha256", writer.pg_manifest_->result().sha256},
-        {"size", writer.pg_manifest_->result().size}}},
+        {"sha256", writer.pg_manifest().sha256},
+        {"size", writer.pg_manifest().size}}},
       {"tables", table_counts},
       {"files", writer.files_},
   };

@@ -41,12 +41,10 @@ std::uint64_t ReadBe64(const char* p) {
 BaseBackupResult RunBaseBackup(Connection& replication, const BaseBackupOptions& options,
                                BaseBackupReceiver& receiver) {
   PGconn* conn = static_cast<PGconn*>(replication.native_handle());
-  std::string cmd = "BASE_BACKUP ( LABEL " + QuoteLiteral(options.label) +
-                    ", PROGRESS, CHECKPOINT " + (options.fast_checkpoint ? "'fast'" : "'spread'") +
-                    // CRC32C keeps the server's CPU cost low; gravl-dr computes its own
-                    // SHA-256 of every file as it arrives.
-                    ", MANIFEST 'yes', MANIFEST_CHECKSUMS 'CRC32C'" +
-                    (options.include_wal ? ", WAL" : "") + " )";
+  std::string cmd =
+      "BASE_BACKUP ( LABEL " + QuoteLiteral(options.label) + ", PROGRESS, CHECKPOINT " +
+      (options.fast_checkpoint ? "'fast'" : "'spread'") + ", MANIFEST 'yes', MANIFEST_CHECKSUMS " +
+      QuoteLiteral(options.manifest_checksums) + (options.include_wal ? ", WAL" : "") + " )";
   if (PQsendQuery(conn, cmd.c_str()) != 1) {
     throw PgError("cannot start BASE_BACKUP: " + ErrorText(conn, nullptr));
   }

@@ -17,6 +17,9 @@ struct BaseBackupOptions {
   std::string label;
   bool fast_checkpoint = true;
   bool include_wal = false;  // the server adds the WAL needed for consistency to base.tar
+  // The server's per-file checksums in backup_manifest: NONE leaves them to the client
+  // (see ManifestSha256Filter), CRC32C (PostgreSQL's default) or SHA224..SHA512.
+  std::string manifest_checksums = "NONE";
 };
 
 struct TablespaceEntry {
@@ -46,7 +49,7 @@ class BaseBackupReceiver {
   virtual void OnProgress(std::uint64_t bytes_done) = 0;
 };
 
-// Runs BASE_BACKUP with a manifest (CRC32C checksums, for pg_verifybackup). Throws PgError on
+// Runs BASE_BACKUP with a manifest (for pg_verifybackup). Throws PgError on
 // failure; any exception from the receiver aborts the backup (the connection is then unusable).
 BaseBackupResult RunBaseBackup(Connection& replication, const BaseBackupOptions& options,
                                BaseBackupReceiver& receiver);

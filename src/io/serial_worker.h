@@ -1,0 +1,75 @@
+#pragma once
+// Work behind a bounded queue on one background thread, so that a producer (the tar parser of
+// a backup) and the work it hands off (compression, encryption, storage writes) run in
+// parallel.
+//
+//   SerialWorker worker(16 << 20);            // at most 16 MiB of posted work pending
+//   QueuedSink a(object_a, worker);           // writes to object_a run on the worker
+//   a.Write(...); a.Finish();                 // returns at once: posted, not yet done
+//   worker.Wait();                            // everything posted has run (or rethrows)
+
+#include <condition_variable>
+#include <cstddef>
+#include <deque>
+#include <exception>
+#include <functional>
+#include <mutex>
+#include <thread>
+
+#include "io/stream.h"
+
+namespace gravl::io {
+
+// Runs posted tasks one after another, in order, on its own thread. Post() waits while the
+// tasks posted and not yet finished hold more than `max_pending_bytes` (as declared by the
+// poster; a single larger task is let through). The first task that throws stops the worker:
+// the tasks after it are dropped, and its exception is rethrown by every later Post() and
+// Wait(). Destruction drops the tasks not yet started and joins the thread.
+class SerialWorker {
+ public:
+  explicit SerialWorker(std::size_t max_pending_bytes);
+  ~SerialWorker();
+  SerialWorker(const SerialWorker&) = delete;
+  SerialWorker& operator=(const SerialWorker&) = delete;
+
+  void Post(std::function<void()> task, std::size_t bytes = 0);
+  // Returns when every task posted so far has run; rethrows the first failure.
+  void Wait();
+
+ private:
+  struct Task {
+    std::function<void()> run;
+    std::size_t bytes;
+  };
+  void Run();
+
+  std::size_t max_pending_bytes_;
+  std::mutex mutex_;
+  std::condition_variable work_;      // wakes the worker
+  std::condition_variable progress_;  // wakes Post() and Wait()
+  std::deque<Task> queue_;
+  std::size_t pending_bytes_ = 0;  // queued and running
+  bool running_ = false;
+  bool stop_ = false;
+  std::exception_ptr error_;
+  std::thread thread_;  // last: started after everything it uses
+};
+
+// A sink whose writes run on a SerialWorker: Write() gathers data into chunks of kChunkSize
+// (one copy) and posts them; Finish() posts the rest and next.Finish() and returns without
+// waiting. `next` must outlive the worker's run of these tasks (worker.Wait() or the
+// worker's destruction); the QueuedSink itself may be destroyed once finished.
+class QueuedSink final : public Sink {
+ public:
+  QueuedSink(Sink& next, SerialWorker& worker) : next_(next), worker_(worker) {}
+  void Write(ByteView data) override;
+  void Finish() override;
+
+ private:
+  void Flush();
+  Sink& next_;
+  SerialWorker& worker_;
+  Bytes pending_;
+};
+
+}  // namespace gravl::io
