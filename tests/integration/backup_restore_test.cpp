@@ -42,15 +42,20 @@ class BackupRestore : public test::ArchivingFixture {
     RunResult r = Cli(args);
     EXPECT_EQ(r.exit_code, 0) << r.err << r.out;
     if (r.exit_code != 0) return nullptr;
+    return StartRestored(pgdata, name + "-run");
+  }
+  // Starts a server on a restored data directory and waits until recovery has finished.
+  std::unique_ptr<pg::Instance> StartRestored(const std::string& pgdata, const std::string& run) {
     pg::InstanceOptions o;
-    o.base_dir = dir_ / (name + "-run");
+    o.base_dir = dir_ / run;
     auto inst = pg::Instance::Adopt(o, pgdata);
-    // Wait until recovery has finished (promoted).
-    for (int i = 0; i < 600; ++i) {
-      if (Query(*inst, "SELECT pg_is_in_recovery()") == "f") break;
+    for (int i = 0; i < 600 && Query(*inst, "SELECT pg_is_in_recovery()") != "f"; ++i) {
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
     return inst;
+  }
+  RunResult VerifyBackup(const std::string& pgdata) {
+    return gravl::Run(pg::AsServerUser({cluster_->Bin("pg_verifybackup"), "-n", pgdata}));
   }
 };
 
@@ -119,7 +124,7 @@ TEST_F(BackupRestore, RestoredBackupPassesPgVerifybackupAndImmediateTarget) {
   struct stat st {};
   ASSERT_EQ(::stat(pgdata.c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0700u);
-  RunResult v = gravl::Run(pg::AsServerUser({cluster_->Bin("pg_verifybackup"), "-n", pgdata}));
+  RunResult v = VerifyBackup(pgdata);
   EXPECT_EQ(v.exit_code, 0) << v.out << v.err;
 
   // The server computed no checksums (MANIFEST_CHECKSUMS 'NONE'): every file's entry carries
@@ -137,7 +142,7 @@ TEST_F(BackupRestore, RestoredBackupPassesPgVerifybackupAndImmediateTarget) {
     f.seekp(100);
     f.put('\x55');
   }
-  v = gravl::Run(pg::AsServerUser({cluster_->Bin("pg_verifybackup"), "-n", pgdata}));
+  v = VerifyBackup(pgdata);
   EXPECT_NE(v.exit_code, 0) << v.out << v.err;
   EXPECT_NE(v.err.find("checksum mismatch"), std::string::npos) << v.err;
 }
@@ -164,15 +169,10 @@ TEST_F(BackupRestore, TablespacesAreBackedUpRestoredAndVerified) {
     EXPECT_EQ(f.value("Checksum-Algorithm", ""), "SHA256") << f.dump();
   }
   EXPECT_GT(tablespace_files, 0) << manifest.dump();
-  RunResult v = gravl::Run(pg::AsServerUser({cluster_->Bin("pg_verifybackup"), "-n", pgdata}));
+  RunResult v = VerifyBackup(pgdata);
   EXPECT_EQ(v.exit_code, 0) << v.out << v.err;
 
-  pg::InstanceOptions o;
-  o.base_dir = dir_ / "ts-restore-run";
-  auto restored = pg::Instance::Adopt(o, pgdata);
-  for (int i = 0; i < 600 && Query(*restored, "SELECT pg_is_in_recovery()") != "f"; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
+  auto restored = StartRestored(pgdata, "ts-restore-run");
   EXPECT_EQ(Query(*restored, "SELECT count(*), sum(g) FROM tt"), "20000|200010000");
   EXPECT_EQ(Query(*restored,
                   "SELECT spcname FROM pg_tablespace t JOIN pg_class c ON "
@@ -339,14 +339,9 @@ TEST_F(BackupRestore, DeltaRestoreRewritesOnlyWhatDiffers) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   auto j = nlohmann::json::parse(r.out);
   EXPECT_GT(j["files_unchanged"].get<std::uint64_t>(), 10u) << j.dump();
-  RunResult v = gravl::Run(pg::AsServerUser({cluster_->Bin("pg_verifybackup"), "-n", pgdata}));
+  RunResult v = VerifyBackup(pgdata);
   EXPECT_EQ(v.exit_code, 0) << v.out << v.err;
-  pg::InstanceOptions o;
-  o.base_dir = dir_ / "delta-run2";
-  auto again = pg::Instance::Adopt(o, pgdata);
-  for (int i = 0; i < 300 && Query(*again, "SELECT pg_is_in_recovery()") != "f"; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
+  auto again = StartRestored(pgdata, "delta-run2");
   EXPECT_EQ(Query(*again, "SELECT count(*) FROM keep"), "100000");
   EXPECT_EQ(Query(*again, "SELECT to_regclass('added_later') IS NULL"), "t");
 }
