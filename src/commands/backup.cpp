@@ -115,12 +115,12 @@ class WorkerObject final : public io::Sink {
   repo::StoredObject result_;
 };
 
-// Two threads share the work: this one receives and parses the stream and hashes every file
-// (SHA-256, while the bytes are in cache); a worker compresses, encrypts and writes the
-// objects behind a bounded queue (kQueueBytes). A file's end does not wait for its object:
-// the results are collected in Close(). With `parallel` above 2, large files are also
-// compressed by parallel - 2 more threads. The hashes also go into PostgreSQL's
-// backup_manifest, which the server sends without checksums of its own.
+// Three threads share the work: this one receives and parses the stream (and hashes small
+// files); a hash worker computes the SHA-256 of large files; a store worker compresses,
+// encrypts and writes the objects. Each queue is bounded (kQueueBytes). A file's end does
+// not wait for its object: hashes are collected when the backup_manifest arrives (the server
+// sends it without checksums of its own; gravl-dr's go into it), stored sizes in Close().
+// With `parallel` above 2, large files are also compressed by parallel - 2 more threads.
 class BackupWriter final : public pg::BaseBackupReceiver, public pg::TarHandler {
  public:
   BackupWriter(repo::Repository& repo, std::string label, const Config& config, Progress& progress)
@@ -159,6 +159,7 @@ class BackupWriter final : public pg::BaseBackupReceiver, public pg::TarHandler 
   // PostgreSQL's backup_manifest comes last: every file's SHA-256 is known and goes into it.
   void OnManifestData(ByteView data) override {
     if (!pg_manifest_sink_) {
+      CollectHashes();
       pg_manifest_ = NewObject("backup_manifest", format_, false);
       pg_manifest_sink_ = std::make_unique<io::QueuedSink>(*pg_manifest_, worker_);
       pg_manifest_filter_ = std::make_unique<pg::ManifestSha256Filter>(
@@ -190,17 +191,21 @@ class BackupWriter final : public pg::BaseBackupReceiver, public pg::TarHandler 
     }
     current_["type"] = "file";
     current_["size"] = e.size;
-    file_hash_ = std::make_unique<io::Sha256>();
     if (e.size >= kBundleThreshold) {
-      // One object per file; its SHA-256 is the file's, computed here.
+      // One object per file; its SHA-256 (the file's) is computed by the hash worker.
       std::string name = ObjectName("files", ++file_count_);
       current_["object"] = name;
       repo::ObjectFormat format = format_;
       if (e.size >= kParallelThreshold) format.workers = compress_workers_;
-      file_object_ = NewObject(name, format, true);
-      file_sink_ = std::make_unique<io::QueuedSink>(*file_object_, worker_);
+      WorkerObject* object = NewObject(name, format, true);
+      pending_hashes_.push_back(
+          {files_.size(), manifest_prefix_ + e.path, std::make_unique<io::Sha256>()});
+      file_sink_ = std::make_unique<io::QueuedSink>(*object, worker_,
+                                                    *pending_hashes_.back().sha256, hash_worker_);
       sink_ = file_sink_.get();
+      file_results_.push_back({files_.size(), object});
     } else {
+      file_hash_ = std::make_unique<io::Sha256>();
       if (bundle_sink_ && bundle_size_ + e.size > kBundleLimit) CloseBundle();
       if (!bundle_sink_) {
         bundle_name_ = ObjectName("bundles", ++bundle_count_);
@@ -215,20 +220,18 @@ class BackupWriter final : public pg::BaseBackupReceiver, public pg::TarHandler 
     }
   }
   void OnData(ByteView data) override {
-    file_hash_->Update(data);
+    if (file_hash_) file_hash_->Update(data);
     sink_->Write(data);
   }
   void OnEntryEnd() override {
-    if (current_["type"] == "file") {
+    if (file_sink_) {
+      file_sink_->Finish();  // posted; hash and stored size are collected later
+      file_sink_.reset();
+    } else if (file_hash_) {
       std::string sha256 = file_hash_->FinalHex();
       file_hash_.reset();
       manifest_sha256_[manifest_prefix_ + current_["path"].get<std::string>()] = sha256;
       current_["sha256"] = std::move(sha256);
-      if (file_sink_) {
-        file_sink_->Finish();  // posted; the stored size is collected in Close()
-        file_sink_.reset();
-        file_results_.push_back({files_.size(), file_object_});
-      }
     }
     files_.push_back(std::move(current_));
   }
@@ -240,6 +243,7 @@ class BackupWriter final : public pg::BaseBackupReceiver, public pg::TarHandler 
     if (!pg_manifest_sink_) throw PgError("the server sent no backup manifest");
     pg_manifest_filter_->Finish();
     spdlog::debug("SHA-256 of {} files added to backup_manifest", pg_manifest_filter_->files());
+    hash_worker_.Wait();
     worker_.Wait();
     for (const auto& [index, object] : file_results_) {
       files_[index]["stored_size"] = object->result().stored_size;
@@ -275,6 +279,16 @@ class BackupWriter final : public pg::BaseBackupReceiver, public pg::TarHandler 
         std::make_unique<WorkerObject>(repo_.storage(), prefix_ + name, format, hashed_by_caller));
     return objects_.back().get();
   }
+  // Waits for the hash worker; records the SHA-256 of the large files received so far.
+  void CollectHashes() {
+    hash_worker_.Wait();
+    for (auto& pending : pending_hashes_) {
+      std::string sha256 = pending.sha256->FinalHex();
+      manifest_sha256_[pending.manifest_path] = sha256;
+      files_[pending.index]["sha256"] = std::move(sha256);
+    }
+    pending_hashes_.clear();
+  }
   void CloseBundle() {
     if (!bundle_sink_) return;
     bundle_sink_->Finish();
@@ -294,8 +308,15 @@ class BackupWriter final : public pg::BaseBackupReceiver, public pg::TarHandler 
   io::Sink* sink_ = nullptr;  // where the current file's bytes go
   // Objects outlive the worker's tasks: declared before worker_, destroyed after it.
   std::deque<std::unique_ptr<WorkerObject>> objects_;
+  struct PendingHash {
+    std::size_t index;  // in files_
+    std::string manifest_path;
+    std::unique_ptr<io::Sha256> sha256;  // updated by the hash worker
+  };
+  std::vector<PendingHash> pending_hashes_;  // large files not yet collected
   io::SerialWorker worker_{kQueueBytes};
-  WorkerObject* file_object_ = nullptr;
+  // Its tasks post to worker_: declared after it, destroyed before it.
+  io::SerialWorker hash_worker_{kQueueBytes};
   std::unique_ptr<io::QueuedSink> file_sink_;
   WorkerObject* bundle_object_ = nullptr;
   std::unique_ptr<io::QueuedSink> bundle_sink_;

@@ -7,12 +7,16 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
+#include <cstring>
 
 #include "common/error.h"
 
 namespace gravl::io {
 namespace {
 constexpr std::uint64_t kWritebackStep = 8 * 1024 * 1024;
+constexpr std::size_t kDirectStage = 1024 * 1024;
+constexpr std::size_t kDirectAlign = 4096;
 }  // namespace
 
 std::string ParentDir(const std::string& path) {
@@ -82,10 +86,53 @@ void AtomicFileSink::Abort() {
 
 void AtomicFileSink::Write(ByteView data) {
   if (fd_ < 0) throw StorageError("write to " + path_ + " after it was finished or aborted");
+  if (!options_.direct_io) {
+    WriteOut(data);
+    return;
+  }
+  while (!data.empty()) {
+    if (!stage_) {
+      stage_.reset(static_cast<std::uint8_t*>(std::aligned_alloc(kDirectAlign, kDirectStage)));
+      if (!stage_) throw Error(ExitCode::kError, "out of memory");
+    }
+    std::size_t take = std::min(data.size(), kDirectStage - staged_);
+    std::memcpy(stage_.get() + staged_, data.data(), take);
+    staged_ += take;
+    data = data.subspan(take);
+    if (staged_ == kDirectStage) {
+      // A full stage at an offset that is a multiple of it: aligned for direct I/O.
+      if (!direct_) SetDirect(true);
+      WriteOut(ByteView(stage_.get(), staged_));
+      staged_ = 0;
+    }
+  }
+}
+
+void AtomicFileSink::FlushStage() {
+  if (staged_ == 0) return;
+  std::size_t aligned = direct_ ? staged_ / kDirectAlign * kDirectAlign : 0;
+  if (aligned > 0) WriteOut(ByteView(stage_.get(), aligned));
+  if (direct_) SetDirect(false);  // the tail is not a whole block
+  WriteOut(ByteView(stage_.get() + aligned, staged_ - aligned));
+  staged_ = 0;
+}
+
+bool AtomicFileSink::SetDirect(bool on) {
+  int flags = ::fcntl(fd_, F_GETFL);
+  if (flags < 0 || ::fcntl(fd_, F_SETFL, on ? flags | O_DIRECT : flags & ~O_DIRECT) != 0) {
+    return false;  // a file system without direct I/O: stay buffered
+  }
+  direct_ = on;
+  return true;
+}
+
+void AtomicFileSink::WriteOut(ByteView data) {
   while (!data.empty()) {
     ssize_t n = ::write(fd_, data.data(), data.size());
     if (n < 0) {
       if (errno == EINTR) continue;
+      // Direct I/O refused after all (alignment rules of this device): write buffered.
+      if (errno == EINVAL && direct_ && SetDirect(false)) continue;
       int err = errno;
       Abort();
       throw StorageError(SysErrorText("cannot write " + path_, err));
@@ -93,7 +140,7 @@ void AtomicFileSink::Write(ByteView data) {
     data = data.subspan(static_cast<std::size_t>(n));
     written_ += static_cast<std::uint64_t>(n);
   }
-  if (options_.durable && written_ - writeback_started_ >= kWritebackStep) {
+  if (options_.durable && !direct_ && written_ - writeback_started_ >= kWritebackStep) {
     // Asynchronous: queues the range for writeback and returns. Failures surface at fsync.
     ::sync_file_range(fd_, static_cast<off64_t>(writeback_started_),
                       static_cast<off64_t>(written_ - writeback_started_), SYNC_FILE_RANGE_WRITE);
@@ -104,6 +151,7 @@ void AtomicFileSink::Write(ByteView data) {
 void AtomicFileSink::Finish() {
   if (fd_ < 0) throw StorageError("finish of " + path_ + " after it was finished or aborted");
   try {
+    FlushStage();
     if (options_.durable && ::fsync(fd_) != 0) {
       throw StorageError(SysErrorText("cannot fsync " + path_, errno));
     }

@@ -1,6 +1,8 @@
 #pragma once
 // Local files: atomic creation, whole-file reads, directory sync.
 
+#include <cstdlib>
+#include <memory>
 #include <string>
 
 #include "common/bytes.h"
@@ -13,6 +15,10 @@ struct AtomicFileOptions {
   bool durable = true;      // fsync the file before the rename and the directory after it
   bool no_replace = false;  // Finish() throws ConflictError if the path exists
   bool make_dirs = false;   // create missing parent directories (mode 0700)
+  // Files of 1 MiB and more are written with O_DIRECT in 1 MiB blocks (the tail buffered):
+  // no copy into the page cache (fewer CPU cycles per byte, and other data's cache is not
+  // evicted). File systems without direct I/O get buffered writes.
+  bool direct_io = false;
 };
 
 // Writes to a hidden temporary file beside `path` and renames it into place on Finish(), so
@@ -30,12 +36,21 @@ class AtomicFileSink final : public Sink {
 
  private:
   void Abort();
+  void WriteOut(ByteView data);  // write(2) at the current offset
+  void FlushStage();             // writes what is staged (the tail buffered)
+  bool SetDirect(bool on);       // false: O_DIRECT cannot be changed here
+  struct FreeDeleter {
+    void operator()(std::uint8_t* p) const { std::free(p); }
+  };
   std::string path_;
   std::string temp_;
   AtomicFileOptions options_;
   int fd_ = -1;
   std::uint64_t written_ = 0;
   std::uint64_t writeback_started_ = 0;  // durable files: bytes handed to writeback so far
+  std::unique_ptr<std::uint8_t, FreeDeleter> stage_;  // direct_io: aligned, 1 MiB
+  std::size_t staged_ = 0;
+  bool direct_ = false;
 };
 
 // Marker in the names of temporary files: "<dir>/.<name>.gravl-tmp-<random>".

@@ -17,27 +17,39 @@ SerialWorker::~SerialWorker() {
   thread_.join();
 }
 
+// Wake-ups are batched both ways (each costs two context switches): a sleeping worker is
+// woken once half the budget is queued (or by Wait()), a waiting poster once the worker has
+// brought the queue down to half the budget.
 void SerialWorker::Post(std::function<void()> task, std::size_t bytes) {
   std::unique_lock lock(mutex_);
-  progress_.wait(lock, [&] {
-    return error_ || pending_bytes_ == 0 || pending_bytes_ + bytes <= max_pending_bytes_;
-  });
+  if (pending_bytes_ > 0 && pending_bytes_ + bytes > max_pending_bytes_) {
+    ++posters_waiting_;
+    progress_.wait(lock, [&] { return error_ || pending_bytes_ <= max_pending_bytes_ / 2; });
+    --posters_waiting_;
+  }
   if (error_) std::rethrow_exception(error_);
   queue_.push_back(Task{std::move(task), bytes});
   pending_bytes_ += bytes;
-  work_.notify_one();
+  if (worker_sleeping_ && pending_bytes_ >= max_pending_bytes_ / 2) work_.notify_one();
 }
 
 void SerialWorker::Wait() {
   std::unique_lock lock(mutex_);
+  ++posters_waiting_;
+  if (worker_sleeping_) work_.notify_one();
   progress_.wait(lock, [&] { return error_ || (queue_.empty() && !running_); });
+  --posters_waiting_;
   if (error_) std::rethrow_exception(error_);
 }
 
 void SerialWorker::Run() {
   std::unique_lock lock(mutex_);
   for (;;) {
-    work_.wait(lock, [&] { return stop_ || !queue_.empty(); });
+    if (queue_.empty() && !stop_) {
+      worker_sleeping_ = true;
+      work_.wait(lock, [&] { return stop_ || !queue_.empty(); });
+      worker_sleeping_ = false;
+    }
     if (stop_) return;
     Task task = std::move(queue_.front());
     queue_.pop_front();
@@ -60,7 +72,10 @@ void SerialWorker::Run() {
       progress_.notify_all();
       return;
     }
-    progress_.notify_all();
+    bool idle = queue_.empty();
+    if (posters_waiting_ > 0 && (idle || pending_bytes_ <= max_pending_bytes_ / 2)) {
+      progress_.notify_all();
+    }
   }
 }
 
@@ -76,14 +91,28 @@ void QueuedSink::Write(ByteView data) {
 
 void QueuedSink::Finish() {
   Flush();
-  worker_.Post([next = &next_] { next->Finish(); });
+  Post([next = &next_] { next->Finish(); }, 0, nullptr);
 }
 
 void QueuedSink::Flush() {
   if (pending_.empty()) return;
-  auto chunk = std::make_shared<Bytes>(std::move(pending_));
+  auto chunk = std::make_shared<const Bytes>(std::move(pending_));
   pending_ = Bytes();
-  worker_.Post([next = &next_, chunk] { next->Write(*chunk); }, chunk->size());
+  Post([next = &next_, chunk] { next->Write(*chunk); }, chunk->size(), chunk);
+}
+
+void QueuedSink::Post(std::function<void()> task, std::size_t bytes,
+                      std::shared_ptr<const Bytes> chunk) {
+  if (hash_worker_ == nullptr) {
+    worker_.Post(std::move(task), bytes);
+    return;
+  }
+  hash_worker_->Post(
+      [hash = hash_, worker = &worker_, task = std::move(task), bytes, chunk = std::move(chunk)] {
+        if (chunk) hash->Update(*chunk);
+        worker->Post(task, bytes);
+      },
+      bytes);
 }
 
 }  // namespace gravl::io

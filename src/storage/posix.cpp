@@ -22,9 +22,11 @@ namespace {
 class PosixWrite final : public WriteStream {
  public:
   PosixWrite(const std::string& path, bool if_absent)
-      : file_(path,
-              io::AtomicFileOptions{
-                  .mode = 0600, .durable = true, .no_replace = if_absent, .make_dirs = true}) {}
+      : file_(path, io::AtomicFileOptions{.mode = 0600,
+                                          .durable = true,
+                                          .no_replace = if_absent,
+                                          .make_dirs = true,
+                                          .direct_io = true}) {}
   void Write(ByteView data) override { file_.Write(data); }
   void Finish() override { file_.Finish(); }
 

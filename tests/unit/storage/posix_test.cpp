@@ -2,8 +2,10 @@
 
 #include "storage/posix.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -57,6 +59,71 @@ TEST(PosixStorage, CrashInTheMiddleOfAWriteLeavesNoVisibleObject) {
   EXPECT_TRUE(temp_on_disk);
   PutBytes(*storage, "backups/x/file", AsBytes("complete"), PutOptions{.if_absent = true});
   EXPECT_EQ(ListAll(*storage, "").size(), 1u);
+}
+
+// How many of the pages of `path` are in the page cache.
+std::size_t ResidentPages(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  EXPECT_GE(fd, 0) << path;
+  struct stat st {};
+  ::fstat(fd, &st);
+  auto size = static_cast<std::size_t>(st.st_size);
+  void* addr = ::mmap(nullptr, size, PROT_READ, MAP_SHARED, fd, 0);
+  ::close(fd);
+  EXPECT_NE(addr, MAP_FAILED);
+  std::size_t page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+  std::vector<unsigned char> vec((size + page - 1) / page);
+  EXPECT_EQ(::mincore(addr, size, vec.data()), 0);
+  ::munmap(addr, size);
+  std::size_t resident = 0;
+  for (unsigned char v : vec) resident += v & 1;
+  return resident;
+}
+
+TEST(AtomicFileSink, DirectIoWritesAreByteExactAtEverySize) {
+  std::vector<std::string> dirs;
+  test::TempDir disk;
+  dirs.push_back(disk.path());
+  if (fs::is_directory("/dev/shm")) dirs.push_back("/dev/shm");  // tmpfs: may refuse O_DIRECT
+  constexpr std::size_t kMiB = 1024 * 1024;
+  for (const auto& dir : dirs) {
+    for (std::size_t size :
+         {0UL, 1UL, 4095UL, 4096UL, kMiB - 1, kMiB, kMiB + 1, 3 * kMiB + kMiB / 2 + 17}) {
+      for (std::size_t piece : {1000UL, 300000UL, 2 * kMiB}) {
+        std::string path = dir + "/gravl-direct-" + std::to_string(::getpid()) + "-" +
+                           std::to_string(size) + "-" + std::to_string(piece);
+        Bytes data = test::PseudoRandom(size, size + piece);
+        io::AtomicFileSink out(path, io::AtomicFileOptions{.direct_io = true});
+        for (std::size_t pos = 0; pos < size; pos += piece) {
+          out.Write(ByteView(data).subspan(pos, std::min(piece, size - pos)));
+        }
+        out.Finish();
+        EXPECT_EQ(io::ReadFileBytes(path), data) << path;
+        fs::remove(path);
+      }
+    }
+  }
+}
+
+TEST(AtomicFileSink, DirectIoBypassesThePageCache) {
+  test::TempDir dir;
+  int probe = ::open((dir / "probe").c_str(), O_WRONLY | O_CREAT | O_DIRECT | O_CLOEXEC, 0600);
+  if (probe < 0) GTEST_SKIP() << "no O_DIRECT on the file system of " << dir.path();
+  ::close(probe);
+  Bytes data = test::PseudoRandom(4 * 1024 * 1024, 9);
+  for (bool direct : {false, true}) {
+    std::string path = dir / (direct ? "direct" : "buffered");
+    io::AtomicFileSink out(path, io::AtomicFileOptions{.direct_io = direct});
+    out.Write(data);
+    out.Finish();
+    std::size_t resident = ResidentPages(path);
+    if (direct) {
+      EXPECT_EQ(resident, 0u);
+    } else {
+      EXPECT_GT(resident, 512u);  // buffered writes leave the data in the cache
+    }
+    EXPECT_EQ(io::ReadFileBytes(path), data);
+  }
 }
 
 TEST(PosixStorage, FilesAre0600AndDirectories0700) {
