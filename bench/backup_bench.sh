@@ -10,7 +10,9 @@
 # Peak RSS is that of the command's own process: pgBackRest's worker processes are not
 # included (ru_maxrss of the process tree is not additive), so its figure is a lower bound.
 #
-# Usage: bench/backup_bench.sh [SCALE=100] [RANDOM_MB=500]     (as root or postgres)
+# Every step runs ROUNDS (default 3) times; the figures are medians.
+#
+# Usage: [ROUNDS=3] bench/backup_bench.sh [SCALE=100] [RANDOM_MB=500]     (as root or postgres)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SCALE=${1:-100}
@@ -75,31 +77,60 @@ chmod 644 "$WORK"/gravl.yaml "$WORK"/pgbackrest.conf
 as_pg env GRAVL_DR_CONFIG="$WORK/gravl.yaml" "$BIN" stanza-create >/dev/null 2>&1
 as_pg pgbackrest --config="$WORK/pgbackrest.conf" --stanza=bench stanza-create >/dev/null
 
-declare -A WALL CPU RSS SIZE
-measure() {  # name cmd...: runs as postgres under /usr/bin/time
+# Every step runs ROUNDS times, the tools in rotating order (each goes first once: the first
+# run after a pause is often slower on a shared VM); the tables report medians.
+ROUNDS=${ROUNDS:-3}
+TOOLS=(gravl pgbackrest pg_basebackup)
+declare -A WALLS CPUS RSSS SIZE
+measure() {  # name cmd...: runs as postgres under /usr/bin/time, caches dropped
   local name=$1; shift
-  sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true
+  sync; sleep 1; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true
   as_pg /usr/bin/time -f "%e %U %S %M" -o "$WORK/time-$name" "$@" >/dev/null 2>"$WORK/err-$name" || {
     echo "$name failed:"; cat "$WORK/err-$name"; exit 1; }
   read -r wall user sys rss < "$WORK/time-$name"
-  WALL[$name]=$wall; CPU[$name]=$(echo "$user + $sys" | bc -l); RSS[$name]=$((rss / 1024))
+  WALLS[$name]+="$wall "; CPUS[$name]+="$(echo "$user + $sys" | bc -l) "; RSSS[$name]+="$((rss / 1024)) "
+}
+median() { printf '%s\n' $1 | sort -n | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
+backup() {
+  case $1 in
+    gravl) measure backup-gravl env GRAVL_DR_CONFIG="$WORK/gravl.yaml" "$BIN" backup --type full ;;
+    pgbackrest) measure backup-pgbackrest pgbackrest --config="$WORK/pgbackrest.conf" --stanza=bench \
+                  --type=full backup ;;
+    pg_basebackup) rm -rf "$WORK/repo-basebackup"
+                   measure backup-pg_basebackup "$PGBIN/pg_basebackup" -d "$CONN" -D "$WORK/repo-basebackup" \
+                     -Ft -X fetch --compress=client-zstd:1 --checkpoint=fast ;;
+  esac
+}
+restore() {
+  case $1 in
+    gravl) rm -rf "$WORK/r-gravl"
+           measure restore-gravl env GRAVL_DR_CONFIG="$WORK/gravl.yaml" "$BIN" restore --pgdata "$WORK/r-gravl" \
+             --target immediate ;;
+    pgbackrest) rm -rf "$WORK/r-pgbr"
+                measure restore-pgbackrest pgbackrest --config="$WORK/pgbackrest.conf" --stanza=bench \
+                  --pg1-path="$WORK/r-pgbr" --type=immediate restore ;;
+    pg_basebackup) rm -rf "$WORK/r-bb"; mkdir -p "$WORK/r-bb"; [ "$(id -u)" -eq 0 ] && chown postgres "$WORK/r-bb"
+                   measure restore-pg_basebackup sh -c "cd '$WORK/r-bb' && tar -I zstd -xf '$WORK/repo-basebackup/base.tar.zst'" ;;
+  esac
 }
 
-echo "== backups" >&2
-measure backup-gravl env GRAVL_DR_CONFIG="$WORK/gravl.yaml" "$BIN" backup --type full
-measure backup-pgbackrest pgbackrest --config="$WORK/pgbackrest.conf" --stanza=bench --type=full backup
-measure backup-pg_basebackup "$PGBIN/pg_basebackup" -d "$CONN" -D "$WORK/repo-basebackup" -Ft \
-  -X fetch --compress=client-zstd:1 --checkpoint=fast
-SIZE[gravl]=$(du -sb "$WORK/repo-gravl" | cut -f1)
-SIZE[pgbackrest]=$(du -sb "$WORK/repo-pgbr" | cut -f1)
-SIZE[pg_basebackup]=$(du -sb "$WORK/repo-basebackup" | cut -f1)
-
-echo "== restores" >&2
-measure restore-gravl env GRAVL_DR_CONFIG="$WORK/gravl.yaml" "$BIN" restore --pgdata "$WORK/r-gravl" --target immediate
-measure restore-pgbackrest pgbackrest --config="$WORK/pgbackrest.conf" --stanza=bench \
-  --pg1-path="$WORK/r-pgbr" --type=immediate restore
-mkdir -p "$WORK/r-bb"; [ "$(id -u)" -eq 0 ] && chown postgres "$WORK/r-bb"
-measure restore-pg_basebackup sh -c "cd '$WORK/r-bb' && tar -I zstd -xf '$WORK/repo-basebackup/base.tar.zst'"
+for ((round = 0; round < ROUNDS; round++)); do
+  echo "== backups, round $((round + 1)) of $ROUNDS" >&2
+  for i in 0 1 2; do backup "${TOOLS[$(((i + round) % 3))]}"; done
+  if [ "$round" -eq 0 ]; then  # one backup each so far
+    SIZE[gravl]=$(du -sb "$WORK/repo-gravl" | cut -f1)
+    SIZE[pgbackrest]=$(du -sb "$WORK/repo-pgbr" | cut -f1)
+    SIZE[pg_basebackup]=$(du -sb "$WORK/repo-basebackup" | cut -f1)
+  fi
+done
+for ((round = 0; round < ROUNDS; round++)); do
+  echo "== restores, round $((round + 1)) of $ROUNDS" >&2
+  for i in 0 1 2; do restore "${TOOLS[$(((i + round) % 3))]}"; done
+done
+declare -A WALL CPU RSS
+for k in "${!WALLS[@]}"; do
+  WALL[$k]=$(median "${WALLS[$k]}"); CPU[$k]=$(median "${CPUS[$k]}"); RSS[$k]=$(median "${RSSS[$k]}")
+done
 
 echo "== restore drill (gravl-dr test-restore)" >&2
 as_pg env GRAVL_DR_CONFIG="$WORK/gravl.yaml" "$BIN" test-restore --target immediate --output json \
@@ -107,7 +138,8 @@ as_pg env GRAVL_DR_CONFIG="$WORK/gravl.yaml" "$BIN" test-restore --target immedi
 drill() { python3 -c "import json,sys; d=json.load(open('$WORK/drill.json')); print(d$1)"; }
 
 mb() { echo "$1 / 1048576" | bc; }
-printf '\ndatabase: %s MB (pgbench scale %s + %s MB incompressible), %s cores\n\n' "$(mb "$DBSIZE")" "$SCALE" "$RANDOM_MB" "$(nproc)"
+printf '\ndatabase: %s MB (pgbench scale %s + %s MB incompressible), %s cores; medians of %s runs\n\n' \
+  "$(mb "$DBSIZE")" "$SCALE" "$RANDOM_MB" "$(nproc)" "$ROUNDS"
 printf '%-22s %9s %9s %10s %12s\n' step "wall s" "cpu s" "peak MB" "repo MB"
 for t in gravl pgbackrest pg_basebackup; do
   printf '%-22s %9s %9.1f %10s %12s\n' "backup $t" "${WALL[backup-$t]}" "${CPU[backup-$t]}" "${RSS[backup-$t]}" "$(mb "${SIZE[$t]}")"
@@ -129,10 +161,11 @@ echo "peak memory  gravl backup/restore: ${RSS[backup-gravl]} / ${RSS[restore-gr
 mkdir -p bench/results
 out="bench/results/backup-$(date -u +%Y%m%dT%H%M%SZ).json"
 {
-  printf '{"scale": %s, "random_mb": %s, "db_bytes": %s, "nproc": %s, "results": {' "$SCALE" "$RANDOM_MB" "$DBSIZE" "$(nproc)"
+  printf '{"scale": %s, "random_mb": %s, "db_bytes": %s, "nproc": %s, "rounds": %s, "results": {' "$SCALE" "$RANDOM_MB" "$DBSIZE" "$(nproc)" "$ROUNDS"
   sep=""
   for k in "${!WALL[@]}"; do
-    printf '%s"%s": {"wall_s": %s, "cpu_s": %s, "peak_rss_mb": %s}' "$sep" "$k" "${WALL[$k]}" "${CPU[$k]}" "${RSS[$k]}"
+    printf '%s"%s": {"wall_s": %s, "cpu_s": %s, "peak_rss_mb": %s, "runs_wall_s": [%s]}' "$sep" "$k" \
+      "${WALL[$k]}" "${CPU[$k]}" "${RSS[$k]}" "$(echo ${WALLS[$k]} | tr ' ' ',')"
     sep=", "
   done
   printf '}, "repo_bytes": {"gravl": %s, "pgbackrest": %s, "pg_basebackup": %s}, ' "${SIZE[gravl]}" "${SIZE[pgbackrest]}" "${SIZE[pg_basebackup]}"
