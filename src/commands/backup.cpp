@@ -151,7 +151,11 @@ class BackupWriter final : public pg::BaseBackupReceiver, public pg::TarHandler 
     }
     tar_ = std::make_unique<pg::TarReader>(*this);
   }
-  void OnArchiveData(ByteView data) override { tar_->Write(data); }
+  void OnArchiveData(ByteView data, const std::shared_ptr<const void>& owner) override {
+    owner_ = &owner;  // the file data OnData() gets lies in this buffer
+    tar_->Write(data);
+    owner_ = nullptr;
+  }
   void OnArchiveEnd() override {
     tar_->Finish();
     tar_.reset();
@@ -202,10 +206,9 @@ class BackupWriter final : public pg::BaseBackupReceiver, public pg::TarHandler 
           {files_.size(), manifest_prefix_ + e.path, std::make_unique<io::Sha256>()});
       file_sink_ = std::make_unique<io::QueuedSink>(*object, worker_,
                                                     *pending_hashes_.back().sha256, hash_worker_);
-      sink_ = file_sink_.get();
       file_results_.push_back({files_.size(), object});
     } else {
-      file_hash_ = std::make_unique<io::Sha256>();
+      file_hash_ = std::make_unique<io::Sha256>();  // bundled files are verified one by one, too
       if (bundle_sink_ && bundle_size_ + e.size > kBundleLimit) CloseBundle();
       if (!bundle_sink_) {
         bundle_name_ = ObjectName("bundles", ++bundle_count_);
@@ -216,12 +219,15 @@ class BackupWriter final : public pg::BaseBackupReceiver, public pg::TarHandler 
       current_["bundle"] = bundle_name_;
       current_["offset"] = bundle_size_;
       bundle_size_ += e.size;
-      sink_ = bundle_sink_.get();  // bundled files are verified one by one, too
     }
   }
   void OnData(ByteView data) override {
-    if (file_hash_) file_hash_->Update(data);
-    sink_->Write(data);
+    if (file_sink_) {
+      file_sink_->Write(data, owner_ != nullptr ? *owner_ : nullptr);  // shared, not copied
+    } else {
+      file_hash_->Update(data);
+      bundle_sink_->Write(data);
+    }
   }
   void OnEntryEnd() override {
     if (file_sink_) {
@@ -305,7 +311,7 @@ class BackupWriter final : public pg::BaseBackupReceiver, public pg::TarHandler 
   std::string tablespace_oid_;
   nlohmann::json current_;
   std::unique_ptr<io::Sha256> file_hash_;
-  io::Sink* sink_ = nullptr;  // where the current file's bytes go
+  const std::shared_ptr<const void>* owner_ = nullptr;  // of the data being parsed
   // Objects outlive the worker's tasks: declared before worker_, destroyed after it.
   std::deque<std::unique_ptr<WorkerObject>> objects_;
   struct PendingHash {

@@ -89,30 +89,41 @@ void QueuedSink::Write(ByteView data) {
   }
 }
 
+void QueuedSink::Write(ByteView data, const std::shared_ptr<const void>& owner) {
+  if (data.size() < kShareMin || !owner) {
+    Write(data);
+    return;
+  }
+  Flush();  // what was gathered before goes first
+  Post([next = &next_, data, owner] { next->Write(data); }, data, owner);
+}
+
 void QueuedSink::Finish() {
   Flush();
-  Post([next = &next_] { next->Finish(); }, 0, nullptr);
+  Post([next = &next_] { next->Finish(); }, {}, nullptr);
 }
 
 void QueuedSink::Flush() {
   if (pending_.empty()) return;
   auto chunk = std::make_shared<const Bytes>(std::move(pending_));
   pending_ = Bytes();
-  Post([next = &next_, chunk] { next->Write(*chunk); }, chunk->size(), chunk);
+  ByteView view(*chunk);
+  Post([next = &next_, view, chunk] { next->Write(view); }, view, chunk);
 }
 
-void QueuedSink::Post(std::function<void()> task, std::size_t bytes,
-                      std::shared_ptr<const Bytes> chunk) {
+// `owner` keeps `chunk` valid until the hash stage is done with it (the task holds its own).
+void QueuedSink::Post(std::function<void()> task, ByteView chunk,
+                      std::shared_ptr<const void> owner) {
   if (hash_worker_ == nullptr) {
-    worker_.Post(std::move(task), bytes);
+    worker_.Post(std::move(task), chunk.size());
     return;
   }
   hash_worker_->Post(
-      [hash = hash_, worker = &worker_, task = std::move(task), bytes, chunk = std::move(chunk)] {
-        if (chunk) hash->Update(*chunk);
-        worker->Post(task, bytes);
+      [hash = hash_, worker = &worker_, task = std::move(task), chunk, owner = std::move(owner)] {
+        if (!chunk.empty()) hash->Update(chunk);
+        worker->Post(task, chunk.size());
       },
-      bytes);
+      chunk.size());
 }
 
 }  // namespace gravl::io

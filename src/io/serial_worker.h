@@ -74,12 +74,17 @@ class QueuedSink final : public Sink {
   QueuedSink(Sink& next, SerialWorker& worker, Sha256& hash, SerialWorker& hash_worker)
       : next_(next), worker_(worker), hash_(&hash), hash_worker_(&hash_worker) {}
   void Write(ByteView data) override;
+  // Like Write(), without the copy for pieces of kShareMin bytes or more: the task holds
+  // `owner`, which keeps `data` valid.
+  void Write(ByteView data, const std::shared_ptr<const void>& owner);
   void Finish() override;
+
+  static constexpr std::size_t kShareMin = 8 * 1024;
 
  private:
   void Flush();
   // Runs `task` on worker_, after the hash stage when there is one.
-  void Post(std::function<void()> task, std::size_t bytes, std::shared_ptr<const Bytes> chunk);
+  void Post(std::function<void()> task, ByteView chunk, std::shared_ptr<const void> owner);
   Sink& next_;
   SerialWorker& worker_;
   Sha256* hash_ = nullptr;

@@ -76,7 +76,7 @@ BaseBackupResult RunBaseBackup(Connection& replication, const BaseBackupOptions&
     int len = PQgetCopyData(conn, &buf, 0);
     if (len == -1) break;
     if (len == -2) throw PgError("BASE_BACKUP stream failed: " + ErrorText(conn, nullptr), true);
-    std::unique_ptr<char, decltype(&PQfreemem)> hold(buf, PQfreemem);
+    std::shared_ptr<const void> hold(buf, PQfreemem);
     if (len < 1) continue;
     switch (buf[0]) {
       case 'n': {
@@ -93,7 +93,8 @@ BaseBackupResult RunBaseBackup(Connection& replication, const BaseBackupOptions&
                                            static_cast<std::size_t>(len - 1)));
         } else if (in_archive) {
           receiver.OnArchiveData(ByteView(reinterpret_cast<const std::uint8_t*>(buf + 1),
-                                          static_cast<std::size_t>(len - 1)));
+                                          static_cast<std::size_t>(len - 1)),
+                                 hold);
         } else {
           throw PgError("BASE_BACKUP sent data outside an archive");
         }

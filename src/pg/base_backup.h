@@ -3,6 +3,7 @@
 // and no file system access on the database host.
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -43,7 +44,9 @@ class BaseBackupReceiver {
   virtual ~BaseBackupReceiver() = default;
   virtual void OnStart(const BaseBackupResult& start) = 0;  // start LSN and tablespaces known
   virtual void OnArchiveStart(const std::string& name, const std::string& tablespace_path) = 0;
-  virtual void OnArchiveData(ByteView data) = 0;
+  // `data` lies in a buffer that stays valid as long as `owner` is held: a receiver may keep
+  // it (shared, without copying) beyond the call.
+  virtual void OnArchiveData(ByteView data, const std::shared_ptr<const void>& owner) = 0;
   virtual void OnArchiveEnd() = 0;
   virtual void OnManifestData(ByteView data) = 0;
   virtual void OnProgress(std::uint64_t bytes_done) = 0;

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <thread>
 
@@ -61,6 +62,48 @@ TEST(QueuedSink, SinksSharingAWorkerKeepTheirOwnOrderAndFinishWithoutWaiting) {
   EXPECT_EQ(b.data, in_b);
   EXPECT_TRUE(a.finished);
   EXPECT_TRUE(b.finished);
+}
+
+// Records where each piece it got lives.
+class AddressSink final : public Sink {
+ public:
+  void Write(ByteView d) override {
+    pieces.push_back(d.data());
+    data.insert(data.end(), d.begin(), d.end());
+  }
+  void Finish() override { finished = true; }
+  std::vector<const std::uint8_t*> pieces;
+  Bytes data;
+  bool finished = false;
+};
+
+TEST(QueuedSink, SharedBuffersAreHandedOverWithoutACopyAndInOrder) {
+  AddressSink out;
+  Sha256 hash;
+  Bytes expected;
+  std::vector<const std::uint8_t*> shared;
+  {
+    SerialWorker store(1 << 20);
+    SerialWorker hasher(1 << 20);
+    QueuedSink queued(out, store, hash, hasher);
+    for (std::uint64_t i = 0; i < 40; ++i) {
+      // Alternately small pieces (gathered, copied) and buffers large enough to share.
+      std::size_t size = i % 3 == 0 ? QueuedSink::kShareMin * 2 + 5 : 100;
+      auto buffer = std::make_shared<const Bytes>(test::PseudoRandom(size, 100 + i));
+      if (size >= QueuedSink::kShareMin) shared.push_back(buffer->data());
+      queued.Write(ByteView(*buffer), buffer);  // the caller drops its reference at once
+      expected.insert(expected.end(), buffer->begin(), buffer->end());
+    }
+    queued.Finish();
+    hasher.Wait();
+    store.Wait();
+  }
+  EXPECT_TRUE(out.finished);
+  EXPECT_EQ(out.data, expected);
+  EXPECT_EQ(hash.FinalHex(), Sha256Hex(expected));
+  for (const auto* p : shared) {
+    EXPECT_NE(std::find(out.pieces.begin(), out.pieces.end(), p), out.pieces.end());
+  }
 }
 
 TEST(QueuedSink, WorkerErrorsReachTheProducerAndLaterWorkIsDropped) {
