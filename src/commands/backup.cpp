@@ -129,6 +129,9 @@ class BackupWriter final : public pg::BaseBackupReceiver, public pg::TarHandler 
         format_(repo.Format(config.compression, config.compression_level)),
         compress_workers_(std::max(0, config.parallel - 2)),
         progress_(progress) {}
+  // Unfinished (an error, the server gone): the store worker first, so a hash task waiting for
+  // room in its queue gives up instead of waiting for writes nobody needs.
+  ~BackupWriter() override { worker_.Cancel(); }
 
   // ---- BaseBackupReceiver ----
   void OnStart(const pg::BaseBackupResult& start) override {

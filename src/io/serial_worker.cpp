@@ -3,18 +3,28 @@
 #include <algorithm>
 #include <memory>
 
+#include "common/error.h"
+
 namespace gravl::io {
 
 SerialWorker::SerialWorker(std::size_t max_pending_bytes)
     : max_pending_bytes_(max_pending_bytes), thread_([this] { Run(); }) {}
 
 SerialWorker::~SerialWorker() {
+  Cancel();
+  thread_.join();
+}
+
+void SerialWorker::Cancel() {
   {
     std::lock_guard lock(mutex_);
     stop_ = true;
+    if (!error_) error_ = std::make_exception_ptr(Error(ExitCode::kError, "work cancelled"));
+    for (const auto& task : queue_) pending_bytes_ -= task.bytes;
+    queue_.clear();
   }
   work_.notify_all();
-  thread_.join();
+  progress_.notify_all();
 }
 
 // Wake-ups are batched both ways (each costs two context switches): a sleeping worker is

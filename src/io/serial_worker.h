@@ -26,7 +26,7 @@ namespace gravl::io {
 // tasks posted and not yet finished hold more than `max_pending_bytes` (as declared by the
 // poster; a single larger task is let through). The first task that throws stops the worker:
 // the tasks after it are dropped, and its exception is rethrown by every later Post() and
-// Wait(). Destruction drops the tasks not yet started and joins the thread.
+// Wait(). Destruction cancels (see Cancel()) and joins the thread.
 class SerialWorker {
  public:
   explicit SerialWorker(std::size_t max_pending_bytes);
@@ -37,6 +37,9 @@ class SerialWorker {
   void Post(std::function<void()> task, std::size_t bytes = 0);
   // Returns when every task posted so far has run; rethrows the first failure.
   void Wait();
+  // Drops the tasks not yet started; Post() and Wait() (also those waiting now, e.g. another
+  // worker's task posting here) throw from then on. The running task runs to its end.
+  void Cancel();
 
  private:
   struct Task {

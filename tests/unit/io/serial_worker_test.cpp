@@ -144,6 +144,25 @@ TEST(QueuedSink, AbandonedWithoutWaitingNeverFinishesTheNextSink) {
   EXPECT_LT(slow.data.size(), 30 * kChunkSize);  // the tasks not started were dropped
 }
 
+TEST(SerialWorker, CancelReleasesAnotherWorkersTaskWaitingForRoom) {
+  SlowSink slow;
+  SerialWorker store(kChunkSize);
+  SerialWorker hasher(64 * kChunkSize);
+  Sha256 hash;
+  QueuedSink queued(slow, store, hash, hasher);
+  std::atomic<bool> release{false};
+  store.Post([&] {
+    while (!release) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  });  // the store is stuck: the hash stage's posts wait for room
+  for (int i = 0; i < 8; ++i) queued.Write(Bytes(kChunkSize, 3));
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  store.Cancel();
+  EXPECT_THROW(hasher.Wait(), Error);  // the hash task waiting on the store gave up
+  release = true;
+  EXPECT_THROW(store.Wait(), Error);
+  EXPECT_LT(slow.data.size(), 8 * kChunkSize);
+}
+
 TEST(QueuedSink, EmptyStream) {
   SlowSink slow;
   SerialWorker worker(kChunkSize);
