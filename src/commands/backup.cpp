@@ -115,20 +115,24 @@ class WorkerObject final : public io::Sink {
   repo::StoredObject result_;
 };
 
-// Three threads share the work: this one receives and parses the stream (and hashes small
-// files); a hash worker computes the SHA-256 of large files; a store worker compresses,
-// encrypts and writes the objects. Each queue is bounded (kQueueBytes). A file's end does
-// not wait for its object: hashes are collected when the backup_manifest arrives (the server
-// sends it without checksums of its own; gravl-dr's go into it), stored sizes in Close().
-// With `parallel` above 2, large files are also compressed by parallel - 2 more threads.
+// With `parallel: 2` (the default) two threads share the work: this one receives, parses
+// and hashes the stream (SHA-256 of every file), a store worker compresses, encrypts and
+// writes the objects. With 3, large files get a hash worker of their own; above 3, large
+// files are also compressed by parallel - 3 more threads. Large files' data goes from
+// libpq's buffers to the workers without a copy; each queue is bounded (kQueueBytes). A
+// file's end does not wait for its object: hashes computed by the hash worker are collected
+// when the backup_manifest arrives (the server sends it without checksums of its own;
+// gravl-dr's go into it), stored sizes in Close().
 class BackupWriter final : public pg::BaseBackupReceiver, public pg::TarHandler {
  public:
   BackupWriter(repo::Repository& repo, std::string label, const Config& config, Progress& progress)
       : repo_(repo),
         prefix_(repo::BackupObjectPrefix(repo.stanza(), label)),
         format_(repo.Format(config.compression, config.compression_level)),
-        compress_workers_(std::max(0, config.parallel - 2)),
-        progress_(progress) {}
+        compress_workers_(std::max(0, config.parallel - 3)),
+        progress_(progress) {
+    if (config.parallel >= 3) hash_worker_ = std::make_unique<io::SerialWorker>(kQueueBytes);
+  }
   // Unfinished (an error, the server gone): the store worker first, so a hash task waiting for
   // room in its queue gives up instead of waiting for writes nobody needs.
   ~BackupWriter() override { worker_.Cancel(); }
@@ -205,10 +209,15 @@ class BackupWriter final : public pg::BaseBackupReceiver, public pg::TarHandler 
       repo::ObjectFormat format = format_;
       if (e.size >= kParallelThreshold) format.workers = compress_workers_;
       WorkerObject* object = NewObject(name, format, true);
-      pending_hashes_.push_back(
-          {files_.size(), manifest_prefix_ + e.path, std::make_unique<io::Sha256>()});
-      file_sink_ = std::make_unique<io::QueuedSink>(*object, worker_,
-                                                    *pending_hashes_.back().sha256, hash_worker_);
+      if (hash_worker_) {
+        pending_hashes_.push_back(
+            {files_.size(), manifest_prefix_ + e.path, std::make_unique<io::Sha256>()});
+        file_sink_ = std::make_unique<io::QueuedSink>(
+            *object, worker_, *pending_hashes_.back().sha256, *hash_worker_);
+      } else {
+        file_hash_ = std::make_unique<io::Sha256>();
+        file_sink_ = std::make_unique<io::QueuedSink>(*object, worker_);
+      }
       file_results_.push_back({files_.size(), object});
     } else {
       file_hash_ = std::make_unique<io::Sha256>();  // bundled files are verified one by one, too
@@ -225,18 +234,19 @@ class BackupWriter final : public pg::BaseBackupReceiver, public pg::TarHandler 
     }
   }
   void OnData(ByteView data) override {
+    if (file_hash_) file_hash_->Update(data);
     if (file_sink_) {
       file_sink_->Write(data, owner_ != nullptr ? *owner_ : nullptr);  // shared, not copied
     } else {
-      file_hash_->Update(data);
       bundle_sink_->Write(data);
     }
   }
   void OnEntryEnd() override {
     if (file_sink_) {
-      file_sink_->Finish();  // posted; hash and stored size are collected later
+      file_sink_->Finish();  // posted; the stored size is collected in Close()
       file_sink_.reset();
-    } else if (file_hash_) {
+    }
+    if (file_hash_) {  // hashed here (else by the hash worker, collected later)
       std::string sha256 = file_hash_->FinalHex();
       file_hash_.reset();
       manifest_sha256_[manifest_prefix_ + current_["path"].get<std::string>()] = sha256;
@@ -252,7 +262,7 @@ class BackupWriter final : public pg::BaseBackupReceiver, public pg::TarHandler 
     if (!pg_manifest_sink_) throw PgError("the server sent no backup manifest");
     pg_manifest_filter_->Finish();
     spdlog::debug("SHA-256 of {} files added to backup_manifest", pg_manifest_filter_->files());
-    hash_worker_.Wait();
+    if (hash_worker_) hash_worker_->Wait();
     worker_.Wait();
     for (const auto& [index, object] : file_results_) {
       files_[index]["stored_size"] = object->result().stored_size;
@@ -290,7 +300,7 @@ class BackupWriter final : public pg::BaseBackupReceiver, public pg::TarHandler 
   }
   // Waits for the hash worker; records the SHA-256 of the large files received so far.
   void CollectHashes() {
-    hash_worker_.Wait();
+    if (hash_worker_) hash_worker_->Wait();
     for (auto& pending : pending_hashes_) {
       std::string sha256 = pending.sha256->FinalHex();
       manifest_sha256_[pending.manifest_path] = sha256;
@@ -325,7 +335,7 @@ class BackupWriter final : public pg::BaseBackupReceiver, public pg::TarHandler 
   std::vector<PendingHash> pending_hashes_;  // large files not yet collected
   io::SerialWorker worker_{kQueueBytes};
   // Its tasks post to worker_: declared after it, destroyed before it.
-  io::SerialWorker hash_worker_{kQueueBytes};
+  std::unique_ptr<io::SerialWorker> hash_worker_;  // parallel >= 3
   std::unique_ptr<io::QueuedSink> file_sink_;
   WorkerObject* bundle_object_ = nullptr;
   std::unique_ptr<io::QueuedSink> bundle_sink_;

@@ -153,7 +153,9 @@ TEST_F(BackupRestore, TablespacesAreBackedUpRestoredAndVerified) {
   pg::GiveToServerUser(ts);
   Query(*cluster_, "CREATE TABLESPACE ts LOCATION '" + ts + "'");
   Query(*cluster_, "CREATE TABLE tt TABLESPACE ts AS SELECT g FROM generate_series(1, 20000) g");
-  RunResult b = Cli({"backup"});
+  // parallel 4: large files hashed on a worker of their own and compressed by another
+  // (parallel 2, the other tests, hashes them on the parsing thread).
+  RunResult b = Cli({"backup", "--parallel", "4"});
   ASSERT_EQ(b.exit_code, 0) << b.err;
   cluster_->Stop();
   fs::rename(ts, dir_ / "ts-original");  // as on a new machine: the location is empty
