@@ -186,7 +186,8 @@ class BackupWriter final : public pg::BaseBackupReceiver, public pg::TarHandler 
 
   // ---- TarHandler ----
   void OnEntry(const pg::TarEntry& e) override {
-    current_ = {{"path", e.path}, {"mode", e.mode}, {"mtime", e.mtime}};
+    current_ = {{"mode", e.mode}, {"mtime", e.mtime}};
+    repo::SetName(current_, "path", e.path);
     if (!tablespace_oid_.empty()) current_["tablespace"] = tablespace_oid_;
     size_ += e.size;
     switch (e.type) {
@@ -195,7 +196,7 @@ class BackupWriter final : public pg::BaseBackupReceiver, public pg::TarHandler 
         return;
       case pg::TarEntryType::kSymlink:
         current_["type"] = "link";
-        current_["target"] = e.link_target;
+        repo::SetName(current_, "target", e.link_target);
         return;
       case pg::TarEntryType::kFile:
         break;
@@ -249,7 +250,7 @@ class BackupWriter final : public pg::BaseBackupReceiver, public pg::TarHandler 
     if (file_hash_) {  // hashed here (else by the hash worker, collected later)
       std::string sha256 = file_hash_->FinalHex();
       file_hash_.reset();
-      manifest_sha256_[manifest_prefix_ + current_["path"].get<std::string>()] = sha256;
+      manifest_sha256_[manifest_prefix_ + repo::GetName(current_, "path")] = sha256;
       current_["sha256"] = std::move(sha256);
     }
     files_.push_back(std::move(current_));

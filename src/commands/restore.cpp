@@ -266,8 +266,8 @@ int Restore(const Context& ctx, const RestoreOptions& options, RestoreResult* re
   for (const auto& t : m["tablespaces"]) tablespace_dirs[t["oid"]] = t["location"];
   auto dest_of = [&](const nlohmann::json& f) {
     if (f.contains("tablespace"))
-      return tablespace_dirs[f["tablespace"]] + "/" + f["path"].get<std::string>();
-    return options.pgdata + "/" + f["path"].get<std::string>();
+      return tablespace_dirs[f["tablespace"]] + "/" + repo::GetName(f, "path");
+    return options.pgdata + "/" + repo::GetName(f, "path");
   };
   // pg_control and backup_label are restored under a pending name and put in place last,
   // after everything else and the recovery settings: until then the directory cannot start.
@@ -275,7 +275,7 @@ int Restore(const Context& ctx, const RestoreOptions& options, RestoreResult* re
   std::vector<std::string> pending;
   auto file_dest = [&](const nlohmann::json& f) {
     std::string d = dest_of(f);
-    if (!f.contains("tablespace") && IsHeldBack(f["path"])) {
+    if (!f.contains("tablespace") && IsHeldBack(repo::GetName(f, "path"))) {
       pending.push_back(d);
       return d + kPending;
     }
@@ -314,7 +314,7 @@ int Restore(const Context& ctx, const RestoreOptions& options, RestoreResult* re
   std::uint64_t total = 0;
   for (const auto& f : m["files"]) {
     if (f["type"] != "file") continue;
-    std::string path = f["path"];
+    std::string path = repo::GetName(f, "path");
     unsigned mode = f["mode"].get<unsigned>() & 0777;
     total += f["size"].get<std::uint64_t>();
     if (f.contains("bundle")) {
@@ -346,7 +346,9 @@ int Restore(const Context& ctx, const RestoreOptions& options, RestoreResult* re
     for (const auto& f : m["files"]) {
       // pg_control and backup_label go too: until the pending copies are renamed at the
       // end, an interrupted delta restore must not leave a startable directory.
-      if (!f.contains("tablespace") && !IsHeldBack(f["path"])) wanted.insert(dest_of(f));
+      if (!f.contains("tablespace") && !IsHeldBack(repo::GetName(f, "path"))) {
+        wanted.insert(dest_of(f));
+      }
     }
     std::vector<fs::path> extra;
     for (auto it = fs::recursive_directory_iterator(options.pgdata);
@@ -393,7 +395,7 @@ int Restore(const Context& ctx, const RestoreOptions& options, RestoreResult* re
     std::string link = dest_of(f);
     std::error_code ec;
     fs::remove(link, ec);
-    fs::create_symlink(f["target"].get<std::string>(), link);
+    fs::create_symlink(repo::GetName(f, "target"), link);
   }
 
   // Recovery settings.

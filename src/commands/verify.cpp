@@ -176,16 +176,16 @@ int Verify(const Context& ctx, const VerifyOptions& options) {
           if (f.contains("bundle")) {
             auto it = bundle_index.find(f["bundle"]);
             if (it == bundle_index.end()) {
-              fail(b.label + ": manifest lists " + f["path"].get<std::string>() + " in bundle " +
+              fail(b.label + ": manifest lists " + repo::GetName(f, "path") + " in bundle " +
                        f["bundle"].get<std::string>() + ", which it does not describe",
                    false);
               continue;
             }
-            items[it->second].parts.push_back({f["path"], f["size"], f["sha256"]});
+            items[it->second].parts.push_back({repo::GetName(f, "path"), f["size"], f["sha256"]});
           } else if (f.contains("object")) {
             items.push_back({f["object"], f["size"], f["sha256"], {}});
           } else {
-            fail(b.label + ": manifest has no object for " + f["path"].get<std::string>(), false);
+            fail(b.label + ": manifest has no object for " + repo::GetName(f, "path"), false);
           }
         }
         items.push_back(

@@ -6,6 +6,51 @@
 
 namespace gravl::repo {
 
+bool IsValidUtf8(std::string_view s) {
+  static constexpr std::uint32_t kMin[] = {0, 0x80, 0x800, 0x10000};  // no overlong forms
+  std::size_t i = 0;
+  while (i < s.size()) {
+    auto c = static_cast<unsigned char>(s[i]);
+    std::size_t n = 0;  // continuation bytes
+    std::uint32_t cp = 0;
+    if (c < 0x80) {
+      ++i;
+      continue;
+    } else if ((c & 0xE0) == 0xC0) {
+      n = 1, cp = c & 0x1Fu;
+    } else if ((c & 0xF0) == 0xE0) {
+      n = 2, cp = c & 0x0Fu;
+    } else if ((c & 0xF8) == 0xF0) {
+      n = 3, cp = c & 0x07u;
+    } else {
+      return false;
+    }
+    if (s.size() - i <= n) return false;
+    for (std::size_t k = 1; k <= n; ++k) {
+      auto cc = static_cast<unsigned char>(s[i + k]);
+      if ((cc & 0xC0) != 0x80) return false;
+      cp = cp << 6 | (cc & 0x3Fu);
+    }
+    if (cp < kMin[n] || (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF) return false;
+    i += n + 1;
+  }
+  return true;
+}
+
+void SetName(nlohmann::json& entry, const std::string& key, const std::string& raw) {
+  if (IsValidUtf8(raw)) {
+    entry[key] = raw;
+  } else {
+    entry[key + "_hex"] = HexEncode(AsBytes(raw));
+  }
+}
+
+std::string GetName(const nlohmann::json& entry, const std::string& key) {
+  if (auto it = entry.find(key); it != entry.end()) return it->get<std::string>();
+  Bytes raw = HexDecode(entry.at(key + "_hex").get<std::string>());
+  return std::string(raw.begin(), raw.end());
+}
+
 void WriteManifest(Repository& repo, const std::string& label, const nlohmann::json& manifest) {
   std::string text = SerializeMetadata(manifest);
   ObjectWriter writer(repo.storage(), ManifestKey(repo.stanza(), label),

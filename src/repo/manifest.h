@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "repo/layout.h"
@@ -24,6 +25,12 @@ inline std::string BackupObjectPrefix(const std::string& stanza, const std::stri
 void WriteManifest(Repository& repo, const std::string& label, const nlohmann::json& manifest);
 // Throws NotFoundError when the backup has no manifest (absent or incomplete).
 nlohmann::json ReadManifest(Repository& repo, const std::string& label);
+
+// File and link names in a manifest: JSON strings must be UTF-8, so a name that is not is
+// stored as "<key>_hex" (its raw bytes in hex) instead of "<key>".
+void SetName(nlohmann::json& entry, const std::string& key, const std::string& raw);
+std::string GetName(const nlohmann::json& entry, const std::string& key);
+bool IsValidUtf8(std::string_view s);
 
 struct BackupEntry {
   std::string label;

@@ -117,7 +117,15 @@ TEST_F(BackupRestore, PointInTimeRecoveryToTimeLsnXidAndName) {
 
 TEST_F(BackupRestore, RestoredBackupPassesPgVerifybackupAndImmediateTarget) {
   Query(*cluster_, "CREATE TABLE t AS SELECT g FROM generate_series(1, 50000) g");
-  ASSERT_EQ(Cli({"backup"}).exit_code, 0);
+  // A file whose name is not UTF-8 (JSON cannot hold it as a string): one small, one large.
+  const std::string odd = "odd-\xff-name";
+  std::string large(200 * 1024, 'x');
+  test::WriteFile(cluster_->data_dir() + "/" + odd, "small");
+  test::WriteFile(cluster_->data_dir() + "/" + odd + "-large", large);
+  pg::GiveToServerUser(cluster_->data_dir() + "/" + odd);
+  pg::GiveToServerUser(cluster_->data_dir() + "/" + odd + "-large");
+  RunResult backup = Cli({"backup"});
+  ASSERT_EQ(backup.exit_code, 0) << backup.err;
   std::string pgdata = dir_ / "verify";
   RunResult r = Cli({"restore", "--pgdata", pgdata, "--target", "immediate"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
@@ -126,6 +134,9 @@ TEST_F(BackupRestore, RestoredBackupPassesPgVerifybackupAndImmediateTarget) {
   EXPECT_EQ(st.st_mode & 0777, 0700u);
   RunResult v = VerifyBackup(pgdata);
   EXPECT_EQ(v.exit_code, 0) << v.out << v.err;
+  EXPECT_EQ(test::ReadFile(pgdata + "/" + odd), "small");
+  EXPECT_EQ(test::ReadFile(pgdata + "/" + odd + "-large"), large);
+  EXPECT_EQ(Cli({"verify"}).exit_code, 0);
 
   // The server computed no checksums (MANIFEST_CHECKSUMS 'NONE'): every file's entry carries
   // the SHA-256 gravl-dr computed, and pg_verifybackup checks them.

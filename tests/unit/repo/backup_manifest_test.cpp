@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/error.h"
+#include "repo/manifest.h"
 
 namespace gravl::pg {
 namespace {
@@ -107,6 +108,26 @@ TEST(ManifestSha256Filter, AFileWithoutHashOrADamagedManifestIsAnError) {
   EXPECT_THROW(Filter(full + "{}\n", 64), IntegrityError);  // data after the checksum
   std::string broken = kHead + "\n{ \"Path\": \"backup_label\", \"Size\": 227" + kTail;
   EXPECT_THROW(Filter(broken, 64), IntegrityError);
+}
+
+TEST(ManifestNames, NamesThatAreNotUtf8AreStoredInHex) {
+  EXPECT_TRUE(repo::IsValidUtf8("base/5/16396"));
+  EXPECT_TRUE(repo::IsValidUtf8("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"));
+  for (const char* bad :
+       {"a\xff", "\xc3", "\xc0\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80", "\xe2\x82", "\x80"}) {
+    EXPECT_FALSE(repo::IsValidUtf8(bad)) << bad;
+  }
+  nlohmann::json entry;
+  repo::SetName(entry, "path", "ok/name");
+  EXPECT_EQ(entry["path"], "ok/name");
+  std::string raw = "odd-\xff\xfe-name";
+  nlohmann::json odd;
+  repo::SetName(odd, "path", raw);
+  EXPECT_FALSE(odd.contains("path"));
+  EXPECT_EQ(odd["path_hex"], "6f64642dfffe2d6e616d65");
+  EXPECT_NO_THROW(odd.dump());  // a raw invalid string would make dump() throw
+  EXPECT_EQ(repo::GetName(odd, "path"), raw);
+  EXPECT_EQ(repo::GetName(entry, "path"), "ok/name");
 }
 
 }  // namespace
