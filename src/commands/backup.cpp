@@ -160,8 +160,11 @@ class BackupWriter final : public pg::BaseBackupReceiver, public pg::TarHandler 
   }
   void OnArchiveData(ByteView data, const std::shared_ptr<const void>& owner) override {
     owner_ = &owner;  // the file data OnData() gets lies in this buffer
+    struct Reset {
+      const std::shared_ptr<const void>** p;
+      ~Reset() { *p = nullptr; }
+    } reset{&owner_};
     tar_->Write(data);
-    owner_ = nullptr;
   }
   void OnArchiveEnd() override {
     tar_->Finish();

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -14,6 +15,27 @@
 
 namespace gravl::io {
 namespace {
+
+// Direct I/O on network file systems turns every 1 MiB write into a synchronous round trip
+// (and, on some servers, a commit): they get buffered writes.
+bool OnNetworkFileSystem(int fd) {
+  struct statfs fs {};
+  if (::fstatfs(fd, &fs) != 0) return false;
+  switch (static_cast<unsigned long>(fs.f_type)) {
+    case 0x6969:      // NFS
+    case 0x517B:      // SMB
+    case 0xFF534D42:  // CIFS
+    case 0xFE534D42:  // SMB2
+    case 0x65735546:  // FUSE (s3fs, sshfs, ...)
+    case 0x00C36400:  // Ceph
+    case 0x47504653:  // GPFS
+    case 0x0BD00BD0:  // Lustre
+      return true;
+    default:
+      return false;
+  }
+}
+
 constexpr std::uint64_t kWritebackStep = 8 * 1024 * 1024;
 constexpr std::size_t kDirectStage = 1024 * 1024;
 constexpr std::size_t kDirectAlign = 4096;
@@ -73,11 +95,13 @@ AtomicFileSink::AtomicFileSink(std::string path, const AtomicFileOptions& option
     throw StorageError(SysErrorText("cannot create " + temp_, errno));
   }
   ::fchmod(fd_, static_cast<mode_t>(options_.mode));  // regardless of the umask
+  if (options_.direct_io && OnNetworkFileSystem(fd_)) direct_refused_ = true;
 }
 
 AtomicFileSink::~AtomicFileSink() { Abort(); }
 
 void AtomicFileSink::Abort() {
+  stage_.reset();
   if (fd_ >= 0) ::close(fd_);
   fd_ = -1;
   if (!temp_.empty()) ::unlink(temp_.c_str());
@@ -101,7 +125,7 @@ void AtomicFileSink::Write(ByteView data) {
     data = data.subspan(take);
     if (staged_ == kDirectStage) {
       // A full stage at an offset that is a multiple of it: aligned for direct I/O.
-      if (!direct_) SetDirect(true);
+      if (!direct_ && !direct_refused_) SetDirect(true);
       WriteOut(ByteView(stage_.get(), staged_));
       staged_ = 0;
     }
@@ -120,9 +144,11 @@ void AtomicFileSink::FlushStage() {
 bool AtomicFileSink::SetDirect(bool on) {
   int flags = ::fcntl(fd_, F_GETFL);
   if (flags < 0 || ::fcntl(fd_, F_SETFL, on ? flags | O_DIRECT : flags & ~O_DIRECT) != 0) {
-    return false;  // a file system without direct I/O: stay buffered
+    if (on) direct_refused_ = true;  // a file system without direct I/O: stay buffered
+    return false;
   }
   direct_ = on;
+  if (on) writeback_started_ = written_;  // direct writes need no writeback started
   return true;
 }
 
@@ -132,7 +158,10 @@ void AtomicFileSink::WriteOut(ByteView data) {
     if (n < 0) {
       if (errno == EINTR) continue;
       // Direct I/O refused after all (alignment rules of this device): write buffered.
-      if (errno == EINVAL && direct_ && SetDirect(false)) continue;
+      if (errno == EINVAL && direct_ && SetDirect(false)) {
+        direct_refused_ = true;
+        continue;
+      }
       int err = errno;
       Abort();
       throw StorageError(SysErrorText("cannot write " + path_, err));
@@ -152,6 +181,7 @@ void AtomicFileSink::Finish() {
   if (fd_ < 0) throw StorageError("finish of " + path_ + " after it was finished or aborted");
   try {
     FlushStage();
+    stage_.reset();
     if (options_.durable && ::fsync(fd_) != 0) {
       throw StorageError(SysErrorText("cannot fsync " + path_, errno));
     }

@@ -17,7 +17,7 @@ struct AtomicFileOptions {
   bool make_dirs = false;   // create missing parent directories (mode 0700)
   // Files of 1 MiB and more are written with O_DIRECT in 1 MiB blocks (the tail buffered):
   // no copy into the page cache (fewer CPU cycles per byte, and other data's cache is not
-  // evicted). File systems without direct I/O get buffered writes.
+  // evicted). File systems without direct I/O, and network file systems, get buffered writes.
   bool direct_io = false;
 };
 
@@ -51,6 +51,7 @@ class AtomicFileSink final : public Sink {
   std::unique_ptr<std::uint8_t, FreeDeleter> stage_;  // direct_io: aligned, 1 MiB
   std::size_t staged_ = 0;
   bool direct_ = false;
+  bool direct_refused_ = false;  // by the file system (or a network one): buffered from then on
 };
 
 // Marker in the names of temporary files: "<dir>/.<name>.gravl-tmp-<random>".

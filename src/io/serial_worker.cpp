@@ -45,10 +45,10 @@ void SerialWorker::Post(std::function<void()> task, std::size_t bytes) {
 
 void SerialWorker::Wait() {
   std::unique_lock lock(mutex_);
-  ++posters_waiting_;
+  ++waiters_;
   if (worker_sleeping_) work_.notify_one();
   progress_.wait(lock, [&] { return error_ || (queue_.empty() && !running_); });
-  --posters_waiting_;
+  --waiters_;
   if (error_) std::rethrow_exception(error_);
 }
 
@@ -82,8 +82,8 @@ void SerialWorker::Run() {
       progress_.notify_all();
       return;
     }
-    bool idle = queue_.empty();
-    if (posters_waiting_ > 0 && (idle || pending_bytes_ <= max_pending_bytes_ / 2)) {
+    if ((waiters_ > 0 && queue_.empty()) ||
+        (posters_waiting_ > 0 && pending_bytes_ <= max_pending_bytes_ / 2)) {
       progress_.notify_all();
     }
   }

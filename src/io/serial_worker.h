@@ -22,11 +22,12 @@
 
 namespace gravl::io {
 
-// Runs posted tasks one after another, in order, on its own thread. Post() waits while the
-// tasks posted and not yet finished hold more than `max_pending_bytes` (as declared by the
-// poster; a single larger task is let through). The first task that throws stops the worker:
-// the tasks after it are dropped, and its exception is rethrown by every later Post() and
-// Wait(). Destruction cancels (see Cancel()) and joins the thread.
+// Runs posted tasks one after another, in order, on its own thread. Post() waits while
+// adding a task would take the bytes of the tasks posted and not yet finished (as declared by
+// the poster) past `max_pending_bytes`, until they are down to half of it; a task of more
+// than half the budget can therefore take the total past it, once. The first task that throws stops
+// the worker: the tasks after it are dropped, and its exception is rethrown by every later Post()
+// and Wait(). Destruction cancels (see Cancel()) and joins the thread.
 class SerialWorker {
  public:
   explicit SerialWorker(std::size_t max_pending_bytes);
@@ -56,7 +57,8 @@ class SerialWorker {
   std::size_t pending_bytes_ = 0;  // queued and running
   bool running_ = false;
   bool worker_sleeping_ = false;
-  int posters_waiting_ = 0;  // in Post() (queue full) or Wait()
+  int posters_waiting_ = 0;  // in Post(), waiting for room
+  int waiters_ = 0;          // in Wait()
   bool stop_ = false;
   std::exception_ptr error_;
   std::thread thread_;  // last: started after everything it uses
@@ -82,7 +84,10 @@ class QueuedSink final : public Sink {
   void Write(ByteView data, const std::shared_ptr<const void>& owner);
   void Finish() override;
 
-  static constexpr std::size_t kShareMin = 8 * 1024;
+  // A shared piece keeps its whole buffer alive while queued but counts only its own bytes:
+  // with pieces of at least half of libpq's 32 KiB messages, memory stays within twice the
+  // budget.
+  static constexpr std::size_t kShareMin = 16 * 1024;
 
  private:
   void Flush();

@@ -37,6 +37,11 @@ void ManifestSha256Filter::Finish() {
   if (!partial_.empty() || !done_) {
     throw IntegrityError("the server's backup_manifest is truncated (no Manifest-Checksum line)");
   }
+  if (!saw_files_) {
+    // A layout this filter does not know: better to fail than to store a manifest without
+    // checksums, which pg_verifybackup would only check by size.
+    throw IntegrityError("the server's backup_manifest has no \"Files\": [ line gravl-dr knows");
+  }
   next_.Finish();
 }
 
@@ -59,7 +64,7 @@ void ManifestSha256Filter::Line(std::string_view line) {
     Emit(FileLine(line) + "\n", true);
     return;
   }
-  if (line == "\"Files\": [") in_files_ = true;
+  if (line == "\"Files\": [") in_files_ = saw_files_ = true;
   Emit(std::string(line) + "\n", true);
 }
 

@@ -39,6 +39,7 @@ class ManifestSha256Filter final : public io::Sink {
   std::string partial_;
   io::Sha256 checksum_;  // of everything before the Manifest-Checksum line
   bool in_files_ = false;
+  bool saw_files_ = false;
   bool done_ = false;  // the Manifest-Checksum line was written
   std::size_t files_ = 0;
 };

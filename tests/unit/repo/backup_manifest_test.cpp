@@ -106,6 +106,10 @@ TEST(ManifestSha256Filter, AFileWithoutHashOrADamagedManifestIsAnError) {
   std::string full = kHead + kFiles + kTail;
   EXPECT_THROW(Filter(full.substr(0, full.size() - 30), 64), IntegrityError);  // truncated
   EXPECT_THROW(Filter(full + "{}\n", 64), IntegrityError);  // data after the checksum
+  // A layout without the "Files": [ line would go through without any checksum: refused.
+  EXPECT_THROW(
+      Filter("{ \"PostgreSQL-Backup-Manifest-Version\": 9,\n\"Entries\": [" + kFiles + kTail, 64),
+      IntegrityError);
   std::string broken = kHead + "\n{ \"Path\": \"backup_label\", \"Size\": 227" + kTail;
   EXPECT_THROW(Filter(broken, 64), IntegrityError);
 }
