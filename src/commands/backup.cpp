@@ -438,9 +438,7 @@ int Backup(const Context& ctx, const BackupOptions& options) {
   auto lock = repo::StanzaLock::Acquire(repo.storage(), repo.stanza(), "backup", "backup");
 
   // Folders of interrupted backups (no manifest) are removed: nothing refers to them.
-  std::vector<std::string> incomplete;
-  repo::ListBackups(repo, &incomplete);
-  for (const auto& old : incomplete) {
+  for (const auto& old : repo::ListIncompleteBackups(repo)) {
     spdlog::info("removing interrupted backup {}", old);
     repo.storage().DeletePrefix(repo::BackupObjectPrefix(repo.stanza(), old));
   }
@@ -474,6 +472,7 @@ int Backup(const Context& ctx, const BackupOptions& options) {
     WaitForWal(repo, result.stop_tli, first, last, seg_size, ctx.config.archive_timeout);
   }
 
+  std::size_t file_count = writer.files_.size();
   nlohmann::json manifest = {
       {"format", 1},
       {"label", label},
@@ -497,27 +496,26 @@ int Backup(const Context& ctx, const BackupOptions& options) {
       {"encrypted", repo.key() != nullptr},
       {"size", writer.size_},
       {"stored_size", writer.stored_size_},
-      {"file_count", writer.files_.size()},
+      {"file_count", file_count},
       {"tablespaces", writer.tablespaces_},
       {"bundles", writer.bundles_},
       {"backup_manifest",
        {{"object", "backup_manifest"},
         {"sha256", writer.pg_manifest().sha256},
         {"size", writer.pg_manifest().size}}},
-      {"tables", table_counts},
-      {"files", writer.files_},
+      {"tables", std::move(table_counts)},
+      {"files", std::move(writer.files_)},
   };
-  repo::WriteManifest(repo, label, manifest);
+  repo::WriteManifest(repo, label, std::move(manifest));
   double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start_clock).count();
   spdlog::info("backup {} complete: {} in {} files, {} stored, {:.1f}s", label,
-               FormatBytes(writer.size_), writer.files_.size(), FormatBytes(writer.stored_size_),
-               seconds);
+               FormatBytes(writer.size_), file_count, FormatBytes(writer.stored_size_), seconds);
 
   std::ostringstream text;
   text << "backup " << label << " complete\n"
        << "  size " << FormatBytes(writer.size_) << ", stored " << FormatBytes(writer.stored_size_)
-       << ", " << writer.files_.size() << " entries, " << writer.bundles_.size() << " bundles\n"
+       << ", " << file_count << " entries, " << writer.bundles_.size() << " bundles\n"
        << "  LSN " << result.start_lsn.ToString() << " .. " << result.stop_lsn.ToString()
        << " (timeline " << result.stop_tli << "), WAL " << (include_wal ? "included" : "archived")
        << "\n  " << seconds << " s\n";
@@ -526,7 +524,7 @@ int Backup(const Context& ctx, const BackupOptions& options) {
             {"repo", repo.config().name},
             {"size", writer.size_},
             {"stored_size", writer.stored_size_},
-            {"files", writer.files_.size()},
+            {"files", file_count},
             {"start_lsn", result.start_lsn.ToString()},
             {"stop_lsn", result.stop_lsn.ToString()},
             {"wal_included", include_wal},

@@ -205,7 +205,7 @@ int Restore(const Context& ctx, const RestoreOptions& options, RestoreResult* re
       if (!options.set.empty() && it->label != options.set) continue;
       if (target_time && ParseIso8601(m["stop_time"]) > *target_time) continue;
       if (target_lsn && Lsn::Parse(m["stop_lsn"].get<std::string>()) > *target_lsn) continue;
-      chosen = *it;
+      chosen = repo::BackupEntry{it->label, repo::ReadManifest(*r, it->label)};  // with files
       chosen_repo = r.get();
       break;
     }

@@ -153,7 +153,9 @@ int Verify(const Context& ctx, const VerifyOptions& options) {
     nlohmann::json backups_json = nlohmann::json::array();
     for (const auto& b : backups) {
       if (!options.set.empty() && b.label != options.set) continue;
-      const nlohmann::json& m = b.manifest;
+      // Listings carry summaries; checking a full backup needs its file list (one at a time).
+      nlohmann::json m =
+          b.manifest["type"] == "full" ? repo::ReadManifest(repo, b.label) : b.manifest;
       std::string prefix = repo::BackupObjectPrefix(repo.stanza(), b.label);
       std::size_t before = errors.size();
       std::uint64_t objects = 0, bytes = 0;

@@ -51,8 +51,8 @@ std::string GetName(const nlohmann::json& entry, const std::string& key) {
   return std::string(raw.begin(), raw.end());
 }
 
-void WriteManifest(Repository& repo, const std::string& label, const nlohmann::json& manifest) {
-  std::string text = SerializeMetadata(manifest);
+void WriteManifest(Repository& repo, const std::string& label, nlohmann::json manifest) {
+  std::string text = SerializeMetadata(std::move(manifest));
   ObjectWriter writer(repo.storage(), ManifestKey(repo.stanza(), label),
                       repo.Format(CompressionType::kZstd, 3),
                       storage::PutOptions{.if_absent = true});
@@ -60,7 +60,9 @@ void WriteManifest(Repository& repo, const std::string& label, const nlohmann::j
   writer.Finish();
 }
 
-nlohmann::json ReadManifest(Repository& repo, const std::string& label) {
+namespace {
+nlohmann::json ReadManifestDropping(Repository& repo, const std::string& label,
+                                    const std::vector<std::string>& drop) {
   if (repo.Stanza().encryption && repo.key() == nullptr) {
     throw ConfigError("stanza '" + repo.stanza() + "' in " + repo.Describe() +
                       " is encrypted: set encryption.passphrase_file or "
@@ -71,7 +73,8 @@ nlohmann::json ReadManifest(Repository& repo, const std::string& label) {
   // The embedded checksum verifies the content; the object itself has no external hash.
   ReadObject(repo.storage(), key, ObjectFormat{CompressionType::kZstd, 0, repo.key()},
              Expected{"", std::nullopt}, out);
-  nlohmann::json m = ParseMetadata(AsChars(out.data()), repo.storage().Describe() + "/" + key);
+  nlohmann::json m =
+      ParseMetadata(AsChars(out.data()), repo.storage().Describe() + "/" + key, drop);
   // Bind the content to its place: a manifest copied over another backup's is refused.
   if (m.value("label", label) != label || m.value("stanza", repo.stanza()) != repo.stanza()) {
     throw IntegrityError(repo.storage().Describe() + "/" + key + " describes backup '" +
@@ -79,6 +82,25 @@ nlohmann::json ReadManifest(Repository& repo, const std::string& label) {
                          "', not '" + label + "': the repository was tampered with");
   }
   return m;
+}
+}  // namespace
+
+nlohmann::json ReadManifest(Repository& repo, const std::string& label) {
+  return ReadManifestDropping(repo, label, {});
+}
+
+nlohmann::json ReadManifestSummary(Repository& repo, const std::string& label) {
+  return ReadManifestDropping(repo, label, {"files", "tables"});
+}
+
+std::vector<std::string> ListIncompleteBackups(Repository& repo) {
+  std::vector<std::string> out;
+  std::string prefix = BackupsPrefix(repo.stanza());
+  for (const auto& p : storage::ListPrefixes(repo.storage(), prefix)) {
+    std::string label = p.substr(prefix.size(), p.size() - prefix.size() - 1);
+    if (!repo.storage().Stat(ManifestKey(repo.stanza(), label))) out.push_back(label);
+  }
+  return out;
 }
 
 std::vector<BackupEntry> ListBackups(Repository& repo, std::vector<std::string>* incomplete) {
@@ -90,7 +112,7 @@ std::vector<BackupEntry> ListBackups(Repository& repo, std::vector<std::string>*
       if (incomplete) incomplete->push_back(label);
       continue;
     }
-    out.push_back({label, ReadManifest(repo, label)});
+    out.push_back({label, ReadManifestSummary(repo, label)});
   }
   return out;
 }

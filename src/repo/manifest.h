@@ -22,9 +22,12 @@ inline std::string BackupObjectPrefix(const std::string& stanza, const std::stri
   return BackupsPrefix(stanza) + label + "/";
 }
 
-void WriteManifest(Repository& repo, const std::string& label, const nlohmann::json& manifest);
+void WriteManifest(Repository& repo, const std::string& label, nlohmann::json manifest);
 // Throws NotFoundError when the backup has no manifest (absent or incomplete).
 nlohmann::json ReadManifest(Repository& repo, const std::string& label);
+// The same without the per-file and per-table lists ("files", "tables"): what listings need,
+// in little memory however many files the backup has.
+nlohmann::json ReadManifestSummary(Repository& repo, const std::string& label);
 
 // File and link names in a manifest: JSON strings must be UTF-8, so a name that is not is
 // stored as "<key>_hex" (its raw bytes in hex) instead of "<key>".
@@ -36,7 +39,10 @@ struct BackupEntry {
   std::string label;
   nlohmann::json manifest;
 };
-// Complete backups (with a manifest), oldest first; incomplete labels go to `incomplete`.
+// Complete backups (with a manifest summary), oldest first; incomplete labels go to
+// `incomplete`.
 std::vector<BackupEntry> ListBackups(Repository& repo, std::vector<std::string>* incomplete);
+// Labels of incomplete backups (no manifest), without reading any manifest.
+std::vector<std::string> ListIncompleteBackups(Repository& repo);
 
 }  // namespace gravl::repo

@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 #include "storage/storage.h"
 
@@ -20,8 +21,11 @@ void WriteMetadata(storage::Storage& storage, const std::string& key, nlohmann::
 // content is not JSON or its checksum does not match. Returns the doc without "checksum".
 nlohmann::json ReadMetadata(storage::Storage& storage, const std::string& key);
 
-// The verification alone, for bytes obtained elsewhere; `what` names them in errors.
-nlohmann::json ParseMetadata(std::string_view text, const std::string& what);
+// The verification alone, for bytes obtained elsewhere; `what` names them in errors. Members
+// named in `drop` (top level) are left out of the result; in the compact form they are not
+// even built (a summary of a manifest with 200,000 files needs no memory for them).
+nlohmann::json ParseMetadata(std::string_view text, const std::string& what,
+                             const std::vector<std::string>& drop = {});
 std::string SerializeMetadata(nlohmann::json doc);
 
 }  // namespace gravl::repo

@@ -39,6 +39,34 @@ TEST(Metadata, RoundTripAndTamperDetection) {
   EXPECT_THROW(ReadMetadata(*s, "absent.json"), NotFoundError);
 }
 
+TEST(Metadata, LargeDocumentsAreCompactVerifiedOnTheirTextAndStillReadTheOldWay) {
+  nlohmann::json files = nlohmann::json::array();
+  for (int i = 0; i < 40000; ++i) {
+    files.push_back({{"path", "base/5/" + std::to_string(i)}, {"size", 8192}, {"n", i}});
+  }
+  nlohmann::json doc = {{"label", "x"}, {"files", files}};
+  std::string text = SerializeMetadata(doc);
+  ASSERT_GT(text.size(), 1u << 20);
+  EXPECT_EQ(text.rfind("{\"checksum\":\"", 0), 0u);  // compact, checksum first
+  EXPECT_EQ(text.find('\n'), text.size() - 1);
+  EXPECT_EQ(ParseMetadata(text, "big"), doc);
+  EXPECT_EQ(ParseMetadata(text, "big", {"files"}), (nlohmann::json{{"label", "x"}}));
+  std::string changed = text;
+  changed.replace(changed.find("base/5/777"), 10, "base/5/778");
+  try {
+    ParseMetadata(changed, "big");
+    FAIL();
+  } catch (const IntegrityError& e) {
+    EXPECT_NE(std::string(e.what()).find("big: checksum mismatch"), std::string::npos);
+  }
+  EXPECT_THROW(ParseMetadata(text.substr(0, text.size() - 100), "big"), IntegrityError);
+  // Small documents stay indented (and documents written before the compact form read).
+  std::string small = SerializeMetadata({{"a", 1}});
+  EXPECT_NE(small.find("\n  \"a\": 1"), std::string::npos) << small;
+  EXPECT_EQ(ParseMetadata(small, "small"), (nlohmann::json{{"a", 1}}));
+  EXPECT_EQ(ParseMetadata(small, "small", {"a"}), nlohmann::json::object());
+}
+
 class ObjectIo : public ::testing::TestWithParam<std::tuple<CompressionType, bool>> {};
 
 TEST_P(ObjectIo, WriteReadVerifyAndDetectDamage) {
