@@ -112,20 +112,22 @@ function startGateway(extraArgs = [], env = {}, { tls: useTls = false } = {}) {
 // raw http + signing helpers
 // ---------------------------------------------------------------------------------------------
 
-function rawRequest({ method, host, path: p, headers = {}, body }) {
+/** Sends one request with `transport` (http or https) and collects the whole answer. */
+function send(transport, options, body) {
   return new Promise((resolve, reject) => {
-    const req = http.request(
-      { host: '127.0.0.1', port: gw.port, method, path: p, headers: { host, ...headers }, agent: false },
-      (res) => {
-        const chunks = [];
-        res.on('data', (c) => chunks.push(c));
-        res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks) }));
-        res.on('error', reject);
-      },
-    );
+    const req = transport.request(options, (res) => {
+      const chunks = [];
+      res.on('data', (c) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks) }));
+      res.on('error', reject);
+    });
     req.on('error', reject);
     req.end(body);
   });
+}
+
+function rawRequest({ method, host, path: p, headers = {}, body }) {
+  return send(http, { host: '127.0.0.1', port: gw.port, method, path: p, headers: { host, ...headers }, agent: false }, body);
 }
 
 /**
@@ -812,20 +814,9 @@ function runFile(file, args) {
 /** One request over https to 127.0.0.1:port (no agent, fresh handshake).  o.ca: trusted CA PEM
  *  (omitted: Node's bundled roots); o.servername: name the certificate is checked against. */
 function httpsRequest(o) {
-  return new Promise((resolve, reject) => {
-    const req = https.request(
-      { host: '127.0.0.1', port: o.port, method: o.method || 'GET', path: o.path, ca: o.ca, servername: o.servername, agent: false,
-        headers: { host: o.host || `127.0.0.1:${o.port}`, ...(o.headers || {}) } },
-      (res) => {
-        const chunks = [];
-        res.on('data', (c) => chunks.push(c));
-        res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks) }));
-        res.on('error', reject);
-      },
-    );
-    req.on('error', reject);
-    req.end(o.body);
-  });
+  return send(https, { host: '127.0.0.1', port: o.port, method: o.method || 'GET', path: o.path, ca: o.ca,
+    servername: o.servername, agent: false, headers: { host: o.host || `127.0.0.1:${o.port}`, ...(o.headers || {}) } },
+  o.body);
 }
 
 const CERT_VERIFY_ERRORS = ['UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'SELF_SIGNED_CERT_IN_CHAIN',
