@@ -19,7 +19,7 @@ std::string SerializeMetadata(nlohmann::json doc) {
   doc.erase("checksum");
   std::string body = doc.dump();
   std::string checksum = io::Sha256Hex(AsBytes(body));
-  if (body.size() < kPrettyLimit || body.size() < 2) {
+  if (body.size() < kPrettyLimit) {
     doc["checksum"] = checksum;
     return doc.dump(2) + "\n";
   }
