@@ -10,13 +10,19 @@
 # Peak RSS is that of the command's own process: pgBackRest's worker processes are not
 # included (ru_maxrss of the process tree is not additive), so its figure is a lower bound.
 #
-# Every step runs ROUNDS (default 3) times; the figures are medians.
+# Every step runs ROUNDS (default 3) times; the figures are medians. After the backups and
+# restores, each tool verifies its whole repository once (gravl-dr verify, pgbackrest verify).
 #
-# Usage: [ROUNDS=3] bench/backup_bench.sh [SCALE=100] [RANDOM_MB=500]     (as root or postgres)
+# TABLES=N adds N small tables (one row, a primary key: four files each) for the many-files
+# case, e.g. TABLES=50000 (about 200,000 files): memory must stay bounded whatever the number
+# of files.
+#
+# Usage: [ROUNDS=3] [TABLES=0] bench/backup_bench.sh [SCALE=100] [RANDOM_MB=500]  (as root or postgres)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SCALE=${1:-100}
 RANDOM_MB=${2:-500}
+TABLES=${TABLES:-0}
 BIN="$PWD/build/src/gravl-dr"
 PGBIN="$(pg_config --bindir)"
 [ -x "$BIN" ] || { echo "build first: ./scripts/build.sh" >&2; exit 1; }
@@ -44,7 +50,17 @@ as_pg "$PGBIN/pg_ctl" -D "$PGDATA" -l "$WORK/server.log" -w start >/dev/null
 "$PGBIN/pgbench" -i -s "$SCALE" -q -d "$CONN" >/dev/null 2>&1
 as_pg head -c "$((RANDOM_MB * 1024 * 1024))" /dev/urandom > /dev/null  # warm
 as_pg sh -c "head -c $((RANDOM_MB * 1024 * 1024)) /dev/urandom > '$PGDATA/incompressible.bin'"
+if [ "$TABLES" -gt 0 ]; then
+  echo "== preparing: $TABLES small tables" >&2
+  for ((first = 1; first <= TABLES; first += 500)); do
+    last=$((first + 499 < TABLES ? first + 499 : TABLES))
+    "$PGBIN/psql" -XAtq -d "$CONN" -c "DO \$\$ BEGIN FOR i IN $first..$last LOOP
+      EXECUTE format('CREATE TABLE many_%s (id int PRIMARY KEY, v text); INSERT INTO many_%s VALUES (1, ''x'')', i, i);
+      END LOOP; END \$\$" >/dev/null
+  done
+fi
 "$PGBIN/psql" -XAtq -d "$CONN" -c "CHECKPOINT" >/dev/null
+FILES=$(find "$PGDATA" -type f | wc -l)
 DBSIZE=$(du -sb "$PGDATA" | cut -f1)
 
 cat > "$WORK/gravl.yaml" <<YAML
@@ -127,6 +143,9 @@ for ((round = 0; round < ROUNDS; round++)); do
   echo "== restores, round $((round + 1)) of $ROUNDS" >&2
   for i in 0 1 2; do restore "${TOOLS[$(((i + round) % 3))]}"; done
 done
+echo "== verify (whole repositories: $ROUNDS backups each, and the WAL)" >&2
+measure verify-gravl env GRAVL_DR_CONFIG="$WORK/gravl.yaml" "$BIN" verify
+measure verify-pgbackrest pgbackrest --config="$WORK/pgbackrest.conf" --stanza=bench verify
 declare -A WALL CPU RSS
 for k in "${!WALLS[@]}"; do
   WALL[$k]=$(median "${WALLS[$k]}"); CPU[$k]=$(median "${CPUS[$k]}"); RSS[$k]=$(median "${RSSS[$k]}")
@@ -138,14 +157,17 @@ as_pg env GRAVL_DR_CONFIG="$WORK/gravl.yaml" "$BIN" test-restore --target immedi
 drill() { python3 -c "import json,sys; d=json.load(open('$WORK/drill.json')); print(d$1)"; }
 
 mb() { echo "$1 / 1048576" | bc; }
-printf '\ndatabase: %s MB (pgbench scale %s + %s MB incompressible), %s cores; medians of %s runs\n\n' \
-  "$(mb "$DBSIZE")" "$SCALE" "$RANDOM_MB" "$(nproc)" "$ROUNDS"
+printf '\ndatabase: %s MB, %s files (pgbench scale %s + %s MB incompressible + %s tables), %s cores; medians of %s runs\n\n' \
+  "$(mb "$DBSIZE")" "$FILES" "$SCALE" "$RANDOM_MB" "$TABLES" "$(nproc)" "$ROUNDS"
 printf '%-22s %9s %9s %10s %12s\n' step "wall s" "cpu s" "peak MB" "repo MB"
 for t in gravl pgbackrest pg_basebackup; do
   printf '%-22s %9s %9.1f %10s %12s\n' "backup $t" "${WALL[backup-$t]}" "${CPU[backup-$t]}" "${RSS[backup-$t]}" "$(mb "${SIZE[$t]}")"
 done
 for t in gravl pgbackrest pg_basebackup; do
   printf '%-22s %9s %9.1f %10s\n' "restore $t" "${WALL[restore-$t]}" "${CPU[restore-$t]}" "${RSS[restore-$t]}"
+done
+for t in gravl pgbackrest; do
+  printf '%-22s %9s %9.1f %10s\n' "verify $t" "${WALL[verify-$t]}" "${CPU[verify-$t]}" "${RSS[verify-$t]}"
 done
 printf '\nrestore drill (test-restore --target immediate): measured RTO %.1f s = download %.1f s + recovery %.1f s; validation (amcheck etc.) %.1f s; total %.1f s\n' \
   "$(drill "['rto_s']")" "$(drill "['timings']['download_s']")" "$(drill "['timings']['recovery_s']")" \
@@ -156,12 +178,13 @@ echo "backup wall  gravl/pg_basebackup: $(r "${WALL[backup-gravl]}" "${WALL[back
 echo "backup wall  gravl/pgbackrest:    $(r "${WALL[backup-gravl]}" "${WALL[backup-pgbackrest]}")  (target <= 0.5)"
 echo "restore wall gravl/pgbackrest:    $(r "${WALL[restore-gravl]}" "${WALL[restore-pgbackrest]}")  (target <= 0.8)"
 echo "repo size    gravl/pgbackrest:    $(r "${SIZE[gravl]}" "${SIZE[pgbackrest]}")  (target <= 1.0)"
-echo "peak memory  gravl backup/restore: ${RSS[backup-gravl]} / ${RSS[restore-gravl]} MB  (target <= 256)"
+echo "peak memory  gravl backup/restore/verify: ${RSS[backup-gravl]} / ${RSS[restore-gravl]} / ${RSS[verify-gravl]} MB  (target <= 256)"
 
 mkdir -p bench/results
 out="bench/results/backup-$(date -u +%Y%m%dT%H%M%SZ).json"
 {
-  printf '{"scale": %s, "random_mb": %s, "db_bytes": %s, "nproc": %s, "rounds": %s, "results": {' "$SCALE" "$RANDOM_MB" "$DBSIZE" "$(nproc)" "$ROUNDS"
+  printf '{"scale": %s, "random_mb": %s, "tables": %s, "files": %s, "db_bytes": %s, "nproc": %s, "rounds": %s, "results": {' \
+    "$SCALE" "$RANDOM_MB" "$TABLES" "$FILES" "$DBSIZE" "$(nproc)" "$ROUNDS"
   sep=""
   for k in "${!WALL[@]}"; do
     printf '%s"%s": {"wall_s": %s, "cpu_s": %s, "peak_rss_mb": %s, "runs_wall_s": [%s]}' "$sep" "$k" \

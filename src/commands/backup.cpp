@@ -29,6 +29,7 @@
 #include "pg/base_backup.h"
 #include "pg/connection.h"
 #include "pg/tar.h"
+#include "repo/file_list.h"
 #include "repo/layout.h"
 #include "repo/lock.h"
 #include "repo/manifest.h"
@@ -151,11 +152,9 @@ class BackupWriter final : public pg::BaseBackupReceiver, public pg::TarHandler 
     if (!tablespace_path.empty()) {
       std::string oid = name.substr(0, name.find('.'));
       tablespaces_.push_back({{"oid", oid}, {"location", tablespace_path}});
-      tablespace_oid_ = oid;
-      manifest_prefix_ = "pg_tblspc/" + oid + "/";  // how backup_manifest names these files
+      tablespace_oid_ = static_cast<std::uint32_t>(std::stoul(oid));
     } else {
-      tablespace_oid_.clear();
-      manifest_prefix_.clear();
+      tablespace_oid_ = 0;
     }
     tar_ = std::make_unique<pg::TarReader>(*this);
   }
@@ -178,11 +177,7 @@ class BackupWriter final : public pg::BaseBackupReceiver, public pg::TarHandler 
       pg_manifest_ = NewObject("backup_manifest", format_, false);
       pg_manifest_sink_ = std::make_unique<io::QueuedSink>(*pg_manifest_, worker_);
       pg_manifest_filter_ = std::make_unique<pg::ManifestSha256Filter>(
-          *pg_manifest_sink_, [this](const std::string& path) -> std::optional<std::string> {
-            auto it = manifest_sha256_.find(path);
-            if (it == manifest_sha256_.end()) return std::nullopt;
-            return it->second;
-          });
+          *pg_manifest_sink_, [this](const std::string& path) { return ManifestSha256(path); });
     }
     pg_manifest_filter_->Write(data);
   }
@@ -190,33 +185,34 @@ class BackupWriter final : public pg::BaseBackupReceiver, public pg::TarHandler 
 
   // ---- TarHandler ----
   void OnEntry(const pg::TarEntry& e) override {
-    current_ = {{"mode", e.mode}, {"mtime", e.mtime}};
-    repo::SetName(current_, "path", e.path);
-    if (!tablespace_oid_.empty()) current_["tablespace"] = tablespace_oid_;
+    current_ = repo::FileEntry{};
+    current_.path = e.path;
+    current_.mode = e.mode;
+    current_.mtime = e.mtime;
+    current_.tablespace = tablespace_oid_;
     size_ += e.size;
     switch (e.type) {
       case pg::TarEntryType::kDirectory:
-        current_["type"] = "dir";
+        current_.type = repo::FileEntry::Type::kDir;
         return;
       case pg::TarEntryType::kSymlink:
-        current_["type"] = "link";
-        repo::SetName(current_, "target", e.link_target);
+        current_.type = repo::FileEntry::Type::kLink;
+        current_.target = e.link_target;
         return;
       case pg::TarEntryType::kFile:
         break;
     }
-    current_["type"] = "file";
-    current_["size"] = e.size;
+    current_.type = repo::FileEntry::Type::kFile;
+    current_.size = e.size;
     if (e.size >= kBundleThreshold) {
       // One object per file; its SHA-256 (the file's) is computed by the hash worker.
       std::string name = ObjectName("files", ++file_count_);
-      current_["object"] = name;
+      current_.object = name;
       repo::ObjectFormat format = format_;
       if (e.size >= kParallelThreshold) format.workers = compress_workers_;
       WorkerObject* object = NewObject(name, format, true);
       if (hash_worker_) {
-        pending_hashes_.push_back(
-            {files_.size(), manifest_prefix_ + e.path, std::make_unique<io::Sha256>()});
+        pending_hashes_.push_back({files_.size(), std::make_unique<io::Sha256>()});
         file_sink_ = std::make_unique<io::QueuedSink>(
             *object, worker_, *pending_hashes_.back().sha256, *hash_worker_);
       } else {
@@ -233,8 +229,9 @@ class BackupWriter final : public pg::BaseBackupReceiver, public pg::TarHandler 
         bundle_sink_ = std::make_unique<io::QueuedSink>(*bundle_object_, worker_);
         bundle_size_ = 0;
       }
-      current_["bundle"] = bundle_name_;
-      current_["offset"] = bundle_size_;
+      current_.bundled = true;
+      current_.object = bundle_name_;
+      current_.offset = bundle_size_;
       bundle_size_ += e.size;
     }
   }
@@ -252,10 +249,8 @@ class BackupWriter final : public pg::BaseBackupReceiver, public pg::TarHandler 
       file_sink_.reset();
     }
     if (file_hash_) {  // hashed here (else by the hash worker, collected later)
-      std::string sha256 = file_hash_->FinalHex();
+      current_.SetSha256Hex(file_hash_->FinalHex());
       file_hash_.reset();
-      manifest_sha256_[manifest_prefix_ + repo::GetName(current_, "path")] = sha256;
-      current_["sha256"] = std::move(sha256);
     }
     files_.push_back(std::move(current_));
   }
@@ -270,7 +265,7 @@ class BackupWriter final : public pg::BaseBackupReceiver, public pg::TarHandler 
     if (hash_worker_) hash_worker_->Wait();
     worker_.Wait();
     for (const auto& [index, object] : file_results_) {
-      files_[index]["stored_size"] = object->result().stored_size;
+      files_[index].stored_size = object->result().stored_size;
       stored_size_ += object->result().stored_size;
     }
     for (const auto& [name, object] : bundle_results_) {
@@ -286,7 +281,7 @@ class BackupWriter final : public pg::BaseBackupReceiver, public pg::TarHandler 
 
   const repo::StoredObject& pg_manifest() const { return pg_manifest_->result(); }
 
-  nlohmann::json files_ = nlohmann::json::array();
+  repo::FileList files_;
   nlohmann::json bundles_ = nlohmann::json::array();
   nlohmann::json tablespaces_ = nlohmann::json::array();
   std::uint64_t size_ = 0;
@@ -306,12 +301,35 @@ class BackupWriter final : public pg::BaseBackupReceiver, public pg::TarHandler 
   // Waits for the hash worker; records the SHA-256 of the large files received so far.
   void CollectHashes() {
     if (hash_worker_) hash_worker_->Wait();
-    for (auto& pending : pending_hashes_) {
-      std::string sha256 = pending.sha256->FinalHex();
-      manifest_sha256_[pending.manifest_path] = sha256;
-      files_[pending.index]["sha256"] = std::move(sha256);
-    }
+    for (auto& pending : pending_hashes_)
+      files_[pending.index].SetSha256Hex(pending.sha256->FinalHex());
     pending_hashes_.clear();
+  }
+  // The SHA-256 of a file by its backup_manifest path. The server lists files in the order
+  // it sent them, which is files_'s: a cursor finds them without an index; a map of all
+  // paths is only built should the orders ever differ.
+  std::optional<std::string> ManifestSha256(const std::string& path) {
+    auto manifest_path = [](const repo::FileEntry& f) {
+      return f.tablespace == 0 ? f.path
+                               : "pg_tblspc/" + std::to_string(f.tablespace) + "/" + f.path;
+    };
+    while (cursor_ < files_.size() && files_[cursor_].type != repo::FileEntry::Type::kFile) {
+      ++cursor_;
+    }
+    if (cursor_ < files_.size() && manifest_path(files_[cursor_]) == path) {
+      return files_[cursor_++].Sha256Hex();
+    }
+    if (by_manifest_path_.empty()) {
+      spdlog::debug("backup_manifest lists {} out of order; indexing all paths", path);
+      for (std::size_t i = 0; i < files_.size(); ++i) {
+        if (files_[i].type == repo::FileEntry::Type::kFile) {
+          by_manifest_path_.emplace(manifest_path(files_[i]), i);
+        }
+      }
+    }
+    auto it = by_manifest_path_.find(path);
+    if (it == by_manifest_path_.end()) return std::nullopt;
+    return files_[it->second].Sha256Hex();
   }
   void CloseBundle() {
     if (!bundle_sink_) return;
@@ -326,15 +344,14 @@ class BackupWriter final : public pg::BaseBackupReceiver, public pg::TarHandler 
   int compress_workers_;
   Progress& progress_;
   std::unique_ptr<pg::TarReader> tar_;
-  std::string tablespace_oid_;
-  nlohmann::json current_;
+  std::uint32_t tablespace_oid_ = 0;
+  repo::FileEntry current_;
   std::unique_ptr<io::Sha256> file_hash_;
   const std::shared_ptr<const void>* owner_ = nullptr;  // of the data being parsed
   // Objects outlive the worker's tasks: declared before worker_, destroyed after it.
   std::deque<std::unique_ptr<WorkerObject>> objects_;
   struct PendingHash {
-    std::size_t index;  // in files_
-    std::string manifest_path;
+    std::size_t index;                   // in files_
     std::unique_ptr<io::Sha256> sha256;  // updated by the hash worker
   };
   std::vector<PendingHash> pending_hashes_;  // large files not yet collected
@@ -349,8 +366,8 @@ class BackupWriter final : public pg::BaseBackupReceiver, public pg::TarHandler 
   WorkerObject* pg_manifest_ = nullptr;
   std::unique_ptr<io::QueuedSink> pg_manifest_sink_;
   std::unique_ptr<pg::ManifestSha256Filter> pg_manifest_filter_;
-  std::string manifest_prefix_;
-  std::unordered_map<std::string, std::string> manifest_sha256_;  // by backup_manifest path
+  std::size_t cursor_ = 0;                                         // see ManifestSha256
+  std::unordered_map<std::string, std::size_t> by_manifest_path_;  // idem
   std::vector<std::pair<std::size_t, WorkerObject*>> file_results_;
   std::vector<std::pair<std::string, WorkerObject*>> bundle_results_;
   std::uint64_t file_count_ = 0;
@@ -496,8 +513,11 @@ int Backup(const Context& ctx, const BackupOptions& options) {
   }
 
   std::size_t file_count = writer.files_.size();
+  repo::StoredObject file_list = repo::WriteFileList(repo, label, writer.files_);
+  writer.stored_size_ += file_list.stored_size;
+  writer.files_ = {};  // its memory goes back before the manifest is built
   nlohmann::json manifest = {
-      {"format", 1},
+      {"format", repo::kManifestFormat},
       {"label", label},
       {"type", "full"},
       {"stanza", repo.stanza()},
@@ -527,7 +547,7 @@ int Backup(const Context& ctx, const BackupOptions& options) {
         {"sha256", writer.pg_manifest().sha256},
         {"size", writer.pg_manifest().size}}},
       {"tables", table_counts.get()},
-      {"files", std::move(writer.files_)},
+      {"file_list", repo::FileListRecord(file_list, file_count)},
   };
   repo::WriteManifest(repo, label, std::move(manifest));
   double seconds =

@@ -16,8 +16,8 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
-#include <set>
 #include <sstream>
+#include <unordered_set>
 
 #include "commands/commands.h"
 #include "common/error.h"
@@ -28,6 +28,7 @@
 #include "io/workers.h"
 #include "pg/connection.h"
 #include "pg/instance.h"
+#include "repo/file_list.h"
 #include "repo/layout.h"
 #include "repo/manifest.h"
 #include "repo/wal.h"
@@ -205,7 +206,7 @@ int Restore(const Context& ctx, const RestoreOptions& options, RestoreResult* re
       if (!options.set.empty() && it->label != options.set) continue;
       if (target_time && ParseIso8601(m["stop_time"]) > *target_time) continue;
       if (target_lsn && Lsn::Parse(m["stop_lsn"].get<std::string>()) > *target_lsn) continue;
-      chosen = repo::BackupEntry{it->label, repo::ReadManifest(*r, it->label)};  // with files
+      chosen = *it;  // a summary: the file list is read on its own, table counts by drills
       chosen_repo = r.get();
       break;
     }
@@ -230,7 +231,7 @@ int Restore(const Context& ctx, const RestoreOptions& options, RestoreResult* re
         window);
   }
   repo::Repository& repo = *chosen_repo;
-  const nlohmann::json& m = chosen->manifest;
+  nlohmann::json& m = chosen->manifest;
   std::string label = chosen->label;
 
   // A time target later than anything archived cannot be reached.
@@ -259,28 +260,38 @@ int Restore(const Context& ctx, const RestoreOptions& options, RestoreResult* re
   }
 
   auto started = std::chrono::steady_clock::now();
+  repo::FileList files = repo::ReadFileList(repo, label, m);  // verified
+  std::string what = repo.Describe() + ": backup " + label;
   io::MakeDirs(options.pgdata);
   ::chmod(options.pgdata.c_str(), 0700);
   std::string prefix = repo::BackupObjectPrefix(repo.stanza(), label);
-  std::map<std::string, std::string> tablespace_dirs;
-  for (const auto& t : m["tablespaces"]) tablespace_dirs[t["oid"]] = t["location"];
-  auto dest_of = [&](const nlohmann::json& f) {
-    if (f.contains("tablespace"))
-      return tablespace_dirs[f["tablespace"]] + "/" + repo::GetName(f, "path");
-    return options.pgdata + "/" + repo::GetName(f, "path");
+  std::map<std::uint32_t, std::string> tablespace_dirs;  // by OID
+  for (const auto& t : m["tablespaces"]) {
+    tablespace_dirs[static_cast<std::uint32_t>(std::stoul(t["oid"].get<std::string>()))] =
+        t["location"];
+  }
+  auto dest_of = [&](const repo::FileEntry& f) {
+    if (f.tablespace == 0) return options.pgdata + "/" + f.path;
+    auto it = tablespace_dirs.find(f.tablespace);
+    if (it == tablespace_dirs.end()) {
+      throw IntegrityError(what + ": " + f.path + " is in tablespace " +
+                           std::to_string(f.tablespace) + ", which the manifest does not describe");
+    }
+    return it->second + "/" + f.path;
   };
   // pg_control and backup_label are restored under a pending name and put in place last,
   // after everything else and the recovery settings: until then the directory cannot start.
   constexpr const char* kPending = ".gravl-dr-pending";
-  std::vector<std::string> pending;
-  auto file_dest = [&](const nlohmann::json& f) {
-    std::string d = dest_of(f);
-    if (!f.contains("tablespace") && IsHeldBack(repo::GetName(f, "path"))) {
-      pending.push_back(d);
-      return d + kPending;
-    }
-    return d;
+  auto held_back = [](const repo::FileEntry& f) {
+    return f.type == repo::FileEntry::Type::kFile && f.tablespace == 0 && IsHeldBack(f.path);
   };
+  auto file_dest = [&](const repo::FileEntry& f) {
+    return held_back(f) ? dest_of(f) + kPending : dest_of(f);
+  };
+  std::vector<std::string> pending;
+  for (const auto& f : files) {
+    if (held_back(f)) pending.push_back(dest_of(f));
+  }
 
   // Directories first, then files (held-back ones last), then symlinks.
   for (const auto& [oid, dir] : tablespace_dirs) {
@@ -290,50 +301,60 @@ int Restore(const Context& ctx, const RestoreOptions& options, RestoreResult* re
     }
     io::MakeDirs(dir);
   }
-  for (const auto& f : m["files"]) {
-    if (f["type"] == "dir") {
+  for (const auto& f : files) {
+    if (f.type == repo::FileEntry::Type::kDir) {
       std::string d = dest_of(f);
       io::MakeDirs(d);
-      ::chmod(d.c_str(), static_cast<mode_t>(f["mode"].get<unsigned>() & 07777));
+      ::chmod(d.c_str(), static_cast<mode_t>(f.mode & 07777));
     }
   }
+  // One job per object: a file of its own, or a bundle of small files (indexes into `files`,
+  // in bundle order). Destinations are computed when a job runs, so the plan stays small.
   struct Job {
     std::string object;
     std::uint64_t size;
     std::string sha256;
-    std::vector<BundleSplitter::Part> parts;  // bundles only
-    std::string dest;
-    unsigned mode = 0600;
+    std::vector<std::uint32_t> parts;       // bundles
+    const repo::FileEntry* file = nullptr;  // own objects
   };
   std::vector<Job> jobs;
   std::map<std::string, std::size_t> bundle_job;
   for (const auto& b : m["bundles"]) {
     bundle_job[b["object"]] = jobs.size();
-    jobs.push_back({b["object"], b["size"], b["sha256"], {}, "", 0});
+    jobs.push_back({b["object"], b["size"], b["sha256"], {}, nullptr});
   }
   std::uint64_t total = 0;
-  for (const auto& f : m["files"]) {
-    if (f["type"] != "file") continue;
-    std::string path = repo::GetName(f, "path");
-    unsigned mode = f["mode"].get<unsigned>() & 0777;
-    total += f["size"].get<std::uint64_t>();
-    if (f.contains("bundle")) {
-      jobs[bundle_job.at(f["bundle"])].parts.push_back(
-          {file_dest(f), f["size"], f["sha256"], mode});
-    } else {
-      jobs.push_back(Job{f["object"], f["size"], f["sha256"], {}, file_dest(f), mode});
+  for (std::size_t i = 0; i < files.size(); ++i) {
+    const repo::FileEntry& f = files[i];
+    if (f.type != repo::FileEntry::Type::kFile) continue;
+    total += f.size;
+    if (!f.bundled) {
+      jobs.push_back(Job{f.object, f.size, f.Sha256Hex(), {}, &f});
+      continue;
     }
+    auto it = bundle_job.find(f.object);
+    if (it == bundle_job.end()) {
+      throw IntegrityError(what + ": " + f.path + " is in bundle " + f.object +
+                           ", which the manifest does not describe");
+    }
+    jobs[it->second].parts.push_back(static_cast<std::uint32_t>(i));
   }
   repo::ObjectFormat format{ParseCompression(m["compression"]), 0, repo.key()};
   auto run_job = [&](const Job& j) {
     std::string key = prefix + j.object;
-    if (j.parts.empty() && !j.dest.empty()) {
+    if (j.file != nullptr) {
       // Large files bypass the page cache: less CPU, and syncfs() at the end has little left.
       io::AtomicFileSink out(
-          j.dest, io::AtomicFileOptions{.mode = j.mode, .durable = false, .direct_io = true});
+          file_dest(*j.file),
+          io::AtomicFileOptions{.mode = j.file->mode & 0777, .durable = false, .direct_io = true});
       repo::ReadObject(repo.storage(), key, format, {j.sha256, j.size}, out);
     } else {
-      BundleSplitter splitter(j.parts, repo.storage().Describe() + "/" + key);
+      std::vector<BundleSplitter::Part> parts;
+      for (auto i : j.parts) {
+        const repo::FileEntry& f = files[i];
+        parts.push_back({file_dest(f), f.size, f.Sha256Hex(), f.mode & 0777});
+      }
+      BundleSplitter splitter(std::move(parts), repo.storage().Describe() + "/" + key);
       repo::ReadObject(repo.storage(), key, format, {j.sha256, j.size}, splitter);
     }
   };
@@ -341,14 +362,12 @@ int Restore(const Context& ctx, const RestoreOptions& options, RestoreResult* re
   // goes (stale WAL, new relations), so the directory ends up exactly the backup.
   std::atomic<std::uint64_t> skipped{0};
   if (options.delta) {
-    std::set<std::string> wanted = {options.pgdata + "/backup_manifest",
-                                    options.pgdata + "/postgresql.auto.conf"};
-    for (const auto& f : m["files"]) {
+    std::unordered_set<std::string> wanted = {options.pgdata + "/backup_manifest",
+                                              options.pgdata + "/postgresql.auto.conf"};
+    for (const auto& f : files) {
       // pg_control and backup_label go too: until the pending copies are renamed at the
       // end, an interrupted delta restore must not leave a startable directory.
-      if (!f.contains("tablespace") && !IsHeldBack(repo::GetName(f, "path"))) {
-        wanted.insert(dest_of(f));
-      }
+      if (f.tablespace == 0 && !held_back(f)) wanted.insert(dest_of(f));
     }
     std::vector<fs::path> extra;
     for (auto it = fs::recursive_directory_iterator(options.pgdata);
@@ -356,6 +375,7 @@ int Restore(const Context& ctx, const RestoreOptions& options, RestoreResult* re
       if (!wanted.count(it->path().string())) extra.push_back(it->path());
       if (it->is_symlink()) it.disable_recursion_pending();
     }
+    wanted = {};
     for (const auto& p : extra) {
       std::error_code ec;
       fs::remove_all(p, ec);
@@ -364,14 +384,16 @@ int Restore(const Context& ctx, const RestoreOptions& options, RestoreResult* re
     std::vector<Job> needed;
     for (auto& j : jobs) {
       bool same = true;
-      if (j.parts.empty()) {
-        same = !j.dest.empty() && SameContent(j.dest, j.size, j.sha256);
+      if (j.file != nullptr) {
+        same = SameContent(file_dest(*j.file), j.size, j.sha256);
       } else {
-        for (const auto& part : j.parts)
-          same = same && SameContent(part.path, part.size, part.sha256);
+        for (auto i : j.parts) {
+          const repo::FileEntry& f = files[i];
+          same = same && SameContent(file_dest(f), f.size, f.Sha256Hex());
+        }
       }
       if (same) {
-        skipped += j.parts.empty() ? 1 : j.parts.size();
+        skipped += j.file != nullptr ? 1 : j.parts.size();
       } else {
         needed.push_back(std::move(j));
       }
@@ -390,13 +412,14 @@ int Restore(const Context& ctx, const RestoreOptions& options, RestoreResult* re
     repo::ReadObject(repo.storage(), prefix + "backup_manifest", format,
                      {m["backup_manifest"]["sha256"], m["backup_manifest"]["size"]}, out);
   }
-  for (const auto& f : m["files"]) {
-    if (f["type"] != "link") continue;
+  for (const auto& f : files) {
+    if (f.type != repo::FileEntry::Type::kLink) continue;
     std::string link = dest_of(f);
     std::error_code ec;
     fs::remove(link, ec);
-    fs::create_symlink(repo::GetName(f, "target"), link);
+    fs::create_symlink(f.target, link);
   }
+  files = {};
 
   // Recovery settings.
   std::ostringstream conf;
@@ -474,7 +497,8 @@ int Restore(const Context& ctx, const RestoreOptions& options, RestoreResult* re
        << "\n  target: " << target_text << "\n  " << FormatBytes(total) << " in " << seconds
        << " s\n  start PostgreSQL on it to recover (pg_ctl -D " << options.pgdata << " start)\n";
   if (result != nullptr) {
-    *result = RestoreResult{label, repo.config().name, m, seconds};
+    // Drills compare row counts: the full manifest has them.
+    *result = RestoreResult{label, repo.config().name, repo::ReadManifest(repo, label), seconds};
     return 0;
   }
   ctx.Emit({{"label", label},

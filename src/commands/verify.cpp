@@ -14,6 +14,7 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "io/workers.h"
+#include "repo/file_list.h"
 #include "repo/layout.h"
 #include "repo/manifest.h"
 #include "repo/wal.h"
@@ -153,9 +154,7 @@ int Verify(const Context& ctx, const VerifyOptions& options) {
     nlohmann::json backups_json = nlohmann::json::array();
     for (const auto& b : backups) {
       if (!options.set.empty() && b.label != options.set) continue;
-      // Listings carry summaries; checking a full backup needs its file list (one at a time).
-      nlohmann::json m =
-          b.manifest["type"] == "full" ? repo::ReadManifest(repo, b.label) : b.manifest;
+      const nlohmann::json& m = b.manifest;  // a summary; the file list is read on its own
       std::string prefix = repo::BackupObjectPrefix(repo.stanza(), b.label);
       std::size_t before = errors.size();
       std::uint64_t objects = 0, bytes = 0;
@@ -165,30 +164,39 @@ int Verify(const Context& ctx, const VerifyOptions& options) {
           std::string object;
           std::uint64_t size;
           std::string sha256;
-          std::vector<BundleVerifier::Part> parts;
+          std::vector<std::uint32_t> parts;  // bundles: indexes in `files`
         };
         std::vector<Item> items;
+        repo::FileList files;  // one backup's at a time
+        try {
+          files = repo::ReadFileList(repo, b.label, m);
+        } catch (const Error& e) {
+          fail(Redact(e.what()), e.code() != ExitCode::kNotFound);
+        }
+        if (m.contains("file_list")) {
+          ++objects;
+          bytes += m["file_list"].value("size", std::uint64_t{0});
+        }
         std::map<std::string, std::size_t> bundle_index;
         for (const auto& bundle : m["bundles"]) {
           bundle_index[bundle["object"]] = items.size();
           items.push_back({bundle["object"], bundle["size"], bundle["sha256"], {}});
         }
-        for (const auto& f : m["files"]) {
-          if (f["type"] != "file") continue;
-          if (f.contains("bundle")) {
-            auto it = bundle_index.find(f["bundle"]);
-            if (it == bundle_index.end()) {
-              fail(b.label + ": manifest lists " + repo::GetName(f, "path") + " in bundle " +
-                       f["bundle"].get<std::string>() + ", which it does not describe",
-                   false);
-              continue;
-            }
-            items[it->second].parts.push_back({repo::GetName(f, "path"), f["size"], f["sha256"]});
-          } else if (f.contains("object")) {
-            items.push_back({f["object"], f["size"], f["sha256"], {}});
-          } else {
-            fail(b.label + ": manifest has no object for " + repo::GetName(f, "path"), false);
+        for (std::size_t i = 0; i < files.size(); ++i) {
+          const repo::FileEntry& f = files[i];
+          if (f.type != repo::FileEntry::Type::kFile) continue;
+          if (!f.bundled) {
+            items.push_back({f.object, f.size, f.Sha256Hex(), {}});
+            continue;
           }
+          auto it = bundle_index.find(f.object);
+          if (it == bundle_index.end()) {
+            fail(b.label + ": manifest lists " + f.path + " in bundle " + f.object +
+                     ", which it does not describe",
+                 false);
+            continue;
+          }
+          items[it->second].parts.push_back(static_cast<std::uint32_t>(i));
         }
         items.push_back(
             {"backup_manifest", m["backup_manifest"]["size"], m["backup_manifest"]["sha256"], {}});
@@ -200,7 +208,10 @@ int Verify(const Context& ctx, const VerifyOptions& options) {
             repo::ReadObject(repo.storage(), prefix + item.object, format, {item.sha256, item.size},
                              sink);
           } else {
-            BundleVerifier sink(item.parts, what);
+            std::vector<BundleVerifier::Part> parts;
+            for (auto p : item.parts)
+              parts.push_back({files[p].path, files[p].size, files[p].Sha256Hex()});
+            BundleVerifier sink(std::move(parts), what);
             repo::ReadObject(repo.storage(), prefix + item.object, format, {item.sha256, item.size},
                              sink);
           }

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/bytes.h"
@@ -102,6 +103,30 @@ class FdSink final : public Sink {
  private:
   int fd_;
   std::string name_;
+};
+
+// Splits text pushed in pieces into lines: Feed() calls on_line(std::string_view) for every
+// complete line (without its '\n'); the text after the last '\n' waits in partial().
+class LineSplitter {
+ public:
+  template <class OnLine>
+  void Feed(std::string_view text, OnLine&& on_line) {
+    for (auto nl = text.find('\n'); nl != std::string_view::npos; nl = text.find('\n')) {
+      if (partial_.empty()) {
+        on_line(text.substr(0, nl));
+      } else {
+        partial_.append(text.substr(0, nl));
+        on_line(std::string_view(partial_));
+        partial_.clear();
+      }
+      text.remove_prefix(nl + 1);
+    }
+    partial_.append(text);
+  }
+  const std::string& partial() const { return partial_; }
+
+ private:
+  std::string partial_;
 };
 
 // Counts bytes on their way through.

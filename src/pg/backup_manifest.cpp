@@ -17,24 +17,11 @@ bool StartsWith(std::string_view s, std::string_view prefix) {
 }  // namespace
 
 void ManifestSha256Filter::Write(ByteView data) {
-  std::string_view text(reinterpret_cast<const char*>(data.data()), data.size());
-  for (;;) {
-    auto nl = text.find('\n');
-    if (nl == std::string_view::npos) break;
-    if (partial_.empty()) {
-      Line(text.substr(0, nl));
-    } else {
-      partial_.append(text.substr(0, nl));
-      Line(partial_);
-      partial_.clear();
-    }
-    text.remove_prefix(nl + 1);
-  }
-  partial_.append(text);
+  lines_.Feed(AsChars(data), [this](std::string_view line) { Line(line); });
 }
 
 void ManifestSha256Filter::Finish() {
-  if (!partial_.empty() || !done_) {
+  if (!lines_.partial().empty() || !done_) {
     throw IntegrityError("the server's backup_manifest is truncated (no Manifest-Checksum line)");
   }
   if (!saw_files_) {

@@ -36,7 +36,7 @@ class ManifestSha256Filter final : public io::Sink {
 
   io::Sink& next_;
   Lookup sha256_of_;
-  std::string partial_;
+  io::LineSplitter lines_;
   io::Sha256 checksum_;  // of everything before the Manifest-Checksum line
   bool in_files_ = false;
   bool saw_files_ = false;

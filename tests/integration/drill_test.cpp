@@ -107,6 +107,35 @@ TEST_F(Drill, FlippedByteInAStoredObjectFailsNamingTheFile) {
   EXPECT_NE(v.out.find(object), std::string::npos) << v.out;
 }
 
+// The file list is an object of its own (manifest format 2): damage to it stops a restore
+// before anything is written, and verify reports it.
+TEST_F(Drill, DamagedFileListStopsRestoreBeforeAnythingIsWrittenAndVerifyReportsIt) {
+  RunResult b = Cli({"backup", "--output", "json"});
+  ASSERT_EQ(b.exit_code, 0) << b.err;
+  std::string label = nlohmann::json::parse(b.out)["label"];
+  std::string list = dir_ / ("repo/main/backups/" + label + "/file_list");
+  ASSERT_TRUE(fs::exists(list));
+  std::string pgdata = dir_ / "restored";
+  ASSERT_EQ(Cli({"restore", "--pgdata", pgdata, "--target", "immediate", "--dry-run"}).exit_code,
+            0);
+
+  std::string bytes = test::ReadFile(list);
+  bytes[bytes.size() / 2] ^= 0x01;
+  test::WriteFile(list, bytes);
+  RunResult r = Cli({"restore", "--pgdata", pgdata, "--target", "immediate"});
+  EXPECT_EQ(r.exit_code, 6) << r.err;
+  EXPECT_NE(r.err.find("file_list"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(pgdata)) << "a restore with a damaged file list wrote " << pgdata;
+  RunResult v = Cli({"verify"});
+  EXPECT_EQ(v.exit_code, 6) << v.out;
+  EXPECT_NE(v.out.find("file_list"), std::string::npos) << v.out;
+
+  fs::remove(list);
+  r = Cli({"restore", "--pgdata", pgdata, "--target", "immediate"});
+  EXPECT_EQ(r.exit_code, 4) << r.err;
+  EXPECT_FALSE(fs::exists(pgdata));
+}
+
 TEST_F(Drill, VerifyReportsAWalGapAndTheShortenedWindow) {
   ASSERT_EQ(Cli({"backup"}).exit_code, 0);
   for (int i = 0; i < 4; ++i) {

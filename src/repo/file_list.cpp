@@ -1,0 +1,212 @@
+#include "repo/file_list.h"
+
+#include <charconv>
+
+#include "common/error.h"
+#include "repo/manifest.h"
+
+namespace gravl::repo {
+
+namespace {
+
+constexpr const char* kFileListObject = "file_list";
+constexpr std::size_t kWriteBatch = 256 * 1024;
+
+const char* TypeName(FileEntry::Type type) {
+  switch (type) {
+    case FileEntry::Type::kDir:
+      return "dir";
+    case FileEntry::Type::kLink:
+      return "link";
+    case FileEntry::Type::kFile:
+      break;
+  }
+  return "file";
+}
+
+std::uint32_t ParseOid(const std::string& text, const std::string& what) {
+  std::uint32_t oid = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), oid);
+  if (ec != std::errc() || end != text.data() + text.size() || oid == 0) {
+    throw IntegrityError(what + ": tablespace '" + text + "' is not an OID");
+  }
+  return oid;
+}
+
+// Parses JSON Lines into entries as the bytes arrive. Whatever it built is only handed out
+// after Finish(), which ReadObject calls once the object's SHA-256 and size are verified.
+class FileListParser final : public io::Sink {
+ public:
+  FileListParser(FileList& out, std::string what) : out_(out), what_(std::move(what)) {}
+  void Write(ByteView data) override {
+    lines_.Feed(AsChars(data), [this](std::string_view line) { Line(line); });
+  }
+  void Finish() override {
+    if (!lines_.partial().empty()) throw IntegrityError(what_ + " ends inside an entry");
+    finished_ = true;
+  }
+  bool finished() const { return finished_; }
+
+ private:
+  void Line(std::string_view line) {
+    ++line_;
+    nlohmann::json json = nlohmann::json::parse(line, nullptr, false);
+    if (json.is_discarded() || !json.is_object()) {
+      throw IntegrityError(what_ + ": line " + std::to_string(line_) + " is not a JSON object");
+    }
+    out_.push_back(FileEntryFromJson(json, what_ + ", line " + std::to_string(line_)));
+  }
+  FileList& out_;
+  std::string what_;
+  io::LineSplitter lines_;
+  std::size_t line_ = 0;
+  bool finished_ = false;
+};
+
+}  // namespace
+
+std::string FileEntry::Sha256Hex() const { return HexEncode(ByteView(sha256.data(), 32)); }
+
+void FileEntry::SetSha256Hex(std::string_view hex) {
+  if (hex.size() != 64 || hex.find_first_not_of("0123456789abcdef") != std::string_view::npos) {
+    throw IntegrityError("'" + std::string(hex.substr(0, 80)) + "' is not a SHA-256");
+  }
+  Bytes raw = HexDecode(hex);
+  std::copy(raw.begin(), raw.end(), sha256.begin());
+}
+
+nlohmann::json ToJson(const FileEntry& e) {
+  nlohmann::json j = {{"type", TypeName(e.type)}, {"mode", e.mode}, {"mtime", e.mtime}};
+  SetName(j, "path", e.path);
+  if (e.tablespace != 0) j["tablespace"] = std::to_string(e.tablespace);
+  switch (e.type) {
+    case FileEntry::Type::kDir:
+      break;
+    case FileEntry::Type::kLink:
+      SetName(j, "target", e.target);
+      break;
+    case FileEntry::Type::kFile:
+      j["size"] = e.size;
+      j["sha256"] = e.Sha256Hex();
+      if (e.bundled) {
+        j["bundle"] = e.object;
+        j["offset"] = e.offset;
+      } else {
+        j["object"] = e.object;
+        j["stored_size"] = e.stored_size;
+      }
+      break;
+  }
+  return j;
+}
+
+FileEntry FileEntryFromJson(const nlohmann::json& j, const std::string& what) {
+  FileEntry e;
+  try {
+    const std::string& type = j.at("type").get_ref<const std::string&>();
+    e.path = GetName(j, "path");
+    e.mode = j.at("mode").get<std::uint32_t>();
+    e.mtime = j.value("mtime", std::int64_t{0});
+    if (auto it = j.find("tablespace"); it != j.end()) {
+      e.tablespace = ParseOid(it->get<std::string>(), what);
+    }
+    if (type == "dir") {
+      e.type = FileEntry::Type::kDir;
+    } else if (type == "link") {
+      e.type = FileEntry::Type::kLink;
+      e.target = GetName(j, "target");
+    } else if (type == "file") {
+      e.type = FileEntry::Type::kFile;
+      e.size = j.at("size").get<std::uint64_t>();
+      e.SetSha256Hex(j.at("sha256").get_ref<const std::string&>());
+      if (auto it = j.find("bundle"); it != j.end()) {
+        e.bundled = true;
+        e.object = it->get<std::string>();
+        e.offset = j.at("offset").get<std::uint64_t>();
+      } else {
+        e.object = j.at("object").get<std::string>();
+        e.stored_size = j.value("stored_size", std::uint64_t{0});
+      }
+    } else {
+      throw IntegrityError(what + ": unknown entry type '" + type + "'");
+    }
+  } catch (const nlohmann::json::exception& ex) {
+    throw IntegrityError(what + ": entry " + j.dump().substr(0, 200) +
+                         " is incomplete or damaged (" + ex.what() + ")");
+  } catch (const IntegrityError& ex) {
+    if (std::string_view(ex.what()).starts_with(what)) throw;
+    throw IntegrityError(what + ": " + ex.what());
+  }
+  return e;
+}
+
+StoredObject WriteFileList(Repository& repo, const std::string& label, const FileList& files) {
+  ObjectWriter writer(repo.storage(), BackupObjectPrefix(repo.stanza(), label) + kFileListObject,
+                      repo.Format(CompressionType::kZstd, 3));
+  std::string batch;
+  for (const auto& e : files) {
+    batch += ToJson(e).dump();
+    batch += '\n';
+    if (batch.size() >= kWriteBatch) {
+      writer.Write(AsBytes(batch));
+      batch.clear();
+    }
+  }
+  writer.Write(AsBytes(batch));
+  writer.Finish();
+  return writer.result();
+}
+
+nlohmann::json FileListRecord(const StoredObject& stored, std::size_t entries) {
+  return {{"object", kFileListObject},         {"compression", "zstd"},
+          {"sha256", stored.sha256},           {"size", stored.size},
+          {"stored_size", stored.stored_size}, {"entries", entries}};
+}
+
+FileList ReadFileList(Repository& repo, const std::string& label, const nlohmann::json& manifest) {
+  std::string what = repo.Describe() + ": backup " + label;
+  int format = manifest.value("format", 1);
+  if (format > kManifestFormat) {
+    throw ConflictError(what + " has manifest format " + std::to_string(format) +
+                        ", newer than this gravl-dr understands (" +
+                        std::to_string(kManifestFormat) + "): upgrade gravl-dr");
+  }
+  FileList files;
+  auto record = manifest.find("file_list");
+  if (record == manifest.end()) {
+    // Format 1: the entries are in the manifest (a summary does not carry them).
+    nlohmann::json full = manifest.contains("files") ? manifest : ReadManifest(repo, label);
+    const auto& list = full.at("files");
+    for (std::size_t i = 0; i < list.size(); ++i) {
+      files.push_back(FileEntryFromJson(list[i], what + ", manifest entry " + std::to_string(i)));
+    }
+    return files;
+  }
+  std::string key;
+  Expected expected;
+  std::size_t entries = 0;
+  CompressionType compression = CompressionType::kZstd;
+  try {
+    key = BackupObjectPrefix(repo.stanza(), label) + record->at("object").get<std::string>();
+    expected = {record->at("sha256").get<std::string>(), record->at("size").get<std::uint64_t>()};
+    entries = record->at("entries").get<std::size_t>();
+    compression = ParseCompression(record->value("compression", "zstd"));
+    FileEntry().SetSha256Hex(expected.sha256);  // never empty: that would skip verification
+  } catch (const IntegrityError& ex) {
+    throw IntegrityError(what + ": the manifest's file_list record is damaged (" +
+                         std::string(ex.what()) + ")");
+  } catch (const nlohmann::json::exception& ex) {
+    throw IntegrityError(what + ": the manifest's file_list record is damaged (" +
+                         std::string(ex.what()) + ")");
+  }
+  FileListParser parser(files, repo.storage().Describe() + "/" + key);
+  ReadObject(repo.storage(), key, ObjectFormat{compression, 0, repo.key()}, expected, parser);
+  if (!parser.finished()) throw IntegrityError(what + ": the file list was not verified");
+  if (files.size() != entries) {
+    throw IntegrityError(what + ": the file list has " + std::to_string(files.size()) +
+                         " entries, the manifest says " + std::to_string(entries));
+  }
+  return files;
+}
+
+}  // namespace gravl::repo

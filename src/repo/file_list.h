@@ -1,0 +1,63 @@
+#pragma once
+// The file list of a full backup: one entry per file, directory and symbolic link of the data
+// directory and its tablespaces.
+//
+// Stored as an object of its own, <backup>/file_list, through the pipeline like any object
+// (compressed, encrypted when the stanza is), its SHA-256, size and entry count recorded in the
+// manifest (format 2). Its content is JSON Lines: one entry per line, the same members as the
+// entries of a format-1 manifest's "files" array. It is written and read as a stream into
+// compact records (about 200 bytes per entry, against about 1 KB as a JSON tree), so that a
+// database with hundreds of thousands of files is backed up, restored and verified in little
+// memory, and manifests stay small.
+
+#include <array>
+#include <cstdint>
+#include <deque>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "repo/object_io.h"
+#include "repo/repository.h"
+
+namespace gravl::repo {
+
+inline constexpr int kManifestFormat = 2;  // 1: the file list inside the manifest
+
+struct FileEntry {
+  enum class Type : std::uint8_t { kDir, kFile, kLink };
+  std::string path;    // raw bytes (not necessarily UTF-8), relative to its directory
+  std::string target;  // links: raw bytes
+  std::string object;  // files: their own object ("files/<n>") or their bundle ("bundles/<n>")
+  std::uint64_t size = 0;
+  std::uint64_t offset = 0;       // in the bundle
+  std::uint64_t stored_size = 0;  // own objects, after compression and encryption
+  std::int64_t mtime = 0;
+  std::uint32_t mode = 0;
+  std::uint32_t tablespace = 0;  // OID; 0 for the data directory
+  Type type = Type::kFile;
+  bool bundled = false;
+  std::array<std::uint8_t, 32> sha256{};  // files
+
+  std::string Sha256Hex() const;
+  void SetSha256Hex(std::string_view hex);  // throws IntegrityError unless 64 hex digits
+};
+
+// Deque: no reallocation spikes while it grows, stable addresses.
+using FileList = std::deque<FileEntry>;
+
+nlohmann::json ToJson(const FileEntry& entry);
+// Throws IntegrityError naming `what` when a member is missing or has the wrong type.
+FileEntry FileEntryFromJson(const nlohmann::json& json, const std::string& what);
+
+// Stores `files` as <backup>/file_list; the result goes into the manifest's "file_list" (see
+// FileListRecord).
+StoredObject WriteFileList(Repository& repo, const std::string& label, const FileList& files);
+nlohmann::json FileListRecord(const StoredObject& stored, std::size_t entries);
+
+// The file list of the full backup `label` whose manifest (a summary is enough) is `manifest`:
+// streamed from its object and verified (SHA-256, size, entry count) before it is returned;
+// for format-1 manifests, read from the manifest itself. Throws IntegrityError on damage,
+// NotFoundError when the object is missing, FormatError for a newer manifest format.
+FileList ReadFileList(Repository& repo, const std::string& label, const nlohmann::json& manifest);
+
+}  // namespace gravl::repo
