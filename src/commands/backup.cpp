@@ -150,9 +150,9 @@ class BackupWriter final : public pg::BaseBackupReceiver, public pg::TarHandler 
   void OnArchiveStart(const std::string& name, const std::string& tablespace_path) override {
     spdlog::debug("receiving {}", name);
     if (!tablespace_path.empty()) {
-      std::string oid = name.substr(0, name.find('.'));
-      tablespaces_.push_back({{"oid", oid}, {"location", tablespace_path}});
-      tablespace_oid_ = static_cast<std::uint32_t>(std::stoul(oid));
+      tablespace_oid_ = static_cast<std::uint32_t>(std::stoul(name.substr(0, name.find('.'))));
+      tablespaces_.push_back(
+          {{"oid", std::to_string(tablespace_oid_)}, {"location", tablespace_path}});
     } else {
       tablespace_oid_ = 0;
     }
@@ -306,18 +306,20 @@ class BackupWriter final : public pg::BaseBackupReceiver, public pg::TarHandler 
     pending_hashes_.clear();
   }
   // The SHA-256 of a file by its backup_manifest path. The server lists files in the order
-  // it sent them, which is files_'s: a cursor finds them without an index; a map of all
-  // paths is only built should the orders ever differ.
+  // it sent them, which is files_'s, leaving some out (the WAL segments of a backup that
+  // includes them): a cursor finds them without an index, looking a little ahead. A map of
+  // all paths is only built should the orders ever differ more than that.
   std::optional<std::string> ManifestSha256(const std::string& path) {
     auto manifest_path = [](const repo::FileEntry& f) {
       return f.tablespace == 0 ? f.path
                                : "pg_tblspc/" + std::to_string(f.tablespace) + "/" + f.path;
     };
-    while (cursor_ < files_.size() && files_[cursor_].type != repo::FileEntry::Type::kFile) {
-      ++cursor_;
-    }
-    if (cursor_ < files_.size() && manifest_path(files_[cursor_]) == path) {
-      return files_[cursor_++].Sha256Hex();
+    constexpr std::size_t kLookAhead = 256;
+    for (std::size_t i = cursor_; i < std::min(files_.size(), cursor_ + kLookAhead); ++i) {
+      if (files_[i].type == repo::FileEntry::Type::kFile && manifest_path(files_[i]) == path) {
+        cursor_ = i + 1;
+        return files_[i].Sha256Hex();
+      }
     }
     if (by_manifest_path_.empty()) {
       spdlog::debug("backup_manifest lists {} out of order; indexing all paths", path);
@@ -401,8 +403,16 @@ void WaitForWal(repo::Repository& repo, TimelineId tli, const WalSegment& first,
 constexpr double kExactCountLimit = 2e6;
 constexpr std::size_t kCountBatch = 500;
 
-nlohmann::json TableCounts(const std::string& conninfo, pg::Connection& sql) {
-  nlohmann::json tables = nlohmann::json::array();
+// Plain records while the backup runs (a JSON tree of 50,000 tables is 20 MB); they become
+// JSON when the manifest is built, after the file list's memory is given back.
+struct TableCount {
+  std::string database, schema, table;
+  std::uint64_t rows;
+  bool exact;
+};
+
+std::vector<TableCount> TableCounts(const std::string& conninfo, pg::Connection& sql) {
+  std::vector<TableCount> tables;
   for (const auto& db : sql.Query("SELECT datname FROM pg_database WHERE datallowconn AND NOT "
                                   "datistemplate ORDER BY datname")) {
     auto conn = pg::Connection::Open(pg::ConninfoWithDbname(conninfo, db[0]));
@@ -433,11 +443,7 @@ nlohmann::json TableCounts(const std::string& conninfo, pg::Connection& sql) {
     for (std::size_t i = 0; i < rows.size(); ++i) {
       bool is_exact = next_exact < exact.size() && exact[next_exact] == i;
       if (is_exact) ++next_exact;
-      tables.push_back({{"database", db[0]},
-                        {"schema", rows[i][0]},
-                        {"table", rows[i][1]},
-                        {"rows", counts[i]},
-                        {"exact", is_exact}});
+      tables.push_back({db[0], rows[i][0], rows[i][1], counts[i], is_exact});
     }
   }
   return tables;
@@ -487,7 +493,7 @@ int Backup(const Context& ctx, const BackupOptions& options) {
   auto start_clock = std::chrono::steady_clock::now();
   // Row counts for drills, on connections of their own while the data streams (a database
   // with tens of thousands of tables takes seconds to count).
-  std::future<nlohmann::json> table_counts = std::async(std::launch::async, [&ctx] {
+  std::future<std::vector<TableCount>> table_counts = std::async(std::launch::async, [&ctx] {
     auto conn = pg::Connection::Open(ctx.config.pg_conninfo);
     return TableCounts(ctx.config.pg_conninfo, *conn);
   });
@@ -501,6 +507,12 @@ int Backup(const Context& ctx, const BackupOptions& options) {
   pg::BaseBackupResult result = pg::RunBaseBackup(*replication, bb, writer);
   writer.Close();
   progress.Done();
+  // Names, for restores that put tablespaces elsewhere (--tablespace-map NAME=DIR).
+  for (auto& t : writer.tablespaces_) {
+    auto name = sql->QueryValue("SELECT spcname FROM pg_tablespace WHERE oid = " +
+                                t["oid"].get<std::string>());
+    if (name) t["name"] = *name;
+  }
   auto stop_time = std::chrono::system_clock::now();
 
   std::uint64_t seg_size = stanza.wal_segment_size;
@@ -546,9 +558,16 @@ int Backup(const Context& ctx, const BackupOptions& options) {
        {{"object", "backup_manifest"},
         {"sha256", writer.pg_manifest().sha256},
         {"size", writer.pg_manifest().size}}},
-      {"tables", table_counts.get()},
+      {"tables", nlohmann::json::array()},
       {"file_list", repo::FileListRecord(file_list, file_count)},
   };
+  for (const auto& t : table_counts.get()) {
+    manifest["tables"].push_back({{"database", t.database},
+                                  {"schema", t.schema},
+                                  {"table", t.table},
+                                  {"rows", t.rows},
+                                  {"exact", t.exact}});
+  }
   repo::WriteManifest(repo, label, std::move(manifest));
   double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start_clock).count();

@@ -47,6 +47,10 @@ struct RestoreOptions {
   bool standby = false;
   bool delta = false;            // rewrite only what differs in an existing data directory
   std::string primary_conninfo;  // --standby: stream from this primary too
+  // Tablespaces elsewhere than where the backup found them: "NAME=DIR" (name or OID), and a
+  // directory under which every other tablespace goes (as DIR/<name>).
+  std::vector<std::string> tablespace_map;
+  std::string tablespace_map_all;
   // Logical restores (--logical): a dump of --db into --target-db, optionally only --table.
   bool logical = false;
   std::string db;

@@ -12,10 +12,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <set>
 #include <sstream>
 #include <unordered_set>
 
@@ -124,6 +126,98 @@ void CheckTargetDirectory(const std::string& pgdata, bool delta) {
     throw ConflictError(pgdata +
                         " is not empty and is not a PostgreSQL data directory (no "
                         "PG_VERSION); --delta only works on a data directory");
+  }
+}
+
+struct TablespaceTarget {
+  std::string name;  // empty for backups taken before names were recorded
+  std::string dir;
+  std::string Describe(std::uint32_t oid) const {
+    return (name.empty() ? "tablespace " : "tablespace '" + name + "' (OID ") +
+           std::to_string(oid) + (name.empty() ? "" : ")");
+  }
+};
+
+// Where each tablespace of the backup goes: where it was, unless --tablespace-map or
+// --tablespace-map-all say otherwise. Bad maps are usage errors, found before anything is
+// written; so are a non-empty target directory (without --delta) and two tablespaces in one
+// directory.
+std::map<std::uint32_t, TablespaceTarget> TablespaceTargets(const nlohmann::json& manifest,
+                                                            const RestoreOptions& options,
+                                                            const std::string& label) {
+  std::map<std::uint32_t, TablespaceTarget> out;
+  std::string known;
+  for (const auto& t : manifest.value("tablespaces", nlohmann::json::array())) {
+    auto oid = static_cast<std::uint32_t>(std::stoul(t.at("oid").get<std::string>()));
+    out[oid] = {t.value("name", ""), t.at("location").get<std::string>()};
+    known += (known.empty() ? "" : ", ") + out[oid].Describe(oid) + " at " + out[oid].dir;
+  }
+  if (known.empty()) known = "none";
+  std::set<std::uint32_t> mapped;
+  for (const auto& spec : options.tablespace_map) {
+    auto eq = spec.find('=');
+    if (eq == std::string::npos || eq == 0 || eq + 1 == spec.size()) {
+      throw UsageError("--tablespace-map '" + spec + "': use NAME=DIR (NAME or OID)");
+    }
+    std::string key = spec.substr(0, eq), dir = spec.substr(eq + 1);
+    if (dir.front() != '/') {
+      throw UsageError("--tablespace-map " + spec + ": the directory must be an absolute path");
+    }
+    auto it = std::find_if(out.begin(), out.end(), [&](const auto& e) {
+      return e.second.name == key || std::to_string(e.first) == key;
+    });
+    if (it == out.end()) {
+      throw UsageError("--tablespace-map " + spec + ": backup " + label +
+                       " has no tablespace named " + key + "; its tablespaces: " + known);
+    }
+    if (!mapped.insert(it->first).second) {
+      throw UsageError("--tablespace-map: " + it->second.Describe(it->first) + " is mapped twice");
+    }
+    it->second.dir = dir;
+  }
+  if (!options.tablespace_map_all.empty()) {
+    if (options.tablespace_map_all.front() != '/') {
+      throw UsageError("--tablespace-map-all must be an absolute path");
+    }
+    for (auto& [oid, t] : out) {
+      // Named after the tablespace, unless its name is no plain directory name.
+      bool plain = !t.name.empty() && t.name != "." && t.name != ".." &&
+                   t.name.find('/') == std::string::npos;
+      if (!mapped.count(oid)) {
+        t.dir = options.tablespace_map_all + "/" + (plain ? t.name : std::to_string(oid));
+      }
+    }
+  }
+  std::map<std::string, std::uint32_t> by_dir;
+  for (const auto& [oid, t] : out) {
+    auto [it, fresh] = by_dir.emplace(fs::path(t.dir).lexically_normal().string(), oid);
+    if (!fresh) {
+      throw UsageError(out[it->second].Describe(it->second) + " and " + t.Describe(oid) +
+                       " would both be restored into " + t.dir + ": map one elsewhere");
+    }
+    std::error_code ec;
+    if (!options.delta && fs::exists(t.dir, ec) && !fs::is_empty(t.dir, ec)) {
+      std::string name = t.name.empty() ? std::to_string(oid) : t.name;
+      throw ConflictError(t.Describe(oid) + " would be restored into " + t.dir +
+                          ", which is not empty (the tablespace is probably still in use "
+                          "there): restore it elsewhere with --tablespace-map " +
+                          name + "=DIR or --tablespace-map-all DIR, or empty the directory");
+    }
+  }
+  return out;
+}
+
+// Creates `dir` and its missing parents. Run as root, those it created go to PostgreSQL's
+// user, which must be able to reach the directory (they are created with mode 0700).
+void MakeServerDirs(const std::string& dir) {
+  std::vector<std::string> created;
+  std::error_code ec;
+  for (fs::path d = dir; d.has_relative_path() && !fs::exists(d, ec); d = d.parent_path()) {
+    created.push_back(d.string());
+  }
+  io::MakeDirs(dir);
+  if (::geteuid() == 0) {
+    for (const auto& d : created) pg::GiveToServerUser(d);
   }
 }
 
@@ -253,23 +347,28 @@ int Restore(const Context& ctx, const RestoreOptions& options, RestoreResult* re
     }
   }
   spdlog::info("restoring backup {} from {} into {}", label, repo.Describe(), options.pgdata);
+  const auto tablespaces = TablespaceTargets(m, options, label);
   if (ctx.dry_run) {
-    ctx.Emit({{"label", label}, {"repo", repo.config().name}, {"dry_run", true}},
-             "would restore backup " + label + " from " + repo.Describe() + "\n");
+    nlohmann::json ts = nlohmann::json::array();
+    std::string ts_text;
+    for (const auto& [oid, t] : tablespaces) {
+      ts.push_back({{"oid", oid}, {"name", t.name}, {"directory", t.dir}});
+      ts_text += "  " + t.Describe(oid) + " into " + t.dir + "\n";
+    }
+    ctx.Emit(
+        {{"label", label}, {"repo", repo.config().name}, {"dry_run", true}, {"tablespaces", ts}},
+        "would restore backup " + label + " from " + repo.Describe() + "\n" + ts_text);
     return 0;
   }
 
   auto started = std::chrono::steady_clock::now();
   repo::FileList files = repo::ReadFileList(repo, label, m);  // verified
   std::string what = repo.Describe() + ": backup " + label;
-  io::MakeDirs(options.pgdata);
+  MakeServerDirs(options.pgdata);
   ::chmod(options.pgdata.c_str(), 0700);
   std::string prefix = repo::BackupObjectPrefix(repo.stanza(), label);
   std::map<std::uint32_t, std::string> tablespace_dirs;  // by OID
-  for (const auto& t : m["tablespaces"]) {
-    tablespace_dirs[static_cast<std::uint32_t>(std::stoul(t["oid"].get<std::string>()))] =
-        t["location"];
-  }
+  for (const auto& [oid, t] : tablespaces) tablespace_dirs[oid] = t.dir;
   auto dest_of = [&](const repo::FileEntry& f) {
     if (f.tablespace == 0) return options.pgdata + "/" + f.path;
     auto it = tablespace_dirs.find(f.tablespace);
@@ -294,13 +393,7 @@ int Restore(const Context& ctx, const RestoreOptions& options, RestoreResult* re
   }
 
   // Directories first, then files (held-back ones last), then symlinks.
-  for (const auto& [oid, dir] : tablespace_dirs) {
-    std::error_code ec;
-    if (fs::exists(dir, ec) && !fs::is_empty(dir, ec)) {
-      throw ConflictError("tablespace directory " + dir + " is not empty");
-    }
-    io::MakeDirs(dir);
-  }
+  for (const auto& [oid, dir] : tablespace_dirs) MakeServerDirs(dir);  // empty (or --delta)
   for (const auto& f : files) {
     if (f.type == repo::FileEntry::Type::kDir) {
       std::string d = dest_of(f);
@@ -367,13 +460,17 @@ int Restore(const Context& ctx, const RestoreOptions& options, RestoreResult* re
     for (const auto& f : files) {
       // pg_control and backup_label go too: until the pending copies are renamed at the
       // end, an interrupted delta restore must not leave a startable directory.
-      if (f.tablespace == 0 && !held_back(f)) wanted.insert(dest_of(f));
+      if (!held_back(f)) wanted.insert(dest_of(f));
     }
     std::vector<fs::path> extra;
-    for (auto it = fs::recursive_directory_iterator(options.pgdata);
-         it != fs::recursive_directory_iterator(); ++it) {
-      if (!wanted.count(it->path().string())) extra.push_back(it->path());
-      if (it->is_symlink()) it.disable_recursion_pending();
+    std::vector<std::string> roots = {options.pgdata};
+    for (const auto& [oid, dir] : tablespace_dirs) roots.push_back(dir);
+    for (const auto& root : roots) {
+      for (auto it = fs::recursive_directory_iterator(root);
+           it != fs::recursive_directory_iterator(); ++it) {
+        if (!wanted.count(it->path().string())) extra.push_back(it->path());
+        if (it->is_symlink()) it.disable_recursion_pending();
+      }
     }
     wanted = {};
     for (const auto& p : extra) {
@@ -415,9 +512,17 @@ int Restore(const Context& ctx, const RestoreOptions& options, RestoreResult* re
   for (const auto& f : files) {
     if (f.type != repo::FileEntry::Type::kLink) continue;
     std::string link = dest_of(f);
+    std::string target = f.target;
+    if (f.tablespace == 0 && f.path.starts_with("pg_tblspc/")) {
+      // A tablespace's link: to where the tablespace is restored (--tablespace-map).
+      std::string oid = f.path.substr(std::string_view("pg_tblspc/").size());
+      for (const auto& [ts_oid, dir] : tablespace_dirs) {
+        if (std::to_string(ts_oid) == oid) target = dir;
+      }
+    }
     std::error_code ec;
     fs::remove(link, ec);
-    fs::create_symlink(f.target, link);
+    fs::create_symlink(target, link);
   }
   files = {};
 

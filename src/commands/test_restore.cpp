@@ -317,6 +317,11 @@ int TestRestore(const Context& ctx, const TestRestoreOptions& options) {
   try {
     RestoreOptions ro = options.restore;
     ro.pgdata = pgdata;
+    // Tablespaces go under the drill's directory too: on the database's own host their
+    // locations are in use, and this way they are removed with it.
+    if (ro.tablespace_map.empty() && ro.tablespace_map_all.empty()) {
+      ro.tablespace_map_all = base + "/tablespaces";
+    }
     ro.set = options.set;
     ro.target_action = "promote";
     ro.standby = false;

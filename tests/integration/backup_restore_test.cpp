@@ -54,6 +54,17 @@ class BackupRestore : public test::ArchivingFixture {
     }
     return inst;
   }
+  // A tablespace `name` in dir_/<dir> holding `table` with the numbers 1..rows.
+  std::string CreateTablespace(const std::string& name, const std::string& dir,
+                               const std::string& table, int rows) {
+    std::string location = dir_ / dir;
+    fs::create_directories(location);
+    pg::GiveToServerUser(location);
+    Query(*cluster_, "CREATE TABLESPACE " + name + " LOCATION '" + location + "'");
+    Query(*cluster_, "CREATE TABLE " + table + " TABLESPACE " + name +
+                         " AS SELECT g FROM generate_series(1, " + std::to_string(rows) + ") g");
+    return location;
+  }
   RunResult VerifyBackup(const std::string& pgdata) {
     return gravl::Run(pg::AsServerUser({cluster_->Bin("pg_verifybackup"), "-n", pgdata}));
   }
@@ -159,11 +170,7 @@ TEST_F(BackupRestore, RestoredBackupPassesPgVerifybackupAndImmediateTarget) {
 }
 
 TEST_F(BackupRestore, TablespacesAreBackedUpRestoredAndVerified) {
-  std::string ts = dir_ / "ts";
-  fs::create_directories(ts);
-  pg::GiveToServerUser(ts);
-  Query(*cluster_, "CREATE TABLESPACE ts LOCATION '" + ts + "'");
-  Query(*cluster_, "CREATE TABLE tt TABLESPACE ts AS SELECT g FROM generate_series(1, 20000) g");
+  std::string ts = CreateTablespace("ts", "ts", "tt", 20000);
   // parallel 4: large files hashed on a worker of their own and compressed by another
   // (parallel 2, the other tests, hashes them on the parsing thread).
   RunResult b = Cli({"backup", "--parallel", "4"});
@@ -191,6 +198,63 @@ TEST_F(BackupRestore, TablespacesAreBackedUpRestoredAndVerified) {
                   "SELECT spcname FROM pg_tablespace t JOIN pg_class c ON "
                   "c.reltablespace = t.oid WHERE c.relname = 'tt'"),
             "ts");
+}
+
+// On the database's own host the tablespace's location is in use: a restore must say so
+// before writing anything, and put the tablespace elsewhere when told to; a drill does that
+// by itself.
+TEST_F(BackupRestore, TablespacesGoElsewhereWithAMapWhileTheOriginalRuns) {
+  CreateTablespace("moved", "ts", "tm", 5000);
+  ASSERT_EQ(Cli({"backup"}).exit_code, 0);
+  SwitchAndWait();
+
+  std::string pgdata = dir_ / "mapped";
+  RunResult r = Cli({"restore", "--pgdata", pgdata, "--target", "immediate"});
+  EXPECT_EQ(r.exit_code, 5) << r.err;
+  EXPECT_NE(r.err.find("--tablespace-map moved=DIR"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(pgdata)) << "a refused restore wrote " << pgdata;
+  r = Cli({"restore", "--pgdata", pgdata, "--tablespace-map", "nosuch=/tmp/x"});
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find("'moved'"), std::string::npos) << r.err;  // lists what there is
+  r = Cli({"restore", "--pgdata", pgdata, "--tablespace-map", "moved=relative"});
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_FALSE(fs::exists(pgdata));
+
+  std::string elsewhere = dir_ / "ts-elsewhere";
+  r = Cli({"restore", "--pgdata", pgdata, "--target", "immediate", "--tablespace-map",
+           "moved=" + elsewhere});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::string oid = Query(*cluster_, "SELECT oid FROM pg_tablespace WHERE spcname = 'moved'");
+  EXPECT_EQ(fs::read_symlink(pgdata + "/pg_tblspc/" + oid).string(), elsewhere);
+  EXPECT_EQ(VerifyBackup(pgdata).exit_code, 0);
+  {
+    auto restored = StartRestored(pgdata, "mapped-run");
+    EXPECT_EQ(Query(*restored, "SELECT count(*), sum(g) FROM tm"), "5000|12502500");
+    EXPECT_EQ(Query(*restored,
+                    "SELECT pg_tablespace_location(oid) FROM pg_tablespace WHERE "
+                    "spcname = 'moved'"),
+              elsewhere);
+  }
+  // The original is untouched and still serves.
+  EXPECT_EQ(Query(*cluster_, "SELECT count(*) FROM tm"), "5000");
+
+  // --delta over the stopped restored cluster, tablespace included: nothing to rewrite, and
+  // a stray file in the tablespace goes.
+  test::WriteFile(elsewhere + "/stray", "x");
+  r = Cli({"restore", "--pgdata", pgdata, "--target", "immediate", "--delta", "--output", "json",
+           "--tablespace-map", "moved=" + elsewhere});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_FALSE(fs::exists(elsewhere + "/stray"));
+  EXPECT_GT(nlohmann::json::parse(r.out)["files_unchanged"].get<int>(), 0);
+
+  std::string all = dir_ / "all-ts";
+  r = Cli({"restore", "--pgdata", dir_ / "mapped-all", "--target", "immediate",
+           "--tablespace-map-all", all});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(fs::read_symlink(dir_ / ("mapped-all/pg_tblspc/" + oid)).string(), all + "/moved");
+
+  RunResult drill = Cli({"test-restore", "--output", "json"});
+  EXPECT_EQ(drill.exit_code, 0) << drill.out << drill.err;
 }
 
 TEST_F(BackupRestore, RefusesNonEmptyDirectoryAndTargetsOutsideTheWindow) {
