@@ -43,12 +43,6 @@ constexpr std::uint64_t kBundleThreshold = 64 * 1024;
 constexpr std::uint64_t kBundleLimit = 32 * 1024 * 1024;
 constexpr std::uint64_t kParallelThreshold = 4 * 1024 * 1024;
 
-std::string ObjectName(const char* dir, std::uint64_t n) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%s/%06llu", dir, static_cast<unsigned long long>(n));
-  return buf;
-}
-
 // Progress on a terminal: bytes, rate, ETA. Silent when stderr is not a terminal or in JSON
 // mode.
 class Progress {
@@ -185,53 +179,55 @@ class BackupWriter final : public pg::BaseBackupReceiver, public pg::TarHandler 
 
   // ---- TarHandler ----
   void OnEntry(const pg::TarEntry& e) override {
-    current_ = repo::FileEntry{};
-    current_.path = e.path;
-    current_.mode = e.mode;
-    current_.mtime = e.mtime;
-    current_.tablespace = tablespace_oid_;
+    repo::FileEntry entry;
+    entry.path = e.path;
+    entry.mode = e.mode;
+    entry.mtime = e.mtime;
+    entry.tablespace = tablespace_oid_;
     size_ += e.size;
     switch (e.type) {
       case pg::TarEntryType::kDirectory:
-        current_.type = repo::FileEntry::Type::kDir;
-        return;
+        entry.type = repo::FileEntry::Type::kDir;
+        break;
       case pg::TarEntryType::kSymlink:
-        current_.type = repo::FileEntry::Type::kLink;
-        current_.target = e.link_target;
-        return;
+        entry.type = repo::FileEntry::Type::kLink;
+        entry.target = e.link_target;
+        break;
       case pg::TarEntryType::kFile:
+        entry.type = repo::FileEntry::Type::kFile;
+        entry.size = e.size;
         break;
     }
-    current_.type = repo::FileEntry::Type::kFile;
-    current_.size = e.size;
+    std::size_t index = files_.size();
+    current_ = &files_.Add(entry);  // the list keeps copies of the names
+    if (entry.type != repo::FileEntry::Type::kFile) return;
     if (e.size >= kBundleThreshold) {
       // One object per file; its SHA-256 (the file's) is computed by the hash worker.
-      std::string name = ObjectName("files", ++file_count_);
-      current_.object = name;
+      current_->object = ++file_count_;
       repo::ObjectFormat format = format_;
       if (e.size >= kParallelThreshold) format.workers = compress_workers_;
-      WorkerObject* object = NewObject(name, format, true);
+      WorkerObject* object = NewObject(current_->ObjectName(), format, true);
       if (hash_worker_) {
-        pending_hashes_.push_back({files_.size(), std::make_unique<io::Sha256>()});
+        pending_hashes_.push_back({index, std::make_unique<io::Sha256>()});
         file_sink_ = std::make_unique<io::QueuedSink>(
             *object, worker_, *pending_hashes_.back().sha256, *hash_worker_);
       } else {
         file_hash_ = std::make_unique<io::Sha256>();
         file_sink_ = std::make_unique<io::QueuedSink>(*object, worker_);
       }
-      file_results_.push_back({files_.size(), object});
+      file_results_.push_back({index, object});
     } else {
       file_hash_ = std::make_unique<io::Sha256>();  // bundled files are verified one by one, too
       if (bundle_sink_ && bundle_size_ + e.size > kBundleLimit) CloseBundle();
       if (!bundle_sink_) {
-        bundle_name_ = ObjectName("bundles", ++bundle_count_);
+        bundle_name_ = repo::ObjectName(true, ++bundle_count_);
         bundle_object_ = NewObject(bundle_name_, format_, false);
         bundle_sink_ = std::make_unique<io::QueuedSink>(*bundle_object_, worker_);
         bundle_size_ = 0;
       }
-      current_.bundled = true;
-      current_.object = bundle_name_;
-      current_.offset = bundle_size_;
+      current_->bundled = true;
+      current_->object = bundle_count_;
+      current_->offset = bundle_size_;
       bundle_size_ += e.size;
     }
   }
@@ -249,10 +245,9 @@ class BackupWriter final : public pg::BaseBackupReceiver, public pg::TarHandler 
       file_sink_.reset();
     }
     if (file_hash_) {  // hashed here (else by the hash worker, collected later)
-      current_.SetSha256Hex(file_hash_->FinalHex());
+      current_->SetSha256Hex(file_hash_->FinalHex());
       file_hash_.reset();
     }
-    files_.push_back(std::move(current_));
   }
 
   // Waits for the worker and collects the objects' results.
@@ -311,14 +306,16 @@ class BackupWriter final : public pg::BaseBackupReceiver, public pg::TarHandler 
   // all paths is only built should the orders ever differ more than that.
   std::optional<std::string> ManifestSha256(const std::string& path) {
     auto manifest_path = [](const repo::FileEntry& f) {
-      return f.tablespace == 0 ? f.path
-                               : "pg_tblspc/" + std::to_string(f.tablespace) + "/" + f.path;
+      std::string name(f.path);
+      return f.tablespace == 0 ? name : "pg_tblspc/" + std::to_string(f.tablespace) + "/" + name;
     };
     constexpr std::size_t kLookAhead = 256;
     for (std::size_t i = cursor_; i < std::min(files_.size(), cursor_ + kLookAhead); ++i) {
-      if (files_[i].type == repo::FileEntry::Type::kFile && manifest_path(files_[i]) == path) {
+      const repo::FileEntry& f = files_[i];
+      if (f.type == repo::FileEntry::Type::kFile &&
+          (f.tablespace == 0 ? f.path == path : manifest_path(f) == path)) {
         cursor_ = i + 1;
-        return files_[i].Sha256Hex();
+        return f.Sha256Hex();
       }
     }
     if (by_manifest_path_.empty()) {
@@ -347,7 +344,7 @@ class BackupWriter final : public pg::BaseBackupReceiver, public pg::TarHandler 
   Progress& progress_;
   std::unique_ptr<pg::TarReader> tar_;
   std::uint32_t tablespace_oid_ = 0;
-  repo::FileEntry current_;
+  repo::FileEntry* current_ = nullptr;  // in files_
   std::unique_ptr<io::Sha256> file_hash_;
   const std::shared_ptr<const void>* owner_ = nullptr;  // of the data being parsed
   // Objects outlive the worker's tasks: declared before worker_, destroyed after it.
@@ -372,8 +369,8 @@ class BackupWriter final : public pg::BaseBackupReceiver, public pg::TarHandler 
   std::unordered_map<std::string, std::size_t> by_manifest_path_;  // idem
   std::vector<std::pair<std::size_t, WorkerObject*>> file_results_;
   std::vector<std::pair<std::string, WorkerObject*>> bundle_results_;
-  std::uint64_t file_count_ = 0;
-  std::uint64_t bundle_count_ = 0;
+  std::uint32_t file_count_ = 0;
+  std::uint32_t bundle_count_ = 0;
 };
 
 // Waits until every segment from `first` to `last` is in the repository.

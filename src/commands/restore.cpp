@@ -39,7 +39,7 @@ namespace gravl::commands {
 namespace fs = std::filesystem;
 namespace {
 
-bool IsHeldBack(const std::string& path) {
+bool IsHeldBack(std::string_view path) {
   return path == "global/pg_control" || path == "backup_label";
 }
 
@@ -370,13 +370,13 @@ int Restore(const Context& ctx, const RestoreOptions& options, RestoreResult* re
   std::map<std::uint32_t, std::string> tablespace_dirs;  // by OID
   for (const auto& [oid, t] : tablespaces) tablespace_dirs[oid] = t.dir;
   auto dest_of = [&](const repo::FileEntry& f) {
-    if (f.tablespace == 0) return options.pgdata + "/" + f.path;
+    if (f.tablespace == 0) return options.pgdata + "/" + std::string(f.path);
     auto it = tablespace_dirs.find(f.tablespace);
     if (it == tablespace_dirs.end()) {
-      throw IntegrityError(what + ": " + f.path + " is in tablespace " +
+      throw IntegrityError(what + ": " + std::string(f.path) + " is in tablespace " +
                            std::to_string(f.tablespace) + ", which the manifest does not describe");
     }
-    return it->second + "/" + f.path;
+    return it->second + "/" + std::string(f.path);
   };
   // pg_control and backup_label are restored under a pending name and put in place last,
   // after everything else and the recovery settings: until then the directory cannot start.
@@ -422,12 +422,12 @@ int Restore(const Context& ctx, const RestoreOptions& options, RestoreResult* re
     if (f.type != repo::FileEntry::Type::kFile) continue;
     total += f.size;
     if (!f.bundled) {
-      jobs.push_back(Job{f.object, f.size, f.Sha256Hex(), {}, &f});
+      jobs.push_back(Job{f.ObjectName(), f.size, f.Sha256Hex(), {}, &f});
       continue;
     }
-    auto it = bundle_job.find(f.object);
+    auto it = bundle_job.find(f.ObjectName());
     if (it == bundle_job.end()) {
-      throw IntegrityError(what + ": " + f.path + " is in bundle " + f.object +
+      throw IntegrityError(what + ": " + std::string(f.path) + " is in bundle " + f.ObjectName() +
                            ", which the manifest does not describe");
     }
     jobs[it->second].parts.push_back(static_cast<std::uint32_t>(i));
@@ -512,10 +512,10 @@ int Restore(const Context& ctx, const RestoreOptions& options, RestoreResult* re
   for (const auto& f : files) {
     if (f.type != repo::FileEntry::Type::kLink) continue;
     std::string link = dest_of(f);
-    std::string target = f.target;
+    std::string target(f.target);
     if (f.tablespace == 0 && f.path.starts_with("pg_tblspc/")) {
       // A tablespace's link: to where the tablespace is restored (--tablespace-map).
-      std::string oid = f.path.substr(std::string_view("pg_tblspc/").size());
+      std::string oid(f.path.substr(std::string_view("pg_tblspc/").size()));
       for (const auto& [ts_oid, dir] : tablespace_dirs) {
         if (std::to_string(ts_oid) == oid) target = dir;
       }

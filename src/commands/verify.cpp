@@ -186,13 +186,13 @@ int Verify(const Context& ctx, const VerifyOptions& options) {
           const repo::FileEntry& f = files[i];
           if (f.type != repo::FileEntry::Type::kFile) continue;
           if (!f.bundled) {
-            items.push_back({f.object, f.size, f.Sha256Hex(), {}});
+            items.push_back({f.ObjectName(), f.size, f.Sha256Hex(), {}});
             continue;
           }
-          auto it = bundle_index.find(f.object);
+          auto it = bundle_index.find(f.ObjectName());
           if (it == bundle_index.end()) {
-            fail(b.label + ": manifest lists " + f.path + " in bundle " + f.object +
-                     ", which it does not describe",
+            fail(b.label + ": manifest lists " + std::string(f.path) + " in bundle " +
+                     f.ObjectName() + ", which it does not describe",
                  false);
             continue;
           }
@@ -210,7 +210,7 @@ int Verify(const Context& ctx, const VerifyOptions& options) {
           } else {
             std::vector<BundleVerifier::Part> parts;
             for (auto p : item.parts)
-              parts.push_back({files[p].path, files[p].size, files[p].Sha256Hex()});
+              parts.push_back({std::string(files[p].path), files[p].size, files[p].Sha256Hex()});
             BundleVerifier sink(std::move(parts), what);
             repo::ReadObject(repo.storage(), prefix + item.object, format, {item.sha256, item.size},
                              sink);

@@ -1,6 +1,9 @@
 #include "repo/file_list.h"
 
+#include <algorithm>
 #include <charconv>
+#include <cstdio>
+#include <cstring>
 
 #include "common/error.h"
 #include "repo/manifest.h"
@@ -11,6 +14,7 @@ namespace {
 
 constexpr const char* kFileListObject = "file_list";
 constexpr std::size_t kWriteBatch = 256 * 1024;
+constexpr std::size_t kNameBlock = 64 * 1024;
 
 const char* TypeName(FileEntry::Type type) {
   switch (type) {
@@ -22,6 +26,21 @@ const char* TypeName(FileEntry::Type type) {
       break;
   }
   return "file";
+}
+
+// "files/000012" -> 12; only the names ObjectName() writes.
+std::uint32_t ParseObjectName(const std::string& name, bool bundle, const std::string& what) {
+  std::string_view prefix = bundle ? "bundles/" : "files/";
+  std::uint32_t n = 0;
+  if (name.starts_with(prefix)) {
+    const char* first = name.data() + prefix.size();
+    auto [end, ec] = std::from_chars(first, name.data() + name.size(), n);
+    if (ec == std::errc() && end == name.data() + name.size() && ObjectName(bundle, n) == name) {
+      return n;
+    }
+  }
+  throw IntegrityError(what + ": '" + name + "' is not a " + (bundle ? "bundle" : "file") +
+                       " object name");
 }
 
 std::uint32_t ParseOid(const std::string& text, const std::string& what) {
@@ -54,7 +73,7 @@ class FileListParser final : public io::Sink {
     if (json.is_discarded() || !json.is_object()) {
       throw IntegrityError(what_ + ": line " + std::to_string(line_) + " is not a JSON object");
     }
-    out_.push_back(FileEntryFromJson(json, what_ + ", line " + std::to_string(line_)));
+    AddFromJson(out_, json, what_ + ", line " + std::to_string(line_));
   }
   FileList& out_;
   std::string what_;
@@ -64,6 +83,36 @@ class FileListParser final : public io::Sink {
 };
 
 }  // namespace
+
+std::string ObjectName(bool bundle, std::uint32_t number) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%s/%06u", bundle ? "bundles" : "files", number);
+  return buf;
+}
+
+std::string FileEntry::ObjectName() const { return repo::ObjectName(bundled, object); }
+
+std::string_view FileList::Keep(std::string_view name) {
+  if (name.empty()) return {};
+  if (name.size() > block_left_) {
+    std::size_t size = std::max(kNameBlock, name.size());
+    blocks_.push_back(std::make_unique<char[]>(size));
+    block_next_ = blocks_.back().get();
+    block_left_ = size;
+  }
+  char* at = block_next_;
+  std::memcpy(at, name.data(), name.size());
+  block_next_ += name.size();
+  block_left_ -= name.size();
+  return {at, name.size()};
+}
+
+FileEntry& FileList::Add(const FileEntry& entry) {
+  FileEntry& e = entries_.emplace_back(entry);
+  e.path = Keep(entry.path);
+  e.target = Keep(entry.target);
+  return e;
+}
 
 std::string FileEntry::Sha256Hex() const { return HexEncode(ByteView(sha256.data(), 32)); }
 
@@ -77,22 +126,22 @@ void FileEntry::SetSha256Hex(std::string_view hex) {
 
 nlohmann::json ToJson(const FileEntry& e) {
   nlohmann::json j = {{"type", TypeName(e.type)}, {"mode", e.mode}, {"mtime", e.mtime}};
-  SetName(j, "path", e.path);
+  SetName(j, "path", std::string(e.path));
   if (e.tablespace != 0) j["tablespace"] = std::to_string(e.tablespace);
   switch (e.type) {
     case FileEntry::Type::kDir:
       break;
     case FileEntry::Type::kLink:
-      SetName(j, "target", e.target);
+      SetName(j, "target", std::string(e.target));
       break;
     case FileEntry::Type::kFile:
       j["size"] = e.size;
       j["sha256"] = e.Sha256Hex();
       if (e.bundled) {
-        j["bundle"] = e.object;
+        j["bundle"] = e.ObjectName();
         j["offset"] = e.offset;
       } else {
-        j["object"] = e.object;
+        j["object"] = e.ObjectName();
         j["stored_size"] = e.stored_size;
       }
       break;
@@ -100,11 +149,13 @@ nlohmann::json ToJson(const FileEntry& e) {
   return j;
 }
 
-FileEntry FileEntryFromJson(const nlohmann::json& j, const std::string& what) {
+FileEntry& AddFromJson(FileList& list, const nlohmann::json& j, const std::string& what) {
   FileEntry e;
+  std::string path, target;  // e's names point here until the list has copies
   try {
     const std::string& type = j.at("type").get_ref<const std::string&>();
-    e.path = GetName(j, "path");
+    path = GetName(j, "path");
+    e.path = path;
     e.mode = j.at("mode").get<std::uint32_t>();
     e.mtime = j.value("mtime", std::int64_t{0});
     if (auto it = j.find("tablespace"); it != j.end()) {
@@ -114,17 +165,18 @@ FileEntry FileEntryFromJson(const nlohmann::json& j, const std::string& what) {
       e.type = FileEntry::Type::kDir;
     } else if (type == "link") {
       e.type = FileEntry::Type::kLink;
-      e.target = GetName(j, "target");
+      target = GetName(j, "target");
+      e.target = target;
     } else if (type == "file") {
       e.type = FileEntry::Type::kFile;
       e.size = j.at("size").get<std::uint64_t>();
       e.SetSha256Hex(j.at("sha256").get_ref<const std::string&>());
       if (auto it = j.find("bundle"); it != j.end()) {
         e.bundled = true;
-        e.object = it->get<std::string>();
+        e.object = ParseObjectName(it->get<std::string>(), true, what);
         e.offset = j.at("offset").get<std::uint64_t>();
       } else {
-        e.object = j.at("object").get<std::string>();
+        e.object = ParseObjectName(j.at("object").get<std::string>(), false, what);
         e.stored_size = j.value("stored_size", std::uint64_t{0});
       }
     } else {
@@ -137,7 +189,7 @@ FileEntry FileEntryFromJson(const nlohmann::json& j, const std::string& what) {
     if (std::string_view(ex.what()).starts_with(what)) throw;
     throw IntegrityError(what + ": " + ex.what());
   }
-  return e;
+  return list.Add(e);
 }
 
 StoredObject WriteFileList(Repository& repo, const std::string& label, const FileList& files) {
@@ -178,7 +230,7 @@ FileList ReadFileList(Repository& repo, const std::string& label, const nlohmann
     nlohmann::json full = manifest.contains("files") ? manifest : ReadManifest(repo, label);
     const auto& list = full.at("files");
     for (std::size_t i = 0; i < list.size(); ++i) {
-      files.push_back(FileEntryFromJson(list[i], what + ", manifest entry " + std::to_string(i)));
+      AddFromJson(files, list[i], what + ", manifest entry " + std::to_string(i));
     }
     return files;
   }

@@ -6,15 +6,17 @@
 // (compressed, encrypted when the stanza is), its SHA-256, size and entry count recorded in the
 // manifest (format 2). Its content is JSON Lines: one entry per line, the same members as the
 // entries of a format-1 manifest's "files" array. It is written and read as a stream into
-// compact records (about 200 bytes per entry, against about 1 KB as a JSON tree), so that a
-// database with hundreds of thousands of files is backed up, restored and verified in little
-// memory, and manifests stay small.
+// compact records (FileList), so that a database with hundreds of thousands of files is
+// backed up, restored and verified in little memory, and manifests stay small.
 
 #include <array>
 #include <cstdint>
 #include <deque>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "repo/object_io.h"
 #include "repo/repository.h"
@@ -23,31 +25,64 @@ namespace gravl::repo {
 
 inline constexpr int kManifestFormat = 2;  // 1: the file list inside the manifest
 
+// One entry. Its names are views: into the FileList that holds it, or, for an entry being
+// built, into the caller's strings until FileList::Add() copies them.
 struct FileEntry {
   enum class Type : std::uint8_t { kDir, kFile, kLink };
-  std::string path;    // raw bytes (not necessarily UTF-8), relative to its directory
-  std::string target;  // links: raw bytes
-  std::string object;  // files: their own object ("files/<n>") or their bundle ("bundles/<n>")
+  std::string_view path;    // raw bytes (not necessarily UTF-8), relative to its directory
+  std::string_view target;  // links: raw bytes
   std::uint64_t size = 0;
   std::uint64_t offset = 0;       // in the bundle
   std::uint64_t stored_size = 0;  // own objects, after compression and encryption
   std::int64_t mtime = 0;
   std::uint32_t mode = 0;
   std::uint32_t tablespace = 0;  // OID; 0 for the data directory
+  std::uint32_t object = 0;      // files: the number of their own object or of their bundle
   Type type = Type::kFile;
   bool bundled = false;
   std::array<std::uint8_t, 32> sha256{};  // files
 
+  // "files/<n>" or "bundles/<n>", as stored (at least six digits).
+  std::string ObjectName() const;
   std::string Sha256Hex() const;
   void SetSha256Hex(std::string_view hex);  // throws IntegrityError unless 64 hex digits
 };
 
-// Deque: no reallocation spikes while it grows, stable addresses.
-using FileList = std::deque<FileEntry>;
+// Object names of a backup: "files/000012", "bundles/000003".
+std::string ObjectName(bool bundle, std::uint32_t number);
+
+// Entries in compact records (about 110 bytes each plus their names, against about 1 KB as
+// a JSON tree): names are packed into shared blocks, entries kept in a deque (no
+// reallocation spikes while it grows; references stay valid).
+class FileList {
+ public:
+  FileList() = default;
+  FileList(FileList&&) = default;
+  FileList& operator=(FileList&&) = default;
+  FileList(const FileList&) = delete;
+  FileList& operator=(const FileList&) = delete;
+
+  // Copies `entry` and its names into the list; returns the stored entry.
+  FileEntry& Add(const FileEntry& entry);
+  std::size_t size() const { return entries_.size(); }
+  bool empty() const { return entries_.empty(); }
+  FileEntry& operator[](std::size_t i) { return entries_[i]; }
+  const FileEntry& operator[](std::size_t i) const { return entries_[i]; }
+  auto begin() const { return entries_.begin(); }
+  auto end() const { return entries_.end(); }
+
+ private:
+  std::string_view Keep(std::string_view name);
+  std::deque<FileEntry> entries_;
+  std::vector<std::unique_ptr<char[]>> blocks_;
+  std::size_t block_left_ = 0;
+  char* block_next_ = nullptr;
+};
 
 nlohmann::json ToJson(const FileEntry& entry);
-// Throws IntegrityError naming `what` when a member is missing or has the wrong type.
-FileEntry FileEntryFromJson(const nlohmann::json& json, const std::string& what);
+// Appends the entry `json` describes to `list`. Throws IntegrityError naming `what` when a
+// member is missing or has the wrong type.
+FileEntry& AddFromJson(FileList& list, const nlohmann::json& json, const std::string& what);
 
 // Stores `files` as <backup>/file_list; the result goes into the manifest's "file_list" (see
 // FileListRecord).
