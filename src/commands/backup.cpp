@@ -16,6 +16,7 @@
 #include <cstdio>
 #include <deque>
 #include <future>
+#include <map>
 #include <sstream>
 #include <thread>
 #include <unordered_map>
@@ -494,6 +495,12 @@ int Backup(const Context& ctx, const BackupOptions& options) {
     auto conn = pg::Connection::Open(ctx.config.pg_conninfo);
     return TableCounts(ctx.config.pg_conninfo, *conn);
   });
+  // Tablespace names, for restores that put tablespaces elsewhere (--tablespace-map NAME=DIR):
+  // asked now, as this connection may not survive hours of streaming.
+  std::map<std::string, std::string> tablespace_names;  // by OID
+  for (const auto& row : sql->Query("SELECT oid::text, spcname FROM pg_tablespace")) {
+    tablespace_names[row[0]] = row[1];
+  }
   Progress progress(ctx.output == OutputFormat::kText);
   BackupWriter writer(repo, label, ctx.config, progress);
   auto replication = pg::Connection::Open(ctx.config.pg_conninfo, true);
@@ -504,11 +511,9 @@ int Backup(const Context& ctx, const BackupOptions& options) {
   pg::BaseBackupResult result = pg::RunBaseBackup(*replication, bb, writer);
   writer.Close();
   progress.Done();
-  // Names, for restores that put tablespaces elsewhere (--tablespace-map NAME=DIR).
   for (auto& t : writer.tablespaces_) {
-    auto name = sql->QueryValue("SELECT spcname FROM pg_tablespace WHERE oid = " +
-                                t["oid"].get<std::string>());
-    if (name) t["name"] = *name;
+    auto it = tablespace_names.find(t["oid"].get<std::string>());
+    if (it != tablespace_names.end()) t["name"] = it->second;
   }
   auto stop_time = std::chrono::system_clock::now();
 
@@ -557,6 +562,9 @@ int Backup(const Context& ctx, const BackupOptions& options) {
         {"size", writer.pg_manifest().size}}},
       {"tables", nlohmann::json::array()},
       {"file_list", repo::FileListRecord(file_list, file_count)},
+      // Where format 1 had the list: versions that only know format 1 fail on this string
+      // instead of finding no files to restore or verify.
+      {"files", "in the object file_list (manifest format 2): upgrade gravl-dr to read it"},
   };
   for (const auto& t : table_counts.get()) {
     manifest["tables"].push_back({{"database", t.database},

@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <charconv>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -148,7 +149,13 @@ std::map<std::uint32_t, TablespaceTarget> TablespaceTargets(const nlohmann::json
   std::map<std::uint32_t, TablespaceTarget> out;
   std::string known;
   for (const auto& t : manifest.value("tablespaces", nlohmann::json::array())) {
-    auto oid = static_cast<std::uint32_t>(std::stoul(t.at("oid").get<std::string>()));
+    std::uint32_t oid = 0;
+    const std::string& text = t.at("oid").get_ref<const std::string&>();
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), oid);
+    if (ec != std::errc() || end != text.data() + text.size() || oid == 0) {
+      throw IntegrityError("backup " + label + ": tablespace OID '" + text +
+                           "' in the manifest is not a number: the manifest is damaged");
+    }
     out[oid] = {t.value("name", ""), t.at("location").get<std::string>()};
     known += (known.empty() ? "" : ", ") + out[oid].Describe(oid) + " at " + out[oid].dir;
   }
@@ -188,21 +195,41 @@ std::map<std::uint32_t, TablespaceTarget> TablespaceTargets(const nlohmann::json
       }
     }
   }
-  std::map<std::string, std::uint32_t> by_dir;
+  // No directory inside another (or the same): pgdata and every tablespace apart.
+  auto normal = [](const std::string& dir) {
+    std::string n = fs::path(dir).lexically_normal().string();
+    while (n.size() > 1 && n.back() == '/') n.pop_back();
+    return n;
+  };
+  auto within = [](const std::string& inner, const std::string& outer) {
+    return inner == outer || inner.starts_with(outer == "/" ? outer : outer + "/");
+  };
+  std::vector<std::pair<std::string, std::string>> places = {
+      {normal(options.pgdata), "the data directory " + options.pgdata}};
+  for (auto& [oid, t] : out) {
+    t.dir = normal(t.dir);
+    for (const auto& [dir, desc] : places) {
+      if (within(t.dir, dir) || within(dir, t.dir)) {
+        throw UsageError(t.Describe(oid) + " would be restored into " + t.dir +
+                         ", which overlaps " + desc + ": map it elsewhere with --tablespace-map");
+      }
+    }
+    places.push_back({t.dir, t.Describe(oid) + " (" + t.dir + ")"});
+  }
   for (const auto& [oid, t] : out) {
-    auto [it, fresh] = by_dir.emplace(fs::path(t.dir).lexically_normal().string(), oid);
-    if (!fresh) {
-      throw UsageError(out[it->second].Describe(it->second) + " and " + t.Describe(oid) +
-                       " would both be restored into " + t.dir + ": map one elsewhere");
-    }
     std::error_code ec;
-    if (!options.delta && fs::exists(t.dir, ec) && !fs::is_empty(t.dir, ec)) {
-      std::string name = t.name.empty() ? std::to_string(oid) : t.name;
-      throw ConflictError(t.Describe(oid) + " would be restored into " + t.dir +
-                          ", which is not empty (the tablespace is probably still in use "
-                          "there): restore it elsewhere with --tablespace-map " +
-                          name + "=DIR or --tablespace-map-all DIR, or empty the directory");
-    }
+    if (!fs::exists(t.dir, ec) || fs::is_empty(t.dir, ec)) continue;
+    std::string name = t.name.empty() ? std::to_string(oid) : t.name;
+    // --delta rewrites a stopped data directory and its own tablespaces: the directory must
+    // be where that data directory's link points, never a location in use by another server.
+    std::string link = options.pgdata + "/pg_tblspc/" + std::to_string(oid);
+    if (options.delta && fs::equivalent(link, t.dir, ec)) continue;
+    throw ConflictError(
+        t.Describe(oid) + " would be restored into " + t.dir + ", which is not empty" +
+        (options.delta ? " and is not the tablespace of " + options.pgdata : "") +
+        " (the tablespace is probably still in use there): restore it elsewhere with "
+        "--tablespace-map " +
+        name + "=DIR or --tablespace-map-all DIR, or empty the directory");
   }
   return out;
 }
@@ -352,7 +379,7 @@ int Restore(const Context& ctx, const RestoreOptions& options, RestoreResult* re
     nlohmann::json ts = nlohmann::json::array();
     std::string ts_text;
     for (const auto& [oid, t] : tablespaces) {
-      ts.push_back({{"oid", oid}, {"name", t.name}, {"directory", t.dir}});
+      ts.push_back({{"oid", std::to_string(oid)}, {"name", t.name}, {"directory", t.dir}});
       ts_text += "  " + t.Describe(oid) + " into " + t.dir + "\n";
     }
     ctx.Emit(
@@ -364,19 +391,12 @@ int Restore(const Context& ctx, const RestoreOptions& options, RestoreResult* re
   auto started = std::chrono::steady_clock::now();
   repo::FileList files = repo::ReadFileList(repo, label, m);  // verified
   std::string what = repo.Describe() + ": backup " + label;
-  MakeServerDirs(options.pgdata);
-  ::chmod(options.pgdata.c_str(), 0700);
   std::string prefix = repo::BackupObjectPrefix(repo.stanza(), label);
   std::map<std::uint32_t, std::string> tablespace_dirs;  // by OID
   for (const auto& [oid, t] : tablespaces) tablespace_dirs[oid] = t.dir;
-  auto dest_of = [&](const repo::FileEntry& f) {
+  auto dest_of = [&](const repo::FileEntry& f) {  // every entry's tablespace is checked below
     if (f.tablespace == 0) return options.pgdata + "/" + std::string(f.path);
-    auto it = tablespace_dirs.find(f.tablespace);
-    if (it == tablespace_dirs.end()) {
-      throw IntegrityError(what + ": " + std::string(f.path) + " is in tablespace " +
-                           std::to_string(f.tablespace) + ", which the manifest does not describe");
-    }
-    return it->second + "/" + std::string(f.path);
+    return tablespace_dirs.at(f.tablespace) + "/" + std::string(f.path);
   };
   // pg_control and backup_label are restored under a pending name and put in place last,
   // after everything else and the recovery settings: until then the directory cannot start.
@@ -387,22 +407,10 @@ int Restore(const Context& ctx, const RestoreOptions& options, RestoreResult* re
   auto file_dest = [&](const repo::FileEntry& f) {
     return held_back(f) ? dest_of(f) + kPending : dest_of(f);
   };
-  std::vector<std::string> pending;
-  for (const auto& f : files) {
-    if (held_back(f)) pending.push_back(dest_of(f));
-  }
 
-  // Directories first, then files (held-back ones last), then symlinks.
-  for (const auto& [oid, dir] : tablespace_dirs) MakeServerDirs(dir);  // empty (or --delta)
-  for (const auto& f : files) {
-    if (f.type == repo::FileEntry::Type::kDir) {
-      std::string d = dest_of(f);
-      io::MakeDirs(d);
-      ::chmod(d.c_str(), static_cast<mode_t>(f.mode & 07777));
-    }
-  }
-  // One job per object: a file of its own, or a bundle of small files (indexes into `files`,
-  // in bundle order). Destinations are computed when a job runs, so the plan stays small.
+  // The plan, checked whole before anything is written. One job per object: a file of its
+  // own, or a bundle of small files (indexes into `files`, in bundle order). Destinations are
+  // computed when a job runs, so the plan stays small.
   struct Job {
     std::string object;
     std::uint64_t size;
@@ -417,8 +425,15 @@ int Restore(const Context& ctx, const RestoreOptions& options, RestoreResult* re
     jobs.push_back({b["object"], b["size"], b["sha256"], {}, nullptr});
   }
   std::uint64_t total = 0;
+  std::vector<std::string> pending;
   for (std::size_t i = 0; i < files.size(); ++i) {
     const repo::FileEntry& f = files[i];
+    if (f.tablespace != 0 && !tablespace_dirs.count(f.tablespace)) {
+      throw IntegrityError(what + ": " + std::string(f.path) + " is in tablespace " +
+                           std::to_string(f.tablespace) +
+                           ", which the manifest does not describe; nothing was written");
+    }
+    if (held_back(f)) pending.push_back(dest_of(f));
     if (f.type != repo::FileEntry::Type::kFile) continue;
     total += f.size;
     if (!f.bundled) {
@@ -428,9 +443,21 @@ int Restore(const Context& ctx, const RestoreOptions& options, RestoreResult* re
     auto it = bundle_job.find(f.ObjectName());
     if (it == bundle_job.end()) {
       throw IntegrityError(what + ": " + std::string(f.path) + " is in bundle " + f.ObjectName() +
-                           ", which the manifest does not describe");
+                           ", which the manifest does not describe; nothing was written");
     }
     jobs[it->second].parts.push_back(static_cast<std::uint32_t>(i));
+  }
+
+  // Directories first, then files (held-back ones last), then symlinks.
+  MakeServerDirs(options.pgdata);
+  ::chmod(options.pgdata.c_str(), 0700);
+  for (const auto& [oid, dir] : tablespace_dirs) MakeServerDirs(dir);  // empty (or --delta)
+  for (const auto& f : files) {
+    if (f.type == repo::FileEntry::Type::kDir) {
+      std::string d = dest_of(f);
+      io::MakeDirs(d);
+      ::chmod(d.c_str(), static_cast<mode_t>(f.mode & 07777));
+    }
   }
   repo::ObjectFormat format{ParseCompression(m["compression"]), 0, repo.key()};
   auto run_job = [&](const Job& j) {
@@ -463,8 +490,15 @@ int Restore(const Context& ctx, const RestoreOptions& options, RestoreResult* re
       if (!held_back(f)) wanted.insert(dest_of(f));
     }
     std::vector<fs::path> extra;
+    // In tablespaces only what the backup has there (PG_<version>_<catalog version>): another
+    // cluster may keep its own version directory in the same location.
     std::vector<std::string> roots = {options.pgdata};
-    for (const auto& [oid, dir] : tablespace_dirs) roots.push_back(dir);
+    for (const auto& f : files) {
+      if (f.tablespace != 0 && f.type == repo::FileEntry::Type::kDir &&
+          f.path.find('/') == std::string_view::npos) {
+        roots.push_back(dest_of(f));
+      }
+    }
     for (const auto& root : roots) {
       for (auto it = fs::recursive_directory_iterator(root);
            it != fs::recursive_directory_iterator(); ++it) {
@@ -582,7 +616,9 @@ int Restore(const Context& ctx, const RestoreOptions& options, RestoreResult* re
     pg::GiveToServerUser(options.pgdata);
     for (const auto& [oid, dir] : tablespace_dirs) {
       pg::GiveToServerUser(dir);
-      for (const auto& e : fs::recursive_directory_iterator(dir)) pg::GiveToServerUser(e.path());
+      for (const auto& e : fs::recursive_directory_iterator(dir)) {
+        if (!e.is_symlink()) pg::GiveToServerUser(e.path());
+      }
     }
   }
   double seconds =

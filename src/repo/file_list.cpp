@@ -15,6 +15,8 @@ namespace {
 constexpr const char* kFileListObject = "file_list";
 constexpr std::size_t kWriteBatch = 256 * 1024;
 constexpr std::size_t kNameBlock = 64 * 1024;
+// Names are at most a few kB (MAXPGPATH): a longer line is damage, not worth buffering.
+constexpr std::size_t kMaxLine = 1 << 20;
 
 const char* TypeName(FileEntry::Type type) {
   switch (type) {
@@ -43,6 +45,18 @@ std::uint32_t ParseObjectName(const std::string& name, bool bundle, const std::s
                        " object name");
 }
 
+// A relative path that stays inside its directory: not absolute, no ".." component, no NUL.
+// ("./pg_wal/archive_status" is how the server names some directories.)
+bool IsSafeRelativePath(std::string_view path) {
+  if (path.starts_with('/') || path.find('\0') != std::string_view::npos) return false;
+  for (;;) {
+    std::size_t slash = path.find('/');
+    if (path.substr(0, slash) == "..") return false;
+    if (slash == std::string_view::npos) return true;
+    path.remove_prefix(slash + 1);
+  }
+}
+
 std::uint32_t ParseOid(const std::string& text, const std::string& what) {
   std::uint32_t oid = 0;
   auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), oid);
@@ -59,6 +73,10 @@ class FileListParser final : public io::Sink {
   FileListParser(FileList& out, std::string what) : out_(out), what_(std::move(what)) {}
   void Write(ByteView data) override {
     lines_.Feed(AsChars(data), [this](std::string_view line) { Line(line); });
+    if (lines_.partial().size() > kMaxLine) {
+      throw IntegrityError(what_ + ": line " + std::to_string(line_ + 1) + " is longer than " +
+                           std::to_string(kMaxLine) + " bytes: the file list is damaged");
+    }
   }
   void Finish() override {
     if (!lines_.partial().empty()) throw IntegrityError(what_ + " ends inside an entry");
@@ -155,6 +173,10 @@ FileEntry& AddFromJson(FileList& list, const nlohmann::json& j, const std::strin
   try {
     const std::string& type = j.at("type").get_ref<const std::string&>();
     path = GetName(j, "path");
+    if (!IsSafeRelativePath(path)) {
+      throw IntegrityError(what + ": path '" + path.substr(0, 200) +
+                           "' leads outside its directory: the file list is damaged or forged");
+    }
     e.path = path;
     e.mode = j.at("mode").get<std::uint32_t>();
     e.mtime = j.value("mtime", std::int64_t{0});
@@ -225,10 +247,20 @@ FileList ReadFileList(Repository& repo, const std::string& label, const nlohmann
   }
   FileList files;
   auto record = manifest.find("file_list");
+  if (record == manifest.end() && format >= 2) {
+    throw IntegrityError(what + ": the manifest (format " + std::to_string(format) +
+                         ") has no file_list record: it is damaged");
+  }
   if (record == manifest.end()) {
     // Format 1: the entries are in the manifest (a summary does not carry them).
     nlohmann::json full = manifest.contains("files") ? manifest : ReadManifest(repo, label);
-    const auto& list = full.at("files");
+    auto list_it = full.find("files");
+    if (list_it == full.end() || !list_it->is_array()) {
+      throw IntegrityError(what +
+                           ": the manifest has neither a file_list record nor files: it "
+                           "is damaged");
+    }
+    const auto& list = *list_it;
     for (std::size_t i = 0; i < list.size(); ++i) {
       AddFromJson(files, list[i], what + ", manifest entry " + std::to_string(i));
     }
@@ -239,7 +271,10 @@ FileList ReadFileList(Repository& repo, const std::string& label, const nlohmann
   std::size_t entries = 0;
   CompressionType compression = CompressionType::kZstd;
   try {
-    key = BackupObjectPrefix(repo.stanza(), label) + record->at("object").get<std::string>();
+    if (record->at("object").get<std::string>() != kFileListObject) {
+      throw IntegrityError("its object is not " + std::string(kFileListObject));
+    }
+    key = BackupObjectPrefix(repo.stanza(), label) + kFileListObject;
     expected = {record->at("sha256").get<std::string>(), record->at("size").get<std::uint64_t>()};
     entries = record->at("entries").get<std::size_t>();
     compression = ParseCompression(record->value("compression", "zstd"));

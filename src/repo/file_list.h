@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "repo/object_io.h"
@@ -57,8 +58,17 @@ std::string ObjectName(bool bundle, std::uint32_t number);
 class FileList {
  public:
   FileList() = default;
-  FileList(FileList&&) = default;
-  FileList& operator=(FileList&&) = default;
+  // A moved-from list is empty and writes its next names into blocks of its own.
+  FileList(FileList&& other) noexcept { *this = std::move(other); }
+  FileList& operator=(FileList&& other) noexcept {
+    entries_ = std::move(other.entries_);
+    blocks_ = std::move(other.blocks_);
+    block_left_ = std::exchange(other.block_left_, 0);
+    block_next_ = std::exchange(other.block_next_, nullptr);
+    other.entries_.clear();
+    other.blocks_.clear();
+    return *this;
+  }
   FileList(const FileList&) = delete;
   FileList& operator=(const FileList&) = delete;
 
@@ -81,7 +91,8 @@ class FileList {
 
 nlohmann::json ToJson(const FileEntry& entry);
 // Appends the entry `json` describes to `list`. Throws IntegrityError naming `what` when a
-// member is missing or has the wrong type.
+// member is missing or has the wrong type, or when its path could lead outside its directory
+// (empty, absolute, a "." or ".." component, a NUL byte).
 FileEntry& AddFromJson(FileList& list, const nlohmann::json& json, const std::string& what);
 
 // Stores `files` as <backup>/file_list; the result goes into the manifest's "file_list" (see

@@ -13,17 +13,22 @@ class SizeCheckSink final : public io::Sink {
       : next_(next), expected_(expected), what_(std::move(what)) {}
   void Write(ByteView data) override {
     seen_ += data.size();
+    // Longer than recorded: stop before passing on more unverified bytes (a damaged object,
+    // or one that decompresses to far more than it should).
+    if (seen_ > expected_) Mismatch();
     next_.Write(data);
   }
   void Finish() override {
-    if (seen_ != expected_) {
-      throw IntegrityError(what_ + ": size mismatch (expected " + std::to_string(expected_) +
-                           " bytes, got " + std::to_string(seen_) + ")");
-    }
+    if (seen_ != expected_) Mismatch();
     next_.Finish();
   }
 
  private:
+  [[noreturn]] void Mismatch() const {
+    throw IntegrityError(what_ + ": size mismatch (expected " + std::to_string(expected_) +
+                         " bytes, got " + (seen_ > expected_ ? "at least " : "") +
+                         std::to_string(seen_) + ")");
+  }
   io::Sink& next_;
   std::uint64_t expected_;
   std::uint64_t seen_ = 0;

@@ -238,13 +238,38 @@ TEST_F(BackupRestore, TablespacesGoElsewhereWithAMapWhileTheOriginalRuns) {
   // The original is untouched and still serves.
   EXPECT_EQ(Query(*cluster_, "SELECT count(*) FROM tm"), "5000");
 
+  // --delta never touches a tablespace location that is not the data directory's own: here
+  // the original's, in use.
+  auto listing = [](const std::string& dir) {
+    std::string out;
+    for (const auto& e : fs::recursive_directory_iterator(dir)) {
+      out += e.path().string() + " " +
+             (e.is_regular_file() ? std::to_string(e.file_size()) : std::string("-")) + "\n";
+    }
+    return out;
+  };
+  std::string original = listing(dir_ / "ts");
+  r = Cli({"restore", "--pgdata", pgdata, "--target", "immediate", "--delta"});
+  EXPECT_EQ(r.exit_code, 5) << r.err;
+  EXPECT_NE(r.err.find("is not the tablespace of " + pgdata), std::string::npos) << r.err;
+  EXPECT_EQ(listing(dir_ / "ts"), original);
+  std::string fresh = dir_ / "fresh";
+  r = Cli({"restore", "--pgdata", fresh, "--tablespace-map", "moved=" + fresh + "/inside"});
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find("overlaps the data directory"), std::string::npos) << r.err;
+
   // --delta over the stopped restored cluster, tablespace included: nothing to rewrite, and
-  // a stray file in the tablespace goes.
-  test::WriteFile(elsewhere + "/stray", "x");
+  // a stray file in the tablespace's version directory goes; other directories there stay.
+  std::string version_dir;
+  for (const auto& e : fs::directory_iterator(elsewhere)) version_dir = e.path();
+  ASSERT_NE(version_dir.find("/PG_15_"), std::string::npos) << version_dir;
+  test::WriteFile(version_dir + "/stray", "x");
+  fs::create_directories(elsewhere + "/PG_99_other_cluster");
   r = Cli({"restore", "--pgdata", pgdata, "--target", "immediate", "--delta", "--output", "json",
            "--tablespace-map", "moved=" + elsewhere});
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_FALSE(fs::exists(elsewhere + "/stray"));
+  EXPECT_FALSE(fs::exists(version_dir + "/stray"));
+  EXPECT_TRUE(fs::exists(elsewhere + "/PG_99_other_cluster"));
   EXPECT_GT(nlohmann::json::parse(r.out)["files_unchanged"].get<int>(), 0);
 
   std::string all = dir_ / "all-ts";

@@ -42,7 +42,7 @@ FileEntry File(std::string_view path, std::uint64_t size, std::uint32_t object, 
   return e;
 }
 
-const std::string kOddName("odd\xff\xfe name", 12);
+const std::string kOddName("odd\xff\xfe name", 10);
 const std::string kOddTarget("/srv/ts\x80", 8);
 
 FileList Sample() {
@@ -172,6 +172,11 @@ TEST(FileList, DamagedEntriesNameTheirLine) {
   damaged([](nlohmann::json& e) { e["object"] = "bundles/000001"; });
   damaged([](nlohmann::json& e) { e["object"] = "files/../../x"; });
   damaged([](nlohmann::json& e) { e["object"] = "files/99999999999"; });
+  // Paths that would lead outside the data directory.
+  for (const char* path : {"/etc/passwd", "../x", "base/../../x", "a/..", ".."}) {
+    damaged([&](nlohmann::json& e) { e["path"] = path; });
+  }
+  damaged([](nlohmann::json& e) { e["path"] = std::string("a\0b", 3); });
   EXPECT_TRUE(list.empty());
   j = ToJson(File("base/5/1", 1, 1234567, false));
   EXPECT_EQ(j["object"], "files/1234567");
@@ -193,7 +198,12 @@ TEST(FileList, KeepsItsOwnCopiesOfNames) {
   EXPECT_EQ(list[0].path, "base/5/" + std::string(100, 'p'));
   EXPECT_EQ(list[0].target, std::string(100000, 't'));
   FileList moved = std::move(list);
-  EXPECT_EQ(moved[0].path.substr(0, 7), "base/5/");
+  EXPECT_EQ(moved[0].path, "base/5/" + std::string(100, 'p'));
+  // The moved-from list is empty and writes its names elsewhere.
+  EXPECT_TRUE(list.empty());  // NOLINT(bugprone-use-after-move): defined state, tested
+  list.Add(File("base/5/" + std::string(100, 'q'), 1, 2, false));
+  EXPECT_EQ(moved[0].path, "base/5/" + std::string(100, 'p'));
+  EXPECT_EQ(list[0].path, "base/5/" + std::string(100, 'q'));
 }
 
 #if defined(__SANITIZE_ADDRESS__)

@@ -104,6 +104,11 @@ TEST_P(ObjectIo, WriteReadVerifyAndDetectDamage) {
   EXPECT_THROW(
       ReadObject(*inner, "st/backups/L/files/base/1", format, {obj.sha256, obj.size + 1}, sized),
       IntegrityError);
+  // Longer than recorded: stopped as soon as the excess arrives, not at the end.
+  io::BufferSink shorter;
+  EXPECT_THROW(ReadObject(*inner, "st/backups/L/files/base/1", format, {obj.sha256, 1000}, shorter),
+               IntegrityError);
+  EXPECT_LE(shorter.data().size(), 1000u);
 }
 
 INSTANTIATE_TEST_SUITE_P(
