@@ -17,7 +17,7 @@
 # case, e.g. TABLES=50000 (about 200,000 files): memory must stay bounded whatever the number
 # of files.
 #
-# Usage: [ROUNDS=3] [TABLES=0] bench/backup_bench.sh [SCALE=100] [RANDOM_MB=500]  (as root or postgres)
+# Usage: [ROUNDS=3] [TABLES=0] [CONNECT=socket|tcp] bench/backup_bench.sh [SCALE=100] [RANDOM_MB=500]  (as root or postgres)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SCALE=${1:-100}
@@ -36,7 +36,13 @@ PGDATA="$WORK/data"
 cleanup() { as_pg "$PGBIN/pg_ctl" -D "$PGDATA" -m immediate stop >/dev/null 2>&1 || true; rm -rf "$WORK"; }
 trap cleanup EXIT INT TERM
 port=55600; while (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do port=$((port + 1)); done
-CONN="host=127.0.0.1 port=$port user=postgres dbname=postgres"
+# gravl-dr and pg_basebackup reach the server the way pgBackRest does (pg1-socket-path): over
+# its Unix socket, cheaper for both ends than loopback TCP. CONNECT=tcp for 127.0.0.1.
+if [ "${CONNECT:-socket}" = tcp ]; then
+  CONN="host=127.0.0.1 port=$port user=postgres dbname=postgres"
+else
+  CONN="host=$WORK port=$port user=postgres dbname=postgres"
+fi
 
 echo "== preparing: pgbench scale $SCALE + $RANDOM_MB MB incompressible" >&2
 as_pg "$PGBIN/initdb" -D "$PGDATA" -U postgres --auth=trust >/dev/null
@@ -183,8 +189,8 @@ echo "peak memory  gravl backup/restore/verify: ${RSS[backup-gravl]} / ${RSS[res
 mkdir -p bench/results
 out="bench/results/backup-$(date -u +%Y%m%dT%H%M%SZ).json"
 {
-  printf '{"scale": %s, "random_mb": %s, "tables": %s, "files": %s, "db_bytes": %s, "nproc": %s, "rounds": %s, "results": {' \
-    "$SCALE" "$RANDOM_MB" "$TABLES" "$FILES" "$DBSIZE" "$(nproc)" "$ROUNDS"
+  printf '{"connect": "%s", "scale": %s, "random_mb": %s, "tables": %s, "files": %s, "db_bytes": %s, "nproc": %s, "rounds": %s, "results": {' \
+    "${CONNECT:-socket}" "$SCALE" "$RANDOM_MB" "$TABLES" "$FILES" "$DBSIZE" "$(nproc)" "$ROUNDS"
   sep=""
   for k in "${!WALL[@]}"; do
     printf '%s"%s": {"wall_s": %s, "cpu_s": %s, "peak_rss_mb": %s, "runs_wall_s": [%s]}' "$sep" "$k" \
