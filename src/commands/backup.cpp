@@ -172,7 +172,11 @@ class BackupWriter final : public pg::BaseBackupReceiver, public pg::TarHandler 
       pg_manifest_ = NewObject("backup_manifest", format_, false);
       pg_manifest_sink_ = std::make_unique<io::QueuedSink>(*pg_manifest_, worker_);
       pg_manifest_filter_ = std::make_unique<pg::ManifestSha256Filter>(
-          *pg_manifest_sink_, [this](const std::string& path) { return ManifestSha256(path); });
+          *pg_manifest_sink_, [this](const std::string& path) -> std::optional<std::string> {
+            const repo::FileEntry* f = manifest_paths_.Find(path);
+            if (f == nullptr) return std::nullopt;
+            return f->Sha256Hex();
+          });
     }
     pg_manifest_filter_->Write(data);
   }
@@ -257,7 +261,8 @@ class BackupWriter final : public pg::BaseBackupReceiver, public pg::TarHandler 
     CloseBundle();
     if (!pg_manifest_sink_) throw PgError("the server sent no backup manifest");
     pg_manifest_filter_->Finish();
-    spdlog::debug("SHA-256 of {} files added to backup_manifest", pg_manifest_filter_->files());
+    spdlog::debug("SHA-256 of {} files added to backup_manifest{}", pg_manifest_filter_->files(),
+                  manifest_paths_.indexed() ? " (out of order: all paths indexed)" : "");
     if (hash_worker_) hash_worker_->Wait();
     worker_.Wait();
     for (const auto& [index, object] : file_results_) {
@@ -301,36 +306,6 @@ class BackupWriter final : public pg::BaseBackupReceiver, public pg::TarHandler 
       files_[pending.index].SetSha256Hex(pending.sha256->FinalHex());
     pending_hashes_.clear();
   }
-  // The SHA-256 of a file by its backup_manifest path. The server lists files in the order
-  // it sent them, which is files_'s, leaving some out (the WAL segments of a backup that
-  // includes them): a cursor finds them without an index, looking a little ahead. A map of
-  // all paths is only built should the orders ever differ more than that.
-  std::optional<std::string> ManifestSha256(const std::string& path) {
-    auto manifest_path = [](const repo::FileEntry& f) {
-      std::string name(f.path);
-      return f.tablespace == 0 ? name : "pg_tblspc/" + std::to_string(f.tablespace) + "/" + name;
-    };
-    constexpr std::size_t kLookAhead = 256;
-    for (std::size_t i = cursor_; i < std::min(files_.size(), cursor_ + kLookAhead); ++i) {
-      const repo::FileEntry& f = files_[i];
-      if (f.type == repo::FileEntry::Type::kFile &&
-          (f.tablespace == 0 ? f.path == path : manifest_path(f) == path)) {
-        cursor_ = i + 1;
-        return f.Sha256Hex();
-      }
-    }
-    if (by_manifest_path_.empty()) {
-      spdlog::debug("backup_manifest lists {} out of order; indexing all paths", path);
-      for (std::size_t i = 0; i < files_.size(); ++i) {
-        if (files_[i].type == repo::FileEntry::Type::kFile) {
-          by_manifest_path_.emplace(manifest_path(files_[i]), i);
-        }
-      }
-    }
-    auto it = by_manifest_path_.find(path);
-    if (it == by_manifest_path_.end()) return std::nullopt;
-    return files_[it->second].Sha256Hex();
-  }
   void CloseBundle() {
     if (!bundle_sink_) return;
     bundle_sink_->Finish();
@@ -366,8 +341,7 @@ class BackupWriter final : public pg::BaseBackupReceiver, public pg::TarHandler 
   WorkerObject* pg_manifest_ = nullptr;
   std::unique_ptr<io::QueuedSink> pg_manifest_sink_;
   std::unique_ptr<pg::ManifestSha256Filter> pg_manifest_filter_;
-  std::size_t cursor_ = 0;                                         // see ManifestSha256
-  std::unordered_map<std::string, std::size_t> by_manifest_path_;  // idem
+  repo::ManifestPathLookup manifest_paths_{files_};
   std::vector<std::pair<std::size_t, WorkerObject*>> file_results_;
   std::vector<std::pair<std::string, WorkerObject*>> bundle_results_;
   std::uint32_t file_count_ = 0;

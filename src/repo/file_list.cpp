@@ -142,6 +142,30 @@ void FileEntry::SetSha256Hex(std::string_view hex) {
   std::copy(raw.begin(), raw.end(), sha256.begin());
 }
 
+std::string ManifestPath(const FileEntry& e) {
+  std::string path(e.path);
+  return e.tablespace == 0 ? path : "pg_tblspc/" + std::to_string(e.tablespace) + "/" + path;
+}
+
+const FileEntry* ManifestPathLookup::Find(const std::string& path) {
+  for (std::size_t i = cursor_; i < std::min(files_.size(), cursor_ + kLookAhead); ++i) {
+    const FileEntry& f = files_[i];
+    if (f.type == FileEntry::Type::kFile &&
+        (f.tablespace == 0 ? f.path == path : ManifestPath(f) == path)) {
+      cursor_ = i + 1;
+      return &f;
+    }
+  }
+  if (!indexed_) {
+    indexed_ = true;
+    for (std::size_t i = 0; i < files_.size(); ++i) {
+      if (files_[i].type == FileEntry::Type::kFile) by_path_.emplace(ManifestPath(files_[i]), i);
+    }
+  }
+  auto it = by_path_.find(path);
+  return it == by_path_.end() ? nullptr : &files_[it->second];
+}
+
 nlohmann::json ToJson(const FileEntry& e) {
   nlohmann::json j = {{"type", TypeName(e.type)}, {"mode", e.mode}, {"mtime", e.mtime}};
   SetName(j, "path", std::string(e.path));

@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -87,6 +88,28 @@ class FileList {
   std::vector<std::unique_ptr<char[]>> blocks_;
   std::size_t block_left_ = 0;
   char* block_next_ = nullptr;
+};
+
+// The path PostgreSQL's backup_manifest gives an entry: tablespace files as
+// "pg_tblspc/<oid>/<path>".
+std::string ManifestPath(const FileEntry& entry);
+
+// Files of a list by their backup_manifest path. The server lists files in the order it sent
+// them, which is the list's, leaving some out (the WAL segments a backup includes): a cursor
+// finds them, looking a little ahead; a map of all paths is built only should the orders
+// differ more than that.
+class ManifestPathLookup {
+ public:
+  explicit ManifestPathLookup(const FileList& files) : files_(files) {}
+  const FileEntry* Find(const std::string& path);  // nullptr: no such file
+  bool indexed() const { return indexed_; }        // the map had to be built
+
+ private:
+  static constexpr std::size_t kLookAhead = 256;
+  const FileList& files_;
+  std::size_t cursor_ = 0;
+  bool indexed_ = false;
+  std::unordered_map<std::string, std::size_t> by_path_;
 };
 
 nlohmann::json ToJson(const FileEntry& entry);

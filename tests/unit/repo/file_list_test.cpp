@@ -206,6 +206,33 @@ TEST(FileList, KeepsItsOwnCopiesOfNames) {
   EXPECT_EQ(list[0].path, "base/5/" + std::string(100, 'q'));
 }
 
+TEST(FileList, ManifestPathsAreFoundInOrderWithoutAnIndex) {
+  FileList files;
+  FileEntry dir;
+  dir.type = FileEntry::Type::kDir;
+  dir.path = "base";
+  files.Add(dir);
+  files.Add(File("base/1", 1, 1, true));
+  files.Add(File("pg_wal/000000010000000000000002", 1, 1, false));  // not in backup_manifest
+  files.Add(File("pg_wal/archive_status/000000010000000000000002.done", 0, 1, true));
+  FileEntry in_tablespace = File("PG_15_202209061/5/1", 1, 1, true);
+  in_tablespace.tablespace = 16384;
+  files.Add(in_tablespace);
+
+  ManifestPathLookup lookup(files);
+  EXPECT_EQ(lookup.Find("base/1"), &files[1]);
+  EXPECT_EQ(lookup.Find("pg_wal/archive_status/000000010000000000000002.done"), &files[3]);
+  EXPECT_EQ(lookup.Find("pg_tblspc/16384/PG_15_202209061/5/1"), &files[4]);
+  EXPECT_FALSE(lookup.indexed()) << "in order, with a gap: no map of all paths";
+  // Out of order, or absent: the map answers.
+  EXPECT_EQ(lookup.Find("base/1"), &files[1]);
+  EXPECT_TRUE(lookup.indexed());
+  EXPECT_EQ(lookup.Find("pg_wal/000000010000000000000002"), &files[2]);
+  EXPECT_EQ(lookup.Find("PG_15_202209061/5/1"), nullptr);  // tablespace files by pg_tblspc/
+  EXPECT_EQ(lookup.Find("base"), nullptr);                 // directories are not files
+  EXPECT_EQ(lookup.Find("nope"), nullptr);
+}
+
 #if defined(__SANITIZE_ADDRESS__)
 #define GRAVL_UNDER_ASAN 1
 #elif defined(__has_feature)
