@@ -75,6 +75,34 @@ TEST_F(Drill, HealthyBackupPassesAndStoresItsReport) {
   }
 }
 
+// Rows counted at backup time against the restored database (latest: the changes after the
+// backup are replayed): a dropped, an emptied and a shrunk table are each named; an unchanged
+// one is not.
+TEST_F(Drill, TableCountsNameMissingEmptiedAndShrunkTables) {
+  cluster_->Psql(
+      "CREATE TABLE t_drop AS SELECT g AS id FROM generate_series(1, 10) g; "
+      "CREATE TABLE t_trunc AS SELECT g AS id FROM generate_series(1, 10) g; "
+      "CREATE TABLE t_shrink AS SELECT g AS id FROM generate_series(1, 1000) g; "
+      "CREATE TABLE t_same AS SELECT g AS id FROM generate_series(1, 100) g");
+  ASSERT_EQ(Cli({"backup"}).exit_code, 0);
+  cluster_->Psql("DROP TABLE t_drop; TRUNCATE t_trunc; DELETE FROM t_shrink WHERE id > 100");
+  SwitchAndWait();
+  RunResult r = Cli({"test-restore", "--output", "json"});
+  EXPECT_EQ(r.exit_code, 12) << r.out << r.err;
+  auto c = FailedCheck(nlohmann::json::parse(r.out), "table counts");
+  ASSERT_FALSE(c.is_null()) << r.out;
+  EXPECT_FALSE(c["ok"].get<bool>());
+  std::string failures = c["failures"].dump();
+  EXPECT_NE(failures.find("public.t_drop is missing (it had 10 rows"), std::string::npos)
+      << failures;
+  EXPECT_NE(failures.find("public.t_trunc is empty (it had 10 rows"), std::string::npos)
+      << failures;
+  EXPECT_NE(failures.find("public.t_shrink has 100 rows, 1000 at backup time"), std::string::npos)
+      << failures;
+  EXPECT_EQ(failures.find("t_same"), std::string::npos) << failures;
+  EXPECT_EQ(c["failures"].size(), 3u) << failures;
+}
+
 TEST_F(Drill, FlippedByteInAStoredObjectFailsNamingTheFile) {
   RunResult b = Cli({"backup", "--output", "json"});
   ASSERT_EQ(b.exit_code, 0) << b.err;
