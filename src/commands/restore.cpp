@@ -408,44 +408,23 @@ int Restore(const Context& ctx, const RestoreOptions& options, RestoreResult* re
     return held_back(f) ? dest_of(f) + kPending : dest_of(f);
   };
 
-  // The plan, checked whole before anything is written. One job per object: a file of its
-  // own, or a bundle of small files (indexes into `files`, in bundle order). Destinations are
+  // The plan, checked whole before anything is written: one job per object. Destinations are
   // computed when a job runs, so the plan stays small.
-  struct Job {
-    std::string object;
-    std::uint64_t size;
-    std::string sha256;
-    std::vector<std::uint32_t> parts;       // bundles
-    const repo::FileEntry* file = nullptr;  // own objects
-  };
-  std::vector<Job> jobs;
-  std::map<std::string, std::size_t> bundle_job;
-  for (const auto& b : m["bundles"]) {
-    bundle_job[b["object"]] = jobs.size();
-    jobs.push_back({b["object"], b["size"], b["sha256"], {}, nullptr});
-  }
+  std::vector<repo::ObjectToRead> jobs =
+      repo::PlanObjects(files, m["bundles"], [&](const repo::FileEntry& f) {
+        throw IntegrityError(what + ": " + std::string(f.path) + " is in bundle " + f.ObjectName() +
+                             ", which the manifest does not describe; nothing was written");
+      });
   std::uint64_t total = 0;
   std::vector<std::string> pending;
-  for (std::size_t i = 0; i < files.size(); ++i) {
-    const repo::FileEntry& f = files[i];
+  for (const auto& f : files) {
     if (f.tablespace != 0 && !tablespace_dirs.count(f.tablespace)) {
       throw IntegrityError(what + ": " + std::string(f.path) + " is in tablespace " +
                            std::to_string(f.tablespace) +
                            ", which the manifest does not describe; nothing was written");
     }
     if (held_back(f)) pending.push_back(dest_of(f));
-    if (f.type != repo::FileEntry::Type::kFile) continue;
-    total += f.size;
-    if (!f.bundled) {
-      jobs.push_back(Job{f.ObjectName(), f.size, f.Sha256Hex(), {}, &f});
-      continue;
-    }
-    auto it = bundle_job.find(f.ObjectName());
-    if (it == bundle_job.end()) {
-      throw IntegrityError(what + ": " + std::string(f.path) + " is in bundle " + f.ObjectName() +
-                           ", which the manifest does not describe; nothing was written");
-    }
-    jobs[it->second].parts.push_back(static_cast<std::uint32_t>(i));
+    if (f.type == repo::FileEntry::Type::kFile) total += f.size;
   }
 
   // Directories first, then files (held-back ones last), then symlinks.
@@ -460,7 +439,7 @@ int Restore(const Context& ctx, const RestoreOptions& options, RestoreResult* re
     }
   }
   repo::ObjectFormat format{ParseCompression(m["compression"]), 0, repo.key()};
-  auto run_job = [&](const Job& j) {
+  auto run_job = [&](const repo::ObjectToRead& j) {
     std::string key = prefix + j.object;
     if (j.file != nullptr) {
       // Large files bypass the page cache: less CPU, and syncfs() at the end has little left.
@@ -512,7 +491,7 @@ int Restore(const Context& ctx, const RestoreOptions& options, RestoreResult* re
       fs::remove_all(p, ec);
     }
     spdlog::info("--delta: removed {} entries that are not in the backup", extra.size());
-    std::vector<Job> needed;
+    std::vector<repo::ObjectToRead> needed;
     for (auto& j : jobs) {
       bool same = true;
       if (j.file != nullptr) {

@@ -160,13 +160,6 @@ int Verify(const Context& ctx, const VerifyOptions& options) {
       std::uint64_t objects = 0, bytes = 0;
       if (m["type"] == "full") {
         repo::ObjectFormat format{ParseCompression(m["compression"]), 0, repo.key()};
-        struct Item {
-          std::string object;
-          std::uint64_t size;
-          std::string sha256;
-          std::vector<std::uint32_t> parts;  // bundles: indexes in `files`
-        };
-        std::vector<Item> items;
         repo::FileList files;  // one backup's at a time
         try {
           files = repo::ReadFileList(repo, b.label, m);
@@ -177,31 +170,16 @@ int Verify(const Context& ctx, const VerifyOptions& options) {
           ++objects;
           bytes += m["file_list"].value("size", std::uint64_t{0});
         }
-        std::map<std::string, std::size_t> bundle_index;
-        for (const auto& bundle : m["bundles"]) {
-          bundle_index[bundle["object"]] = items.size();
-          items.push_back({bundle["object"], bundle["size"], bundle["sha256"], {}});
-        }
-        for (std::size_t i = 0; i < files.size(); ++i) {
-          const repo::FileEntry& f = files[i];
-          if (f.type != repo::FileEntry::Type::kFile) continue;
-          if (!f.bundled) {
-            items.push_back({f.ObjectName(), f.size, f.Sha256Hex(), {}});
-            continue;
-          }
-          auto it = bundle_index.find(f.ObjectName());
-          if (it == bundle_index.end()) {
-            fail(b.label + ": manifest lists " + std::string(f.path) + " in bundle " +
-                     f.ObjectName() + ", which it does not describe",
-                 false);
-            continue;
-          }
-          items[it->second].parts.push_back(static_cast<std::uint32_t>(i));
-        }
+        std::vector<repo::ObjectToRead> items =
+            repo::PlanObjects(files, m["bundles"], [&](const repo::FileEntry& f) {
+              fail(b.label + ": manifest lists " + std::string(f.path) + " in bundle " +
+                       f.ObjectName() + ", which it does not describe",
+                   false);
+            });
         items.push_back(
-            {"backup_manifest", m["backup_manifest"]["size"], m["backup_manifest"]["sha256"], {}});
+            {"backup_manifest", m["backup_manifest"]["size"], m["backup_manifest"]["sha256"]});
         auto errs = io::RunParallel(items.size(), ctx.config.parallel, [&](std::size_t i) {
-          const Item& item = items[i];
+          const repo::ObjectToRead& item = items[i];
           std::string what = repo.storage().Describe() + "/" + prefix + item.object;
           if (item.parts.empty()) {
             io::NullSink sink;

@@ -4,6 +4,7 @@
 #include <charconv>
 #include <cstdio>
 #include <cstring>
+#include <map>
 
 #include "common/error.h"
 #include "repo/manifest.h"
@@ -91,7 +92,11 @@ class FileListParser final : public io::Sink {
     if (json.is_discarded() || !json.is_object()) {
       throw IntegrityError(what_ + ": line " + std::to_string(line_) + " is not a JSON object");
     }
-    AddFromJson(out_, json, what_ + ", line " + std::to_string(line_));
+    try {
+      AddFromJson(out_, json, what_);
+    } catch (const IntegrityError& e) {
+      throw IntegrityError(std::string(e.what()) + " (line " + std::to_string(line_) + ")");
+    }
   }
   FileList& out_;
   std::string what_;
@@ -164,6 +169,28 @@ const FileEntry* ManifestPathLookup::Find(const std::string& path) {
   }
   auto it = by_path_.find(path);
   return it == by_path_.end() ? nullptr : &files_[it->second];
+}
+
+std::vector<ObjectToRead> PlanObjects(const FileList& files, const nlohmann::json& bundles,
+                                      const std::function<void(const FileEntry&)>& orphan) {
+  std::vector<ObjectToRead> out;
+  std::map<std::string, std::size_t> bundle_at;
+  for (const auto& b : bundles) {
+    bundle_at[b.at("object")] = out.size();
+    out.push_back({b.at("object"), b.at("size"), b.at("sha256"), {}, nullptr});
+  }
+  for (std::size_t i = 0; i < files.size(); ++i) {
+    const FileEntry& f = files[i];
+    if (f.type != FileEntry::Type::kFile) continue;
+    if (!f.bundled) {
+      out.push_back({f.ObjectName(), f.size, f.Sha256Hex(), {}, &f});
+    } else if (auto it = bundle_at.find(f.ObjectName()); it != bundle_at.end()) {
+      out[it->second].parts.push_back(static_cast<std::uint32_t>(i));
+    } else {
+      orphan(f);
+    }
+  }
+  return out;
 }
 
 nlohmann::json ToJson(const FileEntry& e) {

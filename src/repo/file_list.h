@@ -12,6 +12,7 @@
 #include <array>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -111,6 +112,20 @@ class ManifestPathLookup {
   bool indexed_ = false;
   std::unordered_map<std::string, std::size_t> by_path_;
 };
+
+// The objects of a full backup and what each holds, for restore and verify: a file of its own,
+// or a bundle of small files (indexes into the list, in bundle order). `bundles` is the
+// manifest's "bundles"; a file in a bundle it does not describe goes to `orphan` and is left
+// out (orphan may throw).
+struct ObjectToRead {
+  std::string object;
+  std::uint64_t size = 0;
+  std::string sha256;
+  std::vector<std::uint32_t> parts;  // bundles
+  const FileEntry* file = nullptr;   // own objects
+};
+std::vector<ObjectToRead> PlanObjects(const FileList& files, const nlohmann::json& bundles,
+                                      const std::function<void(const FileEntry&)>& orphan);
 
 nlohmann::json ToJson(const FileEntry& entry);
 // Appends the entry `json` describes to `list`. Throws IntegrityError naming `what` when a

@@ -233,6 +233,23 @@ TEST(FileList, ManifestPathsAreFoundInOrderWithoutAnIndex) {
   EXPECT_EQ(lookup.Find("nope"), nullptr);
 }
 
+TEST(FileList, PlanObjectsGroupsBundlesInOrderAndReportsOrphans) {
+  FileList files = Sample();  // files/000001 of its own; three files in bundles/000001
+  files.Add(File("base/5/lost", 1, 7, true));  // a bundle the manifest does not describe
+  nlohmann::json bundles = {{{"object", "bundles/000001"}, {"size", 13}, {"sha256", "ab"}}};
+  std::vector<std::string> orphans;
+  auto plan = PlanObjects(files, bundles,
+                          [&](const FileEntry& f) { orphans.push_back(std::string(f.path)); });
+  ASSERT_EQ(plan.size(), 2u);
+  EXPECT_EQ(plan[0].object, "bundles/000001");
+  EXPECT_EQ(plan[0].parts, (std::vector<std::uint32_t>{2, 3, 4}));
+  EXPECT_EQ(plan[0].file, nullptr);
+  EXPECT_EQ(plan[1].object, "files/000001");
+  EXPECT_EQ(plan[1].file, &files[1]);
+  EXPECT_EQ(plan[1].sha256, files[1].Sha256Hex());
+  EXPECT_EQ(orphans, std::vector<std::string>{"base/5/lost"});
+}
+
 #if defined(__SANITIZE_ADDRESS__)
 #define GRAVL_UNDER_ASAN 1
 #elif defined(__has_feature)
