@@ -1,6 +1,7 @@
 #include "io/hash.h"
 
 #include <openssl/evp.h>
+#include <xxhash.h>
 
 #include "common/error.h"
 
@@ -42,6 +43,62 @@ std::string Sha256Hex(ByteView data) {
   return sha.FinalHex();
 }
 
+struct Xxh128::Impl {
+  XXH3_state_t* state = nullptr;
+};
+
+Xxh128::Xxh128() : impl_(std::make_unique<Impl>()) {
+  impl_->state = XXH3_createState();
+  if (impl_->state == nullptr || XXH3_128bits_reset(impl_->state) != XXH_OK) {
+    XXH3_freeState(impl_->state);
+    throw Error(ExitCode::kError, "cannot initialize XXH128");
+  }
+}
+
+Xxh128::~Xxh128() { XXH3_freeState(impl_->state); }
+
+void Xxh128::Update(ByteView data) {
+  if (!data.empty() && XXH3_128bits_update(impl_->state, data.data(), data.size()) != XXH_OK) {
+    throw Error(ExitCode::kError, "XXH128 update failed");
+  }
+}
+
+std::string Xxh128::FinalHex() {
+  XXH128_canonical_t canonical;
+  XXH128_canonicalFromHash(&canonical, XXH3_128bits_digest(impl_->state));
+  return HexEncode(ByteView(canonical.digest, sizeof canonical.digest));
+}
+
+const char* DigestName(DigestType type) {
+  return type == DigestType::kSha256 ? "SHA-256" : "XXH128";
+}
+
+std::size_t DigestHexSize(DigestType type) { return type == DigestType::kSha256 ? 64 : 32; }
+
+Digest::Digest(DigestType type) : type_(type) {
+  if (type == DigestType::kSha256) {
+    sha256_ = std::make_unique<Sha256>();
+  } else {
+    xxh128_ = std::make_unique<Xxh128>();
+  }
+}
+
+void Digest::Update(ByteView data) {
+  if (sha256_) {
+    sha256_->Update(data);
+  } else {
+    xxh128_->Update(data);
+  }
+}
+
+std::string Digest::FinalHex() { return sha256_ ? sha256_->FinalHex() : xxh128_->FinalHex(); }
+
+std::string DigestHex(DigestType type, ByteView data) {
+  Digest d(type);
+  d.Update(data);
+  return d.FinalHex();
+}
+
 void HashSink::Write(ByteView data) {
   sha_.Update(data);
   next_.Write(data);
@@ -53,14 +110,15 @@ void HashSink::Finish() {
 }
 
 void VerifySink::Write(ByteView data) {
-  sha_.Update(data);
+  digest_.Update(data);
   next_.Write(data);
 }
 
 void VerifySink::Finish() {
-  std::string actual = sha_.FinalHex();
+  std::string actual = digest_.FinalHex();
   if (actual != expected_) {
-    throw IntegrityError(what_ + ": SHA-256 mismatch (expected " + expected_ + ", got " + actual +
+    throw IntegrityError(what_ + ": " + DigestName(digest_.type()) + " mismatch (expected " +
+                         expected_ + ", got " + actual +
                          "); the stored copy is corrupt -- restore it from another "
                          "repository or take a new backup");
   }

@@ -1,6 +1,9 @@
 #pragma once
-// SHA-256 (OpenSSL EVP).
+// Digests: SHA-256 (OpenSSL EVP), for everything stored in a repository, and XXH3-128
+// (libxxhash), a fast non-cryptographic 128-bit hash of file contents (end-to-end checks,
+// delta restore).
 
+#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -26,6 +29,41 @@ class Sha256 {
 
 std::string Sha256Hex(ByteView data);
 
+class Xxh128 {
+ public:
+  Xxh128();
+  ~Xxh128();
+  Xxh128(const Xxh128&) = delete;
+  Xxh128& operator=(const Xxh128&) = delete;
+  void Update(ByteView data);
+  // Lowercase hex of the canonical (big-endian) form, as xxhsum -H2 prints it.
+  std::string FinalHex();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+enum class DigestType : std::uint8_t { kSha256, kXxh128 };
+const char* DigestName(DigestType type);  // "SHA-256", "XXH128"
+std::size_t DigestHexSize(DigestType type);
+
+// One of the digests, chosen at run time.
+class Digest {
+ public:
+  explicit Digest(DigestType type);
+  void Update(ByteView data);
+  std::string FinalHex();
+  DigestType type() const { return type_; }
+
+ private:
+  DigestType type_;
+  std::unique_ptr<Sha256> sha256_;
+  std::unique_ptr<Xxh128> xxh128_;
+};
+
+std::string DigestHex(DigestType type, ByteView data);
+
 // Hashes bytes on their way to the next sink; hex() is valid after Finish().
 class HashSink final : public Sink {
  public:
@@ -45,14 +83,15 @@ class HashSink final : public Sink {
 // mismatching object is never committed downstream.
 class VerifySink final : public Sink {
  public:
-  VerifySink(Sink& next, std::string expected_hex, std::string what)
-      : next_(next), expected_(std::move(expected_hex)), what_(std::move(what)) {}
+  VerifySink(Sink& next, std::string expected_hex, std::string what,
+             DigestType type = DigestType::kSha256)
+      : next_(next), digest_(type), expected_(std::move(expected_hex)), what_(std::move(what)) {}
   void Write(ByteView data) override;
   void Finish() override;
 
  private:
   Sink& next_;
-  Sha256 sha_;
+  Digest digest_;
   std::string expected_;
   std::string what_;
 };
