@@ -42,6 +42,7 @@ ObjectWriter::ObjectWriter(storage::Storage& storage, const std::string& key,
                            std::optional<std::string> known_sha256)
     : out_(storage.Put(key, options)), chain_(*out_), known_sha256_(std::move(known_sha256)) {
   stored_count_ = &chain_.Prepend<io::CountingSink>();
+  if (format.sha256_of_stored) hash_ = &chain_.Prepend<io::HashSink>();
   if (format.key != nullptr) {
     chain_.PrependWith([&](io::Sink& next) { return io::MakeEncryptor(*format.key, next); });
   }
@@ -49,7 +50,7 @@ ObjectWriter::ObjectWriter(storage::Storage& storage, const std::string& key,
     return io::MakeCompressor(format.compression, format.level, next, format.workers);
   });
   count_ = &chain_.Prepend<io::CountingSink>();
-  if (!known_sha256_) hash_ = &chain_.Prepend<io::HashSink>();
+  if (!known_sha256_ && !format.sha256_of_stored) hash_ = &chain_.Prepend<io::HashSink>();
 }
 
 void ObjectWriter::Write(ByteView data) { chain_.head().Write(data); }
@@ -71,11 +72,24 @@ void ReadObject(storage::Storage& storage, const std::string& key, const ObjectF
                 const Expected& expected, io::Sink& destination) {
   std::string what = storage.Describe() + "/" + key;
   io::FilterChain chain(destination);
+  if (!expected.xxh128.empty()) {
+    chain.Prepend<io::VerifySink>(expected.xxh128, what, io::DigestType::kXxh128);
+  }
   if (expected.size) chain.Prepend<SizeCheckSink>(*expected.size, what);
-  if (!expected.sha256.empty()) chain.Prepend<io::VerifySink>(expected.sha256, what);
+  if (!expected.sha256.empty() && !format.sha256_of_stored) {
+    chain.Prepend<io::VerifySink>(expected.sha256, what);
+  }
   chain.PrependWith([&](io::Sink& next) { return io::MakeDecompressor(format.compression, next); });
   if (format.key != nullptr) {
     chain.PrependWith([&](io::Sink& next) { return io::MakeDecryptor(*format.key, next, what); });
+  }
+  if (format.sha256_of_stored) {
+    // Stored bytes: checked before anything decodes them (the verdict at their end comes
+    // before the decoders', and so before the destination is finished).
+    if (expected.stored_size) {
+      chain.Prepend<SizeCheckSink>(*expected.stored_size, what + " (stored bytes)");
+    }
+    if (!expected.sha256.empty()) chain.Prepend<io::VerifySink>(expected.sha256, what);
   }
   auto in = storage.Get(key);
   try {

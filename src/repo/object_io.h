@@ -3,6 +3,9 @@
 //
 // Write: plaintext -> SHA-256 + size -> compress -> encrypt -> stored size -> Storage.Put.
 // Read:  Storage.Get -> decrypt -> decompress -> SHA-256 + size verified -> destination.
+// Objects of backups of manifest format 3 have their SHA-256 taken of the stored bytes
+// instead (ObjectFormat::sha256_of_stored): verified as they come from storage, before
+// decryption and decompression; their content is checked by size and XXH128 (the file list's).
 // The destination sink is finished only after verification succeeded, so a destination that
 // publishes on Finish() (a storage write, an atomic file) never publishes unverified data.
 
@@ -22,12 +25,13 @@ namespace gravl::repo {
 struct ObjectFormat {
   CompressionType compression = CompressionType::kNone;
   int level = 0;
-  const io::Key* key = nullptr;  // non-null: encrypted with this repository key
-  int workers = 0;               // background compression threads (large objects)
+  const io::Key* key = nullptr;   // non-null: encrypted with this repository key
+  int workers = 0;                // background compression threads (large objects)
+  bool sha256_of_stored = false;  // the SHA-256 covers the stored bytes (backups, format 3)
 };
 
 struct StoredObject {
-  std::string sha256;  // of the original content
+  std::string sha256;  // of the original content, or of the stored bytes (sha256_of_stored)
   std::uint64_t size = 0;
   std::uint64_t stored_size = 0;  // after compression and encryption
 };
@@ -64,6 +68,8 @@ struct Expected {
   // Empty only for objects whose content carries its own checksum (manifests).
   std::string sha256;
   std::optional<std::uint64_t> size;
+  std::optional<std::uint64_t> stored_size;  // checked with sha256_of_stored
+  std::string xxh128;                        // of the content, when not empty
 };
 
 // Streams the object into `destination` and verifies it; throws IntegrityError naming the

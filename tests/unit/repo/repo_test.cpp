@@ -67,21 +67,31 @@ TEST(Metadata, LargeDocumentsAreCompactVerifiedOnTheirTextAndStillReadTheOldWay)
   EXPECT_EQ(ParseMetadata(small, "small", {"a"}), nlohmann::json::object());
 }
 
-class ObjectIo : public ::testing::TestWithParam<std::tuple<CompressionType, bool>> {};
+class ObjectIo : public ::testing::TestWithParam<std::tuple<CompressionType, bool, bool>> {};
 
+// Both kinds of object: SHA-256 of the content (WAL, format 1-2 backups), and SHA-256 of the
+// stored bytes with the content checked by size and XXH128 (format 3 backups).
 TEST_P(ObjectIo, WriteReadVerifyAndDetectDamage) {
-  auto [compression, encrypted] = GetParam();
+  auto [compression, encrypted, of_stored] = GetParam();
   io::Key key(Bytes(io::kKeySize, 9));
   ObjectFormat format{compression, 1, encrypted ? &key : nullptr};
+  format.sha256_of_stored = of_stored;
+  const std::string name = "st/backups/L/files/base/1";
   auto inner = storage::MakeMemoryStorage();
   Bytes data = test::PseudoRandom(700000, 11, true);
   io::BufferSource src(data);
-  StoredObject obj = WriteObject(*inner, "st/backups/L/files/base/1", src, format);
+  StoredObject obj = WriteObject(*inner, name, src, format);
   EXPECT_EQ(obj.size, data.size());
-  EXPECT_EQ(obj.stored_size, inner->Stat("st/backups/L/files/base/1")->size);
+  EXPECT_EQ(obj.stored_size, inner->Stat(name)->size);
+  Bytes stored = storage::GetBytes(*inner, name);
+  EXPECT_EQ(obj.sha256, io::Sha256Hex(of_stored ? ByteView(stored) : ByteView(data)));
+  const std::string xxh = of_stored ? io::DigestHex(io::DigestType::kXxh128, data) : "";
+  auto expect = [&](std::uint64_t size) {
+    return Expected{obj.sha256, size, obj.stored_size, xxh};
+  };
 
   io::BufferSink out;
-  ReadObject(*inner, "st/backups/L/files/base/1", format, {obj.sha256, obj.size}, out);
+  ReadObject(*inner, name, format, expect(obj.size), out);
   EXPECT_TRUE(out.finished());
   EXPECT_EQ(out.data(), data);
 
@@ -91,31 +101,52 @@ TEST_P(ObjectIo, WriteReadVerifyAndDetectDamage) {
     storage::FaultyStorage flip(*inner, storage::FaultPlan{.flip_read_byte = pos});
     io::BufferSink bad;
     try {
-      ReadObject(flip, "st/backups/L/files/base/1", format, {obj.sha256, obj.size}, bad);
+      ReadObject(flip, name, format, expect(obj.size), bad);
       FAIL() << "flip at " << pos << " accepted";
     } catch (const IntegrityError& e) {
-      EXPECT_NE(std::string(e.what()).find("st/backups/L/files/base/1"), std::string::npos)
-          << e.what();
+      EXPECT_NE(std::string(e.what()).find(name), std::string::npos) << e.what();
     }
     EXPECT_FALSE(bad.finished());
   }
   // A wrong expected size is caught even when the hash would match.
   io::BufferSink sized;
-  EXPECT_THROW(
-      ReadObject(*inner, "st/backups/L/files/base/1", format, {obj.sha256, obj.size + 1}, sized),
-      IntegrityError);
+  EXPECT_THROW(ReadObject(*inner, name, format, expect(obj.size + 1), sized), IntegrityError);
   // Longer than recorded: stopped as soon as the excess arrives, not at the end.
   io::BufferSink shorter;
-  EXPECT_THROW(ReadObject(*inner, "st/backups/L/files/base/1", format, {obj.sha256, 1000}, shorter),
-               IntegrityError);
+  EXPECT_THROW(ReadObject(*inner, name, format, expect(1000), shorter), IntegrityError);
   EXPECT_LE(shorter.data().size(), 1000u);
+  if (of_stored) {
+    // The stored bytes are what the SHA-256 covers: a wrong stored size or SHA-256 is refused
+    // before the destination is finished, and so is content with the wrong XXH128.
+    io::BufferSink stored_size;
+    EXPECT_THROW(ReadObject(*inner, name, format, {obj.sha256, obj.size, obj.stored_size + 1, xxh},
+                            stored_size),
+                 IntegrityError);
+    EXPECT_FALSE(stored_size.finished());
+    if (stored != data) {  // the content's SHA-256 is not the stored bytes'
+      io::BufferSink content_sha;
+      EXPECT_THROW(
+          ReadObject(*inner, name, format, {io::Sha256Hex(data), obj.size, {}, {}}, content_sha),
+          IntegrityError);
+      EXPECT_FALSE(content_sha.finished());
+    }
+    io::BufferSink wrong_xxh;
+    try {
+      ReadObject(*inner, name, format,
+                 {obj.sha256, obj.size, obj.stored_size, std::string(32, '0')}, wrong_xxh);
+      FAIL() << "wrong XXH128 accepted";
+    } catch (const IntegrityError& e) {
+      EXPECT_NE(std::string(e.what()).find("XXH128 mismatch"), std::string::npos) << e.what();
+    }
+    EXPECT_FALSE(wrong_xxh.finished());
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(
     Formats, ObjectIo,
     ::testing::Combine(::testing::Values(CompressionType::kNone, CompressionType::kZstd,
                                          CompressionType::kLz4, CompressionType::kGzip),
-                       ::testing::Bool()));
+                       ::testing::Bool(), ::testing::Bool()));
 
 TEST(Encryption, WrongPassphraseIsAClearErrorWithTheDefaultKdf) {
   io::Key key;
