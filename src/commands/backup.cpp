@@ -2,8 +2,10 @@
 //
 // BASE_BACKUP's tar streams are parsed on the fly. Files of at least kBundleThreshold bytes
 // become one object each (files/<n>); smaller files are appended to a bundle (bundles/<n>,
-// closed at kBundleLimit), so 100,000 small files do not mean 100,000 objects. Everything
-// goes through the pipeline (SHA-256 -> compression -> encryption). PostgreSQL's own
+// closed at kBundleLimit), so 100,000 small files do not mean 100,000 objects. Every file's
+// content is checksummed as it arrives (XXH128 for the file list, CRC-32C for PostgreSQL's
+// backup_manifest); every object goes through the pipeline (compression -> encryption ->
+// SHA-256 of the stored bytes, manifest format 3). PostgreSQL's own
 // backup_manifest is stored too. The manifest is written last, after the WAL from the start
 // to the stop LSN is known to be in the repository (or was included in the backup): a
 // backup without a manifest is not a backup, and `info`/`restore` ignore it.
@@ -25,6 +27,7 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "common/time_util.h"
+#include "io/crc32c.h"
 #include "io/serial_worker.h"
 #include "pg/backup_manifest.h"
 #include "pg/base_backup.h"
@@ -80,12 +83,8 @@ class Progress {
 // (so creating directories and files does not hold up the parser), finished by its last.
 class WorkerObject final : public io::Sink {
  public:
-  WorkerObject(storage::Storage& storage, std::string key, const repo::ObjectFormat& format,
-               bool hashed_by_caller)
-      : storage_(storage),
-        key_(std::move(key)),
-        format_(format),
-        hashed_by_caller_(hashed_by_caller) {}
+  WorkerObject(storage::Storage& storage, std::string key, const repo::ObjectFormat& format)
+      : storage_(storage), key_(std::move(key)), format_(format) {}
   void Write(ByteView data) override { Open().Write(data); }
   void Finish() override {
     Open().Finish();
@@ -98,40 +97,35 @@ class WorkerObject final : public io::Sink {
  private:
   repo::ObjectWriter& Open() {
     if (!writer_) {
-      writer_ = std::make_unique<repo::ObjectWriter>(
-          storage_, key_, format_, storage::PutOptions{},
-          hashed_by_caller_ ? std::optional<std::string>("") : std::nullopt);
+      writer_ = std::make_unique<repo::ObjectWriter>(storage_, key_, format_);
     }
     return *writer_;
   }
   storage::Storage& storage_;
   std::string key_;
   repo::ObjectFormat format_;
-  bool hashed_by_caller_;
   std::unique_ptr<repo::ObjectWriter> writer_;
   repo::StoredObject result_;
 };
 
-// With `parallel: 2` (the default) two threads share the work: this one receives, parses
-// and hashes the stream (SHA-256 of every file), a store worker compresses, encrypts and
-// writes the objects. With 3, large files get a hash worker of their own; above 3, large
-// files are also compressed by parallel - 3 more threads. Large files' data goes from
-// libpq's buffers to the workers without a copy; each queue is bounded (kQueueBytes). A
-// file's end does not wait for its object: hashes computed by the hash worker are collected
-// when the backup_manifest arrives (the server sends it without checksums of its own;
-// gravl-dr's go into it), stored sizes in Close().
+// With `parallel: 2` (the default) two threads share the work: this one receives and parses
+// the stream and checksums every file (XXH128 and CRC-32C, about 14 GB/s each), a store
+// worker compresses, encrypts, hashes (SHA-256 of the stored bytes) and writes the objects.
+// Above 2, large files are also compressed by parallel - 2 more threads. Large files' data
+// goes from libpq's buffers to the worker without a copy; its queue is bounded (kQueueBytes).
+// A file's end does not wait for its object: objects' SHA-256s and stored sizes are collected
+// in Close(). The server sends its backup_manifest without checksums of its own; gravl-dr's
+// CRC-32Cs go into it.
 class BackupWriter final : public pg::BaseBackupReceiver, public pg::TarHandler {
  public:
   BackupWriter(repo::Repository& repo, std::string label, const Config& config, Progress& progress)
       : repo_(repo),
         prefix_(repo::BackupObjectPrefix(repo.stanza(), label)),
-        format_(repo.Format(config.compression, config.compression_level)),
-        compress_workers_(std::max(0, config.parallel - 3)),
-        progress_(progress) {
-    if (config.parallel >= 3) hash_worker_ = std::make_unique<io::SerialWorker>(kQueueBytes);
-  }
-  // Unfinished (an error, the server gone): the store worker first, so a hash task waiting for
-  // room in its queue gives up instead of waiting for writes nobody needs.
+        format_(repo::BackupObjectFormat(repo.Format(config.compression, config.compression_level),
+                                         repo::kManifestFormat)),
+        compress_workers_(std::max(0, config.parallel - 2)),
+        progress_(progress) {}
+  // Unfinished (an error, the server gone): the worker gives up its queued writes.
   ~BackupWriter() override { worker_.Cancel(); }
 
   // ---- BaseBackupReceiver ----
@@ -165,17 +159,17 @@ class BackupWriter final : public pg::BaseBackupReceiver, public pg::TarHandler 
     tar_->Finish();
     tar_.reset();
   }
-  // PostgreSQL's backup_manifest comes last: every file's SHA-256 is known and goes into it.
+  // PostgreSQL's backup_manifest comes last: every file's CRC-32C is known and goes into it.
   void OnManifestData(ByteView data) override {
     if (!pg_manifest_sink_) {
-      CollectHashes();
-      pg_manifest_ = NewObject("backup_manifest", format_, false);
+      pg_manifest_ = NewObject("backup_manifest", format_);
       pg_manifest_sink_ = std::make_unique<io::QueuedSink>(*pg_manifest_, worker_);
-      pg_manifest_filter_ = std::make_unique<pg::ManifestSha256Filter>(
-          *pg_manifest_sink_, [this](const std::string& path) -> std::optional<std::string> {
+      pg_manifest_filter_ = std::make_unique<pg::ManifestChecksumFilter>(
+          *pg_manifest_sink_, "CRC32C",
+          [this](const std::string& path) -> std::optional<std::string> {
             const repo::FileEntry* f = manifest_paths_.Find(path);
             if (f == nullptr) return std::nullopt;
-            return f->Sha256Hex();
+            return io::Crc32cManifestHex(f->crc32c);
           });
     }
     pg_manifest_filter_->Write(data);
@@ -206,27 +200,20 @@ class BackupWriter final : public pg::BaseBackupReceiver, public pg::TarHandler 
     std::size_t index = files_.size();
     current_ = &files_.Add(entry);  // the list keeps copies of the names
     if (entry.type != repo::FileEntry::Type::kFile) return;
+    crc_ = io::Crc32c();
+    xxh_ = std::make_unique<io::Xxh128>();
     if (e.size >= kBundleThreshold) {
-      // One object per file; its SHA-256 (the file's) is computed by the hash worker.
       current_->object = ++file_count_;
       repo::ObjectFormat format = format_;
       if (e.size >= kParallelThreshold) format.workers = compress_workers_;
-      WorkerObject* object = NewObject(current_->ObjectName(), format, true);
-      if (hash_worker_) {
-        pending_hashes_.push_back({index, std::make_unique<io::Sha256>()});
-        file_sink_ = std::make_unique<io::QueuedSink>(
-            *object, worker_, *pending_hashes_.back().sha256, *hash_worker_);
-      } else {
-        file_hash_ = std::make_unique<io::Sha256>();
-        file_sink_ = std::make_unique<io::QueuedSink>(*object, worker_);
-      }
+      WorkerObject* object = NewObject(current_->ObjectName(), format);
+      file_sink_ = std::make_unique<io::QueuedSink>(*object, worker_);
       file_results_.push_back({index, object});
     } else {
-      file_hash_ = std::make_unique<io::Sha256>();  // bundled files are verified one by one, too
       if (bundle_sink_ && bundle_size_ + e.size > kBundleLimit) CloseBundle();
       if (!bundle_sink_) {
         bundle_name_ = repo::ObjectName(true, ++bundle_count_);
-        bundle_object_ = NewObject(bundle_name_, format_, false);
+        bundle_object_ = NewObject(bundle_name_, format_);
         bundle_sink_ = std::make_unique<io::QueuedSink>(*bundle_object_, worker_);
         bundle_size_ = 0;
       }
@@ -237,7 +224,8 @@ class BackupWriter final : public pg::BaseBackupReceiver, public pg::TarHandler 
     }
   }
   void OnData(ByteView data) override {
-    if (file_hash_) file_hash_->Update(data);
+    crc_.Update(data);
+    xxh_->Update(data);
     if (file_sink_) {
       file_sink_->Write(data, owner_ != nullptr ? *owner_ : nullptr);  // shared, not copied
     } else {
@@ -245,14 +233,14 @@ class BackupWriter final : public pg::BaseBackupReceiver, public pg::TarHandler 
     }
   }
   void OnEntryEnd() override {
+    if (current_->type != repo::FileEntry::Type::kFile) return;
     if (file_sink_) {
-      file_sink_->Finish();  // posted; the stored size is collected in Close()
+      file_sink_->Finish();  // posted; SHA-256 and stored size are collected in Close()
       file_sink_.reset();
     }
-    if (file_hash_) {  // hashed here (else by the hash worker, collected later)
-      current_->SetSha256Hex(file_hash_->FinalHex());
-      file_hash_.reset();
-    }
+    current_->crc32c = crc_.value();
+    current_->SetXxh128Hex(xxh_->FinalHex());
+    xxh_.reset();
   }
 
   // Waits for the worker and collects the objects' results.
@@ -261,12 +249,12 @@ class BackupWriter final : public pg::BaseBackupReceiver, public pg::TarHandler 
     CloseBundle();
     if (!pg_manifest_sink_) throw PgError("the server sent no backup manifest");
     pg_manifest_filter_->Finish();
-    spdlog::debug("SHA-256 of {} files added to backup_manifest{}", pg_manifest_filter_->files(),
+    spdlog::debug("CRC-32C of {} files added to backup_manifest{}", pg_manifest_filter_->files(),
                   manifest_paths_.indexed() ? " (out of order: all paths indexed)" : "");
-    if (hash_worker_) hash_worker_->Wait();
     worker_.Wait();
     for (const auto& [index, object] : file_results_) {
       files_[index].stored_size = object->result().stored_size;
+      files_[index].SetSha256Hex(object->result().sha256);
       stored_size_ += object->result().stored_size;
     }
     for (const auto& [name, object] : bundle_results_) {
@@ -293,18 +281,9 @@ class BackupWriter final : public pg::BaseBackupReceiver, public pg::TarHandler 
   // while it is still in the CPU's cache; large enough to ride out a slow write.
   static constexpr std::size_t kQueueBytes = 8 * 1024 * 1024;
 
-  WorkerObject* NewObject(const std::string& name, const repo::ObjectFormat& format,
-                          bool hashed_by_caller) {
-    objects_.push_back(
-        std::make_unique<WorkerObject>(repo_.storage(), prefix_ + name, format, hashed_by_caller));
+  WorkerObject* NewObject(const std::string& name, const repo::ObjectFormat& format) {
+    objects_.push_back(std::make_unique<WorkerObject>(repo_.storage(), prefix_ + name, format));
     return objects_.back().get();
-  }
-  // Waits for the hash worker; records the SHA-256 of the large files received so far.
-  void CollectHashes() {
-    if (hash_worker_) hash_worker_->Wait();
-    for (auto& pending : pending_hashes_)
-      files_[pending.index].SetSha256Hex(pending.sha256->FinalHex());
-    pending_hashes_.clear();
   }
   void CloseBundle() {
     if (!bundle_sink_) return;
@@ -320,19 +299,13 @@ class BackupWriter final : public pg::BaseBackupReceiver, public pg::TarHandler 
   Progress& progress_;
   std::unique_ptr<pg::TarReader> tar_;
   std::uint32_t tablespace_oid_ = 0;
-  repo::FileEntry* current_ = nullptr;  // in files_
-  std::unique_ptr<io::Sha256> file_hash_;
+  repo::FileEntry* current_ = nullptr;                  // in files_
+  io::Crc32c crc_;                                      // of the current file
+  std::unique_ptr<io::Xxh128> xxh_;                     // of the current file
   const std::shared_ptr<const void>* owner_ = nullptr;  // of the data being parsed
   // Objects outlive the worker's tasks: declared before worker_, destroyed after it.
   std::deque<std::unique_ptr<WorkerObject>> objects_;
-  struct PendingHash {
-    std::size_t index;                   // in files_
-    std::unique_ptr<io::Sha256> sha256;  // updated by the hash worker
-  };
-  std::vector<PendingHash> pending_hashes_;  // large files not yet collected
   io::SerialWorker worker_{kQueueBytes};
-  // Its tasks post to worker_: declared after it, destroyed before it.
-  std::unique_ptr<io::SerialWorker> hash_worker_;  // parallel >= 3
   std::unique_ptr<io::QueuedSink> file_sink_;
   WorkerObject* bundle_object_ = nullptr;
   std::unique_ptr<io::QueuedSink> bundle_sink_;
@@ -340,7 +313,7 @@ class BackupWriter final : public pg::BaseBackupReceiver, public pg::TarHandler 
   std::uint64_t bundle_size_ = 0;
   WorkerObject* pg_manifest_ = nullptr;
   std::unique_ptr<io::QueuedSink> pg_manifest_sink_;
-  std::unique_ptr<pg::ManifestSha256Filter> pg_manifest_filter_;
+  std::unique_ptr<pg::ManifestChecksumFilter> pg_manifest_filter_;
   repo::ManifestPathLookup manifest_paths_{files_};
   std::vector<std::pair<std::size_t, WorkerObject*>> file_results_;
   std::vector<std::pair<std::string, WorkerObject*>> bundle_results_;
@@ -533,12 +506,14 @@ int Backup(const Context& ctx, const BackupOptions& options) {
       {"backup_manifest",
        {{"object", "backup_manifest"},
         {"sha256", writer.pg_manifest().sha256},
-        {"size", writer.pg_manifest().size}}},
+        {"size", writer.pg_manifest().size},
+        {"stored_size", writer.pg_manifest().stored_size}}},
       {"tables", nlohmann::json::array()},
       {"file_list", repo::FileListRecord(file_list, file_count)},
       // Where format 1 had the list: versions that only know format 1 fail on this string
       // instead of finding no files to restore or verify.
-      {"files", "in the object file_list (manifest format 2): upgrade gravl-dr to read it"},
+      {"files",
+       "in the object file_list (manifest format 2 and later): upgrade gravl-dr to read it"},
   };
   for (const auto& t : table_counts.get()) {
     manifest["tables"].push_back({{"database", t.database},

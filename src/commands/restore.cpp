@@ -50,11 +50,11 @@ class BundleSplitter final : public io::Sink {
   struct Part {
     std::string path;  // absolute destination
     std::uint64_t size;
-    std::string sha256;
+    std::string digest;  // of the content, of type `type`
     unsigned mode;
   };
-  explicit BundleSplitter(std::vector<Part> parts, std::string what)
-      : parts_(std::move(parts)), what_(std::move(what)) {
+  BundleSplitter(std::vector<Part> parts, io::DigestType type, std::string what)
+      : parts_(std::move(parts)), type_(type), what_(std::move(what)) {
     Open();
   }
   void Write(ByteView data) override {
@@ -80,7 +80,7 @@ class BundleSplitter final : public io::Sink {
       file_ = std::make_unique<io::AtomicFileSink>(
           p.path, io::AtomicFileOptions{.mode = p.mode, .durable = false});
       chain_ = std::make_unique<io::FilterChain>(*file_);
-      chain_->Prepend<io::VerifySink>(p.sha256, what_ + " (" + p.path + ")");
+      chain_->Prepend<io::VerifySink>(p.digest, what_ + " (" + p.path + ")", type_);
       left_ = p.size;
       if (left_ > 0) return;
       chain_->head().Finish();
@@ -93,6 +93,7 @@ class BundleSplitter final : public io::Sink {
     Open();
   }
   std::vector<Part> parts_;
+  io::DigestType type_;
   std::string what_;
   std::size_t index_ = 0;
   std::uint64_t left_ = 0;
@@ -248,14 +249,13 @@ void MakeServerDirs(const std::string& dir) {
   }
 }
 
-// True when `path` already holds exactly this content (size, then SHA-256).
-bool SameContent(const std::string& path, std::uint64_t size, const std::string& sha256) {
+// True when `path` already holds exactly this content (size, then digest).
+bool SameContent(const std::string& path, std::uint64_t size, const std::string& digest,
+                 io::DigestType type) {
   std::error_code ec;
   if (!fs::is_regular_file(path, ec) || fs::file_size(path, ec) != size || ec) return false;
-  io::Sha256 sha;
   io::MappedFile mapped(path);
-  sha.Update(mapped.data());
-  return sha.FinalHex() == sha256;
+  return io::DigestHex(type, mapped.data()) == digest;
 }
 
 // syncfs() on the file system holding `path`; unlike sync(), it reports write-back errors.
@@ -438,7 +438,9 @@ int Restore(const Context& ctx, const RestoreOptions& options, RestoreResult* re
       ::chmod(d.c_str(), static_cast<mode_t>(f.mode & 07777));
     }
   }
-  repo::ObjectFormat format{ParseCompression(m["compression"]), 0, repo.key()};
+  const int manifest_format = repo::ManifestFormat(m);
+  repo::ObjectFormat format = repo::BackupObjectFormat(
+      {ParseCompression(m["compression"]), 0, repo.key()}, manifest_format);
   auto run_job = [&](const repo::ObjectToRead& j) {
     std::string key = prefix + j.object;
     if (j.file != nullptr) {
@@ -446,15 +448,16 @@ int Restore(const Context& ctx, const RestoreOptions& options, RestoreResult* re
       io::AtomicFileSink out(
           file_dest(*j.file),
           io::AtomicFileOptions{.mode = j.file->mode & 0777, .durable = false, .direct_io = true});
-      repo::ReadObject(repo.storage(), key, format, {j.sha256, j.size}, out);
+      repo::ReadObject(repo.storage(), key, format, j.expected(), out);
     } else {
       std::vector<BundleSplitter::Part> parts;
       for (auto i : j.parts) {
         const repo::FileEntry& f = files[i];
-        parts.push_back({file_dest(f), f.size, f.Sha256Hex(), f.mode & 0777});
+        parts.push_back({file_dest(f), f.size, files.ContentHex(f), f.mode & 0777});
       }
-      BundleSplitter splitter(std::move(parts), repo.storage().Describe() + "/" + key);
-      repo::ReadObject(repo.storage(), key, format, {j.sha256, j.size}, splitter);
+      BundleSplitter splitter(std::move(parts), files.content_digest(),
+                              repo.storage().Describe() + "/" + key);
+      repo::ReadObject(repo.storage(), key, format, j.expected(), splitter);
     }
   };
   // --delta: files already holding the right content stay; everything not in the backup
@@ -495,11 +498,13 @@ int Restore(const Context& ctx, const RestoreOptions& options, RestoreResult* re
     for (auto& j : jobs) {
       bool same = true;
       if (j.file != nullptr) {
-        same = SameContent(file_dest(*j.file), j.size, j.sha256);
+        same = SameContent(file_dest(*j.file), j.size, files.ContentHex(*j.file),
+                           files.content_digest());
       } else {
         for (auto i : j.parts) {
           const repo::FileEntry& f = files[i];
-          same = same && SameContent(file_dest(f), f.size, f.Sha256Hex());
+          same = same &&
+                 SameContent(file_dest(f), f.size, files.ContentHex(f), files.content_digest());
         }
       }
       if (same) {
@@ -520,7 +525,7 @@ int Restore(const Context& ctx, const RestoreOptions& options, RestoreResult* re
     io::AtomicFileSink out(options.pgdata + "/backup_manifest",
                            io::AtomicFileOptions{.durable = false});
     repo::ReadObject(repo.storage(), prefix + "backup_manifest", format,
-                     {m["backup_manifest"]["sha256"], m["backup_manifest"]["size"]}, out);
+                     repo::RecordExpected(m["backup_manifest"], manifest_format), out);
   }
   for (const auto& f : files) {
     if (f.type != repo::FileEntry::Type::kLink) continue;

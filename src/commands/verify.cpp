@@ -28,17 +28,20 @@ class BundleVerifier final : public io::Sink {
   struct Part {
     std::string path;
     std::uint64_t size;
-    std::string sha256;
+    std::string digest;  // of the content, of type `type`
   };
-  BundleVerifier(std::vector<Part> parts, std::string what)
-      : parts_(std::move(parts)), what_(std::move(what)) {}
+  BundleVerifier(std::vector<Part> parts, io::DigestType type, std::string what)
+      : parts_(std::move(parts)),
+        type_(type),
+        what_(std::move(what)),
+        digest_(std::make_unique<io::Digest>(type)) {}
   void Write(ByteView data) override {
     while (!data.empty()) {
       while (index_ < parts_.size() && parts_[index_].size == consumed_) Close();
       if (index_ >= parts_.size()) throw IntegrityError(what_ + ": longer than its files");
       std::size_t take = static_cast<std::size_t>(
           std::min<std::uint64_t>(data.size(), parts_[index_].size - consumed_));
-      sha_->Update(data.first(take));
+      digest_->Update(data.first(take));
       consumed_ += take;
       data = data.subspan(take);
     }
@@ -50,20 +53,22 @@ class BundleVerifier final : public io::Sink {
 
  private:
   void Close() {
-    std::string got = sha_->FinalHex();
-    if (got != parts_[index_].sha256) {
-      throw IntegrityError(what_ + ": file " + parts_[index_].path + " has SHA-256 " + got +
-                           ", the manifest says " + parts_[index_].sha256);
+    std::string got = digest_->FinalHex();
+    if (got != parts_[index_].digest) {
+      throw IntegrityError(what_ + ": file " + parts_[index_].path + " has " +
+                           io::DigestName(type_) + " " + got + ", the manifest says " +
+                           parts_[index_].digest);
     }
     ++index_;
     consumed_ = 0;
-    sha_ = std::make_unique<io::Sha256>();
+    digest_ = std::make_unique<io::Digest>(type_);
   }
   std::vector<Part> parts_;
+  io::DigestType type_;
   std::string what_;
   std::size_t index_ = 0;
   std::uint64_t consumed_ = 0;
-  std::unique_ptr<io::Sha256> sha_ = std::make_unique<io::Sha256>();
+  std::unique_ptr<io::Digest> digest_;
 };
 
 struct HistoryEntry {
@@ -159,7 +164,9 @@ int Verify(const Context& ctx, const VerifyOptions& options) {
       std::size_t before = errors.size();
       std::uint64_t objects = 0, bytes = 0;
       if (m["type"] == "full") {
-        repo::ObjectFormat format{ParseCompression(m["compression"]), 0, repo.key()};
+        const int manifest_format = repo::ManifestFormat(m);
+        repo::ObjectFormat format = repo::BackupObjectFormat(
+            {ParseCompression(m["compression"]), 0, repo.key()}, manifest_format);
         repo::FileList files;  // one backup's at a time
         try {
           files = repo::ReadFileList(repo, b.label, m);
@@ -176,22 +183,28 @@ int Verify(const Context& ctx, const VerifyOptions& options) {
                        f.ObjectName() + ", which it does not describe",
                    false);
             });
-        items.push_back(
-            {"backup_manifest", m["backup_manifest"]["size"], m["backup_manifest"]["sha256"]});
+        repo::ObjectToRead& pg_manifest = items.emplace_back();
+        pg_manifest.object = "backup_manifest";
+        const nlohmann::json& record = m.at("backup_manifest");
+        pg_manifest.size = record.at("size").get<std::uint64_t>();
+        pg_manifest.sha256 = record.at("sha256").get<std::string>();
+        if (manifest_format >= 3) {
+          pg_manifest.stored_size = record.at("stored_size").get<std::uint64_t>();
+        }
         auto errs = io::RunParallel(items.size(), ctx.config.parallel, [&](std::size_t i) {
           const repo::ObjectToRead& item = items[i];
           std::string what = repo.storage().Describe() + "/" + prefix + item.object;
           if (item.parts.empty()) {
             io::NullSink sink;
-            repo::ReadObject(repo.storage(), prefix + item.object, format, {item.sha256, item.size},
-                             sink);
+            repo::ReadObject(repo.storage(), prefix + item.object, format, item.expected(), sink);
           } else {
             std::vector<BundleVerifier::Part> parts;
-            for (auto p : item.parts)
-              parts.push_back({std::string(files[p].path), files[p].size, files[p].Sha256Hex()});
-            BundleVerifier sink(std::move(parts), what);
-            repo::ReadObject(repo.storage(), prefix + item.object, format, {item.sha256, item.size},
-                             sink);
+            for (auto p : item.parts) {
+              parts.push_back(
+                  {std::string(files[p].path), files[p].size, files.ContentHex(files[p])});
+            }
+            BundleVerifier sink(std::move(parts), files.content_digest(), what);
+            repo::ReadObject(repo.storage(), prefix + item.object, format, item.expected(), sink);
           }
         });
         for (std::size_t i = 0; i < errs.size(); ++i) {

@@ -105,8 +105,9 @@ void Crc32c::Update(ByteView data) {
   state_ = UpdatePortable(state_, data.data(), data.size());
 }
 
-std::string Crc32c::ManifestHex() const {
-  std::uint32_t v = value();
+std::string Crc32c::ManifestHex() const { return Crc32cManifestHex(value()); }
+
+std::string Crc32cManifestHex(std::uint32_t v) {
   std::uint8_t bytes[4] = {static_cast<std::uint8_t>(v), static_cast<std::uint8_t>(v >> 8),
                            static_cast<std::uint8_t>(v >> 16), static_cast<std::uint8_t>(v >> 24)};
   return HexEncode(ByteView(bytes, 4));

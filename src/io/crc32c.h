@@ -21,6 +21,9 @@ class Crc32c {
   std::uint32_t state_ = 0xFFFFFFFFu;
 };
 
+// `value` as PostgreSQL writes a CRC-32C in a backup_manifest.
+std::string Crc32cManifestHex(std::uint32_t value);
+
 // The table-driven form, whatever the CPU: for tests comparing the two.
 std::uint32_t Crc32cPortable(ByteView data);
 

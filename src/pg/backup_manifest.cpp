@@ -16,11 +16,11 @@ bool StartsWith(std::string_view s, std::string_view prefix) {
 
 }  // namespace
 
-void ManifestSha256Filter::Write(ByteView data) {
+void ManifestChecksumFilter::Write(ByteView data) {
   lines_.Feed(AsChars(data), [this](std::string_view line) { Line(line); });
 }
 
-void ManifestSha256Filter::Finish() {
+void ManifestChecksumFilter::Finish() {
   if (!lines_.partial().empty() || !done_) {
     throw IntegrityError("the server's backup_manifest is truncated (no Manifest-Checksum line)");
   }
@@ -32,13 +32,13 @@ void ManifestSha256Filter::Finish() {
   next_.Finish();
 }
 
-void ManifestSha256Filter::Emit(const std::string& line, bool hashed) {
+void ManifestChecksumFilter::Emit(const std::string& line, bool hashed) {
   ByteView bytes(reinterpret_cast<const std::uint8_t*>(line.data()), line.size());
   if (hashed) checksum_.Update(bytes);
   next_.Write(bytes);
 }
 
-void ManifestSha256Filter::Line(std::string_view line) {
+void ManifestChecksumFilter::Line(std::string_view line) {
   if (done_) throw IntegrityError("the server's backup_manifest goes on after its checksum");
   if (StartsWith(line, kChecksumLine)) {
     // The checksum covers every byte before this line (as pg_verifybackup computes it).
@@ -57,7 +57,7 @@ void ManifestSha256Filter::Line(std::string_view line) {
 
 // A file entry is one line: { "Path": "...", "Size": N, "Last-Modified": "..." } with a comma
 // after it unless it is the last.
-std::string ManifestSha256Filter::FileLine(std::string_view line) {
+std::string ManifestChecksumFilter::FileLine(std::string_view line) {
   if (line.empty()) return "";  // the blank line after "Files": [ of an empty list
   bool comma = line.back() == ',';
   std::string_view body = comma ? line.substr(0, line.size() - 1) : line;
@@ -78,15 +78,14 @@ std::string ManifestSha256Filter::FileLine(std::string_view line) {
     throw IntegrityError("the server's backup_manifest has a file entry without a path: " +
                          std::string(line.substr(0, 200)));
   }
-  std::optional<std::string> sha256 = sha256_of_(path);
-  if (!sha256) {
+  std::optional<std::string> checksum = checksum_of_(path);
+  if (!checksum) {
     throw IntegrityError("the server's backup_manifest lists " + path +
                          ", which the backup stream did not contain");
   }
   ++files_;
-  return std::string(body.substr(0, body.size() - 2)) +
-         ", \"Checksum-Algorithm\": \"SHA256\", \"Checksum\": \"" + *sha256 + "\" }" +
-         (comma ? "," : "");
+  return std::string(body.substr(0, body.size() - 2)) + ", \"Checksum-Algorithm\": \"" +
+         algorithm_ + "\", \"Checksum\": \"" + *checksum + "\" }" + (comma ? "," : "");
 }
 
 }  // namespace gravl::pg

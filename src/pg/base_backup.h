@@ -19,7 +19,7 @@ struct BaseBackupOptions {
   bool fast_checkpoint = true;
   bool include_wal = false;  // the server adds the WAL needed for consistency to base.tar
   // The server's per-file checksums in backup_manifest: NONE leaves them to the client
-  // (see ManifestSha256Filter), CRC32C (PostgreSQL's default) or SHA224..SHA512.
+  // (see ManifestChecksumFilter), CRC32C (PostgreSQL's default) or SHA224..SHA512.
   std::string manifest_checksums = "NONE";
 };
 

@@ -137,14 +137,39 @@ FileEntry& FileList::Add(const FileEntry& entry) {
   return e;
 }
 
-std::string FileEntry::Sha256Hex() const { return HexEncode(ByteView(sha256.data(), 32)); }
-
-void FileEntry::SetSha256Hex(std::string_view hex) {
-  if (hex.size() != 64 || hex.find_first_not_of("0123456789abcdef") != std::string_view::npos) {
-    throw IntegrityError("'" + std::string(hex.substr(0, 80)) + "' is not a SHA-256");
+namespace {
+// Lowercase hex of exactly out.size() bytes into `out`; else IntegrityError naming `kind`.
+void SetHex(std::span<std::uint8_t> out, std::string_view hex, const char* kind) {
+  if (hex.size() != 2 * out.size() ||
+      hex.find_first_not_of("0123456789abcdef") != std::string_view::npos) {
+    throw IntegrityError("'" + std::string(hex.substr(0, 80)) + "' is not " + kind);
   }
   Bytes raw = HexDecode(hex);
-  std::copy(raw.begin(), raw.end(), sha256.begin());
+  std::copy(raw.begin(), raw.end(), out.begin());
+}
+}  // namespace
+
+std::string FileEntry::Sha256Hex() const { return HexEncode(sha256); }
+void FileEntry::SetSha256Hex(std::string_view hex) { SetHex(sha256, hex, "a SHA-256"); }
+std::string FileEntry::Xxh128Hex() const { return HexEncode(xxh128); }
+void FileEntry::SetXxh128Hex(std::string_view hex) { SetHex(xxh128, hex, "an XXH128"); }
+
+int ManifestFormat(const nlohmann::json& manifest) {
+  auto it = manifest.find("format");
+  return it == manifest.end() ? 1 : it->get<int>();
+}
+
+ObjectFormat BackupObjectFormat(ObjectFormat format, int manifest_format) {
+  format.sha256_of_stored = manifest_format >= 3;
+  return format;
+}
+
+Expected RecordExpected(const nlohmann::json& record, int manifest_format) {
+  Expected e{
+      record.at("sha256").get<std::string>(), record.at("size").get<std::uint64_t>(), {}, {}};
+  FileEntry().SetSha256Hex(e.sha256);  // never empty: that would skip verification
+  if (manifest_format >= 3) e.stored_size = record.at("stored_size").get<std::uint64_t>();
+  return e;
 }
 
 std::string ManifestPath(const FileEntry& e) {
@@ -175,15 +200,28 @@ std::vector<ObjectToRead> PlanObjects(const FileList& files, const nlohmann::jso
                                       const std::function<void(const FileEntry&)>& orphan) {
   std::vector<ObjectToRead> out;
   std::map<std::string, std::size_t> bundle_at;
+  const bool v3 = files.format() >= 3;
   for (const auto& b : bundles) {
     bundle_at[b.at("object")] = out.size();
-    out.push_back({b.at("object"), b.at("size"), b.at("sha256"), {}, nullptr});
+    ObjectToRead& o = out.emplace_back();
+    o.object = b.at("object");
+    o.size = b.at("size");
+    o.sha256 = b.at("sha256");
+    if (v3) o.stored_size = b.at("stored_size").get<std::uint64_t>();
   }
   for (std::size_t i = 0; i < files.size(); ++i) {
     const FileEntry& f = files[i];
     if (f.type != FileEntry::Type::kFile) continue;
     if (!f.bundled) {
-      out.push_back({f.ObjectName(), f.size, f.Sha256Hex(), {}, &f});
+      ObjectToRead& o = out.emplace_back();
+      o.object = f.ObjectName();
+      o.size = f.size;
+      o.sha256 = f.Sha256Hex();
+      if (v3) {
+        o.stored_size = f.stored_size;
+        o.xxh128 = f.Xxh128Hex();
+      }
+      o.file = &f;
     } else if (auto it = bundle_at.find(f.ObjectName()); it != bundle_at.end()) {
       out[it->second].parts.push_back(static_cast<std::uint32_t>(i));
     } else {
@@ -193,7 +231,7 @@ std::vector<ObjectToRead> PlanObjects(const FileList& files, const nlohmann::jso
   return out;
 }
 
-nlohmann::json ToJson(const FileEntry& e) {
+nlohmann::json ToJson(const FileEntry& e, int format) {
   nlohmann::json j = {{"type", TypeName(e.type)}, {"mode", e.mode}, {"mtime", e.mtime}};
   SetName(j, "path", std::string(e.path));
   if (e.tablespace != 0) j["tablespace"] = std::to_string(e.tablespace);
@@ -205,13 +243,18 @@ nlohmann::json ToJson(const FileEntry& e) {
       break;
     case FileEntry::Type::kFile:
       j["size"] = e.size;
-      j["sha256"] = e.Sha256Hex();
+      if (format >= 3) {
+        j["xxh128"] = e.Xxh128Hex();
+      } else {
+        j["sha256"] = e.Sha256Hex();
+      }
       if (e.bundled) {
         j["bundle"] = e.ObjectName();
         j["offset"] = e.offset;
       } else {
         j["object"] = e.ObjectName();
         j["stored_size"] = e.stored_size;
+        if (format >= 3) j["sha256"] = e.Sha256Hex();  // of the stored bytes
       }
       break;
   }
@@ -243,15 +286,18 @@ FileEntry& AddFromJson(FileList& list, const nlohmann::json& j, const std::strin
     } else if (type == "file") {
       e.type = FileEntry::Type::kFile;
       e.size = j.at("size").get<std::uint64_t>();
-      e.SetSha256Hex(j.at("sha256").get_ref<const std::string&>());
+      const bool v3 = list.format() >= 3;
+      if (v3) e.SetXxh128Hex(j.at("xxh128").get_ref<const std::string&>());
       if (auto it = j.find("bundle"); it != j.end()) {
         e.bundled = true;
         e.object = ParseObjectName(it->get<std::string>(), true, what);
         e.offset = j.at("offset").get<std::uint64_t>();
       } else {
         e.object = ParseObjectName(j.at("object").get<std::string>(), false, what);
-        e.stored_size = j.value("stored_size", std::uint64_t{0});
+        e.stored_size = v3 ? j.at("stored_size").get<std::uint64_t>()
+                           : j.value("stored_size", std::uint64_t{0});
       }
+      if (!v3 || !e.bundled) e.SetSha256Hex(j.at("sha256").get_ref<const std::string&>());
     } else {
       throw IntegrityError(what + ": unknown entry type '" + type + "'");
     }
@@ -267,10 +313,10 @@ FileEntry& AddFromJson(FileList& list, const nlohmann::json& j, const std::strin
 
 StoredObject WriteFileList(Repository& repo, const std::string& label, const FileList& files) {
   ObjectWriter writer(repo.storage(), BackupObjectPrefix(repo.stanza(), label) + kFileListObject,
-                      repo.Format(CompressionType::kZstd, 3));
+                      BackupObjectFormat(repo.Format(CompressionType::kZstd, 3), files.format()));
   std::string batch;
   for (const auto& e : files) {
-    batch += ToJson(e).dump();
+    batch += ToJson(e, files.format()).dump();
     batch += '\n';
     if (batch.size() >= kWriteBatch) {
       writer.Write(AsBytes(batch));
@@ -290,13 +336,13 @@ nlohmann::json FileListRecord(const StoredObject& stored, std::size_t entries) {
 
 FileList ReadFileList(Repository& repo, const std::string& label, const nlohmann::json& manifest) {
   std::string what = repo.Describe() + ": backup " + label;
-  int format = manifest.value("format", 1);
+  int format = ManifestFormat(manifest);
   if (format > kManifestFormat) {
     throw ConflictError(what + " has manifest format " + std::to_string(format) +
                         ", newer than this gravl-dr understands (" +
                         std::to_string(kManifestFormat) + "): upgrade gravl-dr");
   }
-  FileList files;
+  FileList files(format);
   auto record = manifest.find("file_list");
   if (record == manifest.end() && format >= 2) {
     throw IntegrityError(what + ": the manifest (format " + std::to_string(format) +
@@ -326,10 +372,9 @@ FileList ReadFileList(Repository& repo, const std::string& label, const nlohmann
       throw IntegrityError("its object is not " + std::string(kFileListObject));
     }
     key = BackupObjectPrefix(repo.stanza(), label) + kFileListObject;
-    expected = {record->at("sha256").get<std::string>(), record->at("size").get<std::uint64_t>()};
+    expected = RecordExpected(*record, format);
     entries = record->at("entries").get<std::size_t>();
     compression = ParseCompression(record->value("compression", "zstd"));
-    FileEntry().SetSha256Hex(expected.sha256);  // never empty: that would skip verification
   } catch (const IntegrityError& ex) {
     throw IntegrityError(what + ": the manifest's file_list record is damaged (" +
                          std::string(ex.what()) + ")");
@@ -338,7 +383,8 @@ FileList ReadFileList(Repository& repo, const std::string& label, const nlohmann
                          std::string(ex.what()) + ")");
   }
   FileListParser parser(files, repo.storage().Describe() + "/" + key);
-  ReadObject(repo.storage(), key, ObjectFormat{compression, 0, repo.key()}, expected, parser);
+  ReadObject(repo.storage(), key, BackupObjectFormat({compression, 0, repo.key()}, format),
+             expected, parser);
   if (!parser.finished()) throw IntegrityError(what + ": the file list was not verified");
   if (files.size() != entries) {
     throw IntegrityError(what + ": the file list has " + std::to_string(files.size()) +

@@ -150,12 +150,13 @@ TEST_F(BackupRestore, RestoredBackupPassesPgVerifybackupAndImmediateTarget) {
   EXPECT_EQ(Cli({"verify"}).exit_code, 0);
 
   // The server computed no checksums (MANIFEST_CHECKSUMS 'NONE'): every file's entry carries
-  // the SHA-256 gravl-dr computed, and pg_verifybackup checks them.
+  // the CRC-32C gravl-dr computed, and pg_verifybackup checks them (it passed above; and it
+  // finds the damage below).
   auto manifest = nlohmann::json::parse(test::ReadFile(pgdata + "/backup_manifest"));
   ASSERT_GT(manifest["Files"].size(), 100u);
   for (const auto& f : manifest["Files"]) {
-    EXPECT_EQ(f.value("Checksum-Algorithm", ""), "SHA256") << f.dump();
-    EXPECT_EQ(f.value("Checksum", "").size(), 64u) << f.dump();
+    EXPECT_EQ(f.value("Checksum-Algorithm", ""), "CRC32C") << f.dump();
+    EXPECT_EQ(f.value("Checksum", "").size(), 8u) << f.dump();
   }
   std::string table_file = pgdata + "/" + Query(*cluster_, "SELECT pg_relation_filepath('t')");
   {
@@ -171,8 +172,8 @@ TEST_F(BackupRestore, RestoredBackupPassesPgVerifybackupAndImmediateTarget) {
 
 TEST_F(BackupRestore, TablespacesAreBackedUpRestoredAndVerified) {
   std::string ts = CreateTablespace("ts", "ts", "tt", 20000);
-  // parallel 4: large files hashed on a worker of their own and compressed by another
-  // (parallel 2, the other tests, hashes them on the parsing thread).
+  // parallel 4: large files compressed by two more threads (parallel 2, the other tests,
+  // compresses everything on the store worker).
   RunResult b = Cli({"backup", "--parallel", "4"});
   ASSERT_EQ(b.exit_code, 0) << b.err;
   cluster_->Stop();
@@ -186,7 +187,7 @@ TEST_F(BackupRestore, TablespacesAreBackedUpRestoredAndVerified) {
   for (const auto& f : manifest["Files"]) {
     if (f.value("Path", "").rfind("pg_tblspc/", 0) != 0) continue;
     ++tablespace_files;
-    EXPECT_EQ(f.value("Checksum-Algorithm", ""), "SHA256") << f.dump();
+    EXPECT_EQ(f.value("Checksum-Algorithm", ""), "CRC32C") << f.dump();
   }
   EXPECT_GT(tablespace_files, 0) << manifest.dump();
   RunResult v = VerifyBackup(pgdata);

@@ -27,20 +27,21 @@ const std::string kTail =
     "\"0/2000100\" }\n],\n\"Manifest-Checksum\": \"00ff\"}\n";
 
 const std::map<std::string, std::string> kHashes = {
-    {"backup_label", std::string(64, 'a')},
-    {"base/5/16396", std::string(64, 'b')},
-    {std::string("ba\xff"), std::string(64, 'c')},
-    {"pg_tblspc/16384/PG_15_202209061/5/16400", std::string(64, 'd')},
+    {"backup_label", std::string(8, 'a')},
+    {"base/5/16396", std::string(8, 'b')},
+    {std::string("ba\xff"), std::string(8, 'c')},
+    {"pg_tblspc/16384/PG_15_202209061/5/16400", std::string(8, 'd')},
 };
 
 std::string Filter(const std::string& manifest, std::size_t piece,
                    const std::map<std::string, std::string>& hashes = kHashes) {
   io::BufferSink out;
-  ManifestSha256Filter filter(out, [&](const std::string& path) -> std::optional<std::string> {
-    auto it = hashes.find(path);
-    if (it == hashes.end()) return std::nullopt;
-    return it->second;
-  });
+  ManifestChecksumFilter filter(out, "CRC32C",
+                                [&](const std::string& path) -> std::optional<std::string> {
+                                  auto it = hashes.find(path);
+                                  if (it == hashes.end()) return std::nullopt;
+                                  return it->second;
+                                });
   for (std::size_t pos = 0; pos < manifest.size(); pos += piece) {
     std::string part = manifest.substr(pos, piece);
     filter.Write(ByteView(reinterpret_cast<const std::uint8_t*>(part.data()), part.size()));
@@ -50,21 +51,21 @@ std::string Filter(const std::string& manifest, std::size_t piece,
   return std::string(out.data().begin(), out.data().end());
 }
 
-TEST(ManifestSha256Filter, AddsEveryFilesHashAndTheChecksumPgVerifybackupExpects) {
+TEST(ManifestChecksumFilter, AddsEveryFilesCrc32cAndTheChecksumPgVerifybackupExpects) {
   for (std::size_t piece : {1UL, 7UL, 100UL, 100000UL}) {
     std::string out = Filter(kHead + kFiles + kTail, piece);
     EXPECT_NE(out.find("{ \"Path\": \"backup_label\", \"Size\": 227, \"Last-Modified\": "
-                       "\"2026-11-24 10:00:00 GMT\", \"Checksum-Algorithm\": \"SHA256\", "
+                       "\"2026-11-24 10:00:00 GMT\", \"Checksum-Algorithm\": \"CRC32C\", "
                        "\"Checksum\": \"" +
-                       std::string(64, 'a') + "\" },\n"),
+                       std::string(8, 'a') + "\" },\n"),
               std::string::npos)
         << out;
     EXPECT_NE(out.find("\"Encoded-Path\": \"6261ff\", \"Size\": 3, \"Last-Modified\": "
-                       "\"2026-11-24 10:00:00 GMT\", \"Checksum-Algorithm\": \"SHA256\", "
+                       "\"2026-11-24 10:00:00 GMT\", \"Checksum-Algorithm\": \"CRC32C\", "
                        "\"Checksum\": \"" +
-                       std::string(64, 'c') + "\" },"),
+                       std::string(8, 'c') + "\" },"),
               std::string::npos);
-    EXPECT_NE(out.find(std::string(64, 'd') + "\" }\n],\n\"WAL-Ranges\""), std::string::npos);
+    EXPECT_NE(out.find(std::string(8, 'd') + "\" }\n],\n\"WAL-Ranges\""), std::string::npos);
     // Still one JSON document, and its checksum is the SHA-256 of every byte before the last
     // line (pg_verifybackup's rule).
     auto json = nlohmann::json::parse(out);
@@ -80,21 +81,21 @@ TEST(ManifestSha256Filter, AddsEveryFilesHashAndTheChecksumPgVerifybackupExpects
   }
 }
 
-TEST(ManifestSha256Filter, KeepsChecksumsTheServerComputed) {
+TEST(ManifestChecksumFilter, KeepsChecksumsTheServerComputed) {
   std::string with_crc =
       "\n{ \"Path\": \"x\", \"Size\": 1, \"Last-Modified\": \"2026-11-24 10:00:00 GMT\", "
-      "\"Checksum-Algorithm\": \"CRC32C\", \"Checksum\": \"01020304\" }";
+      "\"Checksum-Algorithm\": \"SHA256\", \"Checksum\": \"01020304\" }";
   io::BufferSink out;
-  ManifestSha256Filter filter(out, [](const std::string&) { return std::nullopt; });
+  ManifestChecksumFilter filter(out, "CRC32C", [](const std::string&) { return std::nullopt; });
   std::string in = kHead + with_crc + kTail;
   filter.Write(ByteView(reinterpret_cast<const std::uint8_t*>(in.data()), in.size()));
   filter.Finish();
   std::string text(out.data().begin(), out.data().end());
-  EXPECT_NE(text.find("\"CRC32C\", \"Checksum\": \"01020304\" }\n"), std::string::npos);
+  EXPECT_NE(text.find("\"SHA256\", \"Checksum\": \"01020304\" }\n"), std::string::npos);
   EXPECT_EQ(filter.files(), 0u);
 }
 
-TEST(ManifestSha256Filter, AFileWithoutHashOrADamagedManifestIsAnError) {
+TEST(ManifestChecksumFilter, AFileWithoutHashOrADamagedManifestIsAnError) {
   auto missing = kHashes;
   missing.erase("base/5/16396");
   try {

@@ -34,10 +34,16 @@ FileEntry File(std::string_view path, std::uint64_t size, std::uint32_t object, 
   e.mtime = 1767225600;
   e.object = object;
   e.bundled = bundled;
-  e.offset = bundled ? 8192 : 0;
-  e.stored_size = bundled ? 0 : size / 3;
+  if (bundled) {
+    e.offset = 8192;
+  } else {
+    e.stored_size = size / 3;
+  }
   for (std::size_t i = 0; i < e.sha256.size(); ++i) {
     e.sha256[i] = static_cast<std::uint8_t>(i * 7 + e.path.size());
+  }
+  for (std::size_t i = 0; i < e.xxh128.size(); ++i) {
+    e.xxh128[i] = static_cast<std::uint8_t>(i * 5 + e.path.size());
   }
   return e;
 }
@@ -67,7 +73,9 @@ FileList Sample() {
   return files;
 }
 
-void ExpectSame(const FileEntry& a, const FileEntry& b) {
+// What a list of manifest format `format` keeps of an entry: format 3 keeps the XXH128 of every
+// file and the SHA-256 of own objects only; formats 1-2 the SHA-256 of every file.
+void ExpectSame(const FileEntry& a, const FileEntry& b, int format = kManifestFormat) {
   EXPECT_EQ(a.path, b.path);
   EXPECT_EQ(a.target, b.target);
   EXPECT_EQ(a.object, b.object);
@@ -80,7 +88,12 @@ void ExpectSame(const FileEntry& a, const FileEntry& b) {
   EXPECT_EQ(a.type, b.type);
   EXPECT_EQ(a.bundled, b.bundled);
   if (a.type == FileEntry::Type::kFile) {
-    EXPECT_EQ(a.sha256, b.sha256);
+    if (format < 3 || !a.bundled) {
+      EXPECT_EQ(a.sha256, b.sha256);
+    }
+    if (format >= 3) {
+      EXPECT_EQ(a.xxh128, b.xxh128);
+    }
   }
 }
 
@@ -131,14 +144,17 @@ TEST(FileList, ReadsFormatOneManifestsAndRefusesNewerFormats) {
   EXPECT_EQ(files[1].ObjectName(), "files/000001");
   EXPECT_EQ(files[2].ObjectName(), "bundles/000001");
   nlohmann::json list = nlohmann::json::array();
-  for (const auto& f : files) list.push_back(ToJson(f));
+  for (const auto& f : files) list.push_back(ToJson(f, 1));
   WriteManifest(
       *repo, kLabel,
       {{"format", 1}, {"label", kLabel}, {"stanza", "main"}, {"type", "full"}, {"files", list}});
   // From the summary a listing gives (no "files"): the manifest is read again.
   FileList back = ReadFileList(*repo, kLabel, ReadManifestSummary(*repo, kLabel));
   ASSERT_EQ(back.size(), files.size());
-  for (std::size_t i = 0; i < files.size(); ++i) ExpectSame(files[i], back[i]);
+  EXPECT_EQ(back.format(), 1);
+  EXPECT_EQ(back.content_digest(), io::DigestType::kSha256);
+  for (std::size_t i = 0; i < files.size(); ++i) ExpectSame(files[i], back[i], 1);
+  EXPECT_EQ(back.ContentHex(back[2]), files[2].Sha256Hex());
 
   nlohmann::json newer = {{"format", kManifestFormat + 1}, {"type", "full"}};
   try {
@@ -165,6 +181,23 @@ TEST(FileList, DamagedEntriesNameTheirLine) {
     EXPECT_NE(std::string(e.what()).find("list, line 7"), std::string::npos) << e.what();
   }
   damaged([](nlohmann::json& e) { e["sha256"] = "xyz"; });
+  damaged([](nlohmann::json& e) { e["xxh128"] = std::string(64, 'a'); });  // 32 digits
+  damaged([](nlohmann::json& e) { e.erase("xxh128"); });
+  damaged([](nlohmann::json& e) { e.erase("stored_size"); });  // format 3: required
+  {
+    nlohmann::json bundled = ToJson(File("base/5/2", 1, 1, true));
+    EXPECT_FALSE(bundled.contains("sha256"));  // format 3: bundles have the objects' SHA-256
+    bundled.erase("xxh128");
+    EXPECT_THROW(AddFromJson(list, bundled, "list"), IntegrityError);
+  }
+  {
+    FileList old(2);  // formats 1-2: every file's content SHA-256
+    nlohmann::json bundled = ToJson(File("base/5/2", 1, 1, true), 2);
+    EXPECT_FALSE(bundled.contains("xxh128"));
+    AddFromJson(old, bundled, "list");
+    bundled.erase("sha256");
+    EXPECT_THROW(AddFromJson(old, bundled, "list"), IntegrityError);
+  }
   damaged([](nlohmann::json& e) { e["type"] = "fifo"; });
   damaged([](nlohmann::json& e) { e["tablespace"] = "12a"; });
   // Object names are only those the backup writes.
@@ -236,7 +269,8 @@ TEST(FileList, ManifestPathsAreFoundInOrderWithoutAnIndex) {
 TEST(FileList, PlanObjectsGroupsBundlesInOrderAndReportsOrphans) {
   FileList files = Sample();  // files/000001 of its own; three files in bundles/000001
   files.Add(File("base/5/lost", 1, 7, true));  // a bundle the manifest does not describe
-  nlohmann::json bundles = {{{"object", "bundles/000001"}, {"size", 13}, {"sha256", "ab"}}};
+  nlohmann::json bundles = {
+      {{"object", "bundles/000001"}, {"size", 13}, {"sha256", "ab"}, {"stored_size", 9}}};
   std::vector<std::string> orphans;
   auto plan = PlanObjects(files, bundles,
                           [&](const FileEntry& f) { orphans.push_back(std::string(f.path)); });
@@ -246,8 +280,84 @@ TEST(FileList, PlanObjectsGroupsBundlesInOrderAndReportsOrphans) {
   EXPECT_EQ(plan[0].file, nullptr);
   EXPECT_EQ(plan[1].object, "files/000001");
   EXPECT_EQ(plan[1].file, &files[1]);
+  // Format 3: objects' SHA-256 of the stored bytes and stored size, content by XXH128.
+  EXPECT_EQ(plan[0].sha256, "ab");
+  EXPECT_EQ(plan[0].stored_size, 9u);
+  EXPECT_EQ(plan[0].xxh128, "");
   EXPECT_EQ(plan[1].sha256, files[1].Sha256Hex());
+  EXPECT_EQ(plan[1].stored_size, files[1].stored_size);
+  EXPECT_EQ(plan[1].xxh128, files[1].Xxh128Hex());
   EXPECT_EQ(orphans, std::vector<std::string>{"base/5/lost"});
+  // Format 2: the SHA-256 of the content, which is also the object's; no stored size.
+  FileList old(2);
+  old.Add(File("base/5/16384", 1 << 20, 1, false));
+  auto old_plan = PlanObjects(old, nlohmann::json::array(), [](const FileEntry&) {});
+  ASSERT_EQ(old_plan.size(), 1u);
+  EXPECT_EQ(old_plan[0].sha256, old[0].Sha256Hex());
+  EXPECT_FALSE(old_plan[0].stored_size);
+  EXPECT_EQ(old_plan[0].xxh128, "");
+}
+
+// Backups written before format 3 (objects' SHA-256 of their content, every file's content
+// SHA-256 in the list) are still read and verified as they were written: and read as format 3,
+// their checksums would not match.
+TEST(FileList, FormatTwoBackupsAreReadWithTheirContentSha256) {
+  auto repo = MemoryRepo();
+  const std::string prefix = BackupObjectPrefix("main", kLabel);
+  const ObjectFormat zstd{CompressionType::kZstd, 1, nullptr};
+  Bytes large(200000, 7), small_a = {'a', 'b', 'c'}, small_b = {'x', 'y'};
+  io::BufferSource large_src(large);
+  StoredObject large_obj = WriteObject(repo->storage(), prefix + "files/000001", large_src, zstd);
+  Bytes bundle = small_a;
+  bundle.insert(bundle.end(), small_b.begin(), small_b.end());
+  io::BufferSource bundle_src(bundle);
+  StoredObject bundle_obj =
+      WriteObject(repo->storage(), prefix + "bundles/000001", bundle_src, zstd);
+
+  FileList old(2);
+  FileEntry f = File("base/5/16384", large.size(), 1, false);
+  f.SetSha256Hex(large_obj.sha256);  // the content's, also the object's
+  f.stored_size = large_obj.stored_size;
+  old.Add(f);
+  FileEntry a = File("base/5/1", small_a.size(), 1, true);
+  a.offset = 0;
+  a.SetSha256Hex(io::Sha256Hex(small_a));
+  old.Add(a);
+  FileEntry b = File("base/5/2", small_b.size(), 1, true);
+  b.offset = small_a.size();
+  b.SetSha256Hex(io::Sha256Hex(small_b));
+  old.Add(b);
+  StoredObject list_obj = WriteFileList(*repo, kLabel, old);
+  // Written as format 2: the list's SHA-256 is its content's, not its stored bytes'.
+  EXPECT_NE(list_obj.sha256,
+            io::Sha256Hex(storage::GetBytes(repo->storage(), prefix + "file_list")));
+  nlohmann::json summary = {
+      {"format", 2}, {"type", "full"}, {"file_list", FileListRecord(list_obj, old.size())}};
+  summary["file_list"].erase("stored_size");  // format 2 did not need it
+
+  FileList back = ReadFileList(*repo, kLabel, summary);
+  ASSERT_EQ(back.size(), 3u);
+  EXPECT_EQ(back.content_digest(), io::DigestType::kSha256);
+  nlohmann::json bundles = {{{"object", "bundles/000001"},
+                             {"size", bundle.size()},
+                             {"sha256", bundle_obj.sha256},
+                             {"stored_size", bundle_obj.stored_size}}};
+  auto plan = PlanObjects(back, bundles, [](const FileEntry&) { FAIL(); });
+  ASSERT_EQ(plan.size(), 2u);
+  for (const auto& o : plan) {
+    io::BufferSink out;
+    ReadObject(repo->storage(), prefix + o.object, BackupObjectFormat(zstd, 2), o.expected(), out);
+    EXPECT_TRUE(out.finished()) << o.object;
+    // As format 3, the same SHA-256 would be taken for the stored bytes': refused.
+    ObjectToRead as_v3 = o;
+    as_v3.stored_size.reset();
+    io::BufferSink refused;
+    EXPECT_THROW(ReadObject(repo->storage(), prefix + o.object, BackupObjectFormat(zstd, 3),
+                            as_v3.expected(), refused),
+                 IntegrityError)
+        << o.object;
+  }
+  EXPECT_EQ(back.ContentHex(back[2]), io::Sha256Hex(small_b));
 }
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -259,8 +369,8 @@ TEST(FileList, PlanObjectsGroupsBundlesInOrderAndReportsOrphans) {
 #endif
 
 // 200,000 entries, as many as a database with 50,000 tables has files: the list read back
-// takes about 130 bytes per entry (a JSON tree of it took about 1 KB per entry, records
-// with strings of their own 240), and reading it never holds its text.
+// takes about 155 bytes per entry, 128 of them the record (a JSON tree of it took about 1 KB
+// per entry, records with strings of their own 240), and reading it never holds its text.
 TEST(FileList, TwoHundredThousandEntriesStayCompact) {
 #ifdef GRAVL_UNDER_ASAN
   GTEST_SKIP() << "the sanitizer's allocator is not seen by mallinfo2()";
