@@ -105,12 +105,12 @@ void QueuedSink::Write(ByteView data, const std::shared_ptr<const void>& owner) 
     return;
   }
   Flush();  // what was gathered before goes first
-  Post([next = &next_, data, owner] { next->Write(data); }, data, owner);
+  worker_.Post([next = &next_, data, owner] { next->Write(data); }, data.size());
 }
 
 void QueuedSink::Finish() {
   Flush();
-  Post([next = &next_] { next->Finish(); }, {}, nullptr);
+  worker_.Post([next = &next_] { next->Finish(); }, 0);
 }
 
 void QueuedSink::Flush() {
@@ -118,22 +118,7 @@ void QueuedSink::Flush() {
   auto chunk = std::make_shared<const Bytes>(std::move(pending_));
   pending_ = Bytes();
   ByteView view(*chunk);
-  Post([next = &next_, view, chunk] { next->Write(view); }, view, chunk);
-}
-
-// `owner` keeps `chunk` valid until the hash stage is done with it (the task holds its own).
-void QueuedSink::Post(std::function<void()> task, ByteView chunk,
-                      std::shared_ptr<const void> owner) {
-  if (hash_worker_ == nullptr) {
-    worker_.Post(std::move(task), chunk.size());
-    return;
-  }
-  hash_worker_->Post(
-      [hash = hash_, worker = &worker_, task = std::move(task), chunk, owner = std::move(owner)] {
-        if (!chunk.empty()) hash->Update(chunk);
-        worker->Post(task, chunk.size());
-      },
-      chunk.size());
+  worker_.Post([next = &next_, view, chunk] { next->Write(view); }, view.size());
 }
 
 }  // namespace gravl::io

@@ -17,7 +17,6 @@
 #include <mutex>
 #include <thread>
 
-#include "io/hash.h"
 #include "io/stream.h"
 
 namespace gravl::io {
@@ -68,16 +67,9 @@ class SerialWorker {
 // (one copy) and posts them; Finish() posts the rest and next.Finish() and returns without
 // waiting. `next` must outlive the worker's run of these tasks (worker.Wait() or the
 // worker's destruction); the QueuedSink itself may be destroyed once finished.
-//
-// With a `hash` and its own `hash_worker`, every chunk is first added to `hash` on
-// hash_worker, which then posts that same chunk (no copy) to `worker`: a pipeline of two
-// threads behind the caller's. `hash` is complete once hash_worker.Wait() returned after
-// Finish(). hash_worker must be destroyed before worker (its tasks post to it).
 class QueuedSink final : public Sink {
  public:
   QueuedSink(Sink& next, SerialWorker& worker) : next_(next), worker_(worker) {}
-  QueuedSink(Sink& next, SerialWorker& worker, Sha256& hash, SerialWorker& hash_worker)
-      : next_(next), worker_(worker), hash_(&hash), hash_worker_(&hash_worker) {}
   void Write(ByteView data) override;
   // Like Write(), without the copy for pieces of kShareMin bytes or more: the task holds
   // `owner`, which keeps `data` valid.
@@ -91,12 +83,8 @@ class QueuedSink final : public Sink {
 
  private:
   void Flush();
-  // Runs `task` on worker_, after the hash stage when there is one.
-  void Post(std::function<void()> task, ByteView chunk, std::shared_ptr<const void> owner);
   Sink& next_;
   SerialWorker& worker_;
-  Sha256* hash_ = nullptr;
-  SerialWorker* hash_worker_ = nullptr;
   Bytes pending_;
 };
 

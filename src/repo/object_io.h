@@ -41,9 +41,7 @@ struct StoredObject {
 class ObjectWriter final : public io::Sink {
  public:
   // `known_sha256`: the caller already hashed the content (e.g. to name the object); the
-  // writer then skips its own hash pass and reports this value. An empty string: the caller
-  // hashes the content itself (on another thread) and keeps the value; result().sha256 is
-  // then empty.
+  // writer then skips its own hash pass and reports this value.
   ObjectWriter(storage::Storage& storage, const std::string& key, const ObjectFormat& format,
                const storage::PutOptions& options = {},
                std::optional<std::string> known_sha256 = std::nullopt);
