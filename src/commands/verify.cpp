@@ -183,14 +183,14 @@ int Verify(const Context& ctx, const VerifyOptions& options) {
                        f.ObjectName() + ", which it does not describe",
                    false);
             });
-        repo::ObjectToRead& pg_manifest = items.emplace_back();
-        pg_manifest.object = "backup_manifest";
-        const nlohmann::json& record = m.at("backup_manifest");
-        pg_manifest.size = record.at("size").get<std::uint64_t>();
-        pg_manifest.sha256 = record.at("sha256").get<std::string>();
-        if (manifest_format >= 3) {
-          pg_manifest.stored_size = record.at("stored_size").get<std::uint64_t>();
-        }
+        repo::Expected pg_manifest = repo::RecordExpected(m.at("backup_manifest"), manifest_format);
+        items.push_back({"backup_manifest",
+                         *pg_manifest.size,
+                         pg_manifest.sha256,
+                         pg_manifest.stored_size,
+                         "",
+                         {},
+                         nullptr});
         auto errs = io::RunParallel(items.size(), ctx.config.parallel, [&](std::size_t i) {
           const repo::ObjectToRead& item = items[i];
           std::string what = repo.storage().Describe() + "/" + prefix + item.object;

@@ -73,8 +73,6 @@ const char* DigestName(DigestType type) {
   return type == DigestType::kSha256 ? "SHA-256" : "XXH128";
 }
 
-std::size_t DigestHexSize(DigestType type) { return type == DigestType::kSha256 ? 64 : 32; }
-
 Digest::Digest(DigestType type) : type_(type) {
   if (type == DigestType::kSha256) {
     sha256_ = std::make_unique<Sha256>();

@@ -46,7 +46,6 @@ class Xxh128 {
 
 enum class DigestType : std::uint8_t { kSha256, kXxh128 };
 const char* DigestName(DigestType type);  // "SHA-256", "XXH128"
-std::size_t DigestHexSize(DigestType type);
 
 // One of the digests, chosen at run time.
 class Digest {
