@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "commands/commands.h"
+#include "common/cleanup.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "version.h"
@@ -51,6 +52,34 @@ gravl::commands::Context MakeContext(const Globals& g) {
   return ctx;
 }
 
+// The recovery target options shared by restore and test-restore. Values are kept as given
+// (an empty --target-name is refused by the restore, not taken as "no target").
+void AddTargetOptions(CLI::App* cmd, gravl::commands::RestoreOptions& o) {
+  auto set = [](std::optional<std::string>& field) {
+    return [&field](const std::string& v) { field = v; };
+  };
+  cmd->add_option_function<std::string>("--target", set(o.target.target),
+                                        "'immediate' (the backup's consistency point) or 'latest' "
+                                        "(the end of the archived WAL; the default)");
+  cmd->add_option_function<std::string>(
+      "--target-time", set(o.target.time),
+      "recover to this time; a zone is required: '2026-03-04 02:00:00+00', "
+      "'2026-03-04 02:00:00Z' or '2026-03-04 03:00:00 Europe/Berlin'");
+  cmd->add_option_function<std::string>("--target-lsn", set(o.target.lsn),
+                                        "recover to this LSN, e.g. 16/B374D848");
+  cmd->add_option_function<std::string>(
+      "--target-xid", set(o.target.xid),
+      "recover to the commit of this transaction (txid_current() or pg_current_xact_id())");
+  cmd->add_option_function<std::string>("--target-name", set(o.target.name),
+                                        "recover to this restore point (pg_create_restore_point)");
+  cmd->add_flag("--target-exclusive", o.target.exclusive,
+                "stop just before the target instead of just after it "
+                "(recovery_target_inclusive = off)");
+  cmd->add_option("--target-timeline", o.target_timeline,
+                  "timeline to recover along: 'latest' (default), 'current' (the backup's) or a "
+                  "number");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -73,6 +102,13 @@ int main(int argc, char** argv) {
     }
   }
   gravl::InitLogging("info");
+  // SIGINT/SIGTERM end every command with exit 11 (interrupted) after its cleanups (drill
+  // servers stopped, lock leases released); nothing partial is visible. Not archive-get:
+  // PostgreSQL must see its restore_command die by SIGTERM during a shutdown, as an exit
+  // status from 1 to 125 would end recovery early.
+  bool restore_command = false;
+  for (int i = 1; i < argc; ++i) restore_command |= std::string(argv[i]) == "archive-get";
+  if (!restore_command) gravl::InstallSignalCleanup();
   // A child that exits early (pg_restore on an error) must surface as EPIPE and a clear
   // error, not kill us with SIGPIPE.
   std::signal(SIGPIPE, SIG_IGN);
@@ -173,21 +209,18 @@ int main(int argc, char** argv) {
                       "logical: libpq connection string of the database to restore into");
   restore->add_option("--set", restore_options.set,
                       "backup label (default: the newest backup that can reach the target)");
-  restore
-      ->add_option("--target", restore_options.target,
-                   "'immediate' (consistent end of the backup) or 'latest' (default)")
-      ->check(CLI::IsMember({"immediate", "latest"}));
-  restore->add_option("--target-time", restore_options.target_time,
-                      "recover to this time, e.g. '2026-03-04 02:00:00+00'");
-  restore->add_option("--target-lsn", restore_options.target_lsn, "recover to this LSN");
-  restore->add_option("--target-xid", restore_options.target_xid, "recover to this transaction id");
-  restore->add_option("--target-name", restore_options.target_name,
-                      "recover to this named restore point");
+  AddTargetOptions(restore, restore_options);
   restore
       ->add_option("--target-action", restore_options.target_action,
                    "what the server does at the target")
       ->check(CLI::IsMember({"promote", "pause", "shutdown"}))
       ->capture_default_str();
+  restore
+      ->add_option("--archive-mode", restore_options.archive_mode,
+                   "archiving in the restored cluster: 'off' (default; a copy must not "
+                   "archive into the production repository) or 'preserve' (default with "
+                   "--standby)")
+      ->check(CLI::IsMember({"off", "preserve"}));
   restore->add_flag("--standby", restore_options.standby,
                     "configure as a standby fed from the archive (standby.signal)");
   restore->add_flag("--delta", restore_options.delta,
@@ -218,13 +251,7 @@ int main(int argc, char** argv) {
       "recover, validate (row counts, foreign keys, amcheck, WAL position, custom checks), "
       "store a JSON report with the measured RTO, clean up");
   drill->add_option("--set", drill_options.set, "backup label (default: the newest)");
-  drill->add_option("--target", drill_options.restore.target, "'immediate' or 'latest' (default)")
-      ->check(CLI::IsMember({"immediate", "latest"}));
-  drill->add_option("--target-time", drill_options.restore.target_time, "recover to this time");
-  drill->add_option("--target-lsn", drill_options.restore.target_lsn, "recover to this LSN");
-  drill->add_option("--target-xid", drill_options.restore.target_xid, "recover to this xid");
-  drill->add_option("--target-name", drill_options.restore.target_name,
-                    "recover to this restore point");
+  AddTargetOptions(drill, drill_options.restore);
   drill->add_flag("--keep", drill_options.keep, "keep the restored directory for inspection");
   drill->callback([&] { result = gravl::commands::TestRestore(MakeContext(g), drill_options); });
 

@@ -32,6 +32,7 @@
 #include "pg/backup_manifest.h"
 #include "pg/base_backup.h"
 #include "pg/connection.h"
+#include "pg/queries.h"
 #include "pg/tar.h"
 #include "repo/file_list.h"
 #include "repo/layout.h"
@@ -456,6 +457,18 @@ int Backup(const Context& ctx, const BackupOptions& options) {
   bb.fast_checkpoint = options.fast_checkpoint;
   bb.include_wal = include_wal;
   pg::BaseBackupResult result = pg::RunBaseBackup(*replication, bb, writer);
+  // Transactions with an id from here on committed after the stop LSN: restores to an xid
+  // choose a backup by it. On a connection of its own (the first may not survive hours of
+  // streaming); a backup whose server cannot answer is still a backup, without it.
+  std::optional<std::uint64_t> next_xid;
+  try {
+    next_xid = pg::NextTransactionId(*pg::Connection::Open(ctx.config.pg_conninfo));
+  } catch (const PgError& e) {
+    spdlog::warn(
+        "cannot record the next transaction id ({}): restores to an xid will need "
+        "--set for this backup",
+        Redact(e.what()));
+  }
   writer.Close();
   progress.Done();
   for (auto& t : writer.tablespaces_) {
@@ -515,6 +528,7 @@ int Backup(const Context& ctx, const BackupOptions& options) {
       {"files",
        "in the object file_list (manifest format 2 and later): upgrade gravl-dr to read it"},
   };
+  if (next_xid) manifest["next_xid"] = std::to_string(*next_xid);
   for (const auto& t : table_counts.get()) {
     manifest["tables"].push_back({{"database", t.database},
                                   {"schema", t.schema},

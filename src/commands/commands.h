@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "commands/context.h"
+#include "pg/recovery.h"
 
 namespace gravl::commands {
 
@@ -40,10 +41,13 @@ int Backup(const Context& ctx, const BackupOptions& options);
 
 struct RestoreOptions {
   std::string pgdata;
-  std::string set;     // label; empty: the newest backup that can reach the target
-  std::string target;  // "", "immediate" or "latest"
-  std::string target_time, target_lsn, target_xid, target_name;
+  std::string set;  // label; empty: the newest backup that can reach the target
+  // --target immediate|latest, --target-time, --target-lsn, --target-xid, --target-name,
+  // --target-exclusive: validated into one pg::RecoveryTarget before anything is written.
+  pg::RecoveryTargetOptions target;
+  std::string target_timeline;  // "latest" (default), "current" or a number
   std::string target_action = "promote";
+  std::string archive_mode;  // "off" or "preserve"; empty: off, or preserve with --standby
   bool standby = false;
   bool delta = false;            // rewrite only what differs in an existing data directory
   std::string primary_conninfo;  // --standby: stream from this primary too
@@ -51,6 +55,9 @@ struct RestoreOptions {
   // directory under which every other tablespace goes (as DIR/<name>).
   std::vector<std::string> tablespace_map;
   std::string tablespace_map_all;
+  // Drills: recovery is configured to pause at the backup's consistency point; the settings
+  // for the real target are returned in RestoreResult::settings for the drill to write later.
+  bool pause_at_consistency = false;
   // Logical restores (--logical): a dump of --db into --target-db, optionally only --table.
   bool logical = false;
   std::string db;
@@ -62,6 +69,8 @@ struct RestoreResult {
   std::string repo;
   nlohmann::json manifest;
   double seconds = 0;
+  pg::RecoverySettings settings;   // the recovery settings for the requested target
+  std::optional<Lsn> archive_end;  // where the archived WAL reachable from the backup ends
 };
 // With `result`, nothing is printed and the outcome is returned there (used by drills).
 int Restore(const Context& ctx, const RestoreOptions& options, RestoreResult* result = nullptr);

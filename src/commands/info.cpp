@@ -1,6 +1,7 @@
 // info: what each repository holds for the stanza (or every stanza): cluster identity,
 // backups, and the archived WAL range per timeline.
 
+#include <algorithm>
 #include <cstdio>
 #include <sstream>
 
@@ -15,8 +16,9 @@ namespace {
 nlohmann::json StanzaJson(const repo::StanzaSummary& s) {
   nlohmann::json backups = nlohmann::json::array();
   for (const auto& b : s.backups) {
-    nlohmann::json entry = b.manifest;
+    nlohmann::json entry = b.manifest.is_object() ? b.manifest : nlohmann::json::object();
     entry["label"] = b.label;
+    if (!b.problem.empty()) entry["problem"] = Redact(b.problem);
     backups.push_back(entry);
   }
   nlohmann::json wal = nlohmann::json::array();
@@ -70,6 +72,7 @@ void StanzaText(const repo::StanzaSummary& s, std::ostringstream& out) {
     out << "    backups (" << s.backups.size() << "):\n";
     for (const auto& b : s.backups) {
       out << "      " << b.label;
+      if (!b.problem.empty()) out << "  DAMAGED: " << Redact(b.problem);
       if (b.manifest.contains("locked")) out << "  (encrypted: details need the passphrase)";
       if (b.manifest.contains("type")) out << "  " << b.manifest["type"].get<std::string>();
       if (b.manifest.contains("stop_time")) {
@@ -153,7 +156,14 @@ int Info(const Context& ctx, const InfoOptions& options) {
           stanzas.back()["warning"] = key_problem;
           text << "    WARNING: " << key_problem << " -- backup details are not shown\n";
         }
-        text << "    status: ok\n";
+        bool damaged = std::any_of(summary.backups.begin(), summary.backups.end(),
+                                   [](const repo::BackupSummary& b) { return !b.problem.empty(); });
+        if (damaged) {
+          stanzas.back()["status"] = "damaged";
+          if (worst == ExitCode::kSuccess) worst = ExitCode::kIntegrity;
+        }
+        text << (damaged ? "    status: DAMAGED backup manifests (run 'gravl-dr verify')\n"
+                         : "    status: ok\n");
         StanzaText(summary, text);
       }
       rj["status"] = "ok";

@@ -31,10 +31,13 @@
 #include "io/workers.h"
 #include "pg/connection.h"
 #include "pg/instance.h"
+#include "pg/recovery.h"
+#include "pg/wal_records.h"
 #include "repo/file_list.h"
 #include "repo/layout.h"
 #include "repo/manifest.h"
 #include "repo/wal.h"
+#include "repo/wal_index.h"
 
 namespace gravl::commands {
 namespace fs = std::filesystem;
@@ -272,35 +275,242 @@ void SyncFileSystem(const std::string& path) {
   }
 }
 
+// ---- choosing the backup ----
+
+// True when transaction `target` (as given: 32-bit, or a full xid8) is at or after the full
+// transaction id `next` -- i.e. it was assigned after the point where `next` was read, so it
+// committed later. 32-bit ids compare as PostgreSQL compares them (modulo 2^32).
+bool XidAtOrAfter(std::uint64_t target, std::uint64_t next) {
+  if (target > 0xFFFFFFFFu) return target >= next;
+  auto diff = static_cast<std::int32_t>(static_cast<std::uint32_t>(target) -
+                                        static_cast<std::uint32_t>(next));
+  return diff >= 0;
+}
+
+// What recovery from one backup can reach: the target timeline and the archived WAL.
+struct BackupReach {
+  TimelineId target_timeline = 0;
+  Lsn end;                                // end of the WAL recovery can read
+  std::optional<SystemTime> newest_time;  // newest archiving time reached
+  std::optional<WalSegment> gap;
+};
+
+TimelineId ResolveTimeline(const pg::TargetTimeline& choice, const repo::WalIndex& index,
+                           const repo::BackupManifest& b) {
+  switch (choice.kind) {
+    case pg::TargetTimeline::Kind::kLatest:
+      return index.LatestFrom(b.timeline);
+    case pg::TargetTimeline::Kind::kCurrent:
+      return b.timeline;
+    case pg::TargetTimeline::Kind::kNumber:
+      return choice.number;
+  }
+  return b.timeline;
+}
+
+// Throws ConflictError when the target timeline does not descend from the backup's.
+BackupReach ReachOf(const repo::WalIndex& index, const repo::BackupManifest& b,
+                    TimelineId target_tli) {
+  BackupReach r;
+  r.target_timeline = target_tli;
+  std::uint64_t seg = index.segment_size();
+  // A backup with its WAL needs the archive only after its stop segment.
+  Lsn from = b.wal_included ? Lsn{(b.stop_lsn.value - 1) / seg * seg + seg} : b.start_lsn;
+  repo::WalReach w = index.ReachFrom(b.timeline, from, target_tli);
+  r.end = w.end;
+  r.gap = w.gap;
+  r.newest_time = w.newest_time;
+  if (b.wal_included && r.end < b.stop_lsn) r.end = b.stop_lsn;
+  return r;
+}
+
+// Restore points named `name` in the archived WAL recovery from `b` reads after its
+// consistency point, in the order recovery meets them. Segments already read for another
+// backup are not read again (`scanned`).
+std::vector<pg::RestorePoint> RestorePointsAfter(
+    repo::Repository& repo, const repo::WalIndex& index, const repo::BackupManifest& b,
+    TimelineId target_tli, const std::string& name,
+    std::map<std::string, std::vector<pg::RestorePoint>>& scanned) {
+  std::uint64_t seg = index.segment_size();
+  std::vector<repo::WalObject> segments =
+      index.SegmentsFrom(b.timeline, Lsn{b.stop_lsn.value / seg * seg}, target_tli);
+  std::size_t to_read = 0;
+  for (const auto& s : segments) to_read += scanned.count(s.key);
+  if (to_read > 0) {
+    spdlog::info("looking for restore point '{}' in {} archived WAL segment(s) after backup {}",
+                 name, to_read, b.label);
+  }
+  std::vector<pg::RestorePoint> out;
+  pg::WalRecordScanner scanner(seg);
+  for (const auto& s : segments) {
+    auto known = scanned.find(s.key);
+    if (known == scanned.end()) {
+      io::BufferSink data;
+      repo::ReadObject(repo.storage(), s.key, repo::ObjectFormat{s.compression, 0, repo.key()},
+                       repo::Expected{s.sha256, std::nullopt}, data);
+      std::size_t before = scanner.restore_points().size();
+      scanner.AddSegment(*WalSegment::ParseName(s.name, seg), data.data());
+      known =
+          scanned
+              .emplace(s.key, std::vector<pg::RestorePoint>(scanner.restore_points().begin() +
+                                                                static_cast<std::ptrdiff_t>(before),
+                                                            scanner.restore_points().end()))
+              .first;
+    } else {
+      scanner = pg::WalRecordScanner(seg);  // a record continued from a skipped segment is lost
+    }
+    for (const auto& rp : known->second) {
+      if (rp.name == name && rp.lsn >= b.stop_lsn) out.push_back(rp);
+    }
+  }
+  return out;
+}
+
+struct Choice {
+  repo::Repository* repo = nullptr;
+  std::optional<repo::BackupManifest> backup;
+  BackupReach reach;
+  std::string how;                 // why this backup, for the operator
+  std::vector<std::string> notes;  // backups passed over and why
+};
+
+// Picks the newest backup in `repo` from which recovery reaches `target` (or the --set one,
+// checked the same way). Returns a Choice without a backup, with notes, when none can;
+// throws UsageError/NotFoundError for refusals that no other repository changes.
+Choice ChooseIn(repo::Repository& repo, const RestoreOptions& options,
+                const pg::RecoveryTarget& target, const pg::TargetTimeline& timeline) {
+  using Kind = pg::RecoveryTarget::Kind;
+  Choice c;
+  c.repo = &repo;
+  std::vector<repo::BackupEntry> backups = repo::ListBackups(repo, nullptr);
+  repo::WalIndex index = repo::WalIndex::Build(repo);
+  std::map<std::string, std::vector<pg::RestorePoint>> scanned;
+  bool newest = true;
+  for (auto it = backups.rbegin(); it != backups.rend(); ++it) {
+    if (!options.set.empty() && it->label != options.set) continue;
+    if (!it->ok()) {
+      if (!options.set.empty()) {
+        throw Error(it->problem_code,
+                    "backup " + it->label + " cannot be restored: " + it->problem);
+      }
+      c.notes.push_back(it->label + " skipped: " + it->problem);
+      newest = false;
+      continue;
+    }
+    const repo::BackupManifest& b = *it->manifest;
+    if (!b.full()) continue;  // logical dumps restore with --logical
+    auto skip = [&](const std::string& why) {
+      c.notes.push_back(b.label + " (consistent at " + FormatIso8601(b.stop_time) + ", LSN " +
+                        b.stop_lsn.ToString() + "): " + why);
+      newest = false;
+    };
+    TimelineId tli = ResolveTimeline(timeline, index, b);
+    BackupReach reach;
+    try {
+      reach = ReachOf(index, b, tli);
+    } catch (const ConflictError& e) {
+      skip(e.what());
+      continue;
+    }
+    if (reach.end < b.stop_lsn) {
+      skip("the archived WAL it needs to become consistent is missing" +
+           (reach.gap ? " (" + reach.gap->Name(index.segment_size()) + ")" : std::string("")));
+      continue;
+    }
+    SystemTime window_end = std::max(b.stop_time, reach.newest_time.value_or(b.stop_time));
+    std::string window = FormatIso8601(b.stop_time) + " .. " + FormatIso8601(window_end) +
+                         " (LSN " + b.stop_lsn.ToString() + " .. " + reach.end.ToString() + ")";
+    switch (target.kind) {
+      case Kind::kLatest:
+      case Kind::kImmediate:
+        break;
+      case Kind::kTime:
+        if (target.time < b.stop_time) {
+          skip("finished after the target time; its recoverable window starts at " +
+               FormatIso8601(b.stop_time));
+          continue;
+        }
+        if (target.time > window_end) {
+          skip(
+              "the target time is after the newest WAL archived after it; its recoverable "
+              "window is " +
+              window);
+          continue;
+        }
+        break;
+      case Kind::kLsn:
+        if (target.lsn < b.stop_lsn) {
+          skip("consistent only after the target LSN");
+          continue;
+        }
+        if (target.lsn > reach.end) {
+          skip("the target LSN is beyond the archived WAL; its recoverable window is " + window +
+               (reach.gap ? ", cut short by missing " + reach.gap->Name(index.segment_size())
+                          : std::string("")));
+          continue;
+        }
+        break;
+      case Kind::kXid:
+        if (!b.next_xid) {
+          throw UsageError(
+              "cannot tell whether backup " + b.label + " was taken before transaction " +
+              std::to_string(target.xid) +
+              " (it was taken by an older gravl-dr, which did not record transaction ids): "
+              "choose the backup with --set LABEL");
+        }
+        if (!XidAtOrAfter(target.xid, *b.next_xid)) {
+          skip("transaction " + std::to_string(target.xid) +
+               " may have committed before it finished (its next transaction id was " +
+               std::to_string(*b.next_xid) + ")");
+          continue;
+        }
+        break;
+      case Kind::kName: {
+        auto points = RestorePointsAfter(repo, index, b, tli, target.name, scanned);
+        if (points.empty()) {
+          skip("no restore point '" + target.name + "' in the archived WAL after it");
+          continue;
+        }
+        c.how = "restore point '" + target.name + "' found at LSN " +
+                points.front().lsn.ToString() + " (" + FormatIso8601(points.front().time) +
+                ") on timeline " + std::to_string(points.front().timeline);
+        break;
+      }
+    }
+    c.backup = b;
+    c.reach = reach;
+    std::string why = !options.set.empty() ? "--set"
+                      : newest             ? "the newest backup"
+                                           : "the newest backup that can reach the target";
+    c.how = c.how.empty() ? why : why + "; " + c.how;
+    return c;
+  }
+  return c;
+}
+
 }  // namespace
 
 int Restore(const Context& ctx, const RestoreOptions& options, RestoreResult* result) {
   if (options.logical) return LogicalRestore(ctx, options);
+  // Everything the operator asked for is checked before anything is read or written.
   if (!options.primary_conninfo.empty() && !options.standby) {
     throw UsageError("--primary-conninfo configures a streaming standby: add --standby");
   }
   if (options.pgdata.empty() || options.pgdata.front() != '/') {
     throw UsageError("--pgdata must be an absolute path");
   }
+  const pg::RecoveryTarget target = pg::ParseRecoveryTarget(options.target);
+  const pg::TargetTimeline timeline = pg::ParseTargetTimeline(options.target_timeline);
+  std::string archive_mode =
+      options.archive_mode.empty() ? (options.standby ? "preserve" : "off") : options.archive_mode;
+  if (archive_mode != "off" && archive_mode != "preserve") {
+    throw UsageError("--archive-mode must be 'off' or 'preserve'");
+  }
   CheckTargetDirectory(options.pgdata, options.delta);
 
-  // Targets.
-  int targets = !options.target_time.empty() + !options.target_lsn.empty() +
-                !options.target_xid.empty() + !options.target_name.empty() +
-                (options.target == "immediate");
-  if (targets > 1) throw UsageError("give one recovery target");
-  if (!options.target.empty() && options.target != "immediate" && options.target != "latest") {
-    throw UsageError("--target must be 'immediate' or 'latest'");
-  }
-  std::optional<SystemTime> target_time;
-  if (!options.target_time.empty()) target_time = ParseIso8601(options.target_time);
-  std::optional<Lsn> target_lsn;
-  if (!options.target_lsn.empty()) target_lsn = Lsn::Parse(options.target_lsn);
-
   auto repos = ctx.OpenRepos();
-  repo::Repository* chosen_repo = nullptr;
-  std::optional<repo::BackupEntry> chosen;
-  std::vector<std::string> window_lines;
+  Choice chosen;
+  std::vector<std::string> notes;
   std::exception_ptr first_error;
   for (auto& r : repos) {
     try {
@@ -311,70 +521,69 @@ int Restore(const Context& ctx, const RestoreOptions& options, RestoreResult* re
       if (!first_error) first_error = std::current_exception();
       continue;
     }
-    auto backups = repo::ListBackups(*r, nullptr);
-    if (backups.empty()) {
-      window_lines.push_back(r->Describe() + ": no backups");
-      continue;
-    }
-    window_lines.push_back(r->Describe() + ": backups from " +
-                           backups.front().manifest["stop_time"].get<std::string>() + " (" +
-                           backups.front().label + ") to " +
-                           backups.back().manifest["stop_time"].get<std::string>() + " (" +
-                           backups.back().label + ")");
-    for (auto it = backups.rbegin(); it != backups.rend(); ++it) {
-      const auto& m = it->manifest;
-      if (m["type"] != "full") continue;  // logical dumps restore with --logical
-      if (!options.set.empty() && it->label != options.set) continue;
-      if (target_time && ParseIso8601(m["stop_time"]) > *target_time) continue;
-      if (target_lsn && Lsn::Parse(m["stop_lsn"].get<std::string>()) > *target_lsn) continue;
-      chosen = *it;  // a summary: the file list is read on its own, table counts by drills
-      chosen_repo = r.get();
+    Choice c = ChooseIn(*r, options, target, timeline);
+    for (const auto& n : c.notes) notes.push_back(r->Describe() + ": " + n);
+    if (c.backup) {
+      chosen = std::move(c);
       break;
     }
-    if (chosen) break;
+    if (c.notes.empty()) notes.push_back(r->Describe() + ": no full backups");
   }
-  if (!chosen && window_lines.empty() && first_error) {
+  if (!chosen.backup && notes.empty() && first_error) {
     std::rethrow_exception(first_error);  // no repository could even be opened: say why
   }
-  if (!chosen) {
-    std::string window;
-    for (const auto& l : window_lines) window += "\n  " + l;
+  if (!chosen.backup) {
+    std::string why;
+    for (const auto& n : notes) why += "\n  " + n;
     if (!options.set.empty()) {
-      throw NotFoundError("backup '" + options.set + "' is not in any repository" +
-                          (options.target_time.empty() && options.target_lsn.empty()
-                               ? ""
-                               : " or cannot reach the target") +
-                          ":" + window);
+      throw NotFoundError("backup '" + options.set + "' cannot reach the target " +
+                          target.Describe() + "; nothing was written:" + why);
     }
-    throw NotFoundError(
-        "no backup can reach that target (a backup must have finished before "
-        "it); the recoverable window starts at the oldest backup:" +
-        window);
+    throw NotFoundError("no backup can reach the target " + target.Describe() +
+                        "; nothing was written:" + why);
   }
-  repo::Repository& repo = *chosen_repo;
-  nlohmann::json& m = chosen->manifest;
-  std::string label = chosen->label;
-
-  // A time target later than anything archived cannot be reached.
-  if (target_time) {
-    std::optional<SystemTime> newest;
-    TimelineId tli = m["stop_timeline"].get<TimelineId>();
-    for (const auto& obj : storage::ListAll(repo.storage(), repo::WalPrefix(repo.stanza()))) {
-      auto wal = repo::ParseWalObjectKey(obj.key);
-      if (!wal || !obj.modified) continue;
-      if (repo::ParseWalFileName(wal->name)->timeline < tli) continue;
-      if (!newest || *obj.modified > *newest) newest = obj.modified;
-    }
-    if (!m["wal"]["included"].get<bool>() && (!newest || *target_time > *newest)) {
-      throw NotFoundError(
-          "target time " + FormatIso8601(*target_time) + " is after the newest archived WAL (" +
-          (newest ? FormatIso8601(*newest) : std::string("none")) +
-          "): the recoverable window is " + m["stop_time"].get<std::string>() + " .. " +
-          (newest ? FormatIso8601(*newest) : std::string("?")) + "; nothing was written");
-    }
-  }
-  spdlog::info("restoring backup {} from {} into {}", label, repo.Describe(), options.pgdata);
+  for (const auto& n : chosen.notes) spdlog::warn("passed over: {}", n);
+  repo::Repository& repo = *chosen.repo;
+  const repo::BackupManifest& backup = *chosen.backup;
+  const nlohmann::json& m = backup.raw;
+  std::string label = backup.label;
+  spdlog::info("restoring backup {} from {} into {} ({})", label, repo.Describe(), options.pgdata,
+               chosen.how);
   const auto tablespaces = TablespaceTargets(m, options, label);
+
+  // The recovery configuration, decided now: nothing about it can fail after the files.
+  pg::RecoverySettings settings;
+  {
+    std::string cmd = SelfPath();
+    if (ctx.config.source != "(no config file)") cmd += " --config " + ctx.config.source;
+    if (ctx.config.source == "(no config file)") cmd += " --repo-path " + repo.config().path;
+    settings.restore_command = cmd + " --stanza " + ctx.config.stanza + " archive-get" +
+                               (options.standby ? " --standby" : "") + " %f %p";
+  }
+  settings.target = target;
+  settings.timeline = timeline;
+  settings.action = options.standby ? "" : options.target_action;
+  settings.standby = options.standby;
+  settings.primary_conninfo = options.primary_conninfo;
+  settings.archive_off = archive_mode == "off";
+  settings.comment =
+      "restore of backup " + label + " at " + FormatIso8601(std::chrono::system_clock::now());
+  pg::RecoverySettings written = settings;
+  if (options.pause_at_consistency) {
+    written.target = pg::RecoveryTarget{};
+    written.target.kind = pg::RecoveryTarget::Kind::kImmediate;
+    written.action = "pause";
+  }
+  std::uint64_t seg_size = repo.Stanza().wal_segment_size;
+  std::string window_text =
+      FormatIso8601(backup.stop_time) + " .. " +
+      FormatIso8601(
+          std::max(backup.stop_time, chosen.reach.newest_time.value_or(backup.stop_time))) +
+      " (LSN " + backup.stop_lsn.ToString() + " .. " + chosen.reach.end.ToString() + ", timeline " +
+      std::to_string(chosen.reach.target_timeline) +
+      (chosen.reach.gap ? ", cut short by missing WAL " + chosen.reach.gap->Name(seg_size)
+                        : std::string("")) +
+      ")";
   if (ctx.dry_run) {
     nlohmann::json ts = nlohmann::json::array();
     std::string ts_text;
@@ -382,9 +591,18 @@ int Restore(const Context& ctx, const RestoreOptions& options, RestoreResult* re
       ts.push_back({{"oid", std::to_string(oid)}, {"name", t.name}, {"directory", t.dir}});
       ts_text += "  " + t.Describe(oid) + " into " + t.dir + "\n";
     }
-    ctx.Emit(
-        {{"label", label}, {"repo", repo.config().name}, {"dry_run", true}, {"tablespaces", ts}},
-        "would restore backup " + label + " from " + repo.Describe() + "\n" + ts_text);
+    ctx.Emit({{"label", label},
+              {"repo", repo.config().name},
+              {"dry_run", true},
+              {"chosen", chosen.how},
+              {"passed_over", chosen.notes},
+              {"target", target.Describe()},
+              {"target_timeline", chosen.reach.target_timeline},
+              {"window", window_text},
+              {"tablespaces", ts}},
+             "would restore backup " + label + " from " + repo.Describe() +
+                 "\n  chosen: " + chosen.how + "\n  target: " + target.Describe() +
+                 "\n  recoverable: " + window_text + "\n" + ts_text);
     return 0;
   }
 
@@ -530,57 +748,27 @@ int Restore(const Context& ctx, const RestoreOptions& options, RestoreResult* re
   for (const auto& f : files) {
     if (f.type != repo::FileEntry::Type::kLink) continue;
     std::string link = dest_of(f);
-    std::string target(f.target);
+    std::string link_target(f.target);
     if (f.tablespace == 0 && f.path.starts_with("pg_tblspc/")) {
       // A tablespace's link: to where the tablespace is restored (--tablespace-map).
       std::string oid(f.path.substr(std::string_view("pg_tblspc/").size()));
       for (const auto& [ts_oid, dir] : tablespace_dirs) {
-        if (std::to_string(ts_oid) == oid) target = dir;
+        if (std::to_string(ts_oid) == oid) link_target = dir;
       }
     }
     std::error_code ec;
     fs::remove(link, ec);
-    fs::create_symlink(target, link);
+    fs::create_symlink(link_target, link);
   }
   files = {};
 
-  // Recovery settings.
-  std::ostringstream conf;
-  conf << "\n# Added by gravl-dr restore of backup " << label << " at "
-       << FormatIso8601(std::chrono::system_clock::now()) << "\n";
-  std::string restore_cmd = SelfPath();
-  if (ctx.config.source != "(no config file)") restore_cmd += " --config " + ctx.config.source;
-  if (ctx.config.source == "(no config file)") restore_cmd += " --repo-path " + repo.config().path;
-  restore_cmd += " --stanza " + ctx.config.stanza + " archive-get" +
-                 (options.standby ? " --standby" : "") + " %f %p";
-  conf << "restore_command = " << pg::QuoteLiteral(restore_cmd) << "\n";
-  conf << "recovery_target_timeline = 'latest'\n";
-  if (options.standby && !options.primary_conninfo.empty()) {
-    conf << "primary_conninfo = " << pg::QuoteLiteral(options.primary_conninfo) << "\n";
+  // Recovery settings: every earlier one commented out, ours written whole.
+  pg::RecoveryConfigResult conf = pg::WriteRecoveryConfig(options.pgdata, written);
+  for (const auto& line : conf.replaced) {
+    spdlog::info("postgresql.auto.conf: replaced earlier recovery setting: {}", Redact(line));
   }
-  if (target_time)
-    conf << "recovery_target_time = " << pg::QuoteLiteral(FormatPostgres(*target_time)) << "\n";
-  if (target_lsn)
-    conf << "recovery_target_lsn = " << pg::QuoteLiteral(target_lsn->ToString()) << "\n";
-  if (!options.target_xid.empty())
-    conf << "recovery_target_xid = " << pg::QuoteLiteral(options.target_xid) << "\n";
-  if (!options.target_name.empty())
-    conf << "recovery_target_name = " << pg::QuoteLiteral(options.target_name) << "\n";
-  if (options.target == "immediate") conf << "recovery_target = 'immediate'\n";
-  if (targets > 0 && !options.standby) {
-    conf << "recovery_target_action = " << pg::QuoteLiteral(options.target_action) << "\n";
-  }
-  {
-    std::ofstream auto_conf(options.pgdata + "/postgresql.auto.conf", std::ios::app);
-    auto_conf << conf.str();
-    auto_conf.close();
-    if (!auto_conf) throw StorageError("cannot write " + options.pgdata + "/postgresql.auto.conf");
-  }
-  std::string signal = options.pgdata + (options.standby ? "/standby.signal" : "/recovery.signal");
-  {
-    // Without it PostgreSQL would start without archive recovery and ignore the target.
-    io::AtomicFileSink signal_file(signal, io::AtomicFileOptions{.mode = 0600, .durable = false});
-    signal_file.Finish();
+  for (const auto& line : conf.overridden) {
+    spdlog::info("postgresql.conf sets {}; overridden by the restore's settings", Redact(line));
   }
 
   // Everything is in place and verified: flush it all to disk, checking for write-back
@@ -607,30 +795,48 @@ int Restore(const Context& ctx, const RestoreOptions& options, RestoreResult* re
   }
   double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-  std::string target_text = !options.target_time.empty()    ? "time " + options.target_time
-                            : !options.target_lsn.empty()   ? "lsn " + options.target_lsn
-                            : !options.target_xid.empty()   ? "xid " + options.target_xid
-                            : !options.target_name.empty()  ? "name " + options.target_name
-                            : options.target == "immediate" ? std::string("immediate")
-                                                            : std::string("latest");
+  std::string target_text = target.Describe();
   spdlog::info("restored {} ({}) in {:.1f}s; start PostgreSQL to recover to {}", label,
                FormatBytes(total), seconds, target_text);
   std::ostringstream text;
   text << "restored backup " << label << " from " << repo.Describe() << " into " << options.pgdata
-       << "\n  chosen: "
-       << (options.set.empty() ? "newest backup that can reach the target" : "--set")
-       << "\n  target: " << target_text << "\n  " << FormatBytes(total) << " in " << seconds
+       << "\n  chosen: " << chosen.how;
+  for (const auto& n : chosen.notes) text << "\n  passed over: " << n;
+  text << "\n  target: " << target_text << " on timeline "
+       << (timeline.kind == pg::TargetTimeline::Kind::kLatest
+               ? "latest (now " + std::to_string(chosen.reach.target_timeline) + ")"
+               : timeline.Setting())
+       << "\n  recoverable with the archived WAL: " << window_text;
+  for (const auto& line : conf.replaced) {
+    text << "\n  replaced earlier recovery setting: " << Redact(line);
+  }
+  for (const auto& line : conf.overridden) {
+    text << "\n  overrides postgresql.conf: " << Redact(line);
+  }
+  text << "\n  archiving in the restored cluster: "
+       << (settings.archive_off ? "off (--archive-mode preserve keeps the backup's setting)"
+                                : "as in the backup")
+       << "\n  " << FormatBytes(total) << " in " << seconds
        << " s\n  start PostgreSQL on it to recover (pg_ctl -D " << options.pgdata << " start)\n";
   if (result != nullptr) {
     // Drills compare row counts: the full manifest has them.
-    *result = RestoreResult{label, repo.config().name, repo::ReadManifest(repo, label), seconds};
+    *result = RestoreResult{label,   repo.config().name, repo::ReadManifest(repo, label),
+                            seconds, settings,           chosen.reach.end};
     return 0;
   }
+  nlohmann::json replaced = nlohmann::json::array();
+  for (const auto& line : conf.replaced) replaced.push_back(Redact(line));
   ctx.Emit({{"label", label},
             {"repo", repo.config().name},
             {"pgdata", options.pgdata},
+            {"chosen", chosen.how},
+            {"passed_over", chosen.notes},
             {"files_unchanged", skipped.load()},
             {"target", target_text},
+            {"target_timeline", timeline.Setting()},
+            {"window", window_text},
+            {"archive_mode", settings.archive_off ? "off" : "preserve"},
+            {"replaced_settings", replaced},
             {"size", total},
             {"seconds", seconds}},
            text.str());

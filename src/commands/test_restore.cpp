@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <functional>
@@ -25,6 +26,8 @@
 #include "common/time_util.h"
 #include "pg/connection.h"
 #include "pg/instance.h"
+#include "pg/queries.h"
+#include "pg/recovery.h"
 #include "repo/layout.h"
 #include "repo/metadata.h"
 #include "repo/wal.h"
@@ -44,6 +47,7 @@ struct DrillCheckResult {
   bool ok;
   std::string detail;
   nlohmann::json failures = nlohmann::json::array();
+  nlohmann::json notes = nlohmann::json::array();  // information, not failures
 };
 
 std::vector<std::string> Databases(pg::Connection& conn) {
@@ -61,16 +65,19 @@ std::vector<std::string> Databases(pg::Connection& conn) {
 // backup time, millions of rows) only whether they still have any row is asked.
 constexpr std::size_t kCountBatch = 500;
 
-DrillCheckResult TableCounts(const pg::Instance& pg, const nlohmann::json& manifest,
-                             int tolerance_pct) {
-  DrillCheckResult c{"table counts", true, "", nlohmann::json::array()};
-  if (!manifest.contains("tables")) {
-    c.detail = "skipped: the backup recorded no row counts";
-    return c;
-  }
+// A recorded table and what the restored server holds of it.
+struct CountedTable {
+  const nlohmann::json* recorded;  // the manifest's entry
+  std::string database;
+  bool present = false;
+  std::uint64_t rows = 0;  // exact, or (for tables estimated at backup time) 0/1: any row
+};
+
+std::vector<CountedTable> CountTables(const pg::Instance& pg, const nlohmann::json& manifest) {
+  std::vector<CountedTable> out;
+  if (!manifest.contains("tables")) return out;
   std::map<std::string, std::vector<const nlohmann::json*>> by_database;
   for (const auto& t : manifest["tables"]) by_database[t["database"]].push_back(&t);
-  std::size_t checked = 0;
   for (const auto& [db, tables] : by_database) {
     auto conn = pg::Connection::Open(pg.conninfo(db));
     std::map<std::pair<std::string, std::string>, std::string> existing;  // -> quoted name
@@ -79,56 +86,100 @@ DrillCheckResult TableCounts(const pg::Instance& pg, const nlohmann::json& manif
                                      "c.relnamespace WHERE c.relkind IN ('r', 'p')")) {
       existing[{r[0], r[1]}] = r[2];
     }
-    struct Present {
-      const nlohmann::json* table;
-      std::string quoted;
-      std::uint64_t rows = 0;
-    };
-    std::vector<Present> present;
+    std::vector<std::pair<std::size_t, std::string>> present;  // index in out, quoted name
     for (const auto* t : tables) {
-      ++checked;
-      std::string schema = (*t)["schema"], table = (*t)["table"];
-      auto it = existing.find({schema, table});
-      if (it == existing.end()) {
-        c.failures.push_back(db + ": table " + schema + "." + table + " is missing (it had " +
-                             std::to_string((*t)["rows"].get<std::uint64_t>()) +
-                             " rows at backup time)");
-        continue;
-      }
-      present.push_back({t, it->second});
+      out.push_back({t, db, false, 0});
+      auto it =
+          existing.find({(*t)["schema"].get<std::string>(), (*t)["table"].get<std::string>()});
+      if (it == existing.end()) continue;
+      out.back().present = true;
+      present.emplace_back(out.size() - 1, it->second);
     }
     for (std::size_t start = 0; start < present.size(); start += kCountBatch) {
       std::string batch;
       for (std::size_t k = start; k < std::min(present.size(), start + kCountBatch); ++k) {
         if (!batch.empty()) batch += " UNION ALL ";
-        bool exact = present[k].table->value("exact", true);
-        batch += "SELECT " + std::to_string(k) + ", count(*) FROM " +
-                 (exact ? "ONLY " + present[k].quoted
-                        : "(SELECT 1 FROM ONLY " + present[k].quoted + " LIMIT 1) any_row");
+        bool exact = out[present[k].first].recorded->value("exact", true);
+        batch += "SELECT " + std::to_string(present[k].first) + ", count(*) FROM " +
+                 (exact ? "ONLY " + present[k].second
+                        : "(SELECT 1 FROM ONLY " + present[k].second + " LIMIT 1) any_row");
       }
-      for (const auto& r : conn->Query(batch)) present[std::stoull(r[0])].rows = std::stoull(r[1]);
+      for (const auto& r : conn->Query(batch)) out[std::stoull(r[0])].rows = std::stoull(r[1]);
     }
-    for (const auto& p : present) {
-      const nlohmann::json& t = *p.table;
-      std::string name = t["schema"].get<std::string>() + "." + t["table"].get<std::string>();
-      std::uint64_t recorded = t["rows"];
-      if (p.rows == 0 && recorded > 0) {
-        c.failures.push_back(db + ": table " + name + " is empty (it had " +
-                             std::to_string(recorded) + " rows at backup time)");
-        continue;
-      }
-      double allowed = static_cast<double>(recorded) * tolerance_pct / 100.0 + 10.0;
-      double diff = std::abs(static_cast<double>(p.rows) - static_cast<double>(recorded));
-      if (t.value("exact", true) && diff > allowed) {
-        c.failures.push_back(db + ": table " + name + " has " + std::to_string(p.rows) + " rows, " +
-                             std::to_string(recorded) + " at backup time (more than " +
-                             std::to_string(tolerance_pct) + "% + 10 apart)");
-      }
+  }
+  return out;
+}
+
+std::string TableName(const CountedTable& t) {
+  return t.database + ": table " + (*t.recorded)["schema"].get<std::string>() + "." +
+         (*t.recorded)["table"].get<std::string>();
+}
+
+// At the backup's consistency point the restored tables must hold what the backup counted
+// (within the tolerance: rows may change while a backup streams).
+DrillCheckResult TableCounts(const std::vector<CountedTable>& counted, bool recorded,
+                             int tolerance_pct) {
+  DrillCheckResult c{"table counts", true, "", nlohmann::json::array()};
+  if (!recorded) {
+    c.detail = "skipped: the backup recorded no row counts";
+    return c;
+  }
+  for (const auto& t : counted) {
+    std::uint64_t at_backup = (*t.recorded)["rows"];
+    if (!t.present) {
+      c.failures.push_back(TableName(t) + " is missing (it had " + std::to_string(at_backup) +
+                           " rows at backup time)");
+      continue;
+    }
+    if (t.rows == 0 && at_backup > 0) {
+      c.failures.push_back(TableName(t) + " is empty (it had " + std::to_string(at_backup) +
+                           " rows at backup time)");
+      continue;
+    }
+    double allowed = static_cast<double>(at_backup) * tolerance_pct / 100.0 + 10.0;
+    double diff = std::abs(static_cast<double>(t.rows) - static_cast<double>(at_backup));
+    if (t.recorded->value("exact", true) && diff > allowed) {
+      c.failures.push_back(TableName(t) + " has " + std::to_string(t.rows) + " rows, " +
+                           std::to_string(at_backup) + " at backup time (more than " +
+                           std::to_string(tolerance_pct) + "% + 10 apart)");
     }
   }
   c.ok = c.failures.empty();
-  c.detail = std::to_string(checked) + " tables compared with the backup's row counts (tolerance " +
+  c.detail = std::to_string(counted.size()) +
+             " tables at the backup's consistency point compared with its row counts "
+             "(tolerance " +
              std::to_string(tolerance_pct) + "% + 10 rows)";
+  return c;
+}
+
+// Between the consistency point and the drill's target the data may change legitimately (a
+// queue drained, a table dropped): reported as information, never as a failure.
+DrillCheckResult ChangesAfterBackup(const std::vector<CountedTable>& at_consistency,
+                                    const std::vector<CountedTable>& at_target,
+                                    const std::string& target) {
+  DrillCheckResult c{"changes after the backup", true, "", nlohmann::json::array()};
+  std::size_t changed = 0;
+  for (std::size_t i = 0; i < at_target.size() && i < at_consistency.size(); ++i) {
+    const CountedTable& before = at_consistency[i];
+    const CountedTable& now = at_target[i];
+    std::string note;
+    if (before.present && !now.present) {
+      note = TableName(now) + " was dropped";
+    } else if (!before.present && now.present) {
+      note = TableName(now) + " was created";
+    } else if (before.rows != now.rows) {
+      bool exact = now.recorded->value("exact", true);
+      note = exact ? TableName(now) + ": " + std::to_string(before.rows) + " -> " +
+                         std::to_string(now.rows) + " rows"
+                   : TableName(now) + (now.rows == 0 ? " was emptied" : " got rows");
+    }
+    if (note.empty()) continue;
+    ++changed;
+    if (c.notes.size() < 50) c.notes.push_back(note);
+  }
+  c.detail = std::to_string(changed) + " of " + std::to_string(at_target.size()) +
+             " recorded tables changed between the backup and the target (" + target +
+             "); information only";
   return c;
 }
 
@@ -281,47 +332,34 @@ DrillCheckResult IndexesAndHeap(const pg::Instance& pg, const std::vector<std::s
 }
 
 DrillCheckResult WalPosition(pg::Connection& conn, const nlohmann::json& manifest,
-                             const RestoreOptions& ro, repo::Repository* repo) {
+                             const RestoreResult& restored, std::uint64_t seg_size) {
   DrillCheckResult c{"wal position", true, "", nlohmann::json::array()};
-  auto row = conn.Query(
-      "SELECT pg_last_wal_replay_lsn()::text, (SELECT timeline_id FROM pg_control_checkpoint()), "
-      "pg_is_in_recovery()");
-  Lsn replayed = Lsn::Parse(row[0][0]);
+  pg::ReplayState state = pg::GetReplayState(conn);
   Lsn stop = Lsn::Parse(manifest["stop_lsn"].get<std::string>());
   std::ostringstream detail;
-  detail << "replayed to " << replayed.ToString() << ", now on timeline " << row[0][1]
+  detail << "replayed to " << state.replayed.ToString() << ", now on timeline " << state.timeline
          << " (backup consistent at " << stop.ToString() << ")";
-  if (row[0][2] != "f") c.failures.push_back("the server is still in recovery");
-  if (replayed < stop) {
-    c.failures.push_back("recovery stopped at " + replayed.ToString() +
+  if (state.in_recovery) c.failures.push_back("the server is still in recovery");
+  if (state.replayed < stop) {
+    c.failures.push_back("recovery stopped at " + state.replayed.ToString() +
                          ", before the backup's consistency point " + stop.ToString());
   }
-  if (!ro.target_lsn.empty() && replayed < Lsn::Parse(ro.target_lsn)) {
-    c.failures.push_back("recovery stopped at " + replayed.ToString() + ", before the target " +
-                         ro.target_lsn);
+  const pg::RecoveryTarget& target = restored.settings.target;
+  if (target.kind == pg::RecoveryTarget::Kind::kLsn && target.inclusive &&
+      state.replayed < target.lsn) {
+    c.failures.push_back("recovery stopped at " + state.replayed.ToString() +
+                         ", before the target " + target.lsn.ToString());
   }
-  bool latest = ro.target.empty() || ro.target == "latest";
-  if (latest && ro.target_time.empty() && ro.target_lsn.empty() && ro.target_xid.empty() &&
-      ro.target_name.empty() && repo != nullptr && !manifest["wal"]["included"].get<bool>()) {
-    // The end of the archive: the newest archived segment must have been reached.
-    std::optional<WalSegment> newest;
-    std::uint64_t seg = repo->Stanza().wal_segment_size;
-    for (const auto& o : storage::ListAll(repo->storage(), repo::WalPrefix(repo->stanza()))) {
-      auto w = repo::ParseWalObjectKey(o.key);
-      if (!w) continue;
-      auto f = repo::ParseWalFileName(w->name);
-      if (f->kind != repo::WalFileKind::kSegment) continue;
-      auto s = WalSegment::ParseName(w->name, seg);
-      if (!newest || s->timeline > newest->timeline ||
-          (s->timeline == newest->timeline && s->segno > newest->segno)) {
-        newest = s;
-      }
+  if (target.kind == pg::RecoveryTarget::Kind::kLatest && restored.archive_end &&
+      !manifest["wal"]["included"].get<bool>()) {
+    // The end of the archive: the last archived segment must have been reached.
+    Lsn last_segment{restored.archive_end->value - seg_size};
+    if (state.replayed < last_segment) {
+      c.failures.push_back("recovery stopped at " + state.replayed.ToString() +
+                           ", before the newest archived segment (from " + last_segment.ToString() +
+                           ")");
     }
-    if (newest && replayed < newest->StartLsn(seg)) {
-      c.failures.push_back("recovery stopped at " + replayed.ToString() +
-                           ", before the newest archived segment " + newest->Name(seg));
-    }
-    if (newest) detail << "; newest archived segment " << newest->Name(seg);
+    detail << "; archived WAL ends at " << restored.archive_end->ToString();
   }
   c.ok = c.failures.empty();
   c.detail = detail.str();
@@ -397,6 +435,9 @@ int TestRestore(const Context& ctx, const TestRestoreOptions& options) {
     ro.set = options.set;
     ro.target_action = "promote";
     ro.standby = false;
+    // Recovery pauses at the backup's consistency point first, where the recorded row counts
+    // are compared like with like; then it continues to the drill's target.
+    ro.pause_at_consistency = true;
     auto t_download = Clock::now();
     Restore(ctx, ro, &restored);
     repo_name = restored.repo;
@@ -412,35 +453,62 @@ int TestRestore(const Context& ctx, const TestRestoreOptions& options) {
     io_opts.bin_dir = bin_dir;
     io_opts.base_dir = base + "/run";
     io_opts.keep_files = true;  // base is removed as a whole below
-    io_opts.server_options = {"archive_mode=off"};
+    // Connections while paused need hot_standby (without it 'pause' acts as 'shutdown').
+    io_opts.server_options = {"archive_mode=off", "hot_standby=on"};
     instance = pg::Instance::Adopt(io_opts, pgdata);
     auto deadline = Clock::now() + std::chrono::seconds(ctx.config.drill_timeout);
-    for (;;) {
-      auto v = pg::Connection::Open(instance->conninfo())->QueryValue("SELECT pg_is_in_recovery()");
-      if (v == "f") break;
-      if (Clock::now() > deadline) {
-        throw Error(ExitCode::kCheckFailed, "recovery did not finish within " +
-                                                std::to_string(ctx.config.drill_timeout) + "s");
+    auto wait_until = [&](const std::function<bool(const pg::ReplayState&)>& done,
+                          const std::string& what) {
+      for (;;) {
+        auto conn = pg::Connection::Open(instance->conninfo());
+        if (done(pg::GetReplayState(*conn))) return;
+        if (Clock::now() > deadline) {
+          throw Error(ExitCode::kCheckFailed, "recovery did not " + what + " within " +
+                                                  std::to_string(ctx.config.drill_timeout) +
+                                                  "s (drill.timeout)");
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
       }
-      std::this_thread::sleep_for(std::chrono::milliseconds(200));
-    }
-    timings["recovery_s"] = Since(t_recovery);
-    checks.push_back({"recovery", true, "consistent and promoted", {}});
+    };
+    wait_until([](const pg::ReplayState& s) { return s.paused || !s.in_recovery; },
+               "reach the backup's consistency point");
+    double consistency_s = Since(t_recovery);
+    auto t_counts = Clock::now();
+    std::vector<CountedTable> at_consistency = CountTables(*instance, restored.manifest);
+    checks.push_back(TableCounts(at_consistency, restored.manifest.contains("tables"),
+                                 ctx.config.drill_row_tolerance_pct));
+    double counts_s = Since(t_counts);
+
+    auto t_continue = Clock::now();
+    instance->Stop();
+    pg::WriteRecoveryConfig(pgdata, restored.settings);
+    instance->Start();
+    wait_until([](const pg::ReplayState& s) { return !s.in_recovery; },
+               "reach the target and promote");
+    timings["consistency_s"] = consistency_s;
+    timings["recovery_s"] = consistency_s + Since(t_continue);
+    checks.push_back({"recovery",
+                      true,
+                      "consistent at the backup's end after " +
+                          std::to_string(std::lround(consistency_s)) + " s, then recovered to " +
+                          restored.settings.target.Describe() + " and promoted",
+                      {}});
 
     auto t_validate = Clock::now();
     auto conn = pg::Connection::Open(instance->conninfo());
     std::vector<std::string> dbs = Databases(*conn);
-    repo::Repository* repo_ptr = nullptr;
-    auto repos = ctx.OpenRepos();
-    for (auto& r : repos) {
-      if (r->config().name == restored.repo) repo_ptr = r.get();
-    }
-    checks.push_back(TableCounts(*instance, restored.manifest, ctx.config.drill_row_tolerance_pct));
+    checks.push_back(ChangesAfterBackup(at_consistency, CountTables(*instance, restored.manifest),
+                                        restored.settings.target.Describe()));
     checks.push_back(ForeignKeys(*instance, dbs));
     checks.push_back(IndexesAndHeap(*instance, dbs));
-    checks.push_back(WalPosition(*conn, restored.manifest, options.restore, repo_ptr));
+    std::uint64_t seg_size = 0;
+    for (auto& r : ctx.OpenRepos()) {
+      if (r->config().name == restored.repo) seg_size = r->Stanza().wal_segment_size;
+    }
+    checks.push_back(WalPosition(*conn, restored.manifest, restored,
+                                 seg_size ? seg_size : kDefaultWalSegmentSize));
     checks.push_back(CustomChecks(*instance, ctx.config.drill_checks));
-    timings["validation_s"] = Since(t_validate);
+    timings["validation_s"] = counts_s + Since(t_validate);
   } catch (const Error& e) {
     std::string step = !timings.contains("download_s")   ? "restore"
                        : !timings.contains("recovery_s") ? "recovery"
@@ -472,10 +540,14 @@ int TestRestore(const Context& ctx, const TestRestoreOptions& options) {
   text << "restore drill of "
        << (restored.label.empty() ? std::string("(no backup)") : restored.label) << "\n";
   for (const auto& c : checks) {
-    checks_json.push_back(
-        {{"check", c.name}, {"ok", c.ok}, {"detail", c.detail}, {"failures", c.failures}});
+    checks_json.push_back({{"check", c.name},
+                           {"ok", c.ok},
+                           {"detail", c.detail},
+                           {"failures", c.failures},
+                           {"notes", c.notes}});
     text << (c.ok ? "  [ok]   " : "  [FAIL] ") << c.name << ": " << c.detail << "\n";
     for (const auto& f : c.failures) text << "           " << f.get<std::string>() << "\n";
+    for (const auto& n : c.notes) text << "           note: " << n.get<std::string>() << "\n";
   }
   double rto = timings.value("download_s", 0.0) + timings.value("recovery_s", 0.0);
   char rto_text[128];

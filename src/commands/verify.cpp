@@ -159,7 +159,21 @@ int Verify(const Context& ctx, const VerifyOptions& options) {
     nlohmann::json backups_json = nlohmann::json::array();
     for (const auto& b : backups) {
       if (!options.set.empty() && b.label != options.set) continue;
-      const nlohmann::json& m = b.manifest;  // a summary; the file list is read on its own
+      if (!b.ok()) {
+        // Its own problem: reported, and the other backups are still verified.
+        fail(Redact(b.problem), b.problem_code != ExitCode::kNotFound);
+        text << "  backup " << b.label << ": manifest cannot be used\n    ERROR " << errors.back()
+             << "\n";
+        backups_json.push_back({{"label", b.label},
+                                {"type", nullptr},
+                                {"ok", false},
+                                {"objects_checked", 0},
+                                {"bytes_checked", 0},
+                                {"window", nullptr},
+                                {"errors", {errors.back()}}});
+        continue;
+      }
+      const nlohmann::json& m = b.manifest->raw;  // a summary; the file list is read on its own
       std::string prefix = repo::BackupObjectPrefix(repo.stanza(), b.label);
       std::size_t before = errors.size();
       std::uint64_t objects = 0, bytes = 0;

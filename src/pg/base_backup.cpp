@@ -44,7 +44,11 @@ BaseBackupResult RunBaseBackup(Connection& replication, const BaseBackupOptions&
   std::string cmd =
       "BASE_BACKUP ( LABEL " + QuoteLiteral(options.label) + ", PROGRESS, CHECKPOINT " +
       (options.fast_checkpoint ? "'fast'" : "'spread'") + ", MANIFEST 'yes', MANIFEST_CHECKSUMS " +
-      QuoteLiteral(options.manifest_checksums) + (options.include_wal ? ", WAL" : "") + " )";
+      QuoteLiteral(options.manifest_checksums) + (options.include_wal ? ", WAL" : "") +
+      // The server would otherwise wait without limit for the stop segment to be archived,
+      // holding the backup open while archiving fails; gravl-dr waits itself, bounded by
+      // archive_timeout (or carries the WAL in the backup).
+      ", WAIT false )";
   if (PQsendQuery(conn, cmd.c_str()) != 1) {
     throw PgError("cannot start BASE_BACKUP: " + ErrorText(conn, nullptr));
   }

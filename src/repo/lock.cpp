@@ -11,6 +11,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "common/cleanup.h"
 #include "common/error.h"
 #include "common/time_util.h"
 #include "io/hash.h"
@@ -151,16 +152,29 @@ std::unique_ptr<StanzaLock> StanzaLock::Acquire(storage::Storage& storage,
   }
 }
 
+namespace {
+// Deletes the lease if it is still ours.
+void ReleaseLease(storage::Storage& storage, const std::string& key, const std::string& token) {
+  try {
+    auto holder = nlohmann::json::parse(AsChars(storage::GetBytes(storage, key)));
+    if (holder.value("token", "") == token) storage.DeleteMany({key});
+  } catch (const std::exception& e) {
+    spdlog::warn("could not release lock {}: {}", key, e.what());
+  }
+}
+}  // namespace
+
 StanzaLock::StanzaLock(storage::Storage& storage, std::string key, int fd, std::string token)
-    : storage_(storage), key_(std::move(key)), fd_(fd), token_(std::move(token)) {}
+    : storage_(storage), key_(std::move(key)), fd_(fd), token_(std::move(token)) {
+  // Stopped by SIGINT/SIGTERM, the process releases its lease before it exits, so that a
+  // host that never comes back (a deleted pod) does not leave the stanza locked.
+  cleanup_id_ = AddCleanup(
+      [&storage = storage_, key = key_, token = token_] { ReleaseLease(storage, key, token); });
+}
 
 StanzaLock::~StanzaLock() {
-  try {
-    auto holder = nlohmann::json::parse(AsChars(storage::GetBytes(storage_, key_)));
-    if (holder.value("token", "") == token_) storage_.DeleteMany({key_});
-  } catch (const std::exception& e) {
-    spdlog::warn("could not release lock {}: {}", key_, e.what());
-  }
+  RemoveCleanup(cleanup_id_);
+  ReleaseLease(storage_, key_, token_);
   ::close(fd_);
 }
 

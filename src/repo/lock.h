@@ -9,7 +9,8 @@
 //     if_absent (atomic create), naming host, pid and start time. A lease left by a dead
 //     process on this host is detected (we hold the flock, and its pid is gone) and taken
 //     over; a lease of a live process or another host is reported with LockError (exit 10).
-// Different kinds ("archive", "backup", "stanza") do not exclude each other.
+// Different kinds ("archive", "backup", "stanza") do not exclude each other. A process stopped
+// by SIGINT/SIGTERM releases its lease (common/cleanup.h) before it exits with code 11.
 
 #include <memory>
 #include <string>
@@ -33,6 +34,7 @@ class StanzaLock {
   std::string key_;
   int fd_;
   std::string token_;
+  int cleanup_id_ = 0;
 };
 
 }  // namespace gravl::repo

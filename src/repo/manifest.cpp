@@ -103,6 +103,112 @@ std::vector<std::string> ListIncompleteBackups(Repository& repo) {
   return out;
 }
 
+BackupManifest BackupManifest::FromJson(nlohmann::json doc, const std::string& what) {
+  BackupManifest m;
+  std::string field;
+  auto fail = [&](const std::string& why) {
+    throw IntegrityError(what + ": field '" + field + "' " + why +
+                         ": the manifest is damaged (take a new backup; other backups are "
+                         "not affected)");
+  };
+  auto get = [&](const nlohmann::json& obj, const char* name) -> const nlohmann::json& {
+    field = name;
+    auto it = obj.find(name);
+    if (it == obj.end()) fail("is missing");
+    return *it;
+  };
+  auto text = [&](const nlohmann::json& obj, const char* name) {
+    const auto& v = get(obj, name);
+    if (!v.is_string()) fail("is not a string");
+    return v.get<std::string>();
+  };
+  auto number = [&](const nlohmann::json& obj, const char* name) {
+    const auto& v = get(obj, name);
+    if (!v.is_number_unsigned()) fail("is not a non-negative integer");
+    return v.get<std::uint64_t>();
+  };
+  auto flag = [&](const nlohmann::json& obj, const char* name) {
+    const auto& v = get(obj, name);
+    if (!v.is_boolean()) fail("is not true or false");
+    return v.get<bool>();
+  };
+  auto time = [&](const nlohmann::json& obj, const char* name) {
+    std::string t = text(obj, name);
+    try {
+      return ParseIso8601(t);
+    } catch (const Error&) {
+      fail("is not a time ('" + t.substr(0, 40) + "')");
+    }
+    return SystemTime{};
+  };
+  auto lsn = [&](const nlohmann::json& obj, const char* name) {
+    std::string t = text(obj, name);
+    try {
+      return Lsn::Parse(t);
+    } catch (const Error&) {
+      fail("is not an LSN ('" + t.substr(0, 40) + "')");
+    }
+    return Lsn{};
+  };
+  if (!doc.is_object())
+    throw IntegrityError(what + " is not a JSON object: the manifest is damaged");
+  if (doc.contains("format")) m.format = static_cast<int>(number(doc, "format"));
+  m.label = text(doc, "label");
+  m.type = text(doc, "type");
+  if (m.type != "full" && m.type != "logical") fail("is neither 'full' nor 'logical'");
+  if (doc.contains("stanza")) m.stanza = text(doc, "stanza");
+  if (doc.contains("system_identifier")) m.system_identifier = text(doc, "system_identifier");
+  if (doc.contains("pg_version_num"))
+    m.pg_version_num = static_cast<int>(number(doc, "pg_version_num"));
+  m.start_time = time(doc, "start_time");
+  m.stop_time = time(doc, "stop_time");
+  std::string compression = text(doc, "compression");
+  try {
+    m.compression = ParseCompression(compression);
+  } catch (const Error&) {
+    fail("names an unknown compression ('" + compression.substr(0, 20) + "')");
+  }
+  if (doc.contains("encrypted")) m.encrypted = flag(doc, "encrypted");
+  if (doc.contains("size")) m.size = number(doc, "size");
+  if (doc.contains("stored_size")) m.stored_size = number(doc, "stored_size");
+  if (m.full()) {
+    m.start_lsn = lsn(doc, "start_lsn");
+    m.stop_lsn = lsn(doc, "stop_lsn");
+    if (m.stop_lsn < m.start_lsn) fail("is before start_lsn");
+    std::uint64_t tli = number(doc, "timeline");
+    if (tli == 0 || tli > 0xFFFFFFFFu) fail("is not a timeline");
+    m.timeline = static_cast<TimelineId>(tli);
+    m.stop_timeline = m.timeline;
+    if (doc.contains("stop_timeline")) {
+      std::uint64_t stop = number(doc, "stop_timeline");
+      if (stop == 0 || stop > 0xFFFFFFFFu) fail("is not a timeline");
+      m.stop_timeline = static_cast<TimelineId>(stop);
+    }
+    const auto& wal = get(doc, "wal");
+    if (!wal.is_object()) fail("is not an object");
+    m.wal_included = flag(wal, "included");
+    if (doc.contains("next_xid")) {
+      std::string x = text(doc, "next_xid");
+      try {
+        std::size_t end = 0;
+        m.next_xid = std::stoull(x, &end);
+        if (end != x.size()) throw std::invalid_argument(x);
+      } catch (const std::exception&) {
+        field = "next_xid";
+        fail("is not a transaction id");
+      }
+    }
+    field = "bundles";
+    if (!get(doc, "bundles").is_array()) fail("is not a list");
+    if (!get(doc, "backup_manifest").is_object()) fail("is not an object");
+  } else {
+    if (!get(doc, "databases").is_array()) fail("is not a list");
+    if (!get(doc, "globals").is_object()) fail("is not an object");
+  }
+  m.raw = std::move(doc);
+  return m;
+}
+
 std::vector<BackupEntry> ListBackups(Repository& repo, std::vector<std::string>* incomplete) {
   std::vector<BackupEntry> out;
   std::string prefix = BackupsPrefix(repo.stanza());
@@ -112,9 +218,18 @@ std::vector<BackupEntry> ListBackups(Repository& repo, std::vector<std::string>*
       if (incomplete) incomplete->push_back(label);
       continue;
     }
-    out.push_back({label, ReadManifestSummary(repo, label)});
+    BackupEntry entry{label, std::nullopt, "", ExitCode::kSuccess};
+    std::string what = repo.storage().Describe() + "/" + ManifestKey(repo.stanza(), label);
+    try {
+      entry.manifest = BackupManifest::FromJson(ReadManifestSummary(repo, label), what);
+    } catch (const ConfigError&) {
+      throw;  // no passphrase for an encrypted stanza: every backup alike, not this one's
+    } catch (const Error& e) {
+      entry.problem = e.what();
+      entry.problem_code = e.code();
+    }
+    out.push_back(std::move(entry));
   }
   return out;
 }
-
 }  // namespace gravl::repo

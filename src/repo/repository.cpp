@@ -113,14 +113,18 @@ StanzaSummary Summarize(Repository& repo) {
     for (const auto& p : storage::ListPrefixes(storage, prefix)) {
       std::string label = p.substr(prefix.size(), p.size() - prefix.size() - 1);
       if (storage.Stat(ManifestKey(stanza, label))) {
-        summary.backups.push_back({label, {{"locked", true}}});
+        summary.backups.push_back({label, {{"locked", true}}, ""});
       } else {
         summary.incomplete_labels.push_back(label);
       }
     }
   } else {
     for (auto& b : ListBackups(repo, &summary.incomplete_labels)) {
-      summary.backups.push_back({b.label, std::move(b.manifest)});
+      if (b.manifest) {
+        summary.backups.push_back({b.label, std::move(b.manifest->raw), ""});
+      } else {
+        summary.backups.push_back({b.label, nullptr, b.problem});
+      }
     }
   }
 

@@ -58,6 +58,7 @@ io::Key UnlockEncryption(const EncryptionInfo& info, const std::string& passphra
 struct BackupSummary {
   std::string label;
   nlohmann::json manifest;  // verified manifest.json (fields defined by the backup command)
+  std::string problem;      // non-empty: the manifest is damaged or unreadable (manifest null)
 };
 
 struct WalTimelineSummary {

@@ -306,7 +306,10 @@ TEST_F(BackupRestore, KilledBackupsAreNeverListedAndTheNextOneSucceeds) {
   Query(*cluster_,
         "CREATE TABLE filler AS SELECT g, repeat(md5(g::text), 10) FROM generate_series(1, 300000) "
         "g");
-  for (int delay_ms : {150, 400, 800}) {
+  fs::path backups = dir_ / "repo/main/backups";
+  // Each backup is killed once it has stored some objects (1, 3 and 6 of them), and the test
+  // proves the kill landed mid-write: the process died of SIGKILL and wrote no manifest.
+  for (int objects_before_kill : {1, 3, 6}) {
     std::vector<std::string> argv = {test::GravlBinary(), "--config", config_, "backup"};
     pid_t pid = ::fork();
     if (pid == 0) {
@@ -316,15 +319,36 @@ TEST_F(BackupRestore, KilledBackupsAreNeverListedAndTheNextOneSucceeds) {
       ::execv(args[0], args.data());
       ::_exit(127);
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
+    std::string label;
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (std::chrono::steady_clock::now() < deadline) {
+      std::error_code ec;
+      int stored = 0;
+      for (auto it = fs::recursive_directory_iterator(backups, ec);
+           !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+        std::string name = it->path().filename();
+        std::string folder = it->path().parent_path().filename();
+        if (it->is_regular_file(ec) && name[0] != '.' &&
+            (folder == "files" || folder == "bundles") &&
+            !fs::exists(it->path().parent_path().parent_path() / "manifest.json", ec)) {
+          ++stored;
+          label = it->path().parent_path().parent_path().filename();
+        }
+      }
+      if (stored >= objects_before_kill) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
     ::kill(pid, SIGKILL);
     int status = 0;
     ::waitpid(pid, &status, 0);
+    ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)
+        << "the backup ended before the kill (" << objects_before_kill << " objects)";
+    ASSERT_FALSE(label.empty());
+    EXPECT_FALSE(fs::exists(backups / label / "manifest.json"));
     auto info = nlohmann::json::parse(Cli({"info", "--output", "json"}).out);
     auto& stanza = info["repos"][0]["stanzas"][0];
-    if (WIFSIGNALED(status)) {
-      EXPECT_TRUE(stanza["backups"].empty()) << "killed after " << delay_ms << " ms";
-    }
+    EXPECT_TRUE(stanza["backups"].empty()) << "killed after " << objects_before_kill;
+    EXPECT_NE(stanza["incomplete_backups"].dump().find(label), std::string::npos) << stanza.dump();
     std::this_thread::sleep_for(std::chrono::milliseconds(1100));  // distinct labels
   }
   RunResult r = Cli({"backup", "--output", "json"});
