@@ -169,7 +169,7 @@ const std::vector<OptionSpec>& OptionSpecs() {
        "--archive-timeout",
        OptionType::kInt,
        "60",
-       "seconds 'check' waits for a switched WAL segment to reach every repository",
+       "seconds 'check' and 'backup' wait for WAL segments to reach the repository",
        {},
        1,
        86400},

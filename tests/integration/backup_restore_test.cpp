@@ -12,6 +12,7 @@
 
 #include "pg/instance.h"
 #include "support/archiving_fixture.h"
+#include "support/restoring_fixture.h"
 #include "support/cli.h"
 #include "support/pg_fixture.h"
 #include "support/test_util.h"
@@ -21,39 +22,8 @@ namespace {
 
 namespace fs = std::filesystem;
 
-class BackupRestore : public test::ArchivingFixture {
+class BackupRestore : public test::RestoringFixture {
  protected:
-  std::string ConfigBody() const override { return OneRepositoryConfig(); }
-  void SetUp() override {
-    ArchivingFixture::SetUp();
-    EnableArchiving();
-  }
-  using ArchivingFixture::Query;
-  std::string Query(const pg::Instance& pg, const std::string& sql) {
-    std::string s = pg.Psql(sql);
-    while (!s.empty() && s.back() == '\n') s.pop_back();
-    return s;
-  }
-  // Restores with the given extra arguments and starts the result; returns the instance.
-  std::unique_ptr<pg::Instance> RestoreAndStart(const std::string& name,
-                                                std::vector<std::string> args) {
-    std::string pgdata = dir_ / name;
-    args.insert(args.begin(), {"restore", "--pgdata", pgdata});
-    RunResult r = Cli(args);
-    EXPECT_EQ(r.exit_code, 0) << r.err << r.out;
-    if (r.exit_code != 0) return nullptr;
-    return StartRestored(pgdata, name + "-run");
-  }
-  // Starts a server on a restored data directory and waits until recovery has finished.
-  std::unique_ptr<pg::Instance> StartRestored(const std::string& pgdata, const std::string& run) {
-    pg::InstanceOptions o;
-    o.base_dir = dir_ / run;
-    auto inst = pg::Instance::Adopt(o, pgdata);
-    for (int i = 0; i < 600 && Query(*inst, "SELECT pg_is_in_recovery()") != "f"; ++i) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
-    return inst;
-  }
   // A tablespace `name` in dir_/<dir> holding `table` with the numbers 1..rows.
   std::string CreateTablespace(const std::string& name, const std::string& dir,
                                const std::string& table, int rows) {
