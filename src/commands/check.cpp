@@ -2,7 +2,9 @@
 // archiving need, then forces a WAL switch and waits until that segment is in every
 // repository.
 
+#include <pwd.h>
 #include <spdlog/spdlog.h>
+#include <sys/stat.h>
 
 #include <chrono>
 #include <sstream>
@@ -13,6 +15,7 @@
 #include "common/log.h"
 #include "pg/connection.h"
 #include "repo/wal.h"
+#include "storage/posix.h"
 
 namespace gravl::commands {
 namespace {
@@ -57,6 +60,30 @@ int Check(const Context& ctx) {
     } catch (const Error& e) {
       add("stanza in " + r->config().name, false, Redact(e.what()), e.code());
     }
+  }
+
+  // Local repositories: the server's OS user (archive_command runs as it) must be able to
+  // write every folder, whoever created them.
+  std::optional<std::pair<unsigned, unsigned>> server_user;
+  struct stat data_dir {};
+  if (!id.data_directory.empty() && ::stat(id.data_directory.c_str(), &data_dir) == 0) {
+    server_user = {data_dir.st_uid, data_dir.st_gid};
+  } else if (struct passwd* pw = ::getpwnam("postgres")) {
+    server_user = {pw->pw_uid, pw->pw_gid};
+  }
+  for (const auto& rc : ctx.config.SelectRepos(ctx.repo_name)) {
+    if (rc.type != "posix" || !server_user) continue;
+    auto denied =
+        storage::DirectoriesNotWritableBy(rc.path, server_user->first, server_user->second);
+    std::string list;
+    for (const auto& d : denied) list += (list.empty() ? "" : ", ") + d;
+    std::string who = "uid " + std::to_string(server_user->first);
+    if (struct passwd* pw = ::getpwuid(server_user->first)) who = pw->pw_name;
+    add("repository " + rc.name + " writable by " + who, denied.empty(),
+        denied.empty() ? rc.path + " and its folders are writable by " + who
+                       : who + " (the server's user, which runs archive_command) cannot write " +
+                             list + ": chown -R " + who + ": " + rc.path,
+        ExitCode::kStorage);
   }
 
   const std::string& wal_level = settings["wal_level"];

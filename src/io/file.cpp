@@ -56,7 +56,7 @@ void FsyncDir(const std::string& dir) {
   if (rc != 0) throw StorageError(SysErrorText("cannot fsync directory " + dir, err));
 }
 
-void MakeDirs(const std::string& dir) {
+void MakeDirs(const std::string& dir, const std::optional<FileOwner>& owner) {
   struct stat st {};
   if (::stat(dir.c_str(), &st) == 0) {
     if (!S_ISDIR(st.st_mode)) throw StorageError(dir + " exists and is not a directory");
@@ -64,8 +64,15 @@ void MakeDirs(const std::string& dir) {
   }
   // A concurrent cleanup may remove an empty parent between the two steps: retry.
   for (int attempt = 0;; ++attempt) {
-    if (dir != "/" && dir != ".") MakeDirs(ParentDir(dir));
-    if (::mkdir(dir.c_str(), 0700) == 0 || errno == EEXIST) break;
+    if (dir != "/" && dir != ".") MakeDirs(ParentDir(dir), owner);
+    if (::mkdir(dir.c_str(), 0700) == 0) {
+      if (owner && ::lchown(dir.c_str(), owner->uid, owner->gid) != 0) {
+        throw StorageError(
+            SysErrorText("cannot hand " + dir + " to uid " + std::to_string(owner->uid), errno));
+      }
+      break;
+    }
+    if (errno == EEXIST) break;
     if (errno == ENOENT && attempt < 3) continue;
     throw StorageError(SysErrorText("cannot create directory " + dir, errno) +
                        " (check that the path is writable by this user)");
@@ -80,7 +87,7 @@ bool IsTempFileName(const std::string& name) {
 AtomicFileSink::AtomicFileSink(std::string path, const AtomicFileOptions& options)
     : path_(std::move(path)), options_(options) {
   std::string dir = ParentDir(path_);
-  if (options_.make_dirs) MakeDirs(dir);
+  if (options_.make_dirs) MakeDirs(dir, options_.owner);
   std::string base = path_.substr(path_.rfind('/') == std::string::npos ? 0 : path_.rfind('/') + 1);
   temp_ = dir + "/." + base + kTempMarker + HexEncode(RandomBytes(6));
   for (int attempt = 0;; ++attempt) {
@@ -89,12 +96,18 @@ AtomicFileSink::AtomicFileSink(std::string path, const AtomicFileOptions& option
     if (fd_ >= 0) break;
     // The directory may have been removed concurrently (empty-directory cleanup).
     if (errno == ENOENT && options_.make_dirs && attempt < 3) {
-      MakeDirs(dir);
+      MakeDirs(dir, options_.owner);
       continue;
     }
     throw StorageError(SysErrorText("cannot create " + temp_, errno));
   }
   ::fchmod(fd_, static_cast<mode_t>(options_.mode));  // regardless of the umask
+  if (options_.owner && ::fchown(fd_, options_.owner->uid, options_.owner->gid) != 0) {
+    int err = errno;
+    Abort();
+    throw StorageError(SysErrorText(
+        "cannot hand " + temp_ + " to uid " + std::to_string(options_.owner->uid), err));
+  }
   if (options_.direct_io && OnNetworkFileSystem(fd_)) direct_refused_ = true;
 }
 

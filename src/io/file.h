@@ -3,12 +3,20 @@
 
 #include <cstdlib>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "common/bytes.h"
 #include "io/stream.h"
 
 namespace gravl::io {
+
+// Who new files and directories belong to (chown when running as root); nullopt: whoever
+// creates them.
+struct FileOwner {
+  unsigned uid = 0;
+  unsigned gid = 0;
+};
 
 struct AtomicFileOptions {
   unsigned mode = 0600;
@@ -19,6 +27,7 @@ struct AtomicFileOptions {
   // no copy into the page cache (fewer CPU cycles per byte, and other data's cache is not
   // evicted). File systems without direct I/O, and network file systems, get buffered writes.
   bool direct_io = false;
+  std::optional<FileOwner> owner;  // the file and directories it creates go to this owner
 };
 
 // Writes to a hidden temporary file beside `path` and renames it into place on Finish(), so
@@ -59,7 +68,7 @@ inline constexpr const char* kTempMarker = ".gravl-tmp-";
 bool IsTempFileName(const std::string& name);
 
 // mkdir -p with mode 0700, fsyncing the parent of each directory it creates.
-void MakeDirs(const std::string& dir);
+void MakeDirs(const std::string& dir, const std::optional<FileOwner>& owner = std::nullopt);
 void FsyncDir(const std::string& dir);
 std::string ParentDir(const std::string& path);
 

@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 
 #include "common/error.h"
 #include "io/file.h"
@@ -21,12 +22,13 @@ namespace {
 // (refusing to replace for if_absent), fsync of the directory.
 class PosixWrite final : public WriteStream {
  public:
-  PosixWrite(const std::string& path, bool if_absent)
+  PosixWrite(const std::string& path, bool if_absent, std::optional<io::FileOwner> owner)
       : file_(path, io::AtomicFileOptions{.mode = 0600,
                                           .durable = true,
                                           .no_replace = if_absent,
                                           .make_dirs = true,
-                                          .direct_io = true}) {}
+                                          .direct_io = true,
+                                          .owner = owner}) {}
   void Write(ByteView data) override { file_.Write(data); }
   void Finish() override { file_.Finish(); }
 
@@ -65,9 +67,19 @@ class PosixStorage final : public Storage {
     while (root_.size() > 1 && root_.back() == '/') root_.pop_back();
   }
 
+  // Run as root, new files and directories take the owner of the repository's root
+  // directory, so that a backup by root never locks the server's user (archive_command) out
+  // of folders it created. Other users create what they own.
+  std::optional<io::FileOwner> Owner() {
+    if (::geteuid() != 0) return std::nullopt;
+    struct stat st {};
+    if (::stat(root_.c_str(), &st) != 0 || st.st_uid == 0) return std::nullopt;
+    return io::FileOwner{st.st_uid, st.st_gid};
+  }
+
   std::unique_ptr<WriteStream> Put(const std::string& key, const PutOptions& options) override {
     ValidateKey(key);
-    return std::make_unique<PosixWrite>(PathOf(key), options.if_absent);
+    return std::make_unique<PosixWrite>(PathOf(key), options.if_absent, Owner());
   }
 
   std::unique_ptr<ReadStream> Get(const std::string& key,
@@ -247,6 +259,40 @@ std::unique_ptr<Storage> MakePosixStorage(const std::string& root) {
     throw ConfigError("posix repository path must be absolute, got '" + root + "'");
   }
   return std::make_unique<PosixStorage>(root);
+}
+
+std::vector<std::string> DirectoriesNotWritableBy(const std::string& root, unsigned uid,
+                                                  unsigned gid, int depth, std::size_t limit) {
+  std::vector<std::string> out;
+  auto writable = [&](const struct stat& st) {
+    if (uid == 0) return true;
+    if (st.st_uid == uid) return (st.st_mode & S_IWUSR) && (st.st_mode & S_IXUSR);
+    if (st.st_gid == gid) return (st.st_mode & S_IWGRP) && (st.st_mode & S_IXGRP);
+    return (st.st_mode & S_IWOTH) && (st.st_mode & S_IXOTH);
+  };
+  std::function<void(const std::string&, int)> visit = [&](const std::string& dir, int level) {
+    if (out.size() >= limit) return;
+    struct stat st {};
+    if (::lstat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) return;
+    if (!writable(st)) {
+      out.push_back(dir);
+      return;
+    }
+    if (level >= depth) return;
+    DIR* d = ::opendir(dir.c_str());
+    if (d == nullptr) return;
+    std::vector<std::string> children;
+    while (dirent* e = ::readdir(d)) {
+      std::string name = e->d_name;
+      if (name == "." || name == ".." || name[0] == '.') continue;
+      children.push_back(dir + "/" + name);
+    }
+    ::closedir(d);
+    std::sort(children.begin(), children.end());
+    for (const auto& c : children) visit(c, level + 1);
+  };
+  visit(root, 0);
+  return out;
 }
 
 }  // namespace gravl::storage

@@ -12,9 +12,9 @@
 
 #include "pg/instance.h"
 #include "support/archiving_fixture.h"
-#include "support/restoring_fixture.h"
 #include "support/cli.h"
 #include "support/pg_fixture.h"
+#include "support/restoring_fixture.h"
 #include "support/test_util.h"
 
 namespace gravl {

@@ -118,9 +118,10 @@ class Interruptions : public test::ArchivingFixture {
     return nlohmann::json::parse(Cli({"info", "--output", "json"}).out)["repos"][0]["stanzas"][0];
   }
   void FillDatabase(int megabytes) {
-    Query("CREATE TABLE filler AS SELECT g, decode(md5(random()::text) || md5(random()::text), "
-          "'hex') AS r FROM generate_series(1, " +
-          std::to_string(megabytes * 1024 * 1024 / 70) + ") g");
+    Query(
+        "CREATE TABLE filler AS SELECT g, decode(md5(random()::text) || md5(random()::text), "
+        "'hex') AS r FROM generate_series(1, " +
+        std::to_string(megabytes * 1024 * 1024 / 70) + ") g");
   }
 };
 
@@ -163,8 +164,7 @@ class FullDisk : public Interruptions {
   void SetUp() override {
     for (const char* d : {"small-repo", "small-pgdata"}) fs::create_directories(dir_ / d);
     if (::mount("tmpfs", (dir_ / "small-repo").c_str(), "tmpfs", 0, "size=40m,mode=0777") != 0 ||
-        ::mount("tmpfs", (dir_ / "small-pgdata").c_str(), "tmpfs", 0, "size=12m,mode=0777") !=
-            0) {
+        ::mount("tmpfs", (dir_ / "small-pgdata").c_str(), "tmpfs", 0, "size=12m,mode=0777") != 0) {
       GTEST_SKIP() << "mounting a small tmpfs needs root with CAP_SYS_ADMIN: " << strerror(errno);
     }
     mounted_ = true;
@@ -231,8 +231,8 @@ TEST_F(FullDisk, BackupArchivePushAndRestoreFailCleanly) {
 
   // A restore onto a 12 MB file system.
   std::string pgdata = dir_ / "small-pgdata/data";
-  RunResult r = Cli({"restore", "--pgdata", pgdata, "--set",
-                     Stanza()["backups"][0]["label"].get<std::string>()});
+  RunResult r = Cli(
+      {"restore", "--pgdata", pgdata, "--set", Stanza()["backups"][0]["label"].get<std::string>()});
   EXPECT_EQ(r.exit_code, 8) << r.err;
   EXPECT_FALSE(fs::exists(pgdata + "/global/pg_control"));  // PostgreSQL refuses to start it
 }

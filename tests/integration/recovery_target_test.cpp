@@ -183,8 +183,8 @@ TEST_F(RecoveryTargets, NameAndXidTargetsChooseABackupTakenBeforeThem) {
   // Right after a backup the window is shown in order, never inverted.
   RunResult b3 = Cli({"backup"});
   ASSERT_EQ(b3.exit_code, 0) << b3.err;
-  RunResult late = Cli({"restore", "--pgdata", dir_ / "late", "--target-time",
-                        "2100-01-01 00:00:00+00"});
+  RunResult late =
+      Cli({"restore", "--pgdata", dir_ / "late", "--target-time", "2100-01-01 00:00:00+00"});
   EXPECT_EQ(late.exit_code, 4) << late.err;
   auto window = late.err.find("recoverable window is ");
   ASSERT_NE(window, std::string::npos) << late.err;
@@ -223,7 +223,8 @@ TEST_F(RecoveryTargets, TimelineChoiceAndArchivingOfRestoredCopies) {
   std::string t200 = Now();
   Query("CREATE TABLE marker(id int)");  // a commit after the target time
   SwitchAndWait();
-  auto current = RestoreAndStart("current", {"--target-time", t200, "--target-timeline", "current"});
+  auto current =
+      RestoreAndStart("current", {"--target-time", t200, "--target-timeline", "current"});
   ASSERT_TRUE(current);
   EXPECT_EQ(Query(*current, "SELECT count(*) FROM t"), "200");
   current.reset();

@@ -334,25 +334,36 @@ TEST(Repository, MissingStanzaSaysWhatToDo) {
 namespace gravl::repo {
 namespace {
 
-TEST(Lock, APlantedSymlinkIsNeverFollowed) {
+TEST(Lock, TheHostLockIsExclusiveNamesItsHolderAndIsReleased) {
+  auto first = HostLock::Acquire("unit-test-host-lock");
+  ASSERT_TRUE(first.lock);
+  auto second = HostLock::Acquire("unit-test-host-lock");
+  EXPECT_FALSE(second.lock);
+  ASSERT_TRUE(second.holder.known);
+  EXPECT_EQ(second.holder.pid, ::getpid());
+  EXPECT_EQ(second.holder.uid, ::geteuid());
+  EXPECT_NE(second.holder.Describe().find("pid " + std::to_string(::getpid())), std::string::npos);
+  EXPECT_TRUE(HostLockUserTrusted(0));
+  EXPECT_TRUE(HostLockUserTrusted(::geteuid()));
+  first.lock.reset();
+  EXPECT_TRUE(HostLock::Acquire("unit-test-host-lock").lock);
+}
+
+TEST(Lock, ASecondStanzaLockIsRefusedNamingTheHolderAndFreedOnRelease) {
   test::TempDir dir;
   auto storage = storage::MakePosixStorage(dir / "repo");
-  std::string id =
-      io::Sha256Hex(AsBytes(storage->Describe() + "\n" + LockKey("main", "backup"))).substr(0, 24);
-  std::string lock_path = "/tmp/gravl-dr-locks/" + id + ".lock";
-  std::string victim = dir / "victim";
-  test::WriteFile(victim, "precious");
-  ::chmod(victim.c_str(), 0600);
-  ::mkdir("/tmp/gravl-dr-locks", 01777);
-  ::unlink(lock_path.c_str());
-  ASSERT_EQ(::symlink(victim.c_str(), lock_path.c_str()), 0);
-  EXPECT_THROW(StanzaLock::Acquire(*storage, "main", "backup", "test"), LockError);
-  struct stat st {};
-  ASSERT_EQ(::stat(victim.c_str(), &st), 0);
-  EXPECT_EQ(st.st_mode & 0777, 0600u) << "the symlink's target was chmod-ed";
-  EXPECT_EQ(test::ReadFile(victim), "precious");
-  ::unlink(lock_path.c_str());
-  EXPECT_NO_THROW(StanzaLock::Acquire(*storage, "main", "backup", "test"));
+  auto held = StanzaLock::Acquire(*storage, "main", "backup", "test");
+  try {
+    StanzaLock::Acquire(*storage, "main", "backup", "second");
+    ADD_FAILURE() << "a second lock was granted";
+  } catch (const LockError& e) {
+    EXPECT_NE(std::string(e.what()).find("pid " + std::to_string(::getpid())), std::string::npos)
+        << e.what();
+  }
+  EXPECT_NO_THROW(StanzaLock::Acquire(*storage, "main", "archive", "other kind"));
+  held.reset();
+  EXPECT_FALSE(storage->Stat(LockKey("main", "backup")));
+  EXPECT_NO_THROW(StanzaLock::Acquire(*storage, "main", "backup", "again"));
 }
 
 }  // namespace
