@@ -20,6 +20,7 @@
 #include <map>
 #include <set>
 #include <sstream>
+#include <unordered_map>
 #include <unordered_set>
 
 #include "commands/commands.h"
@@ -104,6 +105,73 @@ class BundleSplitter final : public io::Sink {
   std::unique_ptr<io::FilterChain> chain_;
 };
 
+// `dir` without "." components, doubled or trailing slashes.
+std::string NormalPath(const std::string& dir) {
+  std::string n = fs::path(dir).lexically_normal().string();
+  while (n.size() > 1 && n.back() == '/') n.pop_back();
+  return n;
+}
+
+// A file list path as a path below its directory: without the leading "./" the server gives
+// some ("./pg_wal/archive_status") and without a trailing slash.
+std::string_view CanonicalEntryPath(std::string_view path) {
+  while (path.starts_with("./")) path.remove_prefix(2);
+  while (path.size() > 1 && path.back() == '/') path.remove_suffix(1);
+  return path;
+}
+
+// The tablespace OID a data-directory link "pg_tblspc/<oid>" stands for; 0 for any other.
+std::uint32_t TablespaceLinkOid(std::string_view path) {
+  path = CanonicalEntryPath(path);
+  if (!path.starts_with("pg_tblspc/")) return 0;
+  path.remove_prefix(std::string_view("pg_tblspc/").size());
+  std::uint32_t oid = 0;
+  auto [end, ec] = std::from_chars(path.data(), path.data() + path.size(), oid);
+  return ec == std::errc() && end == path.data() + path.size() ? oid : 0;
+}
+
+// What a repository's writer could otherwise choose: where a restore writes. Entries listed
+// twice (or once as a directory and once as a link) and symbolic links anywhere but where
+// PostgreSQL has them -- pg_tblspc/<oid>, pointing at that tablespace's recorded location --
+// are refused before anything is written.
+void CheckEntries(const repo::FileList& files,
+                  const std::map<std::uint32_t, std::string>& locations, const std::string& what) {
+  std::vector<std::uint32_t> order(files.size());
+  for (std::uint32_t i = 0; i < order.size(); ++i) order[i] = i;
+  auto key = [&](std::uint32_t i) {
+    return std::make_pair(files[i].tablespace, CanonicalEntryPath(files[i].path));
+  };
+  std::sort(order.begin(), order.end(),
+            [&](std::uint32_t a, std::uint32_t b) { return key(a) < key(b); });
+  for (std::size_t i = 1; i < order.size(); ++i) {
+    if (key(order[i]) == key(order[i - 1])) {
+      throw IntegrityError(what + ": the file list has '" +
+                           std::string(CanonicalEntryPath(files[order[i]].path)).substr(0, 200) +
+                           "' twice: it is damaged or forged; nothing was written");
+    }
+  }
+  for (const auto& f : files) {
+    if (f.type != repo::FileEntry::Type::kLink) continue;
+    std::uint32_t oid = f.tablespace == 0 ? TablespaceLinkOid(f.path) : 0;
+    std::string path(f.path.substr(0, 200)), target(f.target.substr(0, 200));
+    if (oid == 0) {
+      throw IntegrityError(what + ": the file list has a symbolic link '" + path + "' -> '" +
+                           target +
+                           "'; PostgreSQL data directories have links only in pg_tblspc: the "
+                           "list is damaged or forged; nothing was written");
+    }
+    auto it = locations.find(oid);
+    if (it == locations.end() || it->second != f.target) {
+      throw IntegrityError(
+          what + ": the link '" + path + "' points to '" + target + "', but the manifest " +
+          (it == locations.end()
+               ? "has no tablespace " + std::to_string(oid)
+               : "places tablespace " + std::to_string(oid) + " at '" + it->second + "'") +
+          ": the backup is damaged or forged; nothing was written");
+    }
+  }
+}
+
 std::string SelfPath() {
   std::error_code ec;
   auto p = fs::read_symlink("/proc/self/exe", ec);
@@ -160,7 +228,15 @@ std::map<std::uint32_t, TablespaceTarget> TablespaceTargets(const nlohmann::json
       throw IntegrityError("backup " + label + ": tablespace OID '" + text +
                            "' in the manifest is not a number: the manifest is damaged");
     }
-    out[oid] = {t.value("name", ""), t.at("location").get<std::string>()};
+    std::string location = t.at("location").get<std::string>();
+    if (location.empty() || location.front() != '/' || NormalPath(location) != location ||
+        location == "/") {
+      throw IntegrityError("backup " + label + ": tablespace " + text + " has the location '" +
+                           location.substr(0, 200) +
+                           "', which is not a normalised absolute path: the manifest is "
+                           "damaged or forged; nothing was written");
+    }
+    out[oid] = {t.value("name", ""), location};
     known += (known.empty() ? "" : ", ") + out[oid].Describe(oid) + " at " + out[oid].dir;
   }
   if (known.empty()) known = "none";
@@ -612,9 +688,12 @@ int Restore(const Context& ctx, const RestoreOptions& options, RestoreResult* re
   std::string prefix = repo::BackupObjectPrefix(repo.stanza(), label);
   std::map<std::uint32_t, std::string> tablespace_dirs;  // by OID
   for (const auto& [oid, t] : tablespaces) tablespace_dirs[oid] = t.dir;
+  const std::string pgdata = NormalPath(options.pgdata);
   auto dest_of = [&](const repo::FileEntry& f) {  // every entry's tablespace is checked below
-    if (f.tablespace == 0) return options.pgdata + "/" + std::string(f.path);
-    return tablespace_dirs.at(f.tablespace) + "/" + std::string(f.path);
+    // "./pg_wal/archive_status" (so the server names it) is pg_wal/archive_status.
+    std::string_view path = CanonicalEntryPath(f.path);
+    if (f.tablespace == 0) return pgdata + "/" + std::string(path);
+    return tablespace_dirs.at(f.tablespace) + "/" + std::string(path);
   };
   // pg_control and backup_label are restored under a pending name and put in place last,
   // after everything else and the recovery settings: until then the directory cannot start.
@@ -643,6 +722,82 @@ int Restore(const Context& ctx, const RestoreOptions& options, RestoreResult* re
     }
     if (held_back(f)) pending.push_back(dest_of(f));
     if (f.type == repo::FileEntry::Type::kFile) total += f.size;
+  }
+  {
+    std::map<std::uint32_t, std::string> recorded;  // where the backup found each tablespace
+    for (const auto& t : m.value("tablespaces", nlohmann::json::array())) {
+      recorded[static_cast<std::uint32_t>(std::stoul(t.at("oid").get<std::string>()))] =
+          t.at("location").get<std::string>();
+    }
+    CheckEntries(files, recorded, what);
+  }
+
+  // --delta: files already holding the right content stay; everything not in the backup
+  // goes (stale WAL, new relations), so the directory ends up exactly the backup. Anything
+  // of another type than the backup's entry goes too -- above all a symbolic link where the
+  // backup has a directory or a file: the restore never writes (or chmods) through a link
+  // the backup does not have. This runs before any directory is created.
+  std::atomic<std::uint64_t> skipped{0};
+  if (options.delta) {
+    using Type = repo::FileEntry::Type;
+    std::unordered_map<std::string, Type> wanted = {
+        {pgdata + "/backup_manifest", Type::kFile},
+        {pgdata + "/postgresql.auto.conf", Type::kFile}};
+    for (const auto& f : files) {
+      // pg_control and backup_label go too: until the pending copies are renamed at the
+      // end, an interrupted delta restore must not leave a startable directory.
+      if (!held_back(f)) wanted.emplace(dest_of(f), f.type);
+    }
+    std::vector<fs::path> extra;
+    // In tablespaces only what the backup has there (PG_<version>_<catalog version>): another
+    // cluster may keep its own version directory in the same location.
+    std::vector<std::string> roots = {pgdata};
+    for (const auto& f : files) {
+      if (f.tablespace != 0 && f.type == Type::kDir &&
+          CanonicalEntryPath(f.path).find('/') == std::string_view::npos) {
+        roots.push_back(dest_of(f));
+      }
+    }
+    auto misplaced = [&](const fs::path& p) {
+      auto it = wanted.find(p.string());
+      if (it == wanted.end()) return true;
+      std::error_code ec;
+      fs::file_status st = fs::symlink_status(p, ec);
+      switch (it->second) {
+        case Type::kDir:
+          return st.type() != fs::file_type::directory;
+        case Type::kFile:
+          return st.type() != fs::file_type::regular;
+        case Type::kLink:
+          return true;  // links are always made anew, pointing where this restore says
+      }
+      return true;
+    };
+    for (const auto& root : roots) {
+      std::error_code ec;
+      if (root != pgdata && fs::symlink_status(root, ec).type() == fs::file_type::symlink) {
+        extra.push_back(root);
+        continue;
+      }
+      if (!fs::exists(fs::symlink_status(root, ec))) continue;
+      for (auto it = fs::recursive_directory_iterator(root);
+           it != fs::recursive_directory_iterator(); ++it) {
+        if (misplaced(it->path())) {
+          extra.push_back(it->path());
+          it.disable_recursion_pending();
+        } else if (it->is_symlink()) {
+          it.disable_recursion_pending();
+        }
+      }
+    }
+    wanted = {};
+    for (const auto& p : extra) {
+      std::error_code ec;
+      fs::remove_all(p, ec);  // a link is removed itself, never what it points to
+      if (ec) throw StorageError("--delta: cannot remove " + p.string() + ": " + ec.message());
+    }
+    spdlog::info("--delta: removed {} entries that are not in the backup (or not as it has them)",
+                 extra.size());
   }
 
   // Directories first, then files (held-back ones last), then symlinks.
@@ -678,40 +833,7 @@ int Restore(const Context& ctx, const RestoreOptions& options, RestoreResult* re
       repo::ReadObject(repo.storage(), key, format, j.expected(), splitter);
     }
   };
-  // --delta: files already holding the right content stay; everything not in the backup
-  // goes (stale WAL, new relations), so the directory ends up exactly the backup.
-  std::atomic<std::uint64_t> skipped{0};
   if (options.delta) {
-    std::unordered_set<std::string> wanted = {options.pgdata + "/backup_manifest",
-                                              options.pgdata + "/postgresql.auto.conf"};
-    for (const auto& f : files) {
-      // pg_control and backup_label go too: until the pending copies are renamed at the
-      // end, an interrupted delta restore must not leave a startable directory.
-      if (!held_back(f)) wanted.insert(dest_of(f));
-    }
-    std::vector<fs::path> extra;
-    // In tablespaces only what the backup has there (PG_<version>_<catalog version>): another
-    // cluster may keep its own version directory in the same location.
-    std::vector<std::string> roots = {options.pgdata};
-    for (const auto& f : files) {
-      if (f.tablespace != 0 && f.type == repo::FileEntry::Type::kDir &&
-          f.path.find('/') == std::string_view::npos) {
-        roots.push_back(dest_of(f));
-      }
-    }
-    for (const auto& root : roots) {
-      for (auto it = fs::recursive_directory_iterator(root);
-           it != fs::recursive_directory_iterator(); ++it) {
-        if (!wanted.count(it->path().string())) extra.push_back(it->path());
-        if (it->is_symlink()) it.disable_recursion_pending();
-      }
-    }
-    wanted = {};
-    for (const auto& p : extra) {
-      std::error_code ec;
-      fs::remove_all(p, ec);
-    }
-    spdlog::info("--delta: removed {} entries that are not in the backup", extra.size());
     std::vector<repo::ObjectToRead> needed;
     for (auto& j : jobs) {
       bool same = true;
@@ -749,13 +871,8 @@ int Restore(const Context& ctx, const RestoreOptions& options, RestoreResult* re
     if (f.type != repo::FileEntry::Type::kLink) continue;
     std::string link = dest_of(f);
     std::string link_target(f.target);
-    if (f.tablespace == 0 && f.path.starts_with("pg_tblspc/")) {
-      // A tablespace's link: to where the tablespace is restored (--tablespace-map).
-      std::string oid(f.path.substr(std::string_view("pg_tblspc/").size()));
-      for (const auto& [ts_oid, dir] : tablespace_dirs) {
-        if (std::to_string(ts_oid) == oid) link_target = dir;
-      }
-    }
+    // Only tablespace links get here (CheckEntries): to where the tablespace is restored.
+    link_target = tablespace_dirs.at(TablespaceLinkOid(f.path));
     std::error_code ec;
     fs::remove(link, ec);
     fs::create_symlink(link_target, link);

@@ -235,6 +235,15 @@ TEST_F(FullDisk, BackupArchivePushAndRestoreFailCleanly) {
       {"restore", "--pgdata", pgdata, "--set", Stanza()["backups"][0]["label"].get<std::string>()});
   EXPECT_EQ(r.exit_code, 8) << r.err;
   EXPECT_FALSE(fs::exists(pgdata + "/global/pg_control"));  // PostgreSQL refuses to start it
+  // With room again, --delta completes over what the failed restore left behind.
+  ASSERT_EQ(
+      ::mount("tmpfs", (dir_ / "small-pgdata").c_str(), "tmpfs", MS_REMOUNT, "size=200m,mode=0777"),
+      0)
+      << strerror(errno);
+  r = Cli({"restore", "--pgdata", pgdata, "--delta", "--set",
+           Stanza()["backups"][0]["label"].get<std::string>()});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(fs::exists(pgdata + "/global/pg_control"));
 }
 
 // S3 faults that begin while a command runs: 5xx answers and connection resets make

@@ -1,0 +1,160 @@
+// Restores on hosts where the server's user, or whoever can write the repository, is not
+// trusted with root's writes (issue 14, items 3-5): --delta never writes through a link the
+// backup does not have; a manifest cannot choose where a restore writes; backups that carry
+// their WAL restore with --delta.
+
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <functional>
+#include <nlohmann/json.hpp>
+
+#include "pg/instance.h"
+#include "repo/file_list.h"
+#include "repo/layout.h"
+#include "repo/manifest.h"
+#include "repo/repository.h"
+#include "storage/factory.h"
+#include "support/cli.h"
+#include "support/restoring_fixture.h"
+#include "support/test_util.h"
+
+namespace gravl {
+namespace {
+
+namespace fs = std::filesystem;
+
+class HostileInput : public test::RestoringFixture {
+ protected:
+  std::string Label(const RunResult& r) { return nlohmann::json::parse(r.out)["label"]; }
+  std::size_t CountEntries(const fs::path& dir) {
+    std::size_t n = 0;
+    for (auto it = fs::recursive_directory_iterator(dir); it != fs::recursive_directory_iterator();
+         ++it) {
+      ++n;
+    }
+    return n;
+  }
+  // Rewrites backup `label` as someone who can write an unencrypted repository could: the
+  // manifest (and, with `edit_files`, the file list) changed, every checksum recomputed.
+  void Forge(const std::string& label, const std::function<void(nlohmann::json&)>& edit,
+             const std::function<void(repo::FileList&)>& edit_files = {}) {
+    RepoConfig rc{"local", "posix", dir_ / "repo", {}};
+    repo::Repository repo(rc, storage::OpenStorage(rc), "main");
+    repo.Stanza();
+    nlohmann::json m = repo::ReadManifest(repo, label);
+    edit(m);
+    if (edit_files) {
+      repo::FileList files = repo::ReadFileList(repo, label, m);
+      edit_files(files);
+      repo.storage().DeleteMany({repo::BackupObjectPrefix("main", label) + "file_list"});
+      repo::StoredObject stored = repo::WriteFileList(repo, label, files);
+      m["file_list"] = repo::FileListRecord(stored, files.size());
+    }
+    repo.storage().DeleteMany({repo::ManifestKey("main", label)});
+    repo::WriteManifest(repo, label, m);
+    Chown(dir_ / "repo");
+  }
+};
+
+TEST_F(HostileInput, DeltaNeverWritesThroughALinkTheBackupDoesNotHave) {
+  Query("CREATE TABLE t AS SELECT g FROM generate_series(1, 1000) g");
+  ASSERT_EQ(Cli({"backup"}).exit_code, 0);
+  std::string pgdata = dir_ / "restored";
+  ASSERT_EQ(Cli({"restore", "--pgdata", pgdata, "--target", "immediate"}).exit_code, 0);
+  // The server's user replaces base/ with a link to a directory of its choice.
+  fs::path outside = dir_ / "outside";
+  fs::rename(pgdata + "/base", outside);
+  ::chmod(outside.c_str(), 0755);
+  fs::create_symlink(outside, pgdata + "/base");
+  std::size_t before = CountEntries(outside);
+  RunResult r = Cli({"restore", "--pgdata", pgdata, "--delta", "--target", "immediate"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(fs::symlink_status(pgdata + "/base").type(), fs::file_type::directory);
+  EXPECT_EQ(CountEntries(outside), before);
+  struct stat st {};
+  ASSERT_EQ(::stat(outside.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0755u);
+  auto restored = StartRestored(pgdata, "restored-run");
+  EXPECT_EQ(Query(*restored, "SELECT count(*) FROM t"), "1000");
+}
+
+TEST_F(HostileInput, AForgedManifestCannotChooseWhereARestoreWrites) {
+  fs::create_directories(dir_ / "ts");
+  pg::GiveToServerUser(dir_ / "ts");
+  Query("CREATE TABLESPACE ts LOCATION '" + (dir_ / "ts") + "'");
+  Query("CREATE TABLE tt TABLESPACE ts AS SELECT g FROM generate_series(1, 100) g");
+  RunResult b = Cli({"backup", "--output", "json"});
+  ASSERT_EQ(b.exit_code, 0) << b.err;
+  std::string label = Label(b);
+  std::string pgdata = dir_ / "forged";
+  auto refused = [&](const std::string& expected) {
+    RunResult r = Cli({"restore", "--pgdata", pgdata, "--tablespace-map-all", dir_ / "ts-all"});
+    EXPECT_EQ(r.exit_code, 6) << r.err;
+    EXPECT_NE(r.err.find(expected), std::string::npos) << r.err;
+    EXPECT_FALSE(fs::exists(pgdata));
+    EXPECT_FALSE(fs::exists(dir_ / "ts-all"));
+  };
+  std::string original;
+  // A relative location.
+  Forge(label, [&](nlohmann::json& m) {
+    original = m["tablespaces"][0]["location"];
+    m["tablespaces"][0]["location"] = "../outside/x";
+  });
+  refused("not a normalised absolute path");
+  // An absolute one the backup's own tablespace link does not point to.
+  Forge(label, [&](nlohmann::json& m) { m["tablespaces"][0]["location"] = dir_ / "elsewhere"; });
+  refused("places tablespace");
+  // A link where PostgreSQL has none, and an entry listed twice.
+  Forge(
+      label, [&](nlohmann::json& m) { m["tablespaces"][0]["location"] = original; },
+      [](repo::FileList& files) {
+        repo::FileEntry link;
+        link.type = repo::FileEntry::Type::kLink;
+        link.path = "escape";
+        link.target = "/etc";
+        link.mode = 0777;
+        files.Add(link);
+      });
+  refused("symbolic link 'escape' -> '/etc'");
+  Forge(
+      label, [](nlohmann::json&) {},
+      [](repo::FileList& files) {
+        repo::FileList kept(files.format());
+        for (const auto& f : files) {
+          if (f.path != "escape") kept.Add(f);
+        }
+        repo::FileEntry dup;
+        dup.type = repo::FileEntry::Type::kDir;
+        dup.path = "base";
+        dup.mode = 0700;
+        kept.Add(dup);
+        files = std::move(kept);
+      });
+  refused("'base' twice");
+}
+
+// A backup that carries its WAL (no gravl-dr archiving) restores over itself with --delta;
+// so does a restore over what a failed restore left behind.
+class DeltaWithIncludedWal : public test::RestoringFixture {
+ protected:
+  void SetUp() override { ArchivingFixture::SetUp(); }  // archive_command stays empty
+};
+
+TEST_F(DeltaWithIncludedWal, RestoresOverItself) {
+  Query("CREATE TABLE t AS SELECT g FROM generate_series(1, 500) g");
+  RunResult b = Cli({"backup", "--output", "json"});
+  ASSERT_EQ(b.exit_code, 0) << b.err;
+  ASSERT_TRUE(nlohmann::json::parse(b.out)["wal_included"].get<bool>());
+  std::string pgdata = dir_ / "restored";
+  ASSERT_EQ(Cli({"restore", "--pgdata", pgdata}).exit_code, 0);
+  RunResult again = Cli({"restore", "--pgdata", pgdata, "--delta"});
+  ASSERT_EQ(again.exit_code, 0) << again.err;
+  auto restored = StartRestored(pgdata, "restored-run");
+  EXPECT_EQ(Query(*restored, "SELECT count(*) FROM t"), "500");
+}
+
+}  // namespace
+}  // namespace gravl
