@@ -269,8 +269,21 @@ int main(int argc, char** argv) {
   } catch (const CLI::Success& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    int rc = app.exit(e);
-    return rc == 0 ? 0 : gravl::ToInt(ExitCode::kUsage);
+    if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
+    // One line, like every other error, naming where to look.
+    std::string what = e.what();
+    if (dynamic_cast<const CLI::RequiredError*>(&e) != nullptr && !app.remaining().empty() &&
+        app.get_subcommands().empty()) {
+      std::string names;
+      for (const auto* sub : app.get_subcommands({})) {
+        names += (names.empty() ? "" : ", ") + sub->get_name();
+      }
+      what = "unknown command '" + app.remaining().front() + "'; the commands are " + names;
+    }
+    if (what.size() > 300) what = what.substr(0, 300) + "...";
+    PrintError(what + " (see gravl-dr --help, or gravl-dr COMMAND --help)", ExitCode::kUsage,
+               json_output);
+    return gravl::ToInt(ExitCode::kUsage);
   } catch (const gravl::Error& e) {
     PrintError(e.what(), e.code(), json_output);
     return gravl::ToInt(e.code());

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <iostream>
 #include <sstream>
 
 #include "commands/commands.h"
@@ -142,10 +143,10 @@ int Info(const Context& ctx, const InfoOptions& options) {
         }
         // Encrypted manifests need the key; without a passphrase info lists labels only.
         std::string key_problem;
-        if (repo.Stanza().encryption && ctx.config.passphrase) {
+        if (ctx.config.passphrase) {
           try {
             repo.Unlock(ctx.config.passphrase);
-          } catch (const CryptoError& e) {
+          } catch (const Error& e) {  // a wrong passphrase, or one for an unencrypted stanza
             key_problem = Redact(e.what());
             if (worst == ExitCode::kSuccess) worst = e.code();
           }
@@ -154,7 +155,9 @@ int Info(const Context& ctx, const InfoOptions& options) {
         stanzas.push_back(StanzaJson(summary));
         if (!key_problem.empty()) {
           stanzas.back()["warning"] = key_problem;
-          text << "    WARNING: " << key_problem << " -- backup details are not shown\n";
+          text << "    WARNING: " << key_problem
+               << (repo.Stanza().encryption ? " -- backup details are not shown\n" : "\n");
+          std::cerr << "gravl-dr: error: " << key_problem << std::endl;
         }
         bool damaged = std::any_of(summary.backups.begin(), summary.backups.end(),
                                    [](const repo::BackupSummary& b) { return !b.problem.empty(); });
@@ -173,6 +176,8 @@ int Info(const Context& ctx, const InfoOptions& options) {
       rj["status"] = "error";
       rj["error"] = Redact(e.what());
       text << "  ERROR: " << Redact(e.what()) << "\n";
+      std::cerr << "gravl-dr: error: repository '" << rc.name << "': " << Redact(e.what())
+                << std::endl;
       if (worst == ExitCode::kSuccess || worst == ExitCode::kNotFound) worst = e.code();
     }
     rj["stanzas"] = stanzas;

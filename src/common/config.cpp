@@ -1,5 +1,8 @@
 #include "common/config.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -227,13 +230,48 @@ std::string Where(const std::string& file, const YAML::Node& node) {
   return file + " line " + std::to_string(m.line + 1);
 }
 
+// A value echoed in a message: at most 80 bytes of it, and its length beyond.
+std::string Echo(const std::string& value) {
+  if (value.size() <= 80) return value;
+  return value.substr(0, 80) + "... (" + std::to_string(value.size()) + " bytes)";
+}
+
+// Configuration and secret files are small: a directory, or anything of more than 1 MiB (a
+// file of megabytes, /dev/zero) is refused, reading no more than that.
+constexpr std::size_t kMaxConfigFileSize = 1 << 20;
+
 std::string ReadWholeFile(const std::string& path, const std::string& what) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw ConfigError("cannot read " + what + " " + path + ": " + std::strerror(errno));
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) throw ConfigError("cannot read " + what + " " + path + ": read error");
-  return ss.str();
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw ConfigError("cannot read " + what + " " + path + ": " + std::strerror(errno));
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || S_ISDIR(st.st_mode)) {
+    ::close(fd);
+    throw ConfigError(what + " " + path + " is a directory: name a file");
+  }
+  if (S_ISREG(st.st_mode) && static_cast<std::uint64_t>(st.st_size) > kMaxConfigFileSize) {
+    ::close(fd);
+    throw ConfigError(what + " " + path + " is larger than 1 MiB (" + std::to_string(st.st_size) +
+                      " bytes): is it the right file?");
+  }
+  std::string text;
+  char buf[65536];
+  for (;;) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      int err = errno;
+      ::close(fd);
+      throw ConfigError("cannot read " + what + " " + path + ": " + std::strerror(err));
+    }
+    if (n == 0) break;
+    text.append(buf, static_cast<std::size_t>(n));
+    if (text.size() > kMaxConfigFileSize) {
+      ::close(fd);
+      throw ConfigError(what + " " + path + " is larger than 1 MiB: is it the right file?");
+    }
+  }
+  ::close(fd);
+  return text;
 }
 
 std::string ScalarOrThrow(const YAML::Node& node, const std::string& key,
@@ -315,7 +353,7 @@ void ParseS3Repo(const std::map<std::string, std::string>& values, const std::st
     auto [ptr, ec] = std::from_chars(v->data(), v->data() + v->size(), n);
     if (ec != std::errc() || ptr != v->data() + v->size() || n < lo || n > hi) {
       fail(k, "must be an integer from " + std::to_string(lo) + " to " + std::to_string(hi) +
-                  ", got '" + *v + "'");
+                  ", got '" + Echo(*v) + "'");
     }
     out = n;
   };
@@ -349,7 +387,7 @@ void ParseS3Repo(const std::map<std::string, std::string>& values, const std::st
   }
   if (auto v = key("endpoint")) {
     if (v->rfind("http://", 0) != 0 && v->rfind("https://", 0) != 0) {
-      fail("endpoint", "must start with https:// (or http://), got '" + *v + "'");
+      fail("endpoint", "must start with https:// (or http://), got '" + Echo(*v) + "'");
     }
     s3.endpoint = *v;
     while (!s3.endpoint.empty() && s3.endpoint.back() == '/') s3.endpoint.pop_back();
@@ -382,7 +420,7 @@ void ParseS3Repo(const std::map<std::string, std::string>& values, const std::st
     } else if (*v == "false") {
       s3.verify_tls = false;
     } else {
-      fail("verify_tls", "must be true or false, got '" + *v + "'");
+      fail("verify_tls", "must be true or false, got '" + Echo(*v) + "'");
     }
   }
   if (auto v = key("access_key_id")) s3.access_key_id = *v;
@@ -508,7 +546,7 @@ int ParseInt(const OptionSpec& spec, const RawValue& v) {
   if (ec != std::errc() || ptr != end || out < spec.min || out > spec.max) {
     throw ConfigError(v.where + ": '" + spec.key + "' must be an integer from " +
                       std::to_string(spec.min) + " to " + std::to_string(spec.max) + ", got '" +
-                      v.text + "'");
+                      Echo(v.text) + "'");
   }
   return out;
 }
@@ -518,7 +556,8 @@ bool ParseBool(const OptionSpec& spec, const RawValue& v) {
   static const std::set<std::string> kFalse{"false", "no", "off", "0"};
   if (kTrue.count(v.text)) return true;
   if (kFalse.count(v.text)) return false;
-  throw ConfigError(v.where + ": '" + spec.key + "' must be true or false, got '" + v.text + "'");
+  throw ConfigError(v.where + ": '" + spec.key + "' must be true or false, got '" + Echo(v.text) +
+                    "'");
 }
 
 }  // namespace
@@ -579,7 +618,7 @@ Config LoadConfig(const ConfigInputs& inputs) {
     }
     if (spec.type == OptionType::kPath && !value.text.empty() && value.text.front() != '/') {
       throw ConfigError(value.where + ": '" + key + "' must be an absolute path, got '" +
-                        value.text + "'");
+                        Echo(value.text) + "'");
     }
     if ((spec.type == OptionType::kString || spec.type == OptionType::kPath) &&
         value.text.empty() && key == "stanza") {
@@ -598,7 +637,7 @@ Config LoadConfig(const ConfigInputs& inputs) {
     });
     if (!ok || config.stanza.size() > 64) {
       throw ConfigError(v->where + ": 'stanza' must be 1-64 letters, digits, '-' or '_', got '" +
-                        config.stanza + "'");
+                        Echo(config.stanza) + "'");
     }
   }
   if (auto v = get("pg.conninfo")) config.pg_conninfo = v->text;
@@ -669,7 +708,7 @@ Config LoadConfig(const ConfigInputs& inputs) {
   if (repo_path) {
     if (repo_path->empty() || repo_path->front() != '/') {
       throw ConfigError("--repo-path / GRAVL_DR_REPO_PATH must be an absolute path, got '" +
-                        *repo_path + "'");
+                        Echo(*repo_path) + "'");
     }
     config.repos = {RepoConfig{"local", "posix", *repo_path}};
   } else if (file_repos) {

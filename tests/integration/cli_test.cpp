@@ -22,15 +22,32 @@ void ExpectOneLineError(const RunResult& r, int code, const std::string& fragmen
 }
 
 TEST(Cli, HelpForEveryCommand) {
-  for (std::vector<std::string> args : {std::vector<std::string>{"--help"},
-                                        {"stanza-create", "--help"},
-                                        {"info", "--help"},
-                                        {"version", "--help"}}) {
-    RunResult r = test::Cli(args);
-    EXPECT_EQ(r.exit_code, 0) << args[0];
-    EXPECT_NE(r.out.find("Usage"), std::string::npos) << r.out;
+  RunResult top = test::Cli({"--help"});
+  EXPECT_EQ(top.exit_code, 0);
+  // Every subcommand the top-level help lists has help of its own.
+  std::vector<std::string> commands = {"stanza-create", "info",   "archive-push", "archive-get",
+                                       "check",         "backup", "restore",      "verify",
+                                       "test-restore",  "version"};
+  for (const auto& c : commands) {
+    EXPECT_NE(top.out.find("  " + c), std::string::npos) << c << " missing from --help";
+    RunResult r = test::Cli({c, "--help"});
+    EXPECT_EQ(r.exit_code, 0) << c;
+    EXPECT_NE(r.out.find("Usage"), std::string::npos) << c << ": " << r.out;
   }
   EXPECT_NE(test::Cli({"stanza-create", "--help"}).out.find("--dry-run"), std::string::npos);
+  std::string restore = test::Cli({"restore", "--help"}).out;
+  for (const char* option : {"--target-time", "--target-timeline", "--target-exclusive",
+                             "--archive-mode", "Europe/Berlin"}) {
+    EXPECT_NE(restore.find(option), std::string::npos) << option;
+  }
+}
+
+TEST(Cli, CommandLineErrorsAreOneLineWithExitTwo) {
+  ExpectOneLineError(test::Cli({"info", "--bogus"}), 2, "--bogus");
+  ExpectOneLineError(test::Cli({"restore", "--target-xid"}), 2, "--target-xid");
+  ExpectOneLineError(test::Cli({"no-such-command"}), 2, "no-such-command");
+  RunResult json = test::Cli({"--output", "json", "info", "--bogus"});
+  EXPECT_EQ(nlohmann::json::parse(json.out)["error"]["exit_code"], 2) << json.out;
 }
 
 TEST(Cli, VersionAndUsageErrors) {
@@ -74,6 +91,24 @@ TEST_F(BadConfig, UnreadableSecret) {
                               "encryption: {passphrase_file: " +
                               (dir_ / "missing-pass") + "}\n"),
                      3, "cannot read encryption.passphrase_file");
+}
+
+TEST_F(BadConfig, FilesThatAreNotSmallRegularFiles) {
+  ExpectOneLineError(test::Cli({"--config", "/dev/zero", "info"}), 3, "larger than 1 MiB");
+  ExpectOneLineError(test::Cli({"--config", dir_.path(), "info"}), 3, "is a directory");
+  std::string big(2 << 20, '#');
+  test::WriteFile(dir_ / "big.yaml", big);
+  ExpectOneLineError(test::Cli({"--config", dir_ / "big.yaml", "info"}), 3, "larger than 1 MiB");
+  ExpectOneLineError(InfoWith("repos:\n  - {name: l, type: posix, path: /tmp/x}\n"
+                              "encryption: {passphrase_file: " +
+                              dir_.path() + "}\n"),
+                     3, "is a directory");
+}
+
+TEST_F(BadConfig, LongValuesAreNotEchoedWhole) {
+  RunResult r = test::Cli({"--repo-path", "/tmp/x", "--stanza", std::string(100000, 's'), "info"});
+  ExpectOneLineError(r, 3, "(100000 bytes)");
+  EXPECT_LT(r.err.size(), 400u);
 }
 
 TEST_F(BadConfig, MissingRepository) {

@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <functional>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "pg/instance.h"
 #include "repo/file_list.h"
@@ -134,6 +135,28 @@ TEST_F(HostileInput, AForgedManifestCannotChooseWhereARestoreWrites) {
         files = std::move(kept);
       });
   refused("'base' twice");
+}
+
+// A manifest that passes its checksum but lacks a field is that backup's clear error (exit 6
+// naming the field), never an unexpected one; the other backups stay usable.
+TEST_F(HostileInput, AManifestMissingAFieldIsAClearErrorOfThatBackup) {
+  RunResult b1 = Cli({"backup", "--output", "json"});
+  ASSERT_EQ(b1.exit_code, 0) << b1.err;
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  RunResult b2 = Cli({"backup", "--output", "json"});
+  ASSERT_EQ(b2.exit_code, 0) << b2.err;
+  Forge(Label(b2), [](nlohmann::json& m) { m.erase("stop_time"); });
+  for (std::vector<std::string> args : {std::vector<std::string>{"info"},
+                                        {"verify"},
+                                        {"restore", "--pgdata", dir_ / "x", "--set", Label(b2)}}) {
+    RunResult r = Cli(args);
+    EXPECT_EQ(r.exit_code, 6) << args[0] << ": " << r.out << r.err;
+    EXPECT_NE((r.out + r.err).find("field 'stop_time' is missing"), std::string::npos)
+        << args[0] << ": " << r.out << r.err;
+  }
+  RunResult older = Cli({"restore", "--pgdata", dir_ / "older", "--target", "immediate"});
+  EXPECT_EQ(older.exit_code, 0) << older.err;
+  EXPECT_NE(older.out.find("backup " + Label(b1)), std::string::npos) << older.out;
 }
 
 // A backup that carries its WAL (no gravl-dr archiving) restores over itself with --delta;
