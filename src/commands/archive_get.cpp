@@ -92,7 +92,7 @@ int Fetch(const Context& ctx, const ArchiveGetOptions& options, const repo::WalF
     std::uint64_t seg_size =
         repos.empty() ? kDefaultWalSegmentSize : repos.front()->Stanza().wal_segment_size;
     auto seg = *WalSegment::ParseName(file.name, seg_size);
-    io::MakeDirs(spool);
+    io::MakeDirs(spool, io::InheritedOwner(spool));
     for (int i = 1; i <= ctx.config.archive_prefetch; ++i) {
       WalSegment next{seg.timeline, seg.segno + static_cast<std::uint64_t>(i)};
       std::string n = next.Name(seg_size);

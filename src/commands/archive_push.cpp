@@ -101,6 +101,8 @@ int ArchivePush(const Context& ctx, const ArchivePushOptions& options) {
   const std::string wal_dir = io::ParentDir(options.path);
   const std::string spool = ctx.config.spool_path + "/" + ctx.config.stanza + "/archive-push";
 
+  // Run as root (by hand), what goes into the spool belongs to the spool's owner.
+  const std::optional<io::FileOwner> spool_owner = io::InheritedOwner(spool);
   // Fast path: pushed ahead by an earlier call.
   if (ctx.config.archive_async) {
     std::string ok_path = spool + "/" + name + ".ok";
@@ -119,6 +121,9 @@ int ArchivePush(const Context& ctx, const ArchivePushOptions& options) {
           "pushing it again",
           name);
     } catch (const NotFoundError&) {
+    } catch (const StorageError& e) {
+      // An unreadable spool only costs the shortcut: the file is pushed as usual.
+      spdlog::warn("cannot read the spool: {}; pushing {} directly", Redact(e.what()), name);
     }
   }
 
@@ -145,7 +150,7 @@ int ArchivePush(const Context& ctx, const ArchivePushOptions& options) {
 
   std::vector<std::string> batch = {name};
   if (ctx.config.archive_async) {
-    io::MakeDirs(spool);
+    io::MakeDirs(spool, spool_owner);
     for (const auto& ready : ReadyFiles(wal_dir)) {
       if (static_cast<int>(batch.size()) >= ctx.config.archive_batch) break;
       if (ready == name || !repo::ParseWalFileName(ready)) continue;
@@ -175,7 +180,7 @@ int ArchivePush(const Context& ctx, const ArchivePushOptions& options) {
                                 ctx.config.compression_level);
     if (i > 0) {
       io::AtomicFileSink ok(spool + "/" + batch[i] + ".ok",
-                            io::AtomicFileOptions{.durable = false});
+                            io::AtomicFileOptions{.durable = false, .owner = spool_owner});
       nlohmann::json objects = nlohmann::json::object();
       for (std::size_t r = 0; r < repos.size(); ++r) {
         const auto& rc = repos[r]->config();
@@ -202,6 +207,18 @@ int ArchivePush(const Context& ctx, const ArchivePushOptions& options) {
     }
   }
   if (errors[0]) std::rethrow_exception(errors[0]);
+  // Now and then (every 16th segment), temporary files that killed pushes left in the
+  // timeline's folder are removed.
+  if (auto seg = WalSegment::ParseName(name, seg_size ? seg_size : kDefaultWalSegmentSize);
+      seg && seg->segno % 16 == 0) {
+    for (auto& r : repos) {
+      try {
+        r->StaleTemporaries("wal/" + TimelineHex(seg->timeline), true);
+      } catch (const std::exception& e) {
+        spdlog::warn("{}: cleaning temporary files: {}", r->Describe(), Redact(e.what()));
+      }
+    }
+  }
 
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   const Pushed& p = results[0];

@@ -424,11 +424,13 @@ int Backup(const Context& ctx, const BackupOptions& options) {
   }
   auto lock = repo::StanzaLock::Acquire(repo.storage(), repo.stanza(), "backup", "backup");
 
-  // Folders of interrupted backups (no manifest) are removed: nothing refers to them.
+  // Folders of interrupted backups (no manifest) are removed: nothing refers to them; so are
+  // temporary files of writers killed mid-write (archive-push, an earlier backup).
   for (const auto& old : repo::ListIncompleteBackups(repo)) {
     spdlog::info("removing interrupted backup {}", old);
     repo.storage().DeletePrefix(repo::BackupObjectPrefix(repo.stanza(), old));
   }
+  repo.StaleTemporaries("", true);
   if (repo.storage().Stat(repo::ManifestKey(repo.stanza(), label))) {
     throw ConflictError("a backup labelled " + label + " already exists; try again in a second");
   }

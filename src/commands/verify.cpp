@@ -349,6 +349,12 @@ int Verify(const Context& ctx, const VerifyOptions& options) {
     }
     for (const auto& l : incomplete)
       text << "  note: " << l << " is an incomplete backup (ignored)\n";
+    io::StaleTemporaries stale = repo.StaleTemporaries("", false);
+    if (!stale.paths.empty()) {
+      text << "  note: " << stale.paths.size() << " temporary file(s) (" << FormatBytes(stale.bytes)
+           << ") of writers that are gone, e.g. " << stale.paths.front()
+           << "; the next backup removes them\n";
+    }
     nlohmann::json wal_errors_json = nlohmann::json::array();
     for (const auto& e : errors) {
       if (e.find("/wal/") != std::string::npos) {
@@ -356,15 +362,17 @@ int Verify(const Context& ctx, const VerifyOptions& options) {
         text << "  ERROR " << e << "\n";
       }
     }
-    report_repos.push_back({{"repo", repo.config().name},
-                            {"location", repo.storage().Describe()},
-                            {"backups", backups_json},
-                            {"wal",
-                             {{"objects_checked", wal_objects.size()},
-                              {"timelines", timelines},
-                              {"errors", wal_errors_json}}},
-                            {"incomplete_backups", incomplete},
-                            {"ok", errors.empty()}});
+    report_repos.push_back(
+        {{"repo", repo.config().name},
+         {"location", repo.storage().Describe()},
+         {"backups", backups_json},
+         {"wal",
+          {{"objects_checked", wal_objects.size()},
+           {"timelines", timelines},
+           {"errors", wal_errors_json}}},
+         {"incomplete_backups", incomplete},
+         {"stale_temporaries", {{"files", stale.paths.size()}, {"bytes", stale.bytes}}},
+         {"ok", errors.empty()}});
   }
   bool ok = !corrupt && !missing;
   text << (ok ? "verify passed\n" : "verify FAILED\n");

@@ -1,6 +1,7 @@
 #include "io/file.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -8,8 +9,10 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 
 #include "common/error.h"
 
@@ -56,6 +59,21 @@ void FsyncDir(const std::string& dir) {
   if (rc != 0) throw StorageError(SysErrorText("cannot fsync directory " + dir, err));
 }
 
+std::optional<FileOwner> InheritedOwner(const std::string& path) {
+  if (::geteuid() != 0 || path.empty()) return std::nullopt;
+  std::string p = path;
+  for (;;) {
+    struct stat st {};
+    if (::stat(p.c_str(), &st) == 0) {
+      if (st.st_uid == 0) return std::nullopt;
+      return FileOwner{st.st_uid, st.st_gid};
+    }
+    std::string parent = ParentDir(p);
+    if (parent == p || parent.empty()) return std::nullopt;
+    p = parent;
+  }
+}
+
 void MakeDirs(const std::string& dir, const std::optional<FileOwner>& owner) {
   struct stat st {};
   if (::stat(dir.c_str(), &st) == 0) {
@@ -84,12 +102,61 @@ bool IsTempFileName(const std::string& name) {
   return !name.empty() && name.front() == '.' && name.find(kTempMarker) != std::string::npos;
 }
 
+namespace {
+// 8 hex digits standing for this boot of this machine.
+const std::string& BootTag() {
+  static const std::string tag = [] {
+    std::string id;
+    if (FILE* f = std::fopen("/proc/sys/kernel/random/boot_id", "r")) {
+      char buf[64] = {};
+      if (std::fgets(buf, sizeof buf, f)) id = buf;
+      std::fclose(f);
+    }
+    std::uint32_t h = 2166136261u;  // FNV-1a
+    for (char c : id) h = (h ^ static_cast<std::uint8_t>(c)) * 16777619u;
+    char out[9];
+    std::snprintf(out, sizeof out, "%08x", h);
+    return std::string(out);
+  }();
+  return tag;
+}
+}  // namespace
+
+StaleTemporaries FindStaleTemporaries(const std::string& dir, bool remove,
+                                      std::chrono::seconds idle_limit) {
+  StaleTemporaries out;
+  auto now = std::chrono::system_clock::now();
+  std::error_code ec;
+  for (auto it = std::filesystem::recursive_directory_iterator(dir, ec);
+       !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+    std::string name = it->path().filename().string();
+    if (!IsTempFileName(name)) continue;
+    struct stat st {};
+    if (::lstat(it->path().c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
+    // "<boot>-<pid>-<random>" after the marker.
+    std::string tail = name.substr(name.find(kTempMarker) + std::strlen(kTempMarker));
+    bool dead = false;
+    if (tail.size() > 10 && tail.compare(0, 8, BootTag()) == 0 && tail[8] == '-') {
+      long pid = std::strtol(tail.c_str() + 9, nullptr, 10);
+      dead = pid > 0 && ::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH;
+    }
+    auto modified = std::chrono::system_clock::from_time_t(st.st_mtim.tv_sec);
+    bool idle = now - modified > idle_limit;
+    if (!dead && !idle) continue;
+    out.paths.push_back(it->path().string());
+    out.bytes += static_cast<std::uint64_t>(st.st_size);
+    if (remove) ::unlink(it->path().c_str());
+  }
+  return out;
+}
+
 AtomicFileSink::AtomicFileSink(std::string path, const AtomicFileOptions& options)
     : path_(std::move(path)), options_(options) {
   std::string dir = ParentDir(path_);
   if (options_.make_dirs) MakeDirs(dir, options_.owner);
   std::string base = path_.substr(path_.rfind('/') == std::string::npos ? 0 : path_.rfind('/') + 1);
-  temp_ = dir + "/." + base + kTempMarker + HexEncode(RandomBytes(6));
+  temp_ = dir + "/." + base + kTempMarker + BootTag() + "-" + std::to_string(::getpid()) + "-" +
+          HexEncode(RandomBytes(6));
   for (int attempt = 0;; ++attempt) {
     fd_ = ::open(temp_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
                  static_cast<mode_t>(options_.mode));

@@ -1,10 +1,13 @@
 #pragma once
 // Local files: atomic creation, whole-file reads, directory sync.
 
+#include <chrono>
+#include <cstdint>
 #include <cstdlib>
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "common/bytes.h"
 #include "io/stream.h"
@@ -17,6 +20,12 @@ struct FileOwner {
   unsigned uid = 0;
   unsigned gid = 0;
 };
+
+// For a process running as root: the owner of `path`, or of its nearest existing ancestor,
+// unless that is root -- what files and folders created there should belong to, so that the
+// server's user is never locked out of a repository or spool by a command run as root.
+// nullopt when not running as root or when the owner is root.
+std::optional<FileOwner> InheritedOwner(const std::string& path);
 
 struct AtomicFileOptions {
   unsigned mode = 0600;
@@ -63,9 +72,21 @@ class AtomicFileSink final : public Sink {
   bool direct_refused_ = false;  // by the file system (or a network one): buffered from then on
 };
 
-// Marker in the names of temporary files: "<dir>/.<name>.gravl-tmp-<random>".
+// Marker in the names of temporary files: "<dir>/.<name>.gravl-tmp-<boot>-<pid>-<random>"
+// (<boot>: 8 hex digits of this machine's boot id; older versions wrote only <random>).
 inline constexpr const char* kTempMarker = ".gravl-tmp-";
 bool IsTempFileName(const std::string& name);
+
+// Temporary files of writers that are gone, under `dir` (recursively): written on this boot
+// by a process that no longer runs, or untouched for `idle_limit` (a writer on another host
+// of a shared file system, or before a reboot, keeps its file changing). Removed when
+// `remove`; returned either way (paths and total bytes).
+struct StaleTemporaries {
+  std::vector<std::string> paths;
+  std::uint64_t bytes = 0;
+};
+StaleTemporaries FindStaleTemporaries(const std::string& dir, bool remove,
+                                      std::chrono::seconds idle_limit = std::chrono::hours(1));
 
 // mkdir -p with mode 0700, fsyncing the parent of each directory it creates.
 void MakeDirs(const std::string& dir, const std::optional<FileOwner>& owner = std::nullopt);

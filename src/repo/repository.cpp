@@ -1,5 +1,7 @@
 #include "repo/repository.h"
 
+#include <spdlog/spdlog.h>
+
 #include <map>
 #include <set>
 
@@ -62,6 +64,17 @@ void Repository::Unlock(const std::optional<std::string>& passphrase) {
                       "GRAVL_DR_ENCRYPTION_PASSPHRASE");
   }
   key_ = UnlockEncryption(*info.encryption, *passphrase, Describe());
+}
+
+io::StaleTemporaries Repository::StaleTemporaries(const std::string& subdir, bool remove) {
+  if (config_.type != "posix") return {};
+  std::string dir = config_.path + "/" + stanza_ + (subdir.empty() ? "" : "/" + subdir);
+  io::StaleTemporaries found = io::FindStaleTemporaries(dir, remove);
+  if (remove && !found.paths.empty()) {
+    spdlog::info("removed {} temporary file(s) ({}) of writers that are gone from {}",
+                 found.paths.size(), FormatBytes(found.bytes), dir);
+  }
+  return found;
 }
 
 ObjectFormat Repository::Format(CompressionType compression, int level) const {

@@ -10,6 +10,7 @@
 #include "common/config.h"
 #include "common/lsn.h"
 #include "io/crypto.h"
+#include "io/file.h"
 #include "repo/object_io.h"
 #include "repo/stanza.h"
 #include "storage/storage.h"
@@ -37,6 +38,11 @@ class Repository {
   // Format for new objects: configured compression, and the key if encrypted.
   ObjectFormat Format(CompressionType compression, int level) const;
   const io::Key* key() const { return key_.empty() ? nullptr : &key_; }
+
+  // Local repositories: temporary files of writers that are gone (killed mid-write) under
+  // the stanza's `subdir` ("" for all of it), removed when `remove`. Nothing for S3, whose
+  // unfinished uploads are never visible and are aborted by their writers.
+  io::StaleTemporaries StaleTemporaries(const std::string& subdir, bool remove);
 
  private:
   RepoConfig config_;

@@ -68,14 +68,9 @@ class PosixStorage final : public Storage {
   }
 
   // Run as root, new files and directories take the owner of the repository's root
-  // directory, so that a backup by root never locks the server's user (archive_command) out
-  // of folders it created. Other users create what they own.
-  std::optional<io::FileOwner> Owner() {
-    if (::geteuid() != 0) return std::nullopt;
-    struct stat st {};
-    if (::stat(root_.c_str(), &st) != 0 || st.st_uid == 0) return std::nullopt;
-    return io::FileOwner{st.st_uid, st.st_gid};
-  }
+  // directory (or of its nearest existing parent), so that a backup by root never locks the
+  // server's user (archive_command) out of folders it created. Other users create what they own.
+  std::optional<io::FileOwner> Owner() const { return io::InheritedOwner(root_); }
 
   std::unique_ptr<WriteStream> Put(const std::string& key, const PutOptions& options) override {
     ValidateKey(key);

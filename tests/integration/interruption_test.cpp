@@ -156,6 +156,41 @@ TEST_F(Interruptions, SigtermMidBackupExitsElevenAndLeavesNothing) {
   EXPECT_EQ(next.exit_code, 0) << next.err;
 }
 
+// archive-push killed mid-write leaves hidden temporary files; verify reports them and the
+// next backup removes them (issue 14, item 7).
+TEST_F(Interruptions, TemporaryFilesOfKilledPushesAreReportedAndRemoved) {
+  std::string seg = Query("SELECT pg_walfile_name(pg_current_wal_lsn())");
+  std::string bytes = test::ReadFile(cluster_->data_dir() + "/pg_wal/" + seg);
+  std::uint64_t x = 88172645463325252ull;
+  for (std::size_t i = 8192; i < bytes.size(); ++i) {  // incompressible after the header
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    bytes[i] = static_cast<char>(x);
+  }
+  fs::create_directories(dir_ / "pushes");
+  auto temporaries = [&] { return TempFiles(dir_ / "repo/main/wal"); };
+  for (int i = 0; i < 40 && temporaries() < 3; ++i) {
+    char name[25];
+    std::snprintf(name, sizeof name, "00000001000000FF%08X", 0x10 + i);  // never a multiple of 16
+    if ((0x10 + i) % 16 == 0) continue;
+    std::string path = dir_ / ("pushes/" + std::string(name));
+    test::WriteFile(path, bytes);
+    Spawned push({"--config", config_, "archive-push", path});
+    // Kill it once its temporary file is there, while it writes.
+    int before = temporaries();
+    WaitFor([&] { return temporaries() > before; }, std::chrono::seconds(2));
+    std::this_thread::sleep_for(std::chrono::milliseconds(5 * (i % 4)));
+    ::kill(push.pid(), SIGKILL);
+    push.Wait(std::chrono::seconds(10));
+  }
+  int left = temporaries();
+  ASSERT_GE(left, 1) << "no push was killed mid-write";
+  auto report = nlohmann::json::parse(Cli({"verify", "--output", "json"}).out);
+  EXPECT_EQ(report["repos"][0]["stale_temporaries"]["files"].get<int>(), left) << report.dump();
+  RunResult b = Cli({"backup"});
+  ASSERT_EQ(b.exit_code, 0) << b.err << cluster_->LogTail();
+  EXPECT_EQ(temporaries(), 0);
+}
+
 // A full disk under the repository: the backup fails (exit 8) in bounded time, archive-push
 // too, and neither leaves a visible object or a temporary file; a restore onto a full disk
 // fails leaving a directory PostgreSQL refuses to start.
