@@ -24,10 +24,10 @@ namespace {
 
 // Streams a child's stdout into one object; fails if the child fails.
 repo::StoredObject DumpInto(repo::Repository& repo, const std::string& key,
-                            const repo::ObjectFormat& format,
-                            const std::vector<std::string>& argv) {
+                            const repo::ObjectFormat& format, const std::vector<std::string>& argv,
+                            const std::vector<std::string>& env) {
   auto child =
-      Child::Spawn(argv, Child::Options{.env = {}, .pipe_stdin = false, .pipe_stdout = true});
+      Child::Spawn(argv, Child::Options{.env = env, .pipe_stdin = false, .pipe_stdout = true});
   repo::ObjectWriter writer(repo.storage(), key, format, storage::PutOptions{.if_absent = true});
   io::FdSource out(child->stdout_fd(), argv[0]);
   Bytes buf(io::kChunkSize);
@@ -79,13 +79,16 @@ int LogicalBackup(const Context& ctx, const BackupOptions& options) {
   std::uint64_t size = 0, stored = 0;
   std::ostringstream text;
   text << "logical backup " << label << " complete\n";
+  // The password (if pg.conninfo has one) reaches the programs in a passfile, never argv.
+  pg::ChildCredentials credentials(ctx.config.pg_conninfo);
   for (std::size_t i = 0; i < databases.size(); ++i) {
     std::string object = "dumps/" + std::to_string(i + 1) + ".dump";
     spdlog::info("dumping database {}", databases[i]);
     // -Z 0: the pipeline compresses (zstd by default), faster and smaller than pg_dump's zlib.
     auto r = DumpInto(repo, prefix + object, format,
                       {bin + "/pg_dump", "-Fc", "-Z", "0", "--no-password", "-d",
-                       pg::ConninfoWithDbname(ctx.config.pg_conninfo, databases[i])});
+                       pg::ConninfoWithDbname(credentials.conninfo(), databases[i])},
+                      credentials.env());
     dbs.push_back({{"name", databases[i]},
                    {"object", object},
                    {"sha256", r.sha256},
@@ -99,7 +102,8 @@ int LogicalBackup(const Context& ctx, const BackupOptions& options) {
   auto globals =
       DumpInto(repo, prefix + "globals.sql", format,
                {bin + "/pg_dumpall", "--globals-only", "--no-password", "-d",
-                ctx.config.pg_conninfo.empty() ? "dbname=postgres" : ctx.config.pg_conninfo});
+                credentials.conninfo().empty() ? "dbname=postgres" : credentials.conninfo()},
+               credentials.env());
   nlohmann::json manifest = {
       {"format", 1},
       {"label", label},
@@ -164,16 +168,17 @@ int LogicalRestore(const Context& ctx, const RestoreOptions& options) {
       return 0;
     }
     std::string bin = pg::ResolveBinDir(ctx.config.pg_bin_dir);
+    pg::ChildCredentials credentials(options.target_db);  // its password: a passfile, not argv
     std::vector<std::string> argv = {
-        bin + "/pg_restore", "--no-password", "--exit-on-error", "--no-owner", "-d",
-        options.target_db};
+        bin + "/pg_restore",   "--no-password", "--exit-on-error", "--no-owner", "-d",
+        credentials.conninfo()};
     for (const auto& t : options.tables) {
       argv.push_back("-t");
       argv.push_back(t);
     }
     auto started = std::chrono::steady_clock::now();
-    auto child =
-        Child::Spawn(argv, Child::Options{.env = {}, .pipe_stdin = true, .pipe_stdout = false});
+    auto child = Child::Spawn(
+        argv, Child::Options{.env = credentials.env(), .pipe_stdin = true, .pipe_stdout = false});
     io::FdSink sink(child->stdin_fd(), "pg_restore");
     std::string key =
         repo::BackupObjectPrefix(r->stanza(), options.set) + (*entry)["object"].get<std::string>();

@@ -1,7 +1,12 @@
 #include "pg/connection.h"
 
 #include <libpq-fe.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include <cstdlib>
+
+#include "common/cleanup.h"
 #include "common/error.h"
 #include "common/log.h"
 
@@ -36,6 +41,68 @@ std::string ConninfoWithDbname(const std::string& conninfo, const std::string& d
     quoted += c;
   }
   return conninfo + (conninfo.empty() ? "" : " ") + "dbname=" + quoted + "'";
+}
+
+ChildCredentials::ChildCredentials(const std::string& conninfo) {
+  if (conninfo.empty()) return;
+  // A bare database name, as the programs' -d also takes it.
+  if (conninfo.find('=') == std::string::npos && conninfo.find("://") == std::string::npos) {
+    conninfo_ = ConninfoWithDbname("", conninfo);
+    return;
+  }
+  char* err = nullptr;
+  PQconninfoOption* options = PQconninfoParse(conninfo.c_str(), &err);
+  if (options == nullptr) {
+    std::string msg = err ? Trim(err) : "out of memory";
+    if (err) PQfreemem(err);
+    throw ConfigError("pg.conninfo cannot be parsed: " + msg);
+  }
+  std::string password;
+  for (PQconninfoOption* o = options; o->keyword != nullptr; ++o) {
+    if (o->val == nullptr) continue;
+    std::string key = o->keyword, value = o->val;
+    if (key == "password") {
+      password = value;
+      continue;
+    }
+    std::string quoted = "'";
+    for (char c : value) {
+      if (c == '\'' || c == '\\') quoted += '\\';
+      quoted += c;
+    }
+    conninfo_ += (conninfo_.empty() ? "" : " ") + key + "=" + quoted + "'";
+  }
+  PQconninfoFree(options);
+  if (password.empty()) return;
+  RegisterSecret(password);
+  const char* tmp = std::getenv("TMPDIR");
+  std::string path = std::string(tmp && *tmp ? tmp : "/tmp") + "/gravl-dr-pgpass-XXXXXX";
+  int fd = ::mkstemp(path.data());
+  if (fd < 0) throw StorageError(SysErrorText("cannot create a temporary passfile", errno));
+  ::fchmod(fd, 0600);
+  // hostname:port:database:username:password, any of each; ':' and '\' escaped.
+  std::string line = "*:*:*:*:";
+  for (char c : password) {
+    if (c == ':' || c == '\\') line += '\\';
+    line += c;
+  }
+  line += "\n";
+  bool ok = ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size());
+  ::close(fd);
+  passfile_ = path;
+  cleanup_id_ = AddCleanup([path] { ::unlink(path.c_str()); });
+  if (!ok) throw StorageError("cannot write the temporary passfile " + path);
+}
+
+ChildCredentials::~ChildCredentials() {
+  if (passfile_.empty()) return;
+  ::unlink(passfile_.c_str());
+  RemoveCleanup(cleanup_id_);
+}
+
+std::vector<std::string> ChildCredentials::env() const {
+  if (passfile_.empty()) return {};
+  return {"PGPASSFILE=" + passfile_};
 }
 
 std::unique_ptr<Connection> Connection::Open(const std::string& conninfo, bool replication) {

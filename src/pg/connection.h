@@ -24,6 +24,25 @@ std::string QuoteLiteral(const std::string& text);
 // `conninfo` with dbname set to `db` (later keywords win in libpq), quoted for libpq.
 std::string ConninfoWithDbname(const std::string& conninfo, const std::string& db);
 
+// Credentials for a PostgreSQL client program (pg_dump, pg_dumpall, pg_restore): the
+// connection string without its password -- argv is visible to every user in `ps` -- and,
+// when it had one, a temporary passfile (0600, in $TMPDIR) that env() names with PGPASSFILE
+// and that is removed when this object goes (or the process is stopped by a signal).
+class ChildCredentials {
+ public:
+  explicit ChildCredentials(const std::string& conninfo);
+  ~ChildCredentials();
+  ChildCredentials(const ChildCredentials&) = delete;
+  ChildCredentials& operator=(const ChildCredentials&) = delete;
+  const std::string& conninfo() const { return conninfo_; }
+  std::vector<std::string> env() const;
+
+ private:
+  std::string conninfo_;
+  std::string passfile_;
+  int cleanup_id_ = 0;
+};
+
 class Connection {
  public:
   // Connects; throws PgError with libpq's message (password redacted) and a hint.

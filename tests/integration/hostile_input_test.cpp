@@ -3,8 +3,10 @@
 // backup does not have; a manifest cannot choose where a restore writes; backups that carry
 // their WAL restore with --delta.
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -157,6 +159,53 @@ TEST_F(HostileInput, AManifestMissingAFieldIsAClearErrorOfThatBackup) {
   RunResult older = Cli({"restore", "--pgdata", dir_ / "older", "--target", "immediate"});
   EXPECT_EQ(older.exit_code, 0) << older.err;
   EXPECT_NE(older.out.find("backup " + Label(b1)), std::string::npos) << older.out;
+}
+
+// The PostgreSQL password never appears in the process list: pg_dump and pg_dumpall get it
+// in a temporary passfile (issue 14, item 8). The list is sampled while the backup runs.
+TEST_F(HostileInput, ALogicalBackupNeverShowsThePasswordInPs) {
+  const std::string secret = "Pr0cessL1st-Secret";
+  Query("CREATE ROLE dumper LOGIN SUPERUSER PASSWORD '" + secret + "'");
+  Query("CREATE TABLE big AS SELECT g, md5(g::text) FROM generate_series(1, 300000) g");
+  std::string conninfo = "host=127.0.0.1 port=" + std::to_string(cluster_->port()) +
+                         " user=dumper password=" + secret + " dbname=postgres";
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    ::setenv("GRAVL_DR_PG_CONNINFO", conninfo.c_str(), 1);
+    std::vector<std::string> argv = {
+        test::GravlBinary(), "--config", config_, "backup", "--type", "logical"};
+    std::vector<char*> args;
+    for (auto& a : argv) args.push_back(a.data());
+    args.push_back(nullptr);
+    int null = ::open("/dev/null", O_WRONLY);
+    ::dup2(null, 1);
+    ::dup2(null, 2);
+    ::execv(args[0], args.data());
+    ::_exit(127);
+  }
+  int samples_with_pg_dump = 0, leaks = 0, status = 0;
+  std::string leaked;
+  while (::waitpid(pid, &status, WNOHANG) == 0) {
+    for (const auto& e : fs::directory_iterator("/proc")) {
+      std::string cmdline = test::ReadFileOrEmpty(e.path() / "cmdline");
+      for (auto& c : cmdline) {
+        if (c == '\0') c = ' ';
+      }
+      if (cmdline.find("pg_dump") != std::string::npos) ++samples_with_pg_dump;
+      if (cmdline.find(secret) != std::string::npos) {
+        ++leaks;
+        leaked = cmdline;
+      }
+    }
+  }
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  EXPECT_GT(samples_with_pg_dump, 0) << "the sampling never saw pg_dump running";
+  EXPECT_EQ(leaks, 0) << leaked;
+  for (const auto& e :
+       fs::directory_iterator(std::getenv("TMPDIR") ? std::getenv("TMPDIR") : "/tmp")) {
+    EXPECT_EQ(e.path().filename().string().find("gravl-dr-pgpass-"), std::string::npos)
+        << e.path() << " left behind";
+  }
 }
 
 // A backup that carries its WAL (no gravl-dr archiving) restores over itself with --delta;

@@ -74,4 +74,12 @@ std::uint64_t PeakRssBytes() {
   return static_cast<std::uint64_t>(ru.ru_maxrss) * 1024;
 }
 
+std::string ReadFileOrEmpty(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return "";
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
 }  // namespace gravl::test

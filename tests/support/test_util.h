@@ -41,6 +41,8 @@ class GeneratedSource final : public io::Source {
 
 void WriteFile(const std::string& path, const std::string& content);
 std::string ReadFile(const std::string& path);
+// The same, but "" when the file cannot be read (a process gone from /proc).
+std::string ReadFileOrEmpty(const std::string& path);
 
 // Peak resident set size of this process so far, in bytes.
 std::uint64_t PeakRssBytes();
