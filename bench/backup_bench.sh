@@ -13,11 +13,15 @@
 # Every step runs ROUNDS (default 3) times; the figures are medians. After the backups and
 # restores, each tool verifies its whole repository once (gravl-dr verify, pgbackrest verify).
 #
+# CACHE=warm keeps the page cache between runs (a busy server's normal state: the data is in
+# memory) instead of dropping it before every run (CACHE=cold, the default); the data
+# directory is read once beforehand so the first run is warm too.
+#
 # TABLES=N adds N small tables (one row, a primary key: four files each) for the many-files
 # case, e.g. TABLES=50000 (about 200,000 files): memory must stay bounded whatever the number
 # of files.
 #
-# Usage: [ROUNDS=3] [TABLES=0] [CONNECT=socket|tcp] bench/backup_bench.sh [SCALE=100] [RANDOM_MB=500]  (as root or postgres)
+# Usage: [ROUNDS=3] [TABLES=0] [CONNECT=socket|tcp] [CACHE=cold|warm] bench/backup_bench.sh [SCALE=100] [RANDOM_MB=500]  (as root or postgres)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SCALE=${1:-100}
@@ -104,9 +108,11 @@ as_pg pgbackrest --config="$WORK/pgbackrest.conf" --stanza=bench stanza-create >
 ROUNDS=${ROUNDS:-3}
 TOOLS=(gravl pgbackrest pg_basebackup)
 declare -A WALLS CPUS RSSS SIZE
-measure() {  # name cmd...: runs as postgres under /usr/bin/time, caches dropped
+CACHE=${CACHE:-cold}
+measure() {  # name cmd...: runs as postgres under /usr/bin/time, caches dropped unless warm
   local name=$1; shift
-  sync; sleep 1; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true
+  sync; sleep 1
+  [ "$CACHE" = warm ] || echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true
   as_pg /usr/bin/time -f "%e %U %S %M" -o "$WORK/time-$name" "$@" >/dev/null 2>"$WORK/err-$name" || {
     echo "$name failed:"; cat "$WORK/err-$name"; exit 1; }
   read -r wall user sys rss < "$WORK/time-$name"
@@ -136,6 +142,10 @@ restore() {
   esac
 }
 
+if [ "$CACHE" = warm ]; then
+  echo "== warming the page cache with the data directory" >&2
+  find "$PGDATA" -type f -exec cat {} + > /dev/null
+fi
 for ((round = 0; round < ROUNDS; round++)); do
   echo "== backups, round $((round + 1)) of $ROUNDS" >&2
   for i in 0 1 2; do backup "${TOOLS[$(((i + round) % 3))]}"; done
@@ -150,6 +160,9 @@ for ((round = 0; round < ROUNDS; round++)); do
   for i in 0 1 2; do restore "${TOOLS[$(((i + round) % 3))]}"; done
 done
 echo "== verify (whole repositories: $ROUNDS backups each, and the WAL)" >&2
+if [ "$CACHE" = warm ]; then  # both repositories in memory (gravl-dr writes bypass the cache)
+  find "$WORK/repo-gravl" "$WORK/repo-pgbr" -type f -exec cat {} + > /dev/null
+fi
 measure verify-gravl env GRAVL_DR_CONFIG="$WORK/gravl.yaml" "$BIN" verify
 measure verify-pgbackrest pgbackrest --config="$WORK/pgbackrest.conf" --stanza=bench verify
 declare -A WALL CPU RSS
@@ -163,8 +176,8 @@ as_pg env GRAVL_DR_CONFIG="$WORK/gravl.yaml" "$BIN" test-restore --target immedi
 drill() { python3 -c "import json,sys; d=json.load(open('$WORK/drill.json')); print(d$1)"; }
 
 mb() { echo "$1 / 1048576" | bc; }
-printf '\ndatabase: %s MB, %s files (pgbench scale %s + %s MB incompressible + %s tables), %s cores; medians of %s runs\n\n' \
-  "$(mb "$DBSIZE")" "$FILES" "$SCALE" "$RANDOM_MB" "$TABLES" "$(nproc)" "$ROUNDS"
+printf '\ndatabase: %s MB, %s files (pgbench scale %s + %s MB incompressible + %s tables), %s cores; %s cache, %s; medians of %s runs\n\n' \
+  "$(mb "$DBSIZE")" "$FILES" "$SCALE" "$RANDOM_MB" "$TABLES" "$(nproc)" "$CACHE" "${CONNECT:-socket}" "$ROUNDS"
 printf '%-22s %9s %9s %10s %12s\n' step "wall s" "cpu s" "peak MB" "repo MB"
 for t in gravl pgbackrest pg_basebackup; do
   printf '%-22s %9s %9.1f %10s %12s\n' "backup $t" "${WALL[backup-$t]}" "${CPU[backup-$t]}" "${RSS[backup-$t]}" "$(mb "${SIZE[$t]}")"
@@ -183,14 +196,15 @@ echo
 echo "backup wall  gravl/pg_basebackup: $(r "${WALL[backup-gravl]}" "${WALL[backup-pg_basebackup]}")  (target <= 1.3)"
 echo "backup wall  gravl/pgbackrest:    $(r "${WALL[backup-gravl]}" "${WALL[backup-pgbackrest]}")  (target <= 0.5)"
 echo "restore wall gravl/pgbackrest:    $(r "${WALL[restore-gravl]}" "${WALL[restore-pgbackrest]}")  (target <= 0.8)"
+echo "verify wall  gravl/pgbackrest:    $(r "${WALL[verify-gravl]}" "${WALL[verify-pgbackrest]}")  (target <= 1.0)"
 echo "repo size    gravl/pgbackrest:    $(r "${SIZE[gravl]}" "${SIZE[pgbackrest]}")  (target <= 1.0)"
 echo "peak memory  gravl backup/restore/verify: ${RSS[backup-gravl]} / ${RSS[restore-gravl]} / ${RSS[verify-gravl]} MB  (target <= 256)"
 
 mkdir -p bench/results
 out="bench/results/backup-$(date -u +%Y%m%dT%H%M%SZ).json"
 {
-  printf '{"connect": "%s", "scale": %s, "random_mb": %s, "tables": %s, "files": %s, "db_bytes": %s, "nproc": %s, "rounds": %s, "results": {' \
-    "${CONNECT:-socket}" "$SCALE" "$RANDOM_MB" "$TABLES" "$FILES" "$DBSIZE" "$(nproc)" "$ROUNDS"
+  printf '{"cache": "%s", "connect": "%s", "scale": %s, "random_mb": %s, "tables": %s, "files": %s, "db_bytes": %s, "nproc": %s, "rounds": %s, "results": {' \
+    "$CACHE" "${CONNECT:-socket}" "$SCALE" "$RANDOM_MB" "$TABLES" "$FILES" "$DBSIZE" "$(nproc)" "$ROUNDS"
   sep=""
   for k in "${!WALL[@]}"; do
     printf '%s"%s": {"wall_s": %s, "cpu_s": %s, "peak_rss_mb": %s, "runs_wall_s": [%s]}' "$sep" "$k" \

@@ -242,6 +242,9 @@ int main(int argc, char** argv) {
       "Re-read and check every object of the backups and the WAL archive (SHA-256, "
       "decryption, completeness, WAL continuity) and report each backup's recoverable window");
   verify->add_option("--set", verify_options.set, "only this backup (label)");
+  verify->add_flag("--full", verify_options.full,
+                   "also decrypt and decompress every object and check every file's content "
+                   "(XXH128); by default the SHA-256 of every object's stored bytes is checked");
   verify->callback([&] { result = gravl::commands::Verify(MakeContext(g), verify_options); });
 
   gravl::commands::TestRestoreOptions drill_options;

@@ -326,6 +326,9 @@ class BackupWriter final : public pg::BaseBackupReceiver, public pg::TarHandler 
 void WaitForWal(repo::Repository& repo, TimelineId tli, const WalSegment& first,
                 const WalSegment& last, std::uint64_t seg_size, int timeout_s) {
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
+  // The stop segment is usually archived within milliseconds of the switch: look again soon,
+  // then less and less often.
+  auto pause = std::chrono::milliseconds(10);
   std::uint64_t next = first.segno;
   while (next <= last.segno) {
     std::string name = WalSegment{tli, next}.Name(seg_size);
@@ -340,7 +343,8 @@ void WaitForWal(repo::Repository& repo, TimelineId tli, const WalSegment& first,
                          "s; check archiving with 'gravl-dr check' (the backup is not "
                          "complete and is not listed)");
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    std::this_thread::sleep_for(pause);
+    pause = std::min(pause * 2, std::chrono::milliseconds(200));
   }
 }
 
@@ -424,13 +428,13 @@ int Backup(const Context& ctx, const BackupOptions& options) {
   }
   auto lock = repo::StanzaLock::Acquire(repo.storage(), repo.stanza(), "backup", "backup");
 
-  // Folders of interrupted backups (no manifest) are removed: nothing refers to them; so are
-  // temporary files of writers killed mid-write (archive-push, an earlier backup).
+  // Folders of interrupted backups (no manifest) are removed: nothing refers to them (with
+  // any temporary files in them); so are temporary files that killed archive-pushes left.
   for (const auto& old : repo::ListIncompleteBackups(repo)) {
     spdlog::info("removing interrupted backup {}", old);
     repo.storage().DeletePrefix(repo::BackupObjectPrefix(repo.stanza(), old));
   }
-  repo.StaleTemporaries("", true);
+  repo.StaleTemporaries("wal", true);
   if (repo.storage().Stat(repo::ManifestKey(repo.stanza(), label))) {
     throw ConflictError("a backup labelled " + label + " already exists; try again in a second");
   }
@@ -464,7 +468,11 @@ int Backup(const Context& ctx, const BackupOptions& options) {
   // streaming); a backup whose server cannot answer is still a backup, without it.
   std::optional<std::uint64_t> next_xid;
   try {
-    next_xid = pg::NextTransactionId(*pg::Connection::Open(ctx.config.pg_conninfo));
+    next_xid = pg::NextTransactionId(*sql);
+  } catch (const PgError&) {
+  }
+  try {
+    if (!next_xid) next_xid = pg::NextTransactionId(*pg::Connection::Open(ctx.config.pg_conninfo));
   } catch (const PgError& e) {
     spdlog::warn(
         "cannot record the next transaction id ({}): restores to an xid will need "

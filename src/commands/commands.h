@@ -75,7 +75,8 @@ struct RestoreResult {
 // With `result`, nothing is printed and the outcome is returned there (used by drills).
 int Restore(const Context& ctx, const RestoreOptions& options, RestoreResult* result = nullptr);
 struct VerifyOptions {
-  std::string set;  // one backup; empty: all
+  std::string set;    // one backup; empty: all
+  bool full = false;  // also decode every object and check every file's content
 };
 int Verify(const Context& ctx, const VerifyOptions& options);
 

@@ -101,4 +101,24 @@ void ReadObject(storage::Storage& storage, const std::string& key, const ObjectF
   }
 }
 
+void CheckStoredObject(storage::Storage& storage, const std::string& key,
+                       const Expected& expected) {
+  std::string what = storage.Describe() + "/" + key;
+  if (expected.sha256.empty() || !expected.stored_size) {
+    throw IntegrityError(what + ": the manifest records no SHA-256 and size of its stored bytes");
+  }
+  io::NullSink discard;
+  io::FilterChain chain(discard);
+  chain.Prepend<SizeCheckSink>(*expected.stored_size, what + " (stored bytes)");
+  chain.Prepend<io::VerifySink>(expected.sha256, what);
+  auto in = storage.Get(key);
+  try {
+    io::Pump(*in, chain.head());
+  } catch (const IntegrityError& e) {
+    std::string msg = e.what();
+    if (msg.find(what) == std::string::npos) msg = what + ": " + msg;
+    throw IntegrityError(msg);
+  }
+}
+
 }  // namespace gravl::repo

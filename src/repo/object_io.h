@@ -75,4 +75,11 @@ struct Expected {
 void ReadObject(storage::Storage& storage, const std::string& key, const ObjectFormat& format,
                 const Expected& expected, io::Sink& destination);
 
+// For objects whose SHA-256 covers their stored bytes (backups of manifest format 3): reads
+// the object and checks that SHA-256 and the stored size, without decrypting or
+// decompressing -- what proves the stored bytes are those written (verify's default; the
+// content itself is checked by restores, drills and verify --full). Throws like ReadObject.
+void CheckStoredObject(storage::Storage& storage, const std::string& key,
+                       const Expected& expected);
+
 }  // namespace gravl::repo
