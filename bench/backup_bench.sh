@@ -116,7 +116,7 @@ measure() {  # name cmd...: runs as postgres under /usr/bin/time, caches dropped
   as_pg /usr/bin/time -f "%e %U %S %M" -o "$WORK/time-$name" "$@" >/dev/null 2>"$WORK/err-$name" || {
     echo "$name failed:"; cat "$WORK/err-$name"; exit 1; }
   read -r wall user sys rss < "$WORK/time-$name"
-  WALLS[$name]+="$wall "; CPUS[$name]+="$(echo "$user + $sys" | bc -l) "; RSSS[$name]+="$((rss / 1024)) "
+  WALLS[$name]+="$wall "; CPUS[$name]+="$(echo "$user + $sys" | bc -l | awk '{printf "%.2f", $1}') "; RSSS[$name]+="$((rss / 1024)) "
 }
 median() { printf '%s\n' $1 | sort -n | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
 backup() {
