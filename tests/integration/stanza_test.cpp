@@ -110,6 +110,23 @@ TEST_F(StanzaIntegration, EncryptedStanzaNeedsTheRightPassphrase) {
             "aes-256-gcm");
 }
 
+// A passphrase configured for a stanza that is not encrypted is a configuration error in
+// info as in every other command (it would otherwise be silently ignored there); info still
+// shows what it can and prints the error on stderr too.
+TEST_F(StanzaIntegration, InfoRefusesAPassphraseForAnUnencryptedStanza) {
+  ASSERT_EQ(test::Cli({"stanza-create"}, Env(*cluster_a_)).exit_code, 0);
+  std::string pass = dir_ / "pass";
+  test::WriteFile(pass, "not-needed\n");
+  auto env = Env(*cluster_a_);
+  env.push_back("GRAVL_DR_ENCRYPTION_PASSPHRASE_FILE=" + pass);
+  RunResult r = test::Cli({"info"}, env);
+  EXPECT_EQ(r.exit_code, 3) << r.out << r.err;
+  EXPECT_NE(r.out.find("is not encrypted, but a passphrase is configured"), std::string::npos)
+      << r.out;
+  EXPECT_NE(r.err.find("gravl-dr: error: "), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("is not encrypted"), std::string::npos) << r.err;
+}
+
 TEST_F(StanzaIntegration, EveryConfiguredRepositoryGetsTheStanza) {
   std::string cfg = dir_ / "gravl-dr.yaml";
   test::WriteFile(cfg, "pg:\n  conninfo: \"" + cluster_a_->conninfo() +
