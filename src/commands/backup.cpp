@@ -351,7 +351,6 @@ void WaitForWal(repo::Repository& repo, TimelineId tli, const WalSegment& first,
 // Row counts of every user table in every database, for restore drills: exact for tables
 // under kExactCountLimit rows (by the planner's estimate), estimated above that.
 constexpr double kExactCountLimit = 2e6;
-constexpr std::size_t kCountBatch = 500;
 
 // Plain records while the backup runs (a JSON tree of 50,000 tables is 20 MB); they become
 // JSON when the manifest is built, after the file list's memory is given back.
@@ -363,37 +362,25 @@ struct TableCount {
 
 std::vector<TableCount> TableCounts(const std::string& conninfo, pg::Connection& sql) {
   std::vector<TableCount> tables;
-  for (const auto& db : sql.Query("SELECT datname FROM pg_database WHERE datallowconn AND NOT "
-                                  "datistemplate ORDER BY datname")) {
-    auto conn = pg::Connection::Open(pg::ConninfoWithDbname(conninfo, db[0]));
-    auto rows = conn->Query(
-        "SELECT n.nspname, c.relname, c.reltuples::bigint, "
-        "format('%I.%I', n.nspname, c.relname) FROM pg_class c JOIN pg_namespace n ON "
-        "n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p') AND c.relpersistence = 'p' AND "
-        "n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE "
-        "'pg_toast%' ORDER BY 1, 2");
-    std::vector<std::uint64_t> counts(rows.size());
-    std::vector<std::size_t> exact;  // tables counted exactly
-    for (std::size_t i = 0; i < rows.size(); ++i) {
-      double estimate = std::stod(rows[i][2]);
-      counts[i] = estimate < 0 ? 0 : static_cast<std::uint64_t>(estimate);
-      if (estimate < kExactCountLimit) exact.push_back(i);
-    }
-    // Exact counts in batches of kCountBatch tables per query: a database with 50,000
-    // tables takes 100 round trips, not 50,000.
-    for (std::size_t start = 0; start < exact.size(); start += kCountBatch) {
-      std::string batch;
-      for (std::size_t k = start; k < std::min(exact.size(), start + kCountBatch); ++k) {
-        if (!batch.empty()) batch += " UNION ALL ";
-        batch += "SELECT " + std::to_string(exact[k]) + ", count(*) FROM ONLY " + rows[exact[k]][3];
+  for (const auto& db : pg::Databases(sql)) {
+    auto conn = pg::Connection::Open(pg::ConninfoWithDbname(conninfo, db));
+    std::vector<pg::UserTable> found = pg::UserTables(*conn);
+    std::vector<pg::RowCountRequest> exact;  // tables counted exactly
+    std::vector<std::size_t> exact_index;
+    for (std::size_t i = 0; i < found.size(); ++i) {
+      if (found[i].estimate < kExactCountLimit) {
+        exact.push_back({found[i].quoted, false});
+        exact_index.push_back(i);
       }
-      for (const auto& r : conn->Query(batch)) counts[std::stoull(r[0])] = std::stoull(r[1]);
     }
+    std::vector<std::uint64_t> counts = pg::CountRows(*conn, exact);
     std::size_t next_exact = 0;
-    for (std::size_t i = 0; i < rows.size(); ++i) {
-      bool is_exact = next_exact < exact.size() && exact[next_exact] == i;
-      if (is_exact) ++next_exact;
-      tables.push_back({db[0], rows[i][0], rows[i][1], counts[i], is_exact});
+    for (std::size_t i = 0; i < found.size(); ++i) {
+      bool is_exact = next_exact < exact_index.size() && exact_index[next_exact] == i;
+      std::uint64_t rows = is_exact                ? counts[next_exact++]
+                           : found[i].estimate < 0 ? 0
+                                                   : static_cast<std::uint64_t>(found[i].estimate);
+      tables.push_back({db, found[i].schema, found[i].table, rows, is_exact});
     }
   }
   return tables;
@@ -411,10 +398,9 @@ int Backup(const Context& ctx, const BackupOptions& options) {
   const repo::StanzaInfo& stanza = repo.Stanza();
   auto& sql = target.sql;
   const pg::ClusterIdentity& id = target.id;
-  std::string archive_mode = sql->QueryValue("SHOW archive_mode").value_or("off");
-  std::string archive_command = sql->QueryValue("SHOW archive_command").value_or("");
-  bool archived = !id.in_recovery && archive_mode != "off" &&
-                  archive_command.find("archive-push") != std::string::npos;
+  pg::ArchiveSettings settings = pg::GetArchiveSettings(*sql);
+  bool archived = !id.in_recovery && settings.archive_mode != "off" &&
+                  settings.archive_command.find("archive-push") != std::string::npos;
   // Without gravl-dr archiving (or from a standby, which cannot switch WAL), the backup
   // carries the WAL it needs itself, so it restores to a consistent state on its own.
   bool include_wal = !archived;
@@ -451,10 +437,7 @@ int Backup(const Context& ctx, const BackupOptions& options) {
   });
   // Tablespace names, for restores that put tablespaces elsewhere (--tablespace-map NAME=DIR):
   // asked now, as this connection may not survive hours of streaming.
-  std::map<std::string, std::string> tablespace_names;  // by OID
-  for (const auto& row : sql->Query("SELECT oid::text, spcname FROM pg_tablespace")) {
-    tablespace_names[row[0]] = row[1];
-  }
+  std::map<std::string, std::string> tablespace_names = pg::TablespaceNames(*sql);  // by OID
   Progress progress(ctx.output == OutputFormat::kText);
   BackupWriter writer(repo, label, ctx.config, progress);
   auto replication = pg::Connection::Open(ctx.config.pg_conninfo, true);

@@ -14,6 +14,7 @@
 #include "common/time_util.h"
 #include "pg/connection.h"
 #include "pg/instance.h"
+#include "pg/queries.h"
 #include "repo/layout.h"
 #include "repo/lock.h"
 #include "repo/manifest.h"
@@ -50,14 +51,12 @@ int LogicalBackup(const Context& ctx, const BackupOptions& options) {
   const pg::ClusterIdentity& id = target.id;
   std::vector<std::string> databases = options.databases;
   if (databases.empty()) {
-    for (const auto& row : sql->Query("SELECT datname FROM pg_database WHERE datallowconn AND "
-                                      "NOT datistemplate ORDER BY datname")) {
-      databases.push_back(row[0]);
-    }
+    databases = pg::Databases(*sql);
   } else {
     for (const auto& db : databases) {
-      auto rows = sql->Query("SELECT 1 FROM pg_database WHERE datname = " + sql->Literal(db));
-      if (rows.empty()) throw NotFoundError("database '" + db + "' does not exist on the server");
+      if (!pg::DatabaseExists(*sql, db)) {
+        throw NotFoundError("database '" + db + "' does not exist on the server");
+      }
     }
   }
   auto now = std::chrono::system_clock::now();

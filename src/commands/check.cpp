@@ -14,6 +14,7 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "pg/connection.h"
+#include "pg/queries.h"
 #include "repo/wal.h"
 #include "storage/posix.h"
 
@@ -37,12 +38,7 @@ int Check(const Context& ctx) {
 
   auto conn = pg::Connection::Open(ctx.config.pg_conninfo);
   pg::ClusterIdentity id = conn->Identify();
-  std::map<std::string, std::string> settings;
-  for (const auto& row :
-       conn->Query("SELECT name, setting FROM pg_settings WHERE name IN "
-                   "('wal_level', 'archive_mode', 'archive_command', 'max_wal_senders')")) {
-    settings[row[0]] = row[1];
-  }
+  pg::ArchiveSettings settings = pg::GetArchiveSettings(*conn);
 
   // Repositories: the stanza exists for this cluster, the passphrase fits.
   auto repos = ctx.OpenRepos();
@@ -86,23 +82,23 @@ int Check(const Context& ctx) {
         ExitCode::kStorage);
   }
 
-  const std::string& wal_level = settings["wal_level"];
+  const std::string& wal_level = settings.wal_level;
   add("wal_level", wal_level == "replica" || wal_level == "logical",
       "wal_level = " + wal_level +
           (wal_level == "minimal" ? ": set wal_level = replica and restart" : ""));
-  const std::string& mode = settings["archive_mode"];
+  const std::string& mode = settings.archive_mode;
   bool mode_ok = mode == "always" || (mode == "on" && !id.in_recovery);
   add("archive_mode", mode_ok,
       "archive_mode = " + mode +
           (mode_ok          ? ""
            : id.in_recovery ? ": a standby archives only with archive_mode = always"
                             : ": set archive_mode = on and restart"));
-  const std::string& command = settings["archive_command"];
+  const std::string& command = settings.archive_command;
   bool command_ok = command.find("archive-push") != std::string::npos;
   add("archive_command", command_ok,
       "archive_command = '" + command + "'" +
           (command_ok ? "" : ": set archive_command = 'gravl-dr archive-push %p'"));
-  int senders = std::atoi(settings["max_wal_senders"].c_str());
+  int senders = settings.max_wal_senders;
   add("max_wal_senders", senders > 0,
       "max_wal_senders = " + std::to_string(senders) +
           (senders > 0 ? "" : ": base backups need at least 1 (2 or more recommended)"));
@@ -111,8 +107,8 @@ int Check(const Context& ctx) {
   if (ready && id.in_recovery) {
     add("wal switch", true, "skipped: the server is a standby (it cannot switch WAL)");
   } else if (ready && !ctx.dry_run) {
-    conn->Exec("SELECT pg_create_restore_point('gravl-dr check')");
-    std::string segment = *conn->QueryValue("SELECT pg_walfile_name(pg_switch_wal())");
+    pg::CreateRestorePoint(*conn, "gravl-dr check");
+    std::string segment = pg::SwitchWal(*conn);
     auto file = repo::ParseWalFileName(segment);
     spdlog::info("switched WAL; waiting up to {}s for {} in every repository",
                  ctx.config.archive_timeout, segment);
@@ -139,12 +135,11 @@ int Check(const Context& ctx) {
       std::string names;
       for (const auto& m : missing) names += (names.empty() ? "" : ", ") + m;
       std::string failure;
-      auto rows = conn->Query(
-          "SELECT coalesce(last_failed_wal, ''), coalesce(last_failed_time::text, ''), "
-          "failed_count FROM pg_stat_archiver");
-      if (!rows.empty() && !rows[0][0].empty()) {
-        failure = "; pg_stat_archiver: " + rows[0][2] + " failures, last " + rows[0][0] + " at " +
-                  rows[0][1] + " (see the server log)";
+      pg::ArchiverStatus archiver = pg::GetArchiverStatus(*conn);
+      if (!archiver.last_failed_wal.empty()) {
+        failure = "; pg_stat_archiver: " + std::to_string(archiver.failed_count) +
+                  " failures, last " + archiver.last_failed_wal + " at " +
+                  archiver.last_failed_time + " (see the server log)";
       }
       add("wal archived", false,
           segment + " did not reach " + names + " within " +

@@ -50,20 +50,8 @@ struct DrillCheckResult {
   nlohmann::json notes = nlohmann::json::array();  // information, not failures
 };
 
-std::vector<std::string> Databases(pg::Connection& conn) {
-  std::vector<std::string> out;
-  for (const auto& r : conn.Query("SELECT datname FROM pg_database WHERE datallowconn AND NOT "
-                                  "datistemplate ORDER BY 1")) {
-    out.push_back(r[0]);
-  }
-  return out;
-}
-
 // Per database: which recorded tables exist (one catalog query), then their rows in batches
-// of kCountBatch tables per query -- a database with 50,000 tables takes 100 round trips, not
-// 150,000. Tables the backup counted exactly are counted again; for the others (estimated at
-// backup time, millions of rows) only whether they still have any row is asked.
-constexpr std::size_t kCountBatch = 500;
+// (pg::CountRows) -- a database with 50,000 tables takes 100 round trips, not 150,000.
 
 // A recorded table and what the restored server holds of it.
 struct CountedTable {
@@ -80,32 +68,22 @@ std::vector<CountedTable> CountTables(const pg::Instance& pg, const nlohmann::js
   for (const auto& t : manifest["tables"]) by_database[t["database"]].push_back(&t);
   for (const auto& [db, tables] : by_database) {
     auto conn = pg::Connection::Open(pg.conninfo(db));
-    std::map<std::pair<std::string, std::string>, std::string> existing;  // -> quoted name
-    for (const auto& r : conn->Query("SELECT n.nspname, c.relname, format('%I.%I', n.nspname, "
-                                     "c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = "
-                                     "c.relnamespace WHERE c.relkind IN ('r', 'p')")) {
-      existing[{r[0], r[1]}] = r[2];
-    }
-    std::vector<std::pair<std::size_t, std::string>> present;  // index in out, quoted name
+    auto existing = pg::ExistingTables(*conn);
+    std::vector<pg::RowCountRequest> requests;
+    std::vector<std::size_t> index;  // into out
     for (const auto* t : tables) {
       out.push_back({t, db, false, 0});
       auto it =
           existing.find({(*t)["schema"].get<std::string>(), (*t)["table"].get<std::string>()});
       if (it == existing.end()) continue;
       out.back().present = true;
-      present.emplace_back(out.size() - 1, it->second);
+      // Tables counted exactly at backup time are counted again; for the others (estimated,
+      // millions of rows) only whether they have any row is asked.
+      requests.push_back({it->second, !t->value("exact", true)});
+      index.push_back(out.size() - 1);
     }
-    for (std::size_t start = 0; start < present.size(); start += kCountBatch) {
-      std::string batch;
-      for (std::size_t k = start; k < std::min(present.size(), start + kCountBatch); ++k) {
-        if (!batch.empty()) batch += " UNION ALL ";
-        bool exact = out[present[k].first].recorded->value("exact", true);
-        batch += "SELECT " + std::to_string(present[k].first) + ", count(*) FROM " +
-                 (exact ? "ONLY " + present[k].second
-                        : "(SELECT 1 FROM ONLY " + present[k].second + " LIMIT 1) any_row");
-      }
-      for (const auto& r : conn->Query(batch)) out[std::stoull(r[0])].rows = std::stoull(r[1]);
-    }
+    std::vector<std::uint64_t> counts = pg::CountRows(*conn, requests);
+    for (std::size_t k = 0; k < index.size(); ++k) out[index[k]].rows = counts[k];
   }
   return out;
 }
@@ -183,53 +161,18 @@ DrillCheckResult ChangesAfterBackup(const std::vector<CountedTable>& at_consiste
   return c;
 }
 
-std::vector<std::string> Split(const std::string& s, char sep) {
-  std::vector<std::string> out;
-  std::string cur;
-  for (char ch : s) {
-    if (ch == sep) {
-      out.push_back(cur);
-      cur.clear();
-    } else {
-      cur += ch;
-    }
-  }
-  out.push_back(cur);
-  return out;
-}
-
 DrillCheckResult ForeignKeys(const pg::Instance& pg, const std::vector<std::string>& dbs) {
   DrillCheckResult c{"referential integrity", true, "", nlohmann::json::array()};
   std::size_t checked = 0;
   for (const auto& db : dbs) {
     auto conn = pg::Connection::Open(pg.conninfo(db));
-    auto fks = conn->Query(R"(
-      SELECT c.conname, format('%I.%I', cn.nspname, cl.relname), format('%I.%I', pn.nspname, pl.relname),
-        (SELECT string_agg(format('%I', a.attname), chr(31) ORDER BY k.ord)
-           FROM unnest(c.conkey) WITH ORDINALITY k(attnum, ord)
-           JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.attnum),
-        (SELECT string_agg(format('%I', a.attname), chr(31) ORDER BY k.ord)
-           FROM unnest(c.confkey) WITH ORDINALITY k(attnum, ord)
-           JOIN pg_attribute a ON a.attrelid = c.confrelid AND a.attnum = k.attnum)
-      FROM pg_constraint c
-      JOIN pg_class cl ON cl.oid = c.conrelid JOIN pg_namespace cn ON cn.oid = cl.relnamespace
-      JOIN pg_class pl ON pl.oid = c.confrelid JOIN pg_namespace pn ON pn.oid = pl.relnamespace
-      WHERE c.contype = 'f' AND cl.relkind = 'r')");
-    for (const auto& fk : fks) {
-      auto cols = Split(fk[3], '\x1f');
-      auto refs = Split(fk[4], '\x1f');
-      std::string not_null, match;
-      for (std::size_t i = 0; i < cols.size(); ++i) {
-        not_null += (i ? " AND " : "") + std::string("c.") + cols[i] + " IS NOT NULL";
-        match += (i ? " AND " : "") + std::string("p.") + refs[i] + " = c." + cols[i];
-      }
-      std::string orphans =
-          *conn->QueryValue("SELECT count(*) FROM ONLY " + fk[1] + " c WHERE " + not_null +
-                            " AND NOT EXISTS (SELECT 1 FROM " + fk[2] + " p WHERE " + match + ")");
+    for (const auto& fk : pg::ForeignKeys(*conn)) {
+      std::uint64_t orphans = pg::CountOrphans(*conn, fk);
       ++checked;
-      if (orphans != "0") {
-        c.failures.push_back(db + ": " + orphans + " row(s) of " + fk[1] + " violate foreign key " +
-                             fk[0] + " (no matching row in " + fk[2] + ")");
+      if (orphans != 0) {
+        c.failures.push_back(db + ": " + std::to_string(orphans) + " row(s) of " + fk.table +
+                             " violate foreign key " + fk.name + " (no matching row in " +
+                             fk.referenced + ")");
       }
     }
   }
@@ -238,27 +181,25 @@ DrillCheckResult ForeignKeys(const pg::Instance& pg, const std::vector<std::stri
   return c;
 }
 
-// Runs a check over `items` (rows of oid, name) kCheckBatch at a time: `batch(oids)` is one
-// query over all of them that returns a row when the whole batch is sound and fails (or
-// returns nothing) otherwise; only then is each item of that batch checked on its own by
-// `one`, which names what is wrong. A database with 100,000 indexes takes 500 round trips.
-constexpr std::size_t kCheckBatch = 200;
-
-void CheckInBatches(pg::Connection& conn, const std::vector<std::vector<std::string>>& items,
-                    const std::function<std::string(const std::string&)>& batch,
-                    const std::function<void(const std::vector<std::string>&)>& one) {
-  for (std::size_t start = 0; start < items.size(); start += kCheckBatch) {
-    std::size_t end = std::min(items.size(), start + kCheckBatch);
-    std::string oids;
-    for (std::size_t k = start; k < end; ++k) oids += (k == start ? "" : ",") + items[k][0];
+// Runs a check over `items` pg::kAmcheckBatch at a time: `batch` checks a whole batch in one
+// query and says whether it is sound (it may also throw); only when it is not is each item of
+// that batch checked on its own by `one`, which names what is wrong. A database with 100,000
+// indexes takes 500 round trips.
+void CheckInBatches(const std::vector<pg::Relation>& items,
+                    const std::function<bool(const std::vector<pg::Relation>&)>& batch,
+                    const std::function<void(const pg::Relation&)>& one) {
+  for (std::size_t start = 0; start < items.size(); start += pg::kAmcheckBatch) {
+    std::vector<pg::Relation> part(items.begin() + static_cast<std::ptrdiff_t>(start),
+                                   items.begin() + static_cast<std::ptrdiff_t>(std::min(
+                                                       items.size(), start + pg::kAmcheckBatch)));
     bool sound = false;
     try {
-      sound = !conn.Query(batch(oids)).empty();
+      sound = batch(part);
     } catch (const PgError&) {
       // Some item of the batch is damaged: each is checked on its own below.
     }
     if (sound) continue;
-    for (std::size_t k = start; k < end; ++k) one(items[k]);
+    for (const auto& item : part) one(item);
   }
 }
 
@@ -268,58 +209,39 @@ DrillCheckResult IndexesAndHeap(const pg::Instance& pg, const std::vector<std::s
   bool reindexed = false;
   for (const auto& db : dbs) {
     auto conn = pg::Connection::Open(pg.conninfo(db));
-    try {
-      conn->Exec("CREATE EXTENSION IF NOT EXISTS amcheck");
-    } catch (const PgError& e) {
+    if (!pg::EnsureAmcheck(*conn)) {
       // amcheck unavailable: REINDEX rebuilds every index, failing on unreadable data.
       try {
-        conn->Exec("REINDEX DATABASE " +
-                   *conn->QueryValue("SELECT quote_ident(current_database())"));
+        pg::ReindexDatabase(*conn);
         reindexed = true;
       } catch (const PgError& re) {
         c.failures.push_back(db + ": REINDEX failed: " + std::string(re.what()));
       }
       continue;
     }
-    auto indexes_here = conn->Query(
-        "SELECT c.oid, c.oid::regclass::text FROM pg_index i JOIN pg_class c ON c.oid = "
-        "i.indexrelid JOIN pg_am am ON am.oid = c.relam WHERE am.amname = 'btree' AND "
-        "c.relpersistence = 'p' AND i.indisvalid AND i.indisready ORDER BY 1");
+    auto indexes_here = pg::BtreeIndexes(*conn);
     indexes += indexes_here.size();
     CheckInBatches(
-        *conn, indexes_here,
-        [&](const std::string& oids) {
-          return "SELECT count(*) FROM unnest(ARRAY[" + oids +
-                 "]::oid[]) o, LATERAL bt_index_check(o, true)";
-        },
-        [&](const std::vector<std::string>& idx) {
+        indexes_here, [&](const auto& batch) { return pg::IndexesSound(*conn, batch); },
+        [&](const pg::Relation& idx) {
           try {
-            conn->Exec("SELECT bt_index_check(" + idx[0] + ", true)");
+            pg::CheckIndex(*conn, idx);
           } catch (const PgError& e) {
-            c.failures.push_back(db + ": index " + idx[1] + ": " + e.what());
+            c.failures.push_back(db + ": index " + idx.name + ": " + e.what());
           }
         });
-    auto tables_here = conn->Query(
-        "SELECT c.oid, c.oid::regclass::text FROM pg_class c WHERE c.relkind IN ('r', 'm') "
-        "AND c.relpersistence = 'p' ORDER BY 1");
+    auto tables_here = pg::HeapRelations(*conn);
     tables += tables_here.size();
     CheckInBatches(
-        *conn, tables_here,
-        [&](const std::string& oids) {
-          // Problems found are reported table by table below; a batch without any is done.
-          return "SELECT count(*) FROM unnest(ARRAY[" + oids +
-                 "]::oid[]) o, LATERAL (SELECT 1 FROM "
-                 "verify_heapam(o) LIMIT 1) v HAVING count(*) = 0";
-        },
-        [&](const std::vector<std::string>& rel) {
+        tables_here, [&](const auto& batch) { return pg::HeapsSound(*conn, batch); },
+        [&](const pg::Relation& rel) {
           try {
-            for (const auto& p : conn->Query("SELECT blkno, offnum, msg FROM verify_heapam(" +
-                                             rel[0] + ") LIMIT 3")) {
-              c.failures.push_back(db + ": table " + rel[1] + " block " + p[0] + " item " + p[1] +
-                                   ": " + p[2]);
+            for (const auto& p : pg::HeapProblems(*conn, rel)) {
+              c.failures.push_back(db + ": table " + rel.name + " block " + p.block + " item " +
+                                   p.offset + ": " + p.message);
             }
           } catch (const PgError& e) {
-            c.failures.push_back(db + ": table " + rel[1] + ": " + e.what());
+            c.failures.push_back(db + ": table " + rel.name + ": " + e.what());
           }
         });
   }
@@ -371,7 +293,7 @@ DrillCheckResult CustomChecks(const pg::Instance& pg, const std::vector<DrillChe
   for (const auto& chk : checks) {
     try {
       auto conn = pg::Connection::Open(pg.conninfo(chk.database));
-      auto v = conn->QueryValue(chk.sql);
+      auto v = pg::RunCustomCheck(*conn, chk.sql);
       if (v != "t") {
         c.failures.push_back(chk.name + ": returned " + (v ? "'" + *v + "'" : "no row") +
                              ", expected true");
@@ -496,7 +418,7 @@ int TestRestore(const Context& ctx, const TestRestoreOptions& options) {
 
     auto t_validate = Clock::now();
     auto conn = pg::Connection::Open(instance->conninfo());
-    std::vector<std::string> dbs = Databases(*conn);
+    std::vector<std::string> dbs = pg::Databases(*conn);
     checks.push_back(ChangesAfterBackup(at_consistency, CountTables(*instance, restored.manifest),
                                         restored.settings.target.Describe()));
     checks.push_back(ForeignKeys(*instance, dbs));

@@ -3,16 +3,103 @@
 #include "common/error.h"
 
 namespace gravl::pg {
+namespace {
+
+std::vector<std::string> Split(const std::string& s, char sep) {
+  std::vector<std::string> out;
+  std::string cur;
+  for (char ch : s) {
+    if (ch == sep) {
+      out.push_back(cur);
+      cur.clear();
+    } else {
+      cur += ch;
+    }
+  }
+  out.push_back(cur);
+  return out;
+}
+
+std::uint64_t ToU64(const std::string& text, const char* what) {
+  try {
+    std::size_t end = 0;
+    std::uint64_t v = std::stoull(text, &end);
+    if (end == text.size()) return v;
+  } catch (const std::exception&) {
+  }
+  throw PgError(std::string("the server returned '") + text + "' as " + what);
+}
+
+std::string OidList(const std::vector<Relation>& batch) {
+  std::string oids;
+  for (const auto& r : batch) oids += (oids.empty() ? "" : ",") + r.oid;
+  return oids;
+}
+
+}  // namespace
+
+ArchiveSettings GetArchiveSettings(Connection& conn) {
+  ArchiveSettings s;
+  for (const auto& row :
+       conn.Query("SELECT name, setting FROM pg_settings WHERE name IN "
+                  "('wal_level', 'archive_mode', 'archive_command', 'max_wal_senders')")) {
+    if (row[0] == "wal_level") s.wal_level = row[1];
+    if (row[0] == "archive_mode") s.archive_mode = row[1];
+    if (row[0] == "archive_command") s.archive_command = row[1];
+    if (row[0] == "max_wal_senders") s.max_wal_senders = std::atoi(row[1].c_str());
+  }
+  return s;
+}
+
+ArchiverStatus GetArchiverStatus(Connection& conn) {
+  ArchiverStatus s;
+  auto rows = conn.Query(
+      "SELECT coalesce(last_failed_wal, ''), coalesce(last_failed_time::text, ''), "
+      "failed_count FROM pg_stat_archiver");
+  if (!rows.empty()) {
+    s.last_failed_wal = rows[0][0];
+    s.last_failed_time = rows[0][1];
+    s.failed_count = ToU64(rows[0][2], "a failure count");
+  }
+  return s;
+}
+
+std::vector<std::string> Databases(Connection& conn) {
+  std::vector<std::string> out;
+  for (const auto& r : conn.Query("SELECT datname FROM pg_database WHERE datallowconn AND NOT "
+                                  "datistemplate ORDER BY datname")) {
+    out.push_back(r[0]);
+  }
+  return out;
+}
+
+bool DatabaseExists(Connection& conn, const std::string& name) {
+  return !conn.Query("SELECT 1 FROM pg_database WHERE datname = " + conn.Literal(name)).empty();
+}
+
+std::map<std::string, std::string> TablespaceNames(Connection& conn) {
+  std::map<std::string, std::string> out;
+  for (const auto& row : conn.Query("SELECT oid::text, spcname FROM pg_tablespace")) {
+    out[row[0]] = row[1];
+  }
+  return out;
+}
+
+void CreateRestorePoint(Connection& conn, const std::string& name) {
+  conn.Exec("SELECT pg_create_restore_point(" + conn.Literal(name) + ")");
+}
+
+std::string SwitchWal(Connection& conn) {
+  auto v = conn.QueryValue("SELECT pg_walfile_name(pg_switch_wal())");
+  if (!v) throw PgError("pg_switch_wal() returned nothing");
+  return *v;
+}
 
 std::uint64_t NextTransactionId(Connection& conn) {
   // txid_current_snapshot() exists in every supported version (pg_current_snapshot() from 13).
   auto v = conn.QueryValue("SELECT txid_snapshot_xmax(txid_current_snapshot())::text");
   if (!v) throw PgError("the server returned no transaction snapshot");
-  try {
-    return std::stoull(*v);
-  } catch (const std::exception&) {
-    throw PgError("the server returned '" + *v + "' as its next transaction id");
-  }
+  return ToU64(*v, "its next transaction id");
 }
 
 ReplayState GetReplayState(Connection& conn) {
@@ -25,8 +112,145 @@ ReplayState GetReplayState(Connection& conn) {
   s.in_recovery = rows[0][0] == "t";
   s.paused = rows[0][1] == "t";
   s.replayed = Lsn::Parse(rows[0][2]);
-  s.timeline = static_cast<TimelineId>(std::stoul(rows[0][3]));
+  s.timeline = static_cast<TimelineId>(ToU64(rows[0][3], "a timeline"));
   return s;
+}
+
+std::vector<UserTable> UserTables(Connection& conn) {
+  std::vector<UserTable> out;
+  for (const auto& r : conn.Query(
+           "SELECT n.nspname, c.relname, format('%I.%I', n.nspname, c.relname), "
+           "c.reltuples::float8 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+           "WHERE c.relkind IN ('r', 'p') AND c.relpersistence = 'p' AND n.nspname NOT IN "
+           "('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%' "
+           "ORDER BY 1, 2")) {
+    out.push_back({r[0], r[1], r[2], std::stod(r[3])});
+  }
+  return out;
+}
+
+std::map<std::pair<std::string, std::string>, std::string> ExistingTables(Connection& conn) {
+  std::map<std::pair<std::string, std::string>, std::string> out;
+  for (const auto& r : conn.Query("SELECT n.nspname, c.relname, format('%I.%I', n.nspname, "
+                                  "c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = "
+                                  "c.relnamespace WHERE c.relkind IN ('r', 'p')")) {
+    out[{r[0], r[1]}] = r[2];
+  }
+  return out;
+}
+
+std::vector<std::uint64_t> CountRows(Connection& conn, const std::vector<RowCountRequest>& tables) {
+  std::vector<std::uint64_t> counts(tables.size(), 0);
+  for (std::size_t start = 0; start < tables.size(); start += kRowCountBatch) {
+    std::string batch;
+    for (std::size_t k = start; k < std::min(tables.size(), start + kRowCountBatch); ++k) {
+      if (!batch.empty()) batch += " UNION ALL ";
+      batch += "SELECT " + std::to_string(k) + ", count(*) FROM " +
+               (tables[k].any_row ? "(SELECT 1 FROM ONLY " + tables[k].quoted + " LIMIT 1) any_row"
+                                  : "ONLY " + tables[k].quoted);
+    }
+    for (const auto& r : conn.Query(batch)) {
+      counts[ToU64(r[0], "a table index")] = ToU64(r[1], "a row count");
+    }
+  }
+  return counts;
+}
+
+std::vector<ForeignKey> ForeignKeys(Connection& conn) {
+  std::vector<ForeignKey> out;
+  for (const auto& fk : conn.Query(R"(
+      SELECT c.conname, format('%I.%I', cn.nspname, cl.relname), format('%I.%I', pn.nspname, pl.relname),
+        (SELECT string_agg(format('%I', a.attname), chr(31) ORDER BY k.ord)
+           FROM unnest(c.conkey) WITH ORDINALITY k(attnum, ord)
+           JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.attnum),
+        (SELECT string_agg(format('%I', a.attname), chr(31) ORDER BY k.ord)
+           FROM unnest(c.confkey) WITH ORDINALITY k(attnum, ord)
+           JOIN pg_attribute a ON a.attrelid = c.confrelid AND a.attnum = k.attnum)
+      FROM pg_constraint c
+      JOIN pg_class cl ON cl.oid = c.conrelid JOIN pg_namespace cn ON cn.oid = cl.relnamespace
+      JOIN pg_class pl ON pl.oid = c.confrelid JOIN pg_namespace pn ON pn.oid = pl.relnamespace
+      WHERE c.contype = 'f' AND cl.relkind = 'r')")) {
+    out.push_back({fk[0], fk[1], fk[2], Split(fk[3], '\x1f'), Split(fk[4], '\x1f')});
+  }
+  return out;
+}
+
+std::uint64_t CountOrphans(Connection& conn, const ForeignKey& key) {
+  std::string not_null, match;
+  for (std::size_t i = 0; i < key.columns.size() && i < key.referenced_columns.size(); ++i) {
+    not_null += (i ? " AND " : "") + std::string("c.") + key.columns[i] + " IS NOT NULL";
+    match += (i ? " AND " : "") + std::string("p.") + key.referenced_columns[i] + " = c." +
+             key.columns[i];
+  }
+  auto v = conn.QueryValue("SELECT count(*) FROM ONLY " + key.table + " c WHERE " + not_null +
+                           " AND NOT EXISTS (SELECT 1 FROM " + key.referenced + " p WHERE " +
+                           match + ")");
+  return ToU64(v.value_or("0"), "an orphan count");
+}
+
+bool EnsureAmcheck(Connection& conn) {
+  try {
+    conn.Exec("CREATE EXTENSION IF NOT EXISTS amcheck");
+    return true;
+  } catch (const PgError&) {
+    return false;
+  }
+}
+
+void ReindexDatabase(Connection& conn) {
+  conn.Exec("REINDEX DATABASE " + *conn.QueryValue("SELECT quote_ident(current_database())"));
+}
+
+std::vector<Relation> BtreeIndexes(Connection& conn) {
+  std::vector<Relation> out;
+  for (const auto& r :
+       conn.Query("SELECT c.oid, c.oid::regclass::text FROM pg_index i JOIN pg_class c ON c.oid = "
+                  "i.indexrelid JOIN pg_am am ON am.oid = c.relam WHERE am.amname = 'btree' AND "
+                  "c.relpersistence = 'p' AND i.indisvalid AND i.indisready ORDER BY 1")) {
+    out.push_back({r[0], r[1]});
+  }
+  return out;
+}
+
+std::vector<Relation> HeapRelations(Connection& conn) {
+  std::vector<Relation> out;
+  for (const auto& r :
+       conn.Query("SELECT c.oid, c.oid::regclass::text FROM pg_class c WHERE "
+                  "c.relkind IN ('r', 'm') AND c.relpersistence = 'p' ORDER BY 1")) {
+    out.push_back({r[0], r[1]});
+  }
+  return out;
+}
+
+bool IndexesSound(Connection& conn, const std::vector<Relation>& batch) {
+  return !conn.Query("SELECT count(*) FROM unnest(ARRAY[" + OidList(batch) +
+                     "]::oid[]) o, LATERAL bt_index_check(o, true)")
+              .empty();
+}
+
+void CheckIndex(Connection& conn, const Relation& index) {
+  conn.Exec("SELECT bt_index_check(" + index.oid + ", true)");
+}
+
+bool HeapsSound(Connection& conn, const std::vector<Relation>& batch) {
+  // A row only when no relation of the batch reports a problem.
+  return !conn.Query("SELECT count(*) FROM unnest(ARRAY[" + OidList(batch) +
+                     "]::oid[]) o, LATERAL (SELECT 1 FROM verify_heapam(o) LIMIT 1) v "
+                     "HAVING count(*) = 0")
+              .empty();
+}
+
+std::vector<HeapProblem> HeapProblems(Connection& conn, const Relation& relation, int limit) {
+  std::vector<HeapProblem> out;
+  for (const auto& p : conn.Query("SELECT blkno, offnum, msg FROM verify_heapam(" + relation.oid +
+                                  ") LIMIT " + std::to_string(limit))) {
+    out.push_back({p[0], p[1], p[2]});
+  }
+  return out;
+}
+
+std::optional<std::string> RunCustomCheck(Connection& conn, const std::string& sql) {
+  return conn.QueryValue(sql);
 }
 
 }  // namespace gravl::pg

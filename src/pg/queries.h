@@ -1,16 +1,49 @@
 #pragma once
-// Named PostgreSQL operations with typed results: each query gravl-dr sends lives here, not
-// as SQL text in a command (pgBackRest's db.h has the same rule: no general purpose query
-// function for callers). Every function throws PgError on a failed query.
+// Named PostgreSQL operations with typed results: every query gravl-dr sends lives here, not
+// as SQL text in a command (pgBackRest's db.h keeps the same rule: no general purpose query
+// function for callers). Each function throws PgError when its query fails; batched
+// operations say how many items go into one query. The one deliberate exception -- SQL the
+// operator configured for drills -- is RunCustomCheck, isolated at the end.
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "common/lsn.h"
 #include "pg/connection.h"
 
 namespace gravl::pg {
+
+// ---- the server and its settings ----
+
+struct ArchiveSettings {
+  std::string wal_level, archive_mode, archive_command;
+  int max_wal_senders = 0;
+};
+ArchiveSettings GetArchiveSettings(Connection& conn);
+
+struct ArchiverStatus {
+  std::string last_failed_wal;  // empty when nothing failed
+  std::string last_failed_time;
+  std::uint64_t failed_count = 0;
+};
+ArchiverStatus GetArchiverStatus(Connection& conn);
+
+// Databases that accept connections, templates excluded, by name.
+std::vector<std::string> Databases(Connection& conn);
+bool DatabaseExists(Connection& conn, const std::string& name);
+// Tablespace names by OID (as text).
+std::map<std::string, std::string> TablespaceNames(Connection& conn);
+
+// ---- WAL ----
+
+// pg_create_restore_point(name).
+void CreateRestorePoint(Connection& conn, const std::string& name);
+// pg_switch_wal(); returns the name of the segment it closed.
+std::string SwitchWal(Connection& conn);
 
 // The server's next transaction id (xid8, with epoch) as of now, without assigning one:
 // every transaction that starts later gets an id at least this large. Works on standbys.
@@ -23,5 +56,73 @@ struct ReplayState {
   TimelineId timeline = 0;  // of the latest checkpoint
 };
 ReplayState GetReplayState(Connection& conn);
+
+// ---- tables and row counts (recorded by backups, compared by drills) ----
+
+struct UserTable {
+  std::string schema, table;
+  std::string quoted;   // schema.table, quoted for SQL
+  double estimate = 0;  // the planner's row estimate (reltuples; -1: never analysed)
+};
+// Permanent ordinary and partitioned tables outside the system schemas, by schema and name.
+std::vector<UserTable> UserTables(Connection& conn);
+// Ordinary and partitioned tables of any schema: (schema, table) -> quoted name.
+std::map<std::pair<std::string, std::string>, std::string> ExistingTables(Connection& conn);
+
+struct RowCountRequest {
+  std::string quoted;    // the table, quoted
+  bool any_row = false;  // only whether it has a row (0 or 1): for tables of millions of rows
+};
+// count(*) of each table (ONLY the table itself, not its children), kRowCountBatch tables per
+// query: a database with 50,000 tables takes 100 round trips.
+inline constexpr std::size_t kRowCountBatch = 500;
+std::vector<std::uint64_t> CountRows(Connection& conn, const std::vector<RowCountRequest>& tables);
+
+// ---- referential integrity ----
+
+struct ForeignKey {
+  std::string name;
+  std::string table, referenced;                         // quoted
+  std::vector<std::string> columns, referenced_columns;  // quoted, in key order
+};
+// Foreign keys of ordinary tables.
+std::vector<ForeignKey> ForeignKeys(Connection& conn);
+// Rows of the referencing table (ONLY) with a complete key that has no referenced row.
+std::uint64_t CountOrphans(Connection& conn, const ForeignKey& key);
+
+// ---- amcheck ----
+
+// CREATE EXTENSION IF NOT EXISTS amcheck; false (and nothing thrown) when unavailable.
+bool EnsureAmcheck(Connection& conn);
+// REINDEX DATABASE of the connection's database (amcheck unavailable).
+void ReindexDatabase(Connection& conn);
+
+struct Relation {
+  std::string oid;
+  std::string name;  // as regclass text
+};
+// Valid, ready btree indexes of permanent relations.
+std::vector<Relation> BtreeIndexes(Connection& conn);
+// Permanent tables and materialized views.
+std::vector<Relation> HeapRelations(Connection& conn);
+// bt_index_check(heapallindexed) over a batch: true when every index is sound; false or
+// PgError when one is not (then check them one by one).
+inline constexpr std::size_t kAmcheckBatch = 200;
+bool IndexesSound(Connection& conn, const std::vector<Relation>& batch);
+// bt_index_check of one index; PgError describes the damage.
+void CheckIndex(Connection& conn, const Relation& index);
+// verify_heapam over a batch: true when no relation reports a problem.
+bool HeapsSound(Connection& conn, const std::vector<Relation>& batch);
+struct HeapProblem {
+  std::string block, offset, message;
+};
+// The first `limit` problems verify_heapam reports for one relation.
+std::vector<HeapProblem> HeapProblems(Connection& conn, const Relation& relation, int limit = 3);
+
+// ---- the deliberate exception ----
+
+// An operator's drill check (drill.checks in the configuration): the single value its SQL
+// returns, nullopt for no row.
+std::optional<std::string> RunCustomCheck(Connection& conn, const std::string& sql);
 
 }  // namespace gravl::pg

@@ -13,14 +13,13 @@ namespace {
 
 class StanzaIntegration : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() {
-    cluster_a_ = test::StartCluster().release();
-    cluster_b_ = test::StartCluster().release();
-  }
-  static void TearDownTestSuite() {
-    delete cluster_a_;
-    delete cluster_b_;
-    cluster_a_ = cluster_b_ = nullptr;
+  // Per test (ctest runs each test in a process of its own anyway): a failure to start a
+  // cluster fails the test, where one in SetUpTestSuite would only skip it.
+  void SetUp() override {
+    a_ = test::StartCluster();
+    b_ = test::StartCluster();
+    cluster_a_ = a_.get();
+    cluster_b_ = b_.get();
   }
   std::vector<std::string> Env(const pg::Instance& pg) {
     return {"GRAVL_DR_PG_CONNINFO=" + pg.conninfo(), "GRAVL_DR_REPO_PATH=" + (dir_ / "repo")};
@@ -29,12 +28,11 @@ class StanzaIntegration : public ::testing::Test {
     std::string s = pg.Psql("SELECT system_identifier FROM pg_control_system()");
     return s.substr(0, s.find('\n'));
   }
-  static pg::Instance* cluster_a_;
-  static pg::Instance* cluster_b_;
   test::TempDir dir_;
+  std::unique_ptr<pg::Instance> a_, b_;
+  pg::Instance* cluster_a_ = nullptr;
+  pg::Instance* cluster_b_ = nullptr;
 };
-pg::Instance* StanzaIntegration::cluster_a_ = nullptr;
-pg::Instance* StanzaIntegration::cluster_b_ = nullptr;
 
 TEST_F(StanzaIntegration, CreateThenInfoJson) {
   RunResult r = test::Cli({"stanza-create", "--output", "json"}, Env(*cluster_a_));
