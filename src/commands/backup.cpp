@@ -34,6 +34,7 @@
 #include "pg/connection.h"
 #include "pg/queries.h"
 #include "pg/tar.h"
+#include "repo/catalog.h"
 #include "repo/file_list.h"
 #include "repo/layout.h"
 #include "repo/lock.h"
@@ -141,8 +142,7 @@ class BackupWriter final : public pg::BaseBackupReceiver, public pg::TarHandler 
     spdlog::debug("receiving {}", name);
     if (!tablespace_path.empty()) {
       tablespace_oid_ = static_cast<std::uint32_t>(std::stoul(name.substr(0, name.find('.'))));
-      tablespaces_.push_back(
-          {{"oid", std::to_string(tablespace_oid_)}, {"location", tablespace_path}});
+      tablespaces_.push_back({tablespace_oid_, tablespace_path, ""});
     } else {
       tablespace_oid_ = 0;
     }
@@ -260,10 +260,7 @@ class BackupWriter final : public pg::BaseBackupReceiver, public pg::TarHandler 
     }
     for (const auto& [name, object] : bundle_results_) {
       const auto& r = object->result();
-      bundles_.push_back({{"object", name},
-                          {"size", r.size},
-                          {"sha256", r.sha256},
-                          {"stored_size", r.stored_size}});
+      bundles_.push_back({name, r.sha256, r.size, r.stored_size});
       stored_size_ += r.stored_size;
     }
     stored_size_ += pg_manifest_->result().stored_size;
@@ -272,8 +269,8 @@ class BackupWriter final : public pg::BaseBackupReceiver, public pg::TarHandler 
   const repo::StoredObject& pg_manifest() const { return pg_manifest_->result(); }
 
   repo::FileList files_;
-  nlohmann::json bundles_ = nlohmann::json::array();
-  nlohmann::json tablespaces_ = nlohmann::json::array();
+  std::vector<repo::ObjectRecord> bundles_;
+  std::vector<repo::TablespaceRecord> tablespaces_;
   std::uint64_t size_ = 0;
   std::uint64_t stored_size_ = 0;
 
@@ -322,46 +319,13 @@ class BackupWriter final : public pg::BaseBackupReceiver, public pg::TarHandler 
   std::uint32_t bundle_count_ = 0;
 };
 
-// Waits until every segment from `first` to `last` is in the repository.
-void WaitForWal(repo::Repository& repo, TimelineId tli, const WalSegment& first,
-                const WalSegment& last, std::uint64_t seg_size, int timeout_s) {
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
-  // The stop segment is usually archived within milliseconds of the switch: look again soon,
-  // then less and less often.
-  auto pause = std::chrono::milliseconds(10);
-  std::uint64_t next = first.segno;
-  while (next <= last.segno) {
-    std::string name = WalSegment{tli, next}.Name(seg_size);
-    auto file = repo::ParseWalFileName(name);
-    if (!repo::FindWalObjects(repo.storage(), repo.stanza(), *file).empty()) {
-      ++next;
-      continue;
-    }
-    if (std::chrono::steady_clock::now() >= deadline) {
-      throw StorageError("WAL segment " + name + " needed by the backup did not reach " +
-                         repo.Describe() + " within " + std::to_string(timeout_s) +
-                         "s; check archiving with 'gravl-dr check' (the backup is not "
-                         "complete and is not listed)");
-    }
-    std::this_thread::sleep_for(pause);
-    pause = std::min(pause * 2, std::chrono::milliseconds(200));
-  }
-}
-
 // Row counts of every user table in every database, for restore drills: exact for tables
 // under kExactCountLimit rows (by the planner's estimate), estimated above that.
 constexpr double kExactCountLimit = 2e6;
 
-// Plain records while the backup runs (a JSON tree of 50,000 tables is 20 MB); they become
-// JSON when the manifest is built, after the file list's memory is given back.
-struct TableCount {
-  std::string database, schema, table;
-  std::uint64_t rows;
-  bool exact;
-};
-
-std::vector<TableCount> TableCounts(const std::string& conninfo, pg::Connection& sql) {
-  std::vector<TableCount> tables;
+// Plain records (a JSON tree of 50,000 tables would be 20 MB).
+std::vector<repo::TableRecord> TableCounts(const std::string& conninfo, pg::Connection& sql) {
+  std::vector<repo::TableRecord> tables;
   for (const auto& db : pg::Databases(sql)) {
     auto conn = pg::Connection::Open(pg::ConninfoWithDbname(conninfo, db));
     std::vector<pg::UserTable> found = pg::UserTables(*conn);
@@ -431,7 +395,7 @@ int Backup(const Context& ctx, const BackupOptions& options) {
   auto start_clock = std::chrono::steady_clock::now();
   // Row counts for drills, on connections of their own while the data streams (a database
   // with tens of thousands of tables takes seconds to count).
-  std::future<std::vector<TableCount>> table_counts = std::async(std::launch::async, [&ctx] {
+  std::future<std::vector<repo::TableRecord>> table_counts = std::async(std::launch::async, [&ctx] {
     auto conn = pg::Connection::Open(ctx.config.pg_conninfo);
     return TableCounts(ctx.config.pg_conninfo, *conn);
   });
@@ -465,8 +429,8 @@ int Backup(const Context& ctx, const BackupOptions& options) {
   writer.Close();
   progress.Done();
   for (auto& t : writer.tablespaces_) {
-    auto it = tablespace_names.find(t["oid"].get<std::string>());
-    if (it != tablespace_names.end()) t["name"] = it->second;
+    auto it = tablespace_names.find(std::to_string(t.oid));
+    if (it != tablespace_names.end()) t.name = it->second;
   }
   auto stop_time = std::chrono::system_clock::now();
 
@@ -476,60 +440,50 @@ int Backup(const Context& ctx, const BackupOptions& options) {
   if (!include_wal) {
     spdlog::info("waiting for WAL {} .. {} in {}", first.Name(seg_size), last.Name(seg_size),
                  repo.Describe());
-    WaitForWal(repo, result.stop_tli, first, last, seg_size, ctx.config.archive_timeout);
+    try {
+      repo::Catalog(repo).WaitForWal(result.stop_tli, result.start_lsn, result.stop_lsn,
+                                     std::chrono::seconds(ctx.config.archive_timeout));
+    } catch (const StorageError& e) {
+      throw StorageError(std::string(e.what()) +
+                         " (the backup needs it; it is not complete and is not listed)");
+    }
   }
 
   std::size_t file_count = writer.files_.size();
   repo::StoredObject file_list = repo::WriteFileList(repo, label, writer.files_);
   writer.stored_size_ += file_list.stored_size;
   writer.files_ = {};  // its memory goes back before the manifest is built
-  nlohmann::json manifest = {
-      {"format", repo::kManifestFormat},
-      {"label", label},
-      {"type", "full"},
-      {"stanza", repo.stanza()},
-      {"system_identifier", id.system_identifier},
-      {"pg_version_num", id.version_num},
-      {"created_by", std::string("gravl-dr ") + kVersion},
-      {"start_time", FormatIso8601(now)},
-      {"stop_time", FormatIso8601(stop_time)},
-      {"start_lsn", result.start_lsn.ToString()},
-      {"stop_lsn", result.stop_lsn.ToString()},
-      {"timeline", result.start_tli},
-      {"stop_timeline", result.stop_tli},
-      {"from_standby", id.in_recovery},
-      {"wal",
-       {{"included", include_wal},
-        {"start_segment", first.Name(seg_size)},
-        {"stop_segment", last.Name(seg_size)}}},
-      {"compression", CompressionName(ctx.config.compression)},
-      {"encrypted", repo.key() != nullptr},
-      {"size", writer.size_},
-      {"stored_size", writer.stored_size_},
-      {"file_count", file_count},
-      {"tablespaces", writer.tablespaces_},
-      {"bundles", writer.bundles_},
-      {"backup_manifest",
-       {{"object", "backup_manifest"},
-        {"sha256", writer.pg_manifest().sha256},
-        {"size", writer.pg_manifest().size},
-        {"stored_size", writer.pg_manifest().stored_size}}},
-      {"tables", nlohmann::json::array()},
-      {"file_list", repo::FileListRecord(file_list, file_count)},
-      // Where format 1 had the list: versions that only know format 1 fail on this string
-      // instead of finding no files to restore or verify.
-      {"files",
-       "in the object file_list (manifest format 2 and later): upgrade gravl-dr to read it"},
-  };
-  if (next_xid) manifest["next_xid"] = std::to_string(*next_xid);
-  for (const auto& t : table_counts.get()) {
-    manifest["tables"].push_back({{"database", t.database},
-                                  {"schema", t.schema},
-                                  {"table", t.table},
-                                  {"rows", t.rows},
-                                  {"exact", t.exact}});
-  }
-  repo::WriteManifest(repo, label, std::move(manifest));
+  repo::BackupManifest manifest;
+  manifest.format = repo::kManifestFormat;
+  manifest.label = label;
+  manifest.type = "full";
+  manifest.stanza = repo.stanza();
+  manifest.system_identifier = id.system_identifier;
+  manifest.pg_version_num = id.version_num;
+  manifest.created_by = std::string("gravl-dr ") + kVersion;
+  manifest.start_time = now;
+  manifest.stop_time = stop_time;
+  manifest.start_lsn = result.start_lsn;
+  manifest.stop_lsn = result.stop_lsn;
+  manifest.timeline = result.start_tli;
+  manifest.stop_timeline = result.stop_tli;
+  manifest.from_standby = id.in_recovery;
+  manifest.wal_included = include_wal;
+  manifest.wal_start_segment = first.Name(seg_size);
+  manifest.wal_stop_segment = last.Name(seg_size);
+  manifest.next_xid = next_xid;
+  manifest.compression = ctx.config.compression;
+  manifest.encrypted = repo.key() != nullptr;
+  manifest.size = writer.size_;
+  manifest.stored_size = writer.stored_size_;
+  manifest.file_count = file_count;
+  manifest.tablespaces = std::move(writer.tablespaces_);
+  manifest.bundles = writer.bundles_;
+  manifest.backup_manifest = {"backup_manifest", writer.pg_manifest().sha256,
+                              writer.pg_manifest().size, writer.pg_manifest().stored_size};
+  manifest.file_list = repo::MakeFileListRecord(file_list, file_count);
+  manifest.tables = table_counts.get();
+  repo::WriteManifest(repo, manifest);
   double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start_clock).count();
   spdlog::info("backup {} complete: {} in {} files, {} stored, {:.1f}s", label,

@@ -76,6 +76,7 @@ int LogicalBackup(const Context& ctx, const BackupOptions& options) {
 
   nlohmann::json dbs = nlohmann::json::array();
   std::uint64_t size = 0, stored = 0;
+  std::vector<repo::DumpRecord> dumps;
   std::ostringstream text;
   text << "logical backup " << label << " complete\n";
   // The password (if pg.conninfo has one) reaches the programs in a passfile, never argv.
@@ -88,6 +89,7 @@ int LogicalBackup(const Context& ctx, const BackupOptions& options) {
                       {bin + "/pg_dump", "-Fc", "-Z", "0", "--no-password", "-d",
                        pg::ConninfoWithDbname(credentials.conninfo(), databases[i])},
                       credentials.env());
+    dumps.push_back({databases[i], {object, r.sha256, r.size, r.stored_size}});
     dbs.push_back({{"name", databases[i]},
                    {"object", object},
                    {"sha256", r.sha256},
@@ -103,24 +105,23 @@ int LogicalBackup(const Context& ctx, const BackupOptions& options) {
                {bin + "/pg_dumpall", "--globals-only", "--no-password", "-d",
                 credentials.conninfo().empty() ? "dbname=postgres" : credentials.conninfo()},
                credentials.env());
-  nlohmann::json manifest = {
-      {"format", 1},
-      {"label", label},
-      {"type", "logical"},
-      {"stanza", repo.stanza()},
-      {"system_identifier", id.system_identifier},
-      {"pg_version_num", id.version_num},
-      {"created_by", std::string("gravl-dr ") + kVersion},
-      {"start_time", FormatIso8601(now)},
-      {"stop_time", FormatIso8601(std::chrono::system_clock::now())},
-      {"compression", CompressionName(ctx.config.compression)},
-      {"encrypted", repo.key() != nullptr},
-      {"size", size + globals.size},
-      {"stored_size", stored + globals.stored_size},
-      {"databases", dbs},
-      {"globals", {{"object", "globals.sql"}, {"sha256", globals.sha256}, {"size", globals.size}}},
-  };
-  repo::WriteManifest(repo, label, manifest);
+  repo::BackupManifest manifest;
+  manifest.format = 1;
+  manifest.label = label;
+  manifest.type = "logical";
+  manifest.stanza = repo.stanza();
+  manifest.system_identifier = id.system_identifier;
+  manifest.pg_version_num = id.version_num;
+  manifest.created_by = std::string("gravl-dr ") + kVersion;
+  manifest.start_time = now;
+  manifest.stop_time = std::chrono::system_clock::now();
+  manifest.compression = ctx.config.compression;
+  manifest.encrypted = repo.key() != nullptr;
+  manifest.size = size + globals.size;
+  manifest.stored_size = stored + globals.stored_size;
+  manifest.databases = std::move(dumps);
+  manifest.globals = {"globals.sql", globals.sha256, globals.size, std::nullopt};
+  repo::WriteManifest(repo, manifest);
   double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   text << "  " << seconds << " s\n";
@@ -143,19 +144,19 @@ int LogicalRestore(const Context& ctx, const RestoreOptions& options) {
   for (auto& r : repos) {
     r->Stanza();
     r->Unlock(ctx.config.passphrase);
-    nlohmann::json m;
+    std::optional<repo::BackupManifest> m;
     try {
-      m = repo::ReadManifest(*r, options.set);
+      m = repo::ReadManifestSummary(*r, options.set);
     } catch (const NotFoundError&) {
       continue;
     }
-    if (m["type"] != "logical") {
-      throw UsageError("backup " + options.set + " is a " + m["type"].get<std::string>() +
+    if (m->full()) {
+      throw UsageError("backup " + options.set + " is a " + m->type +
                        " backup; --logical restores logical backups");
     }
-    const nlohmann::json* entry = nullptr;
-    for (const auto& d : m["databases"]) {
-      if (d["name"] == options.db) entry = &d;
+    const repo::DumpRecord* entry = nullptr;
+    for (const auto& d : m->databases) {
+      if (d.name == options.db) entry = &d;
     }
     if (entry == nullptr) {
       throw NotFoundError("backup " + options.set + " has no dump of database '" + options.db +
@@ -179,12 +180,11 @@ int LogicalRestore(const Context& ctx, const RestoreOptions& options) {
     auto child = Child::Spawn(
         argv, Child::Options{.env = credentials.env(), .pipe_stdin = true, .pipe_stdout = false});
     io::FdSink sink(child->stdin_fd(), "pg_restore");
-    std::string key =
-        repo::BackupObjectPrefix(r->stanza(), options.set) + (*entry)["object"].get<std::string>();
+    std::string key = repo::BackupObjectPrefix(r->stanza(), options.set) + entry->object.object;
     try {
-      repo::ReadObject(r->storage(), key,
-                       repo::ObjectFormat{ParseCompression(m["compression"]), 0, r->key()},
-                       {(*entry)["sha256"], (*entry)["size"]}, sink);
+      // Dumps' SHA-256 is of their content: checked after decryption and decompression.
+      repo::ReadObject(r->storage(), key, repo::ObjectFormat{m->compression, 0, r->key()},
+                       {entry->object.sha256, entry->object.size}, sink);
     } catch (const StorageError& e) {
       // pg_restore stopped reading (it failed): its own message says why.
       child->CloseStdin();

@@ -15,6 +15,7 @@
 #include "common/log.h"
 #include "pg/connection.h"
 #include "pg/queries.h"
+#include "repo/catalog.h"
 #include "repo/wal.h"
 #include "storage/posix.h"
 
@@ -109,22 +110,24 @@ int Check(const Context& ctx) {
   } else if (ready && !ctx.dry_run) {
     pg::CreateRestorePoint(*conn, "gravl-dr check");
     std::string segment = pg::SwitchWal(*conn);
-    auto file = repo::ParseWalFileName(segment);
     spdlog::info("switched WAL; waiting up to {}s for {} in every repository",
                  ctx.config.archive_timeout, segment);
     auto deadline =
         std::chrono::steady_clock::now() + std::chrono::seconds(ctx.config.archive_timeout);
     std::vector<std::string> missing;
     auto start = std::chrono::steady_clock::now();
-    for (;;) {
-      missing.clear();
-      for (auto& r : repos) {
-        if (repo::FindWalObjects(r->storage(), r->stanza(), *file).empty()) {
-          missing.push_back(r->config().name);
-        }
+    for (auto& r : repos) {
+      std::uint64_t seg_size = r->Stanza().wal_segment_size;
+      auto seg = WalSegment::ParseName(segment, seg_size ? seg_size : kDefaultWalSegmentSize);
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - std::chrono::steady_clock::now());
+      try {
+        repo::Catalog(*r).WaitForWal(seg->timeline, seg->StartLsn(seg_size),
+                                     Lsn{seg->StartLsn(seg_size).value + seg_size},
+                                     std::max(left, std::chrono::milliseconds(0)));
+      } catch (const StorageError&) {
+        missing.push_back(r->config().name);
       }
-      if (missing.empty() || std::chrono::steady_clock::now() >= deadline) break;
-      std::this_thread::sleep_for(std::chrono::milliseconds(200));
     }
     double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     if (missing.empty()) {

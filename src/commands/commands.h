@@ -8,6 +8,7 @@
 
 #include "commands/context.h"
 #include "pg/recovery.h"
+#include "repo/manifest.h"
 
 namespace gravl::commands {
 
@@ -67,7 +68,7 @@ struct RestoreOptions {
 struct RestoreResult {
   std::string label;
   std::string repo;
-  nlohmann::json manifest;
+  repo::BackupManifest manifest;  // whole: the row counts drills compare
   double seconds = 0;
   pg::RecoverySettings settings;   // the recovery settings for the requested target
   std::optional<Lsn> archive_end;  // where the archived WAL reachable from the backup ends

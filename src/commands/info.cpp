@@ -9,6 +9,7 @@
 #include "commands/commands.h"
 #include "common/error.h"
 #include "common/log.h"
+#include "repo/catalog.h"
 #include "storage/factory.h"
 
 namespace gravl::commands {
@@ -17,8 +18,11 @@ namespace {
 nlohmann::json StanzaJson(const repo::StanzaSummary& s) {
   nlohmann::json backups = nlohmann::json::array();
   for (const auto& b : s.backups) {
-    nlohmann::json entry = b.manifest.is_object() ? b.manifest : nlohmann::json::object();
+    nlohmann::json entry = b.manifest ? b.manifest->ToJson() : nlohmann::json::object();
+    entry.erase("tables");  // summaries carry no row counts
+    entry.erase("files");
     entry["label"] = b.label;
+    if (b.locked) entry["locked"] = true;
     if (!b.problem.empty()) entry["problem"] = Redact(b.problem);
     backups.push_back(entry);
   }
@@ -74,11 +78,9 @@ void StanzaText(const repo::StanzaSummary& s, std::ostringstream& out) {
     for (const auto& b : s.backups) {
       out << "      " << b.label;
       if (!b.problem.empty()) out << "  DAMAGED: " << Redact(b.problem);
-      if (b.manifest.contains("locked")) out << "  (encrypted: details need the passphrase)";
-      if (b.manifest.contains("type")) out << "  " << b.manifest["type"].get<std::string>();
-      if (b.manifest.contains("stop_time")) {
-        out << "  stopped " << b.manifest["stop_time"].get<std::string>();
-      }
+      if (b.locked) out << "  (encrypted: details need the passphrase)";
+      if (b.manifest)
+        out << "  " << b.manifest->type << "  stopped " << FormatIso8601(b.manifest->stop_time);
       out << "\n";
     }
   }
@@ -151,7 +153,8 @@ int Info(const Context& ctx, const InfoOptions& options) {
             if (worst == ExitCode::kSuccess) worst = e.code();
           }
         }
-        repo::StanzaSummary summary = repo::Summarize(repo);
+        repo::Catalog catalog(repo);
+        repo::StanzaSummary summary = repo::Summarize(catalog);
         stanzas.push_back(StanzaJson(summary));
         if (!key_problem.empty()) {
           stanzas.back()["warning"] = key_problem;

@@ -34,6 +34,7 @@
 #include "pg/instance.h"
 #include "pg/recovery.h"
 #include "pg/wal_records.h"
+#include "repo/catalog.h"
 #include "repo/file_list.h"
 #include "repo/layout.h"
 #include "repo/manifest.h"
@@ -215,28 +216,22 @@ struct TablespaceTarget {
 // --tablespace-map-all say otherwise. Bad maps are usage errors, found before anything is
 // written; so are a non-empty target directory (without --delta) and two tablespaces in one
 // directory.
-std::map<std::uint32_t, TablespaceTarget> TablespaceTargets(const nlohmann::json& manifest,
-                                                            const RestoreOptions& options,
-                                                            const std::string& label) {
+std::map<std::uint32_t, TablespaceTarget> TablespaceTargets(const repo::BackupManifest& manifest,
+                                                            const RestoreOptions& options) {
+  const std::string& label = manifest.label;
   std::map<std::uint32_t, TablespaceTarget> out;
   std::string known;
-  for (const auto& t : manifest.value("tablespaces", nlohmann::json::array())) {
-    std::uint32_t oid = 0;
-    const std::string& text = t.at("oid").get_ref<const std::string&>();
-    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), oid);
-    if (ec != std::errc() || end != text.data() + text.size() || oid == 0) {
-      throw IntegrityError("backup " + label + ": tablespace OID '" + text +
-                           "' in the manifest is not a number: the manifest is damaged");
-    }
-    std::string location = t.at("location").get<std::string>();
+  for (const auto& t : manifest.tablespaces) {
+    const std::string& location = t.location;
     if (location.empty() || location.front() != '/' || NormalPath(location) != location ||
         location == "/") {
-      throw IntegrityError("backup " + label + ": tablespace " + text + " has the location '" +
-                           location.substr(0, 200) +
+      throw IntegrityError("backup " + label + ": tablespace " + std::to_string(t.oid) +
+                           " has the location '" + location.substr(0, 200) +
                            "', which is not a normalised absolute path: the manifest is "
                            "damaged or forged; nothing was written");
     }
-    out[oid] = {t.value("name", ""), location};
+    std::uint32_t oid = t.oid;
+    out[oid] = {t.name, location};
     known += (known.empty() ? "" : ", ") + out[oid].Describe(oid) + " at " + out[oid].dir;
   }
   if (known.empty()) known = "none";
@@ -363,14 +358,6 @@ bool XidAtOrAfter(std::uint64_t target, std::uint64_t next) {
   return diff >= 0;
 }
 
-// What recovery from one backup can reach: the target timeline and the archived WAL.
-struct BackupReach {
-  TimelineId target_timeline = 0;
-  Lsn end;                                // end of the WAL recovery can read
-  std::optional<SystemTime> newest_time;  // newest archiving time reached
-  std::optional<WalSegment> gap;
-};
-
 TimelineId ResolveTimeline(const pg::TargetTimeline& choice, const repo::WalIndex& index,
                            const repo::BackupManifest& b) {
   switch (choice.kind) {
@@ -384,22 +371,6 @@ TimelineId ResolveTimeline(const pg::TargetTimeline& choice, const repo::WalInde
   return b.timeline;
 }
 
-// Throws ConflictError when the target timeline does not descend from the backup's.
-BackupReach ReachOf(const repo::WalIndex& index, const repo::BackupManifest& b,
-                    TimelineId target_tli) {
-  BackupReach r;
-  r.target_timeline = target_tli;
-  std::uint64_t seg = index.segment_size();
-  // A backup with its WAL needs the archive only after its stop segment.
-  Lsn from = b.wal_included ? Lsn{(b.stop_lsn.value - 1) / seg * seg + seg} : b.start_lsn;
-  repo::WalReach w = index.ReachFrom(b.timeline, from, target_tli);
-  r.end = w.end;
-  r.gap = w.gap;
-  r.newest_time = w.newest_time;
-  if (b.wal_included && r.end < b.stop_lsn) r.end = b.stop_lsn;
-  return r;
-}
-
 // Restore points named `name` in the archived WAL recovery from `b` reads after its
 // consistency point, in the order recovery meets them. Segments already read for another
 // backup are not read again (`scanned`).
@@ -411,7 +382,7 @@ std::vector<pg::RestorePoint> RestorePointsAfter(
   std::vector<repo::WalObject> segments =
       index.SegmentsFrom(b.timeline, Lsn{b.stop_lsn.value / seg * seg}, target_tli);
   std::size_t to_read = 0;
-  for (const auto& s : segments) to_read += scanned.count(s.key);
+  for (const auto& s : segments) to_read += scanned.count(s.key) == 0 ? 1u : 0u;
   if (to_read > 0) {
     spdlog::info("looking for restore point '{}' in {} archived WAL segment(s) after backup {}",
                  name, to_read, b.label);
@@ -445,7 +416,7 @@ std::vector<pg::RestorePoint> RestorePointsAfter(
 struct Choice {
   repo::Repository* repo = nullptr;
   std::optional<repo::BackupManifest> backup;
-  BackupReach reach;
+  repo::RecoverableWindow window;
   std::string how;                 // why this backup, for the operator
   std::vector<std::string> notes;  // backups passed over and why
 };
@@ -453,13 +424,13 @@ struct Choice {
 // Picks the newest backup in `repo` from which recovery reaches `target` (or the --set one,
 // checked the same way). Returns a Choice without a backup, with notes, when none can;
 // throws UsageError/NotFoundError for refusals that no other repository changes.
-Choice ChooseIn(repo::Repository& repo, const RestoreOptions& options,
+Choice ChooseIn(repo::Catalog& catalog, const RestoreOptions& options,
                 const pg::RecoveryTarget& target, const pg::TargetTimeline& timeline) {
   using Kind = pg::RecoveryTarget::Kind;
   Choice c;
-  c.repo = &repo;
-  std::vector<repo::BackupEntry> backups = repo::ListBackups(repo, nullptr);
-  repo::WalIndex index = repo::WalIndex::Build(repo);
+  c.repo = &catalog.repo();
+  const std::vector<repo::BackupEntry>& backups = catalog.Backups();
+  const repo::WalIndex& index = catalog.Wal();
   std::map<std::string, std::vector<pg::RestorePoint>> scanned;
   bool newest = true;
   for (auto it = backups.rbegin(); it != backups.rend(); ++it) {
@@ -481,21 +452,19 @@ Choice ChooseIn(repo::Repository& repo, const RestoreOptions& options,
       newest = false;
     };
     TimelineId tli = ResolveTimeline(timeline, index, b);
-    BackupReach reach;
-    try {
-      reach = ReachOf(index, b, tli);
-    } catch (const ConflictError& e) {
-      skip(e.what());
+    repo::RecoverableWindow reach = catalog.Window(b, tli);
+    if (!reach.problem.empty()) {
+      skip(reach.problem);
       continue;
     }
-    if (reach.end < b.stop_lsn) {
+    if (!reach.consistent) {
       skip("the archived WAL it needs to become consistent is missing" +
            (reach.gap ? " (" + reach.gap->Name(index.segment_size()) + ")" : std::string("")));
       continue;
     }
-    SystemTime window_end = std::max(b.stop_time, reach.newest_time.value_or(b.stop_time));
+    SystemTime window_end = reach.to_time;
     std::string window = FormatIso8601(b.stop_time) + " .. " + FormatIso8601(window_end) +
-                         " (LSN " + b.stop_lsn.ToString() + " .. " + reach.end.ToString() + ")";
+                         " (LSN " + b.stop_lsn.ToString() + " .. " + reach.to_lsn.ToString() + ")";
     switch (target.kind) {
       case Kind::kLatest:
       case Kind::kImmediate:
@@ -519,7 +488,7 @@ Choice ChooseIn(repo::Repository& repo, const RestoreOptions& options,
           skip("consistent only after the target LSN");
           continue;
         }
-        if (target.lsn > reach.end) {
+        if (target.lsn > reach.to_lsn) {
           skip("the target LSN is beyond the archived WAL; its recoverable window is " + window +
                (reach.gap ? ", cut short by missing " + reach.gap->Name(index.segment_size())
                           : std::string("")));
@@ -542,7 +511,7 @@ Choice ChooseIn(repo::Repository& repo, const RestoreOptions& options,
         }
         break;
       case Kind::kName: {
-        auto points = RestorePointsAfter(repo, index, b, tli, target.name, scanned);
+        auto points = RestorePointsAfter(catalog.repo(), index, b, tli, target.name, scanned);
         if (points.empty()) {
           skip("no restore point '" + target.name + "' in the archived WAL after it");
           continue;
@@ -554,7 +523,7 @@ Choice ChooseIn(repo::Repository& repo, const RestoreOptions& options,
       }
     }
     c.backup = b;
-    c.reach = reach;
+    c.window = reach;
     std::string why = !options.set.empty() ? "--set"
                       : newest             ? "the newest backup"
                                            : "the newest backup that can reach the target";
@@ -597,7 +566,8 @@ int Restore(const Context& ctx, const RestoreOptions& options, RestoreResult* re
       if (!first_error) first_error = std::current_exception();
       continue;
     }
-    Choice c = ChooseIn(*r, options, target, timeline);
+    repo::Catalog catalog(*r);
+    Choice c = ChooseIn(catalog, options, target, timeline);
     for (const auto& n : c.notes) notes.push_back(r->Describe() + ": " + n);
     if (c.backup) {
       chosen = std::move(c);
@@ -621,11 +591,10 @@ int Restore(const Context& ctx, const RestoreOptions& options, RestoreResult* re
   for (const auto& n : chosen.notes) spdlog::warn("passed over: {}", n);
   repo::Repository& repo = *chosen.repo;
   const repo::BackupManifest& backup = *chosen.backup;
-  const nlohmann::json& m = backup.raw;
-  std::string label = backup.label;
+  const std::string& label = backup.label;
   spdlog::info("restoring backup {} from {} into {} ({})", label, repo.Describe(), options.pgdata,
                chosen.how);
-  const auto tablespaces = TablespaceTargets(m, options, label);
+  const auto tablespaces = TablespaceTargets(backup, options);
 
   // The recovery configuration, decided now: nothing about it can fail after the files.
   pg::RecoverySettings settings;
@@ -651,14 +620,12 @@ int Restore(const Context& ctx, const RestoreOptions& options, RestoreResult* re
     written.action = "pause";
   }
   std::uint64_t seg_size = repo.Stanza().wal_segment_size;
+  const repo::RecoverableWindow& window = chosen.window;
   std::string window_text =
-      FormatIso8601(backup.stop_time) + " .. " +
-      FormatIso8601(
-          std::max(backup.stop_time, chosen.reach.newest_time.value_or(backup.stop_time))) +
-      " (LSN " + backup.stop_lsn.ToString() + " .. " + chosen.reach.end.ToString() + ", timeline " +
-      std::to_string(chosen.reach.target_timeline) +
-      (chosen.reach.gap ? ", cut short by missing WAL " + chosen.reach.gap->Name(seg_size)
-                        : std::string("")) +
+      FormatIso8601(window.from_time) + " .. " + FormatIso8601(window.to_time) + " (LSN " +
+      window.from_lsn.ToString() + " .. " + window.to_lsn.ToString() + ", timeline " +
+      std::to_string(window.target_timeline) +
+      (window.gap ? ", cut short by missing WAL " + window.gap->Name(seg_size) : std::string("")) +
       ")";
   if (ctx.dry_run) {
     nlohmann::json ts = nlohmann::json::array();
@@ -673,7 +640,7 @@ int Restore(const Context& ctx, const RestoreOptions& options, RestoreResult* re
               {"chosen", chosen.how},
               {"passed_over", chosen.notes},
               {"target", target.Describe()},
-              {"target_timeline", chosen.reach.target_timeline},
+              {"target_timeline", window.target_timeline},
               {"window", window_text},
               {"tablespaces", ts}},
              "would restore backup " + label + " from " + repo.Describe() +
@@ -683,7 +650,7 @@ int Restore(const Context& ctx, const RestoreOptions& options, RestoreResult* re
   }
 
   auto started = std::chrono::steady_clock::now();
-  repo::FileList files = repo::ReadFileList(repo, label, m);  // verified
+  repo::FileList files = repo::ReadFileList(repo, backup);  // verified
   std::string what = repo.Describe() + ": backup " + label;
   std::string prefix = repo::BackupObjectPrefix(repo.stanza(), label);
   std::map<std::uint32_t, std::string> tablespace_dirs;  // by OID
@@ -708,7 +675,7 @@ int Restore(const Context& ctx, const RestoreOptions& options, RestoreResult* re
   // The plan, checked whole before anything is written: one job per object. Destinations are
   // computed when a job runs, so the plan stays small.
   std::vector<repo::ObjectToRead> jobs =
-      repo::PlanObjects(files, m["bundles"], [&](const repo::FileEntry& f) {
+      repo::PlanObjects(files, backup.bundles, [&](const repo::FileEntry& f) {
         throw IntegrityError(what + ": " + std::string(f.path) + " is in bundle " + f.ObjectName() +
                              ", which the manifest does not describe; nothing was written");
       });
@@ -725,10 +692,7 @@ int Restore(const Context& ctx, const RestoreOptions& options, RestoreResult* re
   }
   {
     std::map<std::uint32_t, std::string> recorded;  // where the backup found each tablespace
-    for (const auto& t : m.value("tablespaces", nlohmann::json::array())) {
-      recorded[static_cast<std::uint32_t>(std::stoul(t.at("oid").get<std::string>()))] =
-          t.at("location").get<std::string>();
-    }
+    for (const auto& t : backup.tablespaces) recorded[t.oid] = t.location;
     CheckEntries(files, recorded, what);
   }
 
@@ -811,9 +775,9 @@ int Restore(const Context& ctx, const RestoreOptions& options, RestoreResult* re
       ::chmod(d.c_str(), static_cast<mode_t>(f.mode & 07777));
     }
   }
-  const int manifest_format = repo::ManifestFormat(m);
-  repo::ObjectFormat format = repo::BackupObjectFormat(
-      {ParseCompression(m["compression"]), 0, repo.key()}, manifest_format);
+  const int manifest_format = backup.format;
+  repo::ObjectFormat format =
+      repo::BackupObjectFormat({backup.compression, 0, repo.key()}, manifest_format);
   auto run_job = [&](const repo::ObjectToRead& j) {
     std::string key = prefix + j.object;
     if (j.file != nullptr) {
@@ -865,7 +829,7 @@ int Restore(const Context& ctx, const RestoreOptions& options, RestoreResult* re
     io::AtomicFileSink out(options.pgdata + "/backup_manifest",
                            io::AtomicFileOptions{.durable = false});
     repo::ReadObject(repo.storage(), prefix + "backup_manifest", format,
-                     repo::RecordExpected(m["backup_manifest"], manifest_format), out);
+                     backup.backup_manifest.expected(manifest_format), out);
   }
   for (const auto& f : files) {
     if (f.type != repo::FileEntry::Type::kLink) continue;
@@ -921,7 +885,7 @@ int Restore(const Context& ctx, const RestoreOptions& options, RestoreResult* re
   for (const auto& n : chosen.notes) text << "\n  passed over: " << n;
   text << "\n  target: " << target_text << " on timeline "
        << (timeline.kind == pg::TargetTimeline::Kind::kLatest
-               ? "latest (now " + std::to_string(chosen.reach.target_timeline) + ")"
+               ? "latest (now " + std::to_string(window.target_timeline) + ")"
                : timeline.Setting())
        << "\n  recoverable with the archived WAL: " << window_text;
   for (const auto& line : conf.replaced) {
@@ -938,7 +902,7 @@ int Restore(const Context& ctx, const RestoreOptions& options, RestoreResult* re
   if (result != nullptr) {
     // Drills compare row counts: the full manifest has them.
     *result = RestoreResult{label,   repo.config().name, repo::ReadManifest(repo, label),
-                            seconds, settings,           chosen.reach.end};
+                            seconds, settings,           window.to_lsn};
     return 0;
   }
   nlohmann::json replaced = nlohmann::json::array();

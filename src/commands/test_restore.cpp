@@ -55,17 +55,18 @@ struct DrillCheckResult {
 
 // A recorded table and what the restored server holds of it.
 struct CountedTable {
-  const nlohmann::json* recorded;  // the manifest's entry
+  const repo::TableRecord* recorded;  // the manifest's entry
   std::string database;
   bool present = false;
   std::uint64_t rows = 0;  // exact, or (for tables estimated at backup time) 0/1: any row
 };
 
-std::vector<CountedTable> CountTables(const pg::Instance& pg, const nlohmann::json& manifest) {
+std::vector<CountedTable> CountTables(const pg::Instance& pg,
+                                      const repo::BackupManifest& manifest) {
   std::vector<CountedTable> out;
-  if (!manifest.contains("tables")) return out;
-  std::map<std::string, std::vector<const nlohmann::json*>> by_database;
-  for (const auto& t : manifest["tables"]) by_database[t["database"]].push_back(&t);
+  if (!manifest.tables) return out;
+  std::map<std::string, std::vector<const repo::TableRecord*>> by_database;
+  for (const auto& t : *manifest.tables) by_database[t.database].push_back(&t);
   for (const auto& [db, tables] : by_database) {
     auto conn = pg::Connection::Open(pg.conninfo(db));
     auto existing = pg::ExistingTables(*conn);
@@ -73,13 +74,12 @@ std::vector<CountedTable> CountTables(const pg::Instance& pg, const nlohmann::js
     std::vector<std::size_t> index;  // into out
     for (const auto* t : tables) {
       out.push_back({t, db, false, 0});
-      auto it =
-          existing.find({(*t)["schema"].get<std::string>(), (*t)["table"].get<std::string>()});
+      auto it = existing.find({t->schema, t->table});
       if (it == existing.end()) continue;
       out.back().present = true;
       // Tables counted exactly at backup time are counted again; for the others (estimated,
       // millions of rows) only whether they have any row is asked.
-      requests.push_back({it->second, !t->value("exact", true)});
+      requests.push_back({it->second, !t->exact});
       index.push_back(out.size() - 1);
     }
     std::vector<std::uint64_t> counts = pg::CountRows(*conn, requests);
@@ -89,8 +89,7 @@ std::vector<CountedTable> CountTables(const pg::Instance& pg, const nlohmann::js
 }
 
 std::string TableName(const CountedTable& t) {
-  return t.database + ": table " + (*t.recorded)["schema"].get<std::string>() + "." +
-         (*t.recorded)["table"].get<std::string>();
+  return t.database + ": table " + t.recorded->schema + "." + t.recorded->table;
 }
 
 // At the backup's consistency point the restored tables must hold what the backup counted
@@ -103,7 +102,7 @@ DrillCheckResult TableCounts(const std::vector<CountedTable>& counted, bool reco
     return c;
   }
   for (const auto& t : counted) {
-    std::uint64_t at_backup = (*t.recorded)["rows"];
+    std::uint64_t at_backup = t.recorded->rows;
     if (!t.present) {
       c.failures.push_back(TableName(t) + " is missing (it had " + std::to_string(at_backup) +
                            " rows at backup time)");
@@ -116,7 +115,7 @@ DrillCheckResult TableCounts(const std::vector<CountedTable>& counted, bool reco
     }
     double allowed = static_cast<double>(at_backup) * tolerance_pct / 100.0 + 10.0;
     double diff = std::abs(static_cast<double>(t.rows) - static_cast<double>(at_backup));
-    if (t.recorded->value("exact", true) && diff > allowed) {
+    if (t.recorded->exact && diff > allowed) {
       c.failures.push_back(TableName(t) + " has " + std::to_string(t.rows) + " rows, " +
                            std::to_string(at_backup) + " at backup time (more than " +
                            std::to_string(tolerance_pct) + "% + 10 apart)");
@@ -146,7 +145,7 @@ DrillCheckResult ChangesAfterBackup(const std::vector<CountedTable>& at_consiste
     } else if (!before.present && now.present) {
       note = TableName(now) + " was created";
     } else if (before.rows != now.rows) {
-      bool exact = now.recorded->value("exact", true);
+      bool exact = now.recorded->exact;
       note = exact ? TableName(now) + ": " + std::to_string(before.rows) + " -> " +
                          std::to_string(now.rows) + " rows"
                    : TableName(now) + (now.rows == 0 ? " was emptied" : " got rows");
@@ -253,11 +252,11 @@ DrillCheckResult IndexesAndHeap(const pg::Instance& pg, const std::vector<std::s
   return c;
 }
 
-DrillCheckResult WalPosition(pg::Connection& conn, const nlohmann::json& manifest,
+DrillCheckResult WalPosition(pg::Connection& conn, const repo::BackupManifest& manifest,
                              const RestoreResult& restored, std::uint64_t seg_size) {
   DrillCheckResult c{"wal position", true, "", nlohmann::json::array()};
   pg::ReplayState state = pg::GetReplayState(conn);
-  Lsn stop = Lsn::Parse(manifest["stop_lsn"].get<std::string>());
+  Lsn stop = manifest.stop_lsn;
   std::ostringstream detail;
   detail << "replayed to " << state.replayed.ToString() << ", now on timeline " << state.timeline
          << " (backup consistent at " << stop.ToString() << ")";
@@ -273,7 +272,7 @@ DrillCheckResult WalPosition(pg::Connection& conn, const nlohmann::json& manifes
                          ", before the target " + target.lsn.ToString());
   }
   if (target.kind == pg::RecoveryTarget::Kind::kLatest && restored.archive_end &&
-      !manifest["wal"]["included"].get<bool>()) {
+      !manifest.wal_included) {
     // The end of the archive: the last archived segment must have been reached.
     Lsn last_segment{restored.archive_end->value - seg_size};
     if (state.replayed < last_segment) {
@@ -367,7 +366,7 @@ int TestRestore(const Context& ctx, const TestRestoreOptions& options) {
     checks.push_back({"restore",
                       true,
                       "backup " + restored.label + " restored and verified (" +
-                          FormatBytes(restored.manifest.value("size", 0ULL)) + ")",
+                          FormatBytes(restored.manifest.size) + ")",
                       {}});
 
     auto t_recovery = Clock::now();
@@ -397,7 +396,7 @@ int TestRestore(const Context& ctx, const TestRestoreOptions& options) {
     double consistency_s = Since(t_recovery);
     auto t_counts = Clock::now();
     std::vector<CountedTable> at_consistency = CountTables(*instance, restored.manifest);
-    checks.push_back(TableCounts(at_consistency, restored.manifest.contains("tables"),
+    checks.push_back(TableCounts(at_consistency, restored.manifest.tables.has_value(),
                                  ctx.config.drill_row_tolerance_pct));
     double counts_s = Since(t_counts);
 

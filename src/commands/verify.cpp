@@ -1,7 +1,8 @@
 // verify: re-reads every object of the chosen backups and of the WAL archive, checks every
-// SHA-256 (and decryption), each manifest's completeness, and WAL continuity per timeline
-// (following .history files) from each backup's start to the newest archived segment. It
-// reports each backup's recoverable window and any gap that cuts it short.
+// SHA-256 (and, with --full or for older formats, decryption and content), each manifest's
+// completeness, and WAL continuity per timeline (the catalog's WAL index, following .history
+// files) from each backup's start to the newest archived segment. It reports each backup's
+// recoverable window and any gap that cuts it short.
 
 #include <spdlog/spdlog.h>
 
@@ -14,6 +15,7 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "io/workers.h"
+#include "repo/catalog.h"
 #include "repo/file_list.h"
 #include "repo/layout.h"
 #include "repo/manifest.h"
@@ -71,24 +73,221 @@ class BundleVerifier final : public io::Sink {
   std::unique_ptr<io::Digest> digest_;
 };
 
-struct HistoryEntry {
-  TimelineId parent;
-  Lsn switch_lsn;  // the new timeline starts here
+// Problems found, by whom they were found (several threads), and whether something is
+// damaged (exit 6) or only missing (exit 4).
+class Findings {
+ public:
+  void Add(const std::string& msg, bool is_corrupt) {
+    std::lock_guard lock(mutex_);
+    errors_.push_back(msg);
+    (is_corrupt ? corrupt_ : missing_) = true;
+  }
+  void Add(const Error& e) { Add(Redact(e.what()), e.code() != ExitCode::kNotFound); }
+  // Rethrows each error of a RunParallel result into Add (the `index` names the item).
+  template <typename Describe>
+  void AddAll(const std::vector<std::exception_ptr>& results, Describe&& describe) {
+    for (std::size_t i = 0; i < results.size(); ++i) {
+      if (!results[i]) continue;
+      try {
+        std::rethrow_exception(results[i]);
+      } catch (const Error& e) {
+        std::string msg = describe(i, e);
+        Add(msg.empty() ? Redact(e.what()) : msg, e.code() != ExitCode::kNotFound);
+      }
+    }
+  }
+  const std::vector<std::string>& errors() const { return errors_; }
+  bool corrupt() const { return corrupt_; }
+  bool missing() const { return missing_; }
+
+ private:
+  std::mutex mutex_;
+  std::vector<std::string> errors_;
+  bool corrupt_ = false, missing_ = false;
 };
 
-// Parses a timeline history file: "parentTLI<TAB>switchpoint<TAB>reason" lines.
-std::vector<HistoryEntry> ParseHistory(const std::string& text) {
-  std::vector<HistoryEntry> out;
-  std::istringstream in(text);
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.empty() || line[0] == '#') continue;
-    std::istringstream fields(line);
-    std::string tli, lsn;
-    if (!(fields >> tli >> lsn)) continue;
-    out.push_back({static_cast<TimelineId>(std::stoul(tli)), Lsn::Parse(lsn)});
+// Every WAL object re-read and verified against the SHA-256 in its name; history files that
+// cannot be read are reported too. Returns the number of objects read.
+std::size_t VerifyWal(repo::Catalog& catalog, int parallel, Findings& findings) {
+  repo::Repository& repo = catalog.repo();
+  const repo::WalIndex& index = catalog.Wal();
+  std::vector<repo::WalObject> objects;
+  for (const auto& [tli, t] : index.timelines()) {
+    if (t.history_object) objects.push_back(*t.history_object);
+    for (const auto& [segno, s] : t.segments) objects.push_back(*index.Find(tli, segno));
   }
-  return out;
+  for (const auto& o : index.others()) objects.push_back(o);
+  auto results = io::RunParallel(objects.size(), parallel, [&](std::size_t i) {
+    io::NullSink discard;
+    repo::ReadObject(repo.storage(), objects[i].key, {objects[i].compression, 0, repo.key()},
+                     {objects[i].sha256, std::nullopt}, discard);
+  });
+  findings.AddAll(results, [](std::size_t, const Error&) { return std::string(); });
+  for (const auto& [tli, t] : index.timelines()) {
+    if (t.history_object && !t.history && !t.history_problem.empty()) {
+      bool already = false;  // a damaged object was reported by the read above
+      for (std::size_t i = 0; i < objects.size(); ++i) {
+        already |= objects[i].key == t.history_object->key && results[i] != nullptr;
+      }
+      if (!already) findings.Add(Redact(t.history_problem), true);
+    }
+  }
+  for (const auto& key : index.conflicts()) {
+    findings.Add(repo.storage().Describe() + "/" + key +
+                     ": a second copy of an archived WAL file with other content",
+                 true);
+  }
+  return objects.size();
+}
+
+struct Checked {
+  std::uint64_t objects = 0, bytes = 0;
+};
+
+// Every object of a full backup: by the SHA-256 of its stored bytes (format 3, unless
+// `full`), or decoded, with each file's content checked (bundled files one by one).
+Checked VerifyFullBackup(repo::Repository& repo, const repo::BackupManifest& m, bool full,
+                         int parallel, Findings& findings) {
+  Checked c;
+  std::string prefix = repo::BackupObjectPrefix(repo.stanza(), m.label);
+  repo::ObjectFormat format = repo::BackupObjectFormat({m.compression, 0, repo.key()}, m.format);
+  repo::FileList files;  // one backup's at a time
+  try {
+    files = repo::ReadFileList(repo, m);
+  } catch (const Error& e) {
+    findings.Add(e);
+  }
+  if (m.file_list) {
+    ++c.objects;
+    c.bytes += m.file_list->object.size;
+  }
+  std::vector<repo::ObjectToRead> items =
+      repo::PlanObjects(files, m.bundles, [&](const repo::FileEntry& f) {
+        findings.Add(m.label + ": manifest lists " + std::string(f.path) + " in bundle " +
+                         f.ObjectName() + ", which it does not describe",
+                     false);
+      });
+  repo::Expected pg_manifest = m.backup_manifest.expected(m.format);
+  items.push_back({"backup_manifest",
+                   *pg_manifest.size,
+                   pg_manifest.sha256,
+                   pg_manifest.stored_size,
+                   "",
+                   {},
+                   nullptr});
+  // Format 3 records the SHA-256 of every object's stored bytes: checking those proves the
+  // bytes are the ones written, without decoding them (as pgBackRest's verify checks its
+  // repository checksums). --full also decodes and checks every file's content.
+  const bool stored_only = !full && m.format >= 3;
+  auto results = io::RunParallel(items.size(), parallel, [&](std::size_t i) {
+    const repo::ObjectToRead& item = items[i];
+    std::string what = repo.storage().Describe() + "/" + prefix + item.object;
+    if (stored_only) {
+      repo::CheckStoredObject(repo.storage(), prefix + item.object, item.expected());
+    } else if (item.parts.empty()) {
+      io::NullSink sink;
+      repo::ReadObject(repo.storage(), prefix + item.object, format, item.expected(), sink);
+    } else {
+      std::vector<BundleVerifier::Part> parts;
+      for (auto p : item.parts) {
+        parts.push_back({std::string(files[p].path), files[p].size, files.ContentHex(files[p])});
+      }
+      BundleVerifier sink(std::move(parts), files.content_digest(), what);
+      repo::ReadObject(repo.storage(), prefix + item.object, format, item.expected(), sink);
+    }
+  });
+  c.objects += items.size();
+  for (const auto& item : items) c.bytes += item.size;
+  findings.AddAll(results, [&](std::size_t i, const Error& e) {
+    return e.code() == ExitCode::kNotFound
+               ? m.label + ": object " + items[i].object + " is missing (" + Redact(e.what()) + ")"
+               : std::string();
+  });
+  return c;
+}
+
+// The dumps of a logical backup, decoded and checked against their content's SHA-256.
+Checked VerifyLogicalBackup(repo::Repository& repo, const repo::BackupManifest& m,
+                            Findings& findings) {
+  Checked c;
+  std::string prefix = repo::BackupObjectPrefix(repo.stanza(), m.label);
+  repo::ObjectFormat format{m.compression, 0, repo.key()};
+  std::vector<repo::ObjectRecord> items;
+  for (const auto& d : m.databases) items.push_back(d.object);
+  items.push_back(m.globals);
+  for (const auto& d : items) {
+    ++c.objects;
+    c.bytes += d.size;
+    try {
+      io::NullSink sink;
+      repo::ReadObject(repo.storage(), prefix + d.object, format, {d.sha256, d.size}, sink);
+    } catch (const Error& e) {
+      findings.Add(e);
+    }
+  }
+  return c;
+}
+
+// The recoverable window of a full backup along the latest timeline, its WAL gaps reported.
+nlohmann::json VerifyWindow(repo::Catalog& catalog, const repo::BackupManifest& m,
+                            Findings& findings, std::ostringstream& text) {
+  repo::RecoverableWindow w = catalog.Window(m);
+  std::uint64_t seg_size = catalog.Wal().segment_size();
+  std::optional<std::string> gap;
+  if (w.gap) gap = w.gap->Name(seg_size);
+  if (!w.problem.empty()) {
+    findings.Add(m.label + ": " + w.problem, false);
+  } else if (!w.consistent) {
+    std::string missing_segment =
+        gap ? *gap : WalSegment::FromLsn(m.timeline, w.to_lsn, seg_size).Name(seg_size);
+    gap = missing_segment;
+    findings.Add(m.label + ": WAL segment " + missing_segment +
+                     " needed to make the backup consistent is missing: the backup cannot be "
+                     "restored",
+                 false);
+  } else if (gap) {
+    findings.Add(m.label + ": WAL gap at " + *gap + ": recovery from this backup stops at " +
+                     w.to_lsn.ToString() + " instead of the end of the archive",
+                 false);
+  }
+  text << "  backup " << m.label << ": recoverable from " << FormatIso8601(m.stop_time) << " (LSN "
+       << m.stop_lsn.ToString() << ") to LSN " << w.to_lsn.ToString()
+       << (gap ? " -- cut short by missing WAL " + *gap : std::string("")) << "\n";
+  return {{"earliest_time", FormatIso8601(m.stop_time)},
+          {"earliest_lsn", m.stop_lsn.ToString()},
+          {"latest_lsn", w.to_lsn.ToString()},
+          {"latest_time", FormatIso8601(w.to_time)},
+          {"timeline", w.reached_timeline},
+          {"gap", gap ? nlohmann::json(*gap) : nlohmann::json(nullptr)}};
+}
+
+// Per timeline: its segments, and the first (up to 20) missing between its first and last.
+nlohmann::json TimelinesJson(const repo::WalIndex& index, std::ostringstream& text) {
+  nlohmann::json timelines = nlohmann::json::array();
+  std::uint64_t seg_size = index.segment_size();
+  for (const auto& [tli, t] : index.timelines()) {
+    const auto& segs = t.segments;
+    if (segs.empty()) continue;
+    std::uint64_t span = segs.rbegin()->first - segs.begin()->first + 1;
+    std::vector<std::string> holes;
+    for (std::uint64_t s = segs.begin()->first; s <= segs.rbegin()->first && holes.size() < 20;
+         ++s) {
+      if (!segs.count(s)) holes.push_back(WalSegment{tli, s}.Name(seg_size));
+    }
+    std::string first = WalSegment{tli, segs.begin()->first}.Name(seg_size);
+    std::string last = WalSegment{tli, segs.rbegin()->first}.Name(seg_size);
+    timelines.push_back({{"timeline", tli},
+                         {"first", first},
+                         {"last", last},
+                         {"segments", segs.size()},
+                         {"missing", span - segs.size()},
+                         {"missing_first", holes}});
+    text << "  wal timeline " << tli << ": " << first << " .. " << last << ", " << segs.size()
+         << " segments"
+         << (span > segs.size() ? ", " + std::to_string(span - segs.size()) + " MISSING" : "")
+         << "\n";
+  }
+  return timelines;
 }
 
 }  // namespace
@@ -102,259 +301,51 @@ int Verify(const Context& ctx, const VerifyOptions& options) {
     repo::Repository& repo = *r;
     repo.Stanza();
     repo.Unlock(ctx.config.passphrase);
-    std::uint64_t seg_size = repo.Stanza().wal_segment_size;
+    repo::Catalog catalog(repo);
     text << repo.Describe() << "\n";
-    std::mutex mutex;
-    std::vector<std::string> errors;
-    auto fail = [&](const std::string& msg, bool is_corrupt) {
-      std::lock_guard lock(mutex);
-      errors.push_back(msg);
-      (is_corrupt ? corrupt : missing) = true;
-    };
+    Findings findings;
+    std::size_t wal_objects = VerifyWal(catalog, ctx.config.parallel, findings);
+    std::size_t wal_errors = findings.errors().size();
 
-    // ---- WAL: every object re-read and verified ----
-    std::map<TimelineId, std::map<std::uint64_t, repo::WalObject>> segments;
-    std::map<TimelineId, std::vector<HistoryEntry>> histories;
-    std::vector<repo::WalObject> wal_objects;
-    for (const auto& info : storage::ListAll(repo.storage(), repo::WalPrefix(repo.stanza()))) {
-      auto obj = repo::ParseWalObjectKey(info.key);
-      if (obj) wal_objects.push_back(*obj);
-    }
-    auto wal_errors = io::RunParallel(wal_objects.size(), ctx.config.parallel, [&](std::size_t i) {
-      const auto& obj = wal_objects[i];
-      io::BufferSink keep;
-      io::NullSink discard;
-      auto file = repo::ParseWalFileName(obj.name);
-      bool history = file->kind == repo::WalFileKind::kHistory;
-      repo::ReadObject(repo.storage(), obj.key, {obj.compression, 0, repo.key()},
-                       {obj.sha256, std::nullopt},
-                       history ? static_cast<io::Sink&>(keep) : discard);
-      std::lock_guard lock(mutex);
-      if (history) {
-        histories[file->timeline] = ParseHistory(std::string(AsChars(keep.data())));
-      } else if (file->kind == repo::WalFileKind::kSegment) {
-        segments[file->timeline][WalSegment::ParseName(obj.name, seg_size)->segno] = obj;
-      }
-    });
-    for (std::size_t i = 0; i < wal_errors.size(); ++i) {
-      if (!wal_errors[i]) continue;
-      try {
-        std::rethrow_exception(wal_errors[i]);
-      } catch (const Error& e) {
-        fail(Redact(e.what()), e.code() != ExitCode::kNotFound);
-      }
-    }
-
-    // Newest timeline and its chain of parents (from its history file).
-    TimelineId newest_tli = segments.empty() ? 0 : segments.rbegin()->first;
-    std::map<TimelineId, Lsn> switch_of;  // timeline -> LSN where its child begins
-    if (histories.count(newest_tli)) {
-      const auto& h = histories[newest_tli];
-      for (std::size_t i = 0; i < h.size(); ++i) switch_of[h[i].parent] = h[i].switch_lsn;
-    }
-
-    // ---- backups ----
-    std::vector<std::string> incomplete;
-    auto backups = repo::ListBackups(repo, &incomplete);
     nlohmann::json backups_json = nlohmann::json::array();
-    for (const auto& b : backups) {
+    for (const auto& b : catalog.Backups()) {
       if (!options.set.empty() && b.label != options.set) continue;
+      std::size_t before = findings.errors().size();
+      nlohmann::json window = nullptr;
+      Checked checked;
       if (!b.ok()) {
         // Its own problem: reported, and the other backups are still verified.
-        fail(Redact(b.problem), b.problem_code != ExitCode::kNotFound);
-        text << "  backup " << b.label << ": manifest cannot be used\n    ERROR " << errors.back()
-             << "\n";
-        backups_json.push_back({{"label", b.label},
-                                {"type", nullptr},
-                                {"ok", false},
-                                {"objects_checked", 0},
-                                {"bytes_checked", 0},
-                                {"window", nullptr},
-                                {"errors", {errors.back()}}});
-        continue;
-      }
-      const nlohmann::json& m = b.manifest->raw;  // a summary; the file list is read on its own
-      std::string prefix = repo::BackupObjectPrefix(repo.stanza(), b.label);
-      std::size_t before = errors.size();
-      std::uint64_t objects = 0, bytes = 0;
-      if (m["type"] == "full") {
-        const int manifest_format = repo::ManifestFormat(m);
-        repo::ObjectFormat format = repo::BackupObjectFormat(
-            {ParseCompression(m["compression"]), 0, repo.key()}, manifest_format);
-        repo::FileList files;  // one backup's at a time
-        try {
-          files = repo::ReadFileList(repo, b.label, m);
-        } catch (const Error& e) {
-          fail(Redact(e.what()), e.code() != ExitCode::kNotFound);
-        }
-        if (m.contains("file_list")) {
-          ++objects;
-          bytes += m["file_list"].value("size", std::uint64_t{0});
-        }
-        std::vector<repo::ObjectToRead> items =
-            repo::PlanObjects(files, m["bundles"], [&](const repo::FileEntry& f) {
-              fail(b.label + ": manifest lists " + std::string(f.path) + " in bundle " +
-                       f.ObjectName() + ", which it does not describe",
-                   false);
-            });
-        repo::Expected pg_manifest = repo::RecordExpected(m.at("backup_manifest"), manifest_format);
-        items.push_back({"backup_manifest",
-                         *pg_manifest.size,
-                         pg_manifest.sha256,
-                         pg_manifest.stored_size,
-                         "",
-                         {},
-                         nullptr});
-        // Format 3 records the SHA-256 of every object's stored bytes: checking those proves
-        // the bytes are the ones written, without decoding them (as pgBackRest's verify checks
-        // its repository checksums). --full also decodes and checks every file's content.
-        const bool stored_only = !options.full && manifest_format >= 3;
-        auto errs = io::RunParallel(items.size(), ctx.config.parallel, [&](std::size_t i) {
-          const repo::ObjectToRead& item = items[i];
-          std::string what = repo.storage().Describe() + "/" + prefix + item.object;
-          if (stored_only) {
-            repo::CheckStoredObject(repo.storage(), prefix + item.object, item.expected());
-          } else if (item.parts.empty()) {
-            io::NullSink sink;
-            repo::ReadObject(repo.storage(), prefix + item.object, format, item.expected(), sink);
-          } else {
-            std::vector<BundleVerifier::Part> parts;
-            for (auto p : item.parts) {
-              parts.push_back(
-                  {std::string(files[p].path), files[p].size, files.ContentHex(files[p])});
-            }
-            BundleVerifier sink(std::move(parts), files.content_digest(), what);
-            repo::ReadObject(repo.storage(), prefix + item.object, format, item.expected(), sink);
-          }
-        });
-        for (std::size_t i = 0; i < errs.size(); ++i) {
-          ++objects;
-          bytes += items[i].size;
-          if (!errs[i]) continue;
-          try {
-            std::rethrow_exception(errs[i]);
-          } catch (const Error& e) {
-            std::string msg = Redact(e.what());
-            if (e.code() == ExitCode::kNotFound)
-              msg = b.label + ": object " + items[i].object + " is missing (" + msg + ")";
-            fail(msg, e.code() != ExitCode::kNotFound);
-          }
-        }
+        findings.Add(Redact(b.problem), b.problem_code != ExitCode::kNotFound);
+        text << "  backup " << b.label << ": manifest cannot be used\n";
+      } else if (b.manifest->full()) {
+        checked = VerifyFullBackup(repo, *b.manifest, options.full, ctx.config.parallel, findings);
+        window = VerifyWindow(catalog, *b.manifest, findings, text);
       } else {
-        repo::ObjectFormat format{ParseCompression(m["compression"]), 0, repo.key()};
-        std::vector<nlohmann::json> items(m["databases"].begin(), m["databases"].end());
-        items.push_back(m["globals"]);
-        for (const auto& d : items) {
-          ++objects;
-          bytes += d["size"].get<std::uint64_t>();
-          try {
-            io::NullSink sink;
-            repo::ReadObject(repo.storage(), prefix + d["object"].get<std::string>(), format,
-                             {d["sha256"], d.value("size", std::uint64_t{0})}, sink);
-          } catch (const Error& e) {
-            fail(Redact(e.what()), e.code() != ExitCode::kNotFound);
-          }
-        }
-      }
-
-      // Recoverable window: consistent at the stop LSN; then as far as WAL is contiguous.
-      nlohmann::json window = nullptr;
-      if (m["type"] == "full") {
-        TimelineId tli = m["timeline"];
-        Lsn start = Lsn::Parse(m["start_lsn"].get<std::string>());
-        Lsn stop = Lsn::Parse(m["stop_lsn"].get<std::string>());
-        bool included = m["wal"]["included"];
-        std::uint64_t segno = WalSegment::FromLsn(tli, start, seg_size).segno;
-        std::uint64_t stop_segno = WalSegment::FromLsn(tli, Lsn{stop.value - 1}, seg_size).segno;
-        std::optional<std::string> gap;
-        Lsn reach = stop;
-        std::optional<SystemTime> reach_time;
-        TimelineId cur = tli;
-        if (included) segno = stop_segno + 1;
-        for (;;) {
-          auto& segs = segments[cur];
-          std::uint64_t last_on_tli = segs.empty() ? 0 : segs.rbegin()->first;
-          std::optional<std::uint64_t> switch_segno;
-          if (cur != newest_tli && switch_of.count(cur)) {
-            switch_segno = WalSegment::FromLsn(cur, switch_of[cur], seg_size).segno;
-          }
-          std::uint64_t end = switch_segno ? *switch_segno : last_on_tli;
-          bool broken = false;
-          for (; segno <= end; ++segno) {
-            if (!segs.count(segno)) {
-              // The switch segment may exist only on the child timeline.
-              if (switch_segno && segno == *switch_segno) break;
-              gap = WalSegment{cur, segno}.Name(seg_size);
-              broken = true;
-              break;
-            }
-            reach = Lsn{(segno + 1) * seg_size};
-          }
-          if (broken || !switch_segno) break;
-          cur = cur + 1;
-          while (cur < newest_tli && !switch_of.count(cur) && segments[cur].empty()) ++cur;
-          segno = *switch_segno;
-        }
-        if (gap && WalSegment::ParseName(*gap, seg_size)->segno <= stop_segno && !included) {
-          fail(b.label + ": WAL segment " + *gap +
-                   " needed to make the backup consistent is "
-                   "missing: the backup cannot be restored",
-               false);
-        } else if (gap) {
-          fail(b.label + ": WAL gap at " + *gap + ": recovery from this backup stops at " +
-                   reach.ToString() + " instead of the end of the archive",
-               false);
-        }
-        window = {{"earliest_time", m["stop_time"]},
-                  {"earliest_lsn", m["stop_lsn"]},
-                  {"latest_lsn", reach.ToString()},
-                  {"timeline", cur},
-                  {"gap", gap ? nlohmann::json(*gap) : nlohmann::json(nullptr)}};
-        text << "  backup " << b.label << ": recoverable from " << m["stop_time"].get<std::string>()
-             << " (LSN " << m["stop_lsn"].get<std::string>() << ") to LSN " << reach.ToString()
-             << (gap ? " -- cut short by missing WAL " + *gap : std::string("")) << "\n";
-      } else {
+        checked = VerifyLogicalBackup(repo, *b.manifest, findings);
         text << "  backup " << b.label << " (logical): restorable as of "
-             << m["stop_time"].get<std::string>() << "\n";
+             << FormatIso8601(b.manifest->stop_time) << "\n";
       }
       nlohmann::json errs_json = nlohmann::json::array();
-      for (std::size_t i = before; i < errors.size(); ++i) {
-        errs_json.push_back(errors[i]);
-        text << "    ERROR " << errors[i] << "\n";
+      for (std::size_t i = before; i < findings.errors().size(); ++i) {
+        errs_json.push_back(findings.errors()[i]);
+        text << "    ERROR " << findings.errors()[i] << "\n";
       }
-      backups_json.push_back({{"label", b.label},
-                              {"type", m["type"]},
-                              {"ok", errs_json.empty()},
-                              {"objects_checked", objects},
-                              {"bytes_checked", bytes},
-                              {"window", window},
-                              {"errors", errs_json}});
+      backups_json.push_back(
+          {{"label", b.label},
+           {"type", b.ok() ? nlohmann::json(b.manifest->type) : nlohmann::json(nullptr)},
+           {"ok", errs_json.empty()},
+           {"objects_checked", checked.objects},
+           {"bytes_checked", checked.bytes},
+           {"window", window},
+           {"errors", errs_json}});
     }
     if (!options.set.empty() && backups_json.empty()) {
       throw NotFoundError("backup " + options.set + " is not in " + repo.Describe());
     }
-    nlohmann::json timelines = nlohmann::json::array();
-    for (const auto& [tli, segs] : segments) {
-      if (segs.empty()) continue;
-      std::uint64_t span = segs.rbegin()->first - segs.begin()->first + 1;
-      std::vector<std::string> holes;
-      for (std::uint64_t s = segs.begin()->first; s <= segs.rbegin()->first && holes.size() < 20;
-           ++s) {
-        if (!segs.count(s)) holes.push_back(WalSegment{tli, s}.Name(seg_size));
-      }
-      timelines.push_back({{"timeline", tli},
-                           {"first", segs.begin()->second.name},
-                           {"last", segs.rbegin()->second.name},
-                           {"segments", segs.size()},
-                           {"missing", span - segs.size()},
-                           {"missing_first", holes}});
-      text << "  wal timeline " << tli << ": " << segs.begin()->second.name << " .. "
-           << segs.rbegin()->second.name << ", " << segs.size() << " segments"
-           << (span > segs.size() ? ", " + std::to_string(span - segs.size()) + " MISSING" : "")
-           << "\n";
-    }
-    for (const auto& l : incomplete)
+    nlohmann::json timelines = TimelinesJson(catalog.Wal(), text);
+    for (const auto& l : catalog.Incomplete()) {
       text << "  note: " << l << " is an incomplete backup (ignored)\n";
+    }
     io::StaleTemporaries stale = repo.StaleTemporaries("", false);
     if (!stale.paths.empty()) {
       text << "  note: " << stale.paths.size() << " temporary file(s) (" << FormatBytes(stale.bytes)
@@ -362,23 +353,23 @@ int Verify(const Context& ctx, const VerifyOptions& options) {
            << "; the next backup removes them\n";
     }
     nlohmann::json wal_errors_json = nlohmann::json::array();
-    for (const auto& e : errors) {
-      if (e.find("/wal/") != std::string::npos) {
-        wal_errors_json.push_back(e);
-        text << "  ERROR " << e << "\n";
-      }
+    for (std::size_t i = 0; i < wal_errors; ++i) {
+      wal_errors_json.push_back(findings.errors()[i]);
+      text << "  ERROR " << findings.errors()[i] << "\n";
     }
     report_repos.push_back(
         {{"repo", repo.config().name},
          {"location", repo.storage().Describe()},
          {"backups", backups_json},
          {"wal",
-          {{"objects_checked", wal_objects.size()},
+          {{"objects_checked", wal_objects},
            {"timelines", timelines},
            {"errors", wal_errors_json}}},
-         {"incomplete_backups", incomplete},
+         {"incomplete_backups", catalog.Incomplete()},
          {"stale_temporaries", {{"files", stale.paths.size()}, {"bytes", stale.bytes}}},
-         {"ok", errors.empty()}});
+         {"ok", findings.errors().empty()}});
+    corrupt |= findings.corrupt();
+    missing |= findings.missing();
   }
   bool ok = !corrupt && !missing;
   text << (ok ? "verify passed\n" : "verify FAILED\n");

@@ -154,22 +154,9 @@ void FileEntry::SetSha256Hex(std::string_view hex) { SetHex(sha256, hex, "a SHA-
 std::string FileEntry::Xxh128Hex() const { return HexEncode(xxh128); }
 void FileEntry::SetXxh128Hex(std::string_view hex) { SetHex(xxh128, hex, "an XXH128"); }
 
-int ManifestFormat(const nlohmann::json& manifest) {
-  auto it = manifest.find("format");
-  return it == manifest.end() ? 1 : it->get<int>();
-}
-
 ObjectFormat BackupObjectFormat(ObjectFormat format, int manifest_format) {
   format.sha256_of_stored = manifest_format >= 3;
   return format;
-}
-
-Expected RecordExpected(const nlohmann::json& record, int manifest_format) {
-  Expected e{
-      record.at("sha256").get<std::string>(), record.at("size").get<std::uint64_t>(), {}, {}};
-  FileEntry().SetSha256Hex(e.sha256);  // never empty: that would skip verification
-  if (manifest_format >= 3) e.stored_size = record.at("stored_size").get<std::uint64_t>();
-  return e;
 }
 
 std::string ManifestPath(const FileEntry& e) {
@@ -196,18 +183,19 @@ const FileEntry* ManifestPathLookup::Find(const std::string& path) {
   return it == by_path_.end() ? nullptr : &files_[it->second];
 }
 
-std::vector<ObjectToRead> PlanObjects(const FileList& files, const nlohmann::json& bundles,
+std::vector<ObjectToRead> PlanObjects(const FileList& files,
+                                      const std::vector<ObjectRecord>& bundles,
                                       const std::function<void(const FileEntry&)>& orphan) {
   std::vector<ObjectToRead> out;
   std::map<std::string, std::size_t> bundle_at;
   const bool v3 = files.format() >= 3;
   for (const auto& b : bundles) {
-    bundle_at[b.at("object")] = out.size();
+    bundle_at[b.object] = out.size();
     ObjectToRead& o = out.emplace_back();
-    o.object = b.at("object");
-    o.size = b.at("size");
-    o.sha256 = b.at("sha256");
-    if (v3) o.stored_size = b.at("stored_size").get<std::uint64_t>();
+    o.object = b.object;
+    o.size = b.size;
+    o.sha256 = b.sha256;
+    if (v3) o.stored_size = b.stored_size;
   }
   for (std::size_t i = 0; i < files.size(); ++i) {
     const FileEntry& f = files[i];
@@ -328,29 +316,22 @@ StoredObject WriteFileList(Repository& repo, const std::string& label, const Fil
   return writer.result();
 }
 
-nlohmann::json FileListRecord(const StoredObject& stored, std::size_t entries) {
-  return {{"object", kFileListObject},         {"compression", "zstd"},
-          {"sha256", stored.sha256},           {"size", stored.size},
-          {"stored_size", stored.stored_size}, {"entries", entries}};
+FileListRecord MakeFileListRecord(const StoredObject& stored, std::size_t entries) {
+  return FileListRecord{
+      ObjectRecord{kFileListObject, stored.sha256, stored.size, stored.stored_size},
+      CompressionType::kZstd, entries};
 }
 
-FileList ReadFileList(Repository& repo, const std::string& label, const nlohmann::json& manifest) {
-  std::string what = repo.Describe() + ": backup " + label;
-  int format = ManifestFormat(manifest);
-  if (format > kManifestFormat) {
-    throw ConflictError(what + " has manifest format " + std::to_string(format) +
-                        ", newer than this gravl-dr understands (" +
-                        std::to_string(kManifestFormat) + "): upgrade gravl-dr");
-  }
-  FileList files(format);
-  auto record = manifest.find("file_list");
-  if (record == manifest.end() && format >= 2) {
-    throw IntegrityError(what + ": the manifest (format " + std::to_string(format) +
-                         ") has no file_list record: it is damaged");
-  }
-  if (record == manifest.end()) {
-    // Format 1: the entries are in the manifest (a summary does not carry them).
-    nlohmann::json full = manifest.contains("files") ? manifest : ReadManifest(repo, label);
+FileList ReadFileList(Repository& repo, const BackupManifest& manifest) {
+  std::string what = repo.Describe() + ": backup " + manifest.label;
+  FileList files(manifest.format);
+  if (!manifest.file_list) {
+    if (manifest.format >= 2) {
+      throw IntegrityError(what + ": the manifest (format " + std::to_string(manifest.format) +
+                           ") has no file_list record: it is damaged");
+    }
+    // Format 1: the entries are in the manifest document.
+    nlohmann::json full = ReadManifestDocument(repo, manifest.label);
     auto list_it = full.find("files");
     if (list_it == full.end() || !list_it->is_array()) {
       throw IntegrityError(what +
@@ -363,32 +344,20 @@ FileList ReadFileList(Repository& repo, const std::string& label, const nlohmann
     }
     return files;
   }
-  std::string key;
-  Expected expected;
-  std::size_t entries = 0;
-  CompressionType compression = CompressionType::kZstd;
-  try {
-    if (record->at("object").get<std::string>() != kFileListObject) {
-      throw IntegrityError("its object is not " + std::string(kFileListObject));
-    }
-    key = BackupObjectPrefix(repo.stanza(), label) + kFileListObject;
-    expected = RecordExpected(*record, format);
-    entries = record->at("entries").get<std::size_t>();
-    compression = ParseCompression(record->value("compression", "zstd"));
-  } catch (const IntegrityError& ex) {
-    throw IntegrityError(what + ": the manifest's file_list record is damaged (" +
-                         std::string(ex.what()) + ")");
-  } catch (const nlohmann::json::exception& ex) {
-    throw IntegrityError(what + ": the manifest's file_list record is damaged (" +
-                         std::string(ex.what()) + ")");
+  const FileListRecord& record = *manifest.file_list;
+  if (record.object.object != kFileListObject) {
+    throw IntegrityError(what + ": the manifest's file_list record is damaged (its object is not " +
+                         std::string(kFileListObject) + ")");
   }
+  std::string key = BackupObjectPrefix(repo.stanza(), manifest.label) + kFileListObject;
   FileListParser parser(files, repo.storage().Describe() + "/" + key);
-  ReadObject(repo.storage(), key, BackupObjectFormat({compression, 0, repo.key()}, format),
-             expected, parser);
+  ReadObject(repo.storage(), key,
+             BackupObjectFormat({record.compression, 0, repo.key()}, manifest.format),
+             record.object.expected(manifest.format), parser);
   if (!parser.finished()) throw IntegrityError(what + ": the file list was not verified");
-  if (files.size() != entries) {
+  if (files.size() != record.entries) {
     throw IntegrityError(what + ": the file list has " + std::to_string(files.size()) +
-                         " entries, the manifest says " + std::to_string(entries));
+                         " entries, the manifest says " + std::to_string(record.entries));
   }
   return files;
 }

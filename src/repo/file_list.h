@@ -27,14 +27,11 @@
 #include <utility>
 #include <vector>
 
+#include "repo/manifest.h"
 #include "repo/object_io.h"
 #include "repo/repository.h"
 
 namespace gravl::repo {
-
-// 1: the file list inside the manifest; 2: the file list an object of its own; 3: objects'
-// SHA-256 of their stored bytes, files' XXH128 of their content.
-inline constexpr int kManifestFormat = 3;
 
 // One entry. Its names are views: into the FileList that holds it, or, for an entry being
 // built, into the caller's strings until FileList::Add() copies them.
@@ -142,8 +139,8 @@ class ManifestPathLookup {
 
 // The objects of a full backup and what each holds, for restore and verify: a file of its own,
 // or a bundle of small files (indexes into the list, in bundle order). `bundles` is the
-// manifest's "bundles"; a file in a bundle it does not describe goes to `orphan` and is left
-// out (orphan may throw).
+// manifest's; a file in a bundle it does not describe goes to `orphan` and is left out
+// (orphan may throw).
 struct ObjectToRead {
   std::string object;
   std::uint64_t size = 0;
@@ -154,7 +151,8 @@ struct ObjectToRead {
   const FileEntry* file = nullptr;           // own objects
   Expected expected() const { return {sha256, size, stored_size, xxh128}; }
 };
-std::vector<ObjectToRead> PlanObjects(const FileList& files, const nlohmann::json& bundles,
+std::vector<ObjectToRead> PlanObjects(const FileList& files,
+                                      const std::vector<ObjectRecord>& bundles,
                                       const std::function<void(const FileEntry&)>& orphan);
 
 nlohmann::json ToJson(const FileEntry& entry, int format = kManifestFormat);
@@ -163,23 +161,19 @@ nlohmann::json ToJson(const FileEntry& entry, int format = kManifestFormat);
 // (empty, absolute, a "." or ".." component, a NUL byte).
 FileEntry& AddFromJson(FileList& list, const nlohmann::json& json, const std::string& what);
 
-// A manifest's "format" (1 when absent: the first manifests had none).
-int ManifestFormat(const nlohmann::json& manifest);
 // The format of objects of a backup of manifest format `format` (its SHA-256s of the stored
 // bytes from format 3 on).
 ObjectFormat BackupObjectFormat(ObjectFormat format, int manifest_format);
-// A manifest record of an object ("file_list", "backup_manifest"): what reading it expects.
-Expected RecordExpected(const nlohmann::json& record, int manifest_format);
 
-// Stores `files` as <backup>/file_list; the result goes into the manifest's "file_list" (see
-// FileListRecord).
+// Stores `files` as <backup>/file_list; the result goes into the manifest's file_list (see
+// MakeFileListRecord).
 StoredObject WriteFileList(Repository& repo, const std::string& label, const FileList& files);
-nlohmann::json FileListRecord(const StoredObject& stored, std::size_t entries);
+FileListRecord MakeFileListRecord(const StoredObject& stored, std::size_t entries);
 
-// The file list of the full backup `label` whose manifest (a summary is enough) is `manifest`:
-// streamed from its object and verified (SHA-256, size, entry count) before it is returned;
-// for format-1 manifests, read from the manifest itself. Throws IntegrityError on damage,
-// NotFoundError when the object is missing, FormatError for a newer manifest format.
-FileList ReadFileList(Repository& repo, const std::string& label, const nlohmann::json& manifest);
+// The file list of the full backup `manifest` (a summary is enough): streamed from its object
+// and verified (SHA-256, size, entry count) before it is returned; for format-1 manifests, read
+// from the manifest document itself. Throws IntegrityError on damage, NotFoundError when the
+// object is missing.
+FileList ReadFileList(Repository& repo, const BackupManifest& manifest);
 
 }  // namespace gravl::repo

@@ -79,7 +79,6 @@ void ReadObject(storage::Storage& storage, const std::string& key, const ObjectF
 // the object and checks that SHA-256 and the stored size, without decrypting or
 // decompressing -- what proves the stored bytes are those written (verify's default; the
 // content itself is checked by restores, drills and verify --full). Throws like ReadObject.
-void CheckStoredObject(storage::Storage& storage, const std::string& key,
-                       const Expected& expected);
+void CheckStoredObject(storage::Storage& storage, const std::string& key, const Expected& expected);
 
 }  // namespace gravl::repo

@@ -59,34 +59,6 @@ EncryptionInfo NewEncryption(const std::string& passphrase, io::Key& key_out,
 io::Key UnlockEncryption(const EncryptionInfo& info, const std::string& passphrase,
                          const std::string& what);
 
-// ---- catalog: what a stanza holds, for info ----
-
-struct BackupSummary {
-  std::string label;
-  nlohmann::json manifest;  // verified manifest.json (fields defined by the backup command)
-  std::string problem;      // non-empty: the manifest is damaged or unreadable (manifest null)
-};
-
-struct WalTimelineSummary {
-  TimelineId timeline = 0;
-  std::string first;  // segment names
-  std::string last;
-  std::uint64_t segments = 0;
-  std::uint64_t missing = 0;  // segments absent between first and last
-  std::uint64_t history_files = 0;
-  std::uint64_t bytes = 0;  // stored bytes
-};
-
-struct StanzaSummary {
-  StanzaInfo info;
-  std::vector<BackupSummary> backups;          // complete backups, oldest first
-  std::vector<std::string> incomplete_labels;  // backup folders without a manifest
-  std::vector<WalTimelineSummary> wal;
-  std::optional<nlohmann::json> last_restore_test;  // newest reports/restore-tests/ report
-};
-
-StanzaSummary Summarize(Repository& repo);
-
 // Stanza names present in a storage ("<name>/stanza.json").
 std::vector<std::string> ListStanzas(storage::Storage& storage);
 

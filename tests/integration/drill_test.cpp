@@ -119,17 +119,13 @@ TEST_F(Drill, TableCountsAtTheConsistencyPointNameMissingAndDifferentTables) {
     RepoConfig rc{"local", "posix", dir_ / "repo", {}};
     repo::Repository repo(rc, storage::OpenStorage(rc), "main");
     repo.Stanza();
-    nlohmann::json m = repo::ReadManifest(repo, label);
-    for (auto& t : m["tables"]) {
-      if (t["table"] == "t_same") t["rows"] = 5000;
+    repo::BackupManifest m = repo::ReadManifest(repo, label);
+    for (auto& t : *m.tables) {
+      if (t.table == "t_same") t.rows = 5000;
     }
-    m["tables"].push_back({{"database", "postgres"},
-                           {"schema", "public"},
-                           {"table", "ghost"},
-                           {"rows", 10},
-                           {"exact", true}});
+    m.tables->push_back({"postgres", "public", "ghost", 10, true});
     repo.storage().DeleteMany({repo::ManifestKey("main", label)});
-    repo::WriteManifest(repo, label, m);
+    repo::WriteManifest(repo, m);
   }
   Chown(dir_ / "repo");
   SwitchAndWait();

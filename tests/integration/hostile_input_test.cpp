@@ -21,6 +21,7 @@
 #include "repo/repository.h"
 #include "storage/factory.h"
 #include "support/cli.h"
+#include "support/manifest_util.h"
 #include "support/restoring_fixture.h"
 #include "support/test_util.h"
 
@@ -47,17 +48,22 @@ class HostileInput : public test::RestoringFixture {
     RepoConfig rc{"local", "posix", dir_ / "repo", {}};
     repo::Repository repo(rc, storage::OpenStorage(rc), "main");
     repo.Stanza();
-    nlohmann::json m = repo::ReadManifest(repo, label);
+    nlohmann::json m = repo::ReadManifestDocument(repo, label);
     edit(m);
     if (edit_files) {
-      repo::FileList files = repo::ReadFileList(repo, label, m);
+      repo::FileList files = repo::ReadFileList(repo, repo::ReadManifest(repo, label));
       edit_files(files);
       repo.storage().DeleteMany({repo::BackupObjectPrefix("main", label) + "file_list"});
       repo::StoredObject stored = repo::WriteFileList(repo, label, files);
-      m["file_list"] = repo::FileListRecord(stored, files.size());
+      repo::FileListRecord record = repo::MakeFileListRecord(stored, files.size());
+      m["file_list"] = {{"object", record.object.object},
+                        {"compression", "zstd"},
+                        {"sha256", record.object.sha256},
+                        {"size", record.object.size},
+                        {"stored_size", *record.object.stored_size},
+                        {"entries", record.entries}};
     }
-    repo.storage().DeleteMany({repo::ManifestKey("main", label)});
-    repo::WriteManifest(repo, label, m);
+    test::WriteManifestDocument(repo, label, m);
     Chown(dir_ / "repo");
   }
 };

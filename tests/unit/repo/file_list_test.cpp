@@ -10,6 +10,7 @@
 #include "repo/manifest.h"
 #include "repo/metadata.h"
 #include "storage/memory.h"
+#include "support/manifest_util.h"
 
 namespace gravl::repo {
 namespace {
@@ -97,10 +98,10 @@ void ExpectSame(const FileEntry& a, const FileEntry& b, int format = kManifestFo
   }
 }
 
-nlohmann::json Summary(const StoredObject& stored, std::size_t entries) {
-  return {{"format", kManifestFormat},
-          {"type", "full"},
-          {"file_list", FileListRecord(stored, entries)}};
+BackupManifest Summary(const StoredObject& stored, std::size_t entries) {
+  BackupManifest m = test::SampleFullManifest(kLabel);
+  m.file_list = MakeFileListRecord(stored, entries);
+  return m;
 }
 
 TEST(FileList, RoundTripsEveryKindOfEntryThroughItsOwnObject) {
@@ -110,7 +111,7 @@ TEST(FileList, RoundTripsEveryKindOfEntryThroughItsOwnObject) {
   EXPECT_EQ(stored.sha256.size(), 64u);
   EXPECT_TRUE(repo->storage().Stat(BackupObjectPrefix("main", kLabel) + "file_list"));
 
-  FileList back = ReadFileList(*repo, kLabel, Summary(stored, files.size()));
+  FileList back = ReadFileList(*repo, Summary(stored, files.size()));
   ASSERT_EQ(back.size(), files.size());
   for (std::size_t i = 0; i < files.size(); ++i) ExpectSame(files[i], back[i]);
 }
@@ -121,21 +122,21 @@ TEST(FileList, DamageAMissingObjectAndAWrongCountAreErrors) {
   StoredObject stored = WriteFileList(*repo, kLabel, files);
   std::string key = BackupObjectPrefix("main", kLabel) + "file_list";
 
-  EXPECT_THROW(ReadFileList(*repo, kLabel, Summary(stored, files.size() + 1)), IntegrityError);
+  EXPECT_THROW(ReadFileList(*repo, Summary(stored, files.size() + 1)), IntegrityError);
   StoredObject other = stored;
   other.sha256 = std::string(64, '0');
-  EXPECT_THROW(ReadFileList(*repo, kLabel, Summary(other, files.size())), IntegrityError);
+  EXPECT_THROW(ReadFileList(*repo, Summary(other, files.size())), IntegrityError);
   // An empty checksum would mean "the content carries its own": never accepted here.
   other.sha256 = "";
-  EXPECT_THROW(ReadFileList(*repo, kLabel, Summary(other, files.size())), IntegrityError);
+  EXPECT_THROW(ReadFileList(*repo, Summary(other, files.size())), IntegrityError);
 
   Bytes object = storage::GetBytes(repo->storage(), key);
   object[object.size() / 2] ^= 1;
   storage::PutBytes(repo->storage(), key, object);
-  EXPECT_THROW(ReadFileList(*repo, kLabel, Summary(stored, files.size())), IntegrityError);
+  EXPECT_THROW(ReadFileList(*repo, Summary(stored, files.size())), IntegrityError);
 
   repo->storage().DeleteMany({key});
-  EXPECT_THROW(ReadFileList(*repo, kLabel, Summary(stored, files.size())), NotFoundError);
+  EXPECT_THROW(ReadFileList(*repo, Summary(stored, files.size())), NotFoundError);
 }
 
 TEST(FileList, ReadsFormatOneManifestsAndRefusesNewerFormats) {
@@ -145,20 +146,27 @@ TEST(FileList, ReadsFormatOneManifestsAndRefusesNewerFormats) {
   EXPECT_EQ(files[2].ObjectName(), "bundles/000001");
   nlohmann::json list = nlohmann::json::array();
   for (const auto& f : files) list.push_back(ToJson(f, 1));
-  WriteManifest(
-      *repo, kLabel,
-      {{"format", 1}, {"label", kLabel}, {"stanza", "main"}, {"type", "full"}, {"files", list}});
+  // A format-1 manifest as version 1 wrote it: the list inside.
+  nlohmann::json doc = test::SampleFullManifest(kLabel).ToJson();
+  doc["format"] = 1;
+  doc.erase("file_list");
+  doc["files"] = list;
+  for (auto& b : doc["bundles"]) b.erase("stored_size");
+  doc["backup_manifest"].erase("stored_size");
+  test::WriteManifestDocument(*repo, kLabel, doc);
   // From the summary a listing gives (no "files"): the manifest is read again.
-  FileList back = ReadFileList(*repo, kLabel, ReadManifestSummary(*repo, kLabel));
+  FileList back = ReadFileList(*repo, ReadManifestSummary(*repo, kLabel));
   ASSERT_EQ(back.size(), files.size());
   EXPECT_EQ(back.format(), 1);
   EXPECT_EQ(back.content_digest(), io::DigestType::kSha256);
   for (std::size_t i = 0; i < files.size(); ++i) ExpectSame(files[i], back[i], 1);
   EXPECT_EQ(back.ContentHex(back[2]), files[2].Sha256Hex());
 
-  nlohmann::json newer = {{"format", kManifestFormat + 1}, {"type", "full"}};
+  // A newer format is refused when the manifest is read, naming what to do.
+  nlohmann::json newer = test::SampleFullManifest(kLabel).ToJson();
+  newer["format"] = kManifestFormat + 1;
   try {
-    ReadFileList(*repo, kLabel, newer);
+    BackupManifest::FromJson(newer, "m");
     FAIL();
   } catch (const ConflictError& e) {
     EXPECT_NE(std::string(e.what()).find("upgrade gravl-dr"), std::string::npos);
@@ -269,8 +277,7 @@ TEST(FileList, ManifestPathsAreFoundInOrderWithoutAnIndex) {
 TEST(FileList, PlanObjectsGroupsBundlesInOrderAndReportsOrphans) {
   FileList files = Sample();  // files/000001 of its own; three files in bundles/000001
   files.Add(File("base/5/lost", 1, 7, true));  // a bundle the manifest does not describe
-  nlohmann::json bundles = {
-      {{"object", "bundles/000001"}, {"size", 13}, {"sha256", "ab"}, {"stored_size", 9}}};
+  std::vector<ObjectRecord> bundles = {{"bundles/000001", "ab", 13, 9}};
   std::vector<std::string> orphans;
   auto plan = PlanObjects(files, bundles,
                           [&](const FileEntry& f) { orphans.push_back(std::string(f.path)); });
@@ -291,7 +298,7 @@ TEST(FileList, PlanObjectsGroupsBundlesInOrderAndReportsOrphans) {
   // Format 2: the SHA-256 of the content, which is also the object's; no stored size.
   FileList old(2);
   old.Add(File("base/5/16384", 1 << 20, 1, false));
-  auto old_plan = PlanObjects(old, nlohmann::json::array(), [](const FileEntry&) {});
+  auto old_plan = PlanObjects(old, {}, [](const FileEntry&) {});
   ASSERT_EQ(old_plan.size(), 1u);
   EXPECT_EQ(old_plan[0].sha256, old[0].Sha256Hex());
   EXPECT_FALSE(old_plan[0].stored_size);
@@ -331,17 +338,23 @@ TEST(FileList, FormatTwoBackupsAreReadWithTheirContentSha256) {
   // Written as format 2: the list's SHA-256 is its content's, not its stored bytes'.
   EXPECT_NE(list_obj.sha256,
             io::Sha256Hex(storage::GetBytes(repo->storage(), prefix + "file_list")));
-  nlohmann::json summary = {
-      {"format", 2}, {"type", "full"}, {"file_list", FileListRecord(list_obj, old.size())}};
-  summary["file_list"].erase("stored_size");  // format 2 did not need it
+  // A format-2 manifest as it was written (no stored sizes), read back through the type.
+  nlohmann::json doc = test::SampleFullManifest(kLabel).ToJson();
+  doc["format"] = 2;
+  doc["file_list"] = {{"object", "file_list"},
+                      {"compression", "zstd"},
+                      {"sha256", list_obj.sha256},
+                      {"size", list_obj.size},
+                      {"entries", old.size()}};
+  doc["backup_manifest"].erase("stored_size");
+  BackupManifest summary = BackupManifest::FromJson(doc, "m");
+  EXPECT_FALSE(summary.file_list->object.stored_size);
 
-  FileList back = ReadFileList(*repo, kLabel, summary);
+  FileList back = ReadFileList(*repo, summary);
   ASSERT_EQ(back.size(), 3u);
   EXPECT_EQ(back.content_digest(), io::DigestType::kSha256);
-  nlohmann::json bundles = {{{"object", "bundles/000001"},
-                             {"size", bundle.size()},
-                             {"sha256", bundle_obj.sha256},
-                             {"stored_size", bundle_obj.stored_size}}};
+  std::vector<ObjectRecord> bundles = {
+      {"bundles/000001", bundle_obj.sha256, bundle.size(), bundle_obj.stored_size}};
   auto plan = PlanObjects(back, bundles, [](const FileEntry&) { FAIL(); });
   ASSERT_EQ(plan.size(), 2u);
   for (const auto& o : plan) {
@@ -388,7 +401,7 @@ TEST(FileList, TwoHundredThousandEntriesStayCompact) {
   }
   ::malloc_trim(0);
   std::size_t before = ::mallinfo2().uordblks;
-  FileList back = ReadFileList(*repo, kLabel, Summary(stored, kEntries));
+  FileList back = ReadFileList(*repo, Summary(stored, kEntries));
   std::size_t used = ::mallinfo2().uordblks - before;
   ASSERT_EQ(back.size(), kEntries);
   EXPECT_EQ(back[123456].path, "base/16384/223456");

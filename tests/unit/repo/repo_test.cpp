@@ -5,6 +5,7 @@
 
 #include "common/error.h"
 #include "io/hash.h"
+#include "repo/catalog.h"
 #include "repo/layout.h"
 #include "repo/lock.h"
 #include "repo/manifest.h"
@@ -14,6 +15,7 @@
 #include "storage/faulty.h"
 #include "storage/memory.h"
 #include "storage/posix.h"
+#include "support/manifest_util.h"
 #include "support/test_util.h"
 
 namespace gravl::repo {
@@ -302,8 +304,9 @@ TEST(Summary, WalRangeGapsAndIncompleteBackups) {
 
   RepoConfig rc{"mem", "memory", ""};
   Repository repo(rc, std::move(s), "main");
-  WriteManifest(repo, "20260101T000000Z-full", {{"type", "full"}});
-  StanzaSummary sum = Summarize(repo);
+  WriteManifest(repo, test::SampleFullManifest("20260101T000000Z-full"));
+  Catalog catalog(repo);
+  StanzaSummary sum = Summarize(catalog);
   ASSERT_EQ(sum.backups.size(), 1u);
   EXPECT_EQ(sum.backups[0].label, "20260101T000000Z-full");
   EXPECT_EQ(sum.incomplete_labels, std::vector<std::string>{"20260102T000000Z-full"});
@@ -380,9 +383,8 @@ TEST(Manifest, ACopiedManifestIsRefused) {
   info.system_identifier = "1";
   WriteMetadata(*mem, StanzaKey("main"), info.ToJson());
   Repository repo(rc, std::move(mem), "main");
-  WriteManifest(repo, "20260101T000000Z-full",
-                {{"label", "20260101T000000Z-full"}, {"stanza", "main"}});
-  EXPECT_EQ(ReadManifest(repo, "20260101T000000Z-full")["label"], "20260101T000000Z-full");
+  WriteManifest(repo, test::SampleFullManifest("20260101T000000Z-full"));
+  EXPECT_EQ(ReadManifest(repo, "20260101T000000Z-full").label, "20260101T000000Z-full");
   Bytes copy = storage::GetBytes(repo.storage(), ManifestKey("main", "20260101T000000Z-full"));
   storage::PutBytes(repo.storage(), ManifestKey("main", "20260202T000000Z-full"), copy);
   EXPECT_THROW(ReadManifest(repo, "20260202T000000Z-full"), IntegrityError);
