@@ -40,7 +40,6 @@
 #include "repo/lock.h"
 #include "repo/manifest.h"
 #include "repo/wal.h"
-#include "version.h"
 
 namespace gravl::commands {
 namespace {
@@ -453,15 +452,7 @@ int Backup(const Context& ctx, const BackupOptions& options) {
   repo::StoredObject file_list = repo::WriteFileList(repo, label, writer.files_);
   writer.stored_size_ += file_list.stored_size;
   writer.files_ = {};  // its memory goes back before the manifest is built
-  repo::BackupManifest manifest;
-  manifest.format = repo::kManifestFormat;
-  manifest.label = label;
-  manifest.type = "full";
-  manifest.stanza = repo.stanza();
-  manifest.system_identifier = id.system_identifier;
-  manifest.pg_version_num = id.version_num;
-  manifest.created_by = std::string("gravl-dr ") + kVersion;
-  manifest.start_time = now;
+  repo::BackupManifest manifest = ctx.NewManifest(repo, label, "full", id, now);
   manifest.stop_time = stop_time;
   manifest.start_lsn = result.start_lsn;
   manifest.stop_lsn = result.stop_lsn;
@@ -472,8 +463,6 @@ int Backup(const Context& ctx, const BackupOptions& options) {
   manifest.wal_start_segment = first.Name(seg_size);
   manifest.wal_stop_segment = last.Name(seg_size);
   manifest.next_xid = next_xid;
-  manifest.compression = ctx.config.compression;
-  manifest.encrypted = repo.key() != nullptr;
   manifest.size = writer.size_;
   manifest.stored_size = writer.stored_size_;
   manifest.file_count = file_count;

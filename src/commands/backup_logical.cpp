@@ -18,7 +18,6 @@
 #include "repo/layout.h"
 #include "repo/lock.h"
 #include "repo/manifest.h"
-#include "version.h"
 
 namespace gravl::commands {
 namespace {
@@ -105,18 +104,8 @@ int LogicalBackup(const Context& ctx, const BackupOptions& options) {
                {bin + "/pg_dumpall", "--globals-only", "--no-password", "-d",
                 credentials.conninfo().empty() ? "dbname=postgres" : credentials.conninfo()},
                credentials.env());
-  repo::BackupManifest manifest;
-  manifest.format = 1;
-  manifest.label = label;
-  manifest.type = "logical";
-  manifest.stanza = repo.stanza();
-  manifest.system_identifier = id.system_identifier;
-  manifest.pg_version_num = id.version_num;
-  manifest.created_by = std::string("gravl-dr ") + kVersion;
-  manifest.start_time = now;
+  repo::BackupManifest manifest = ctx.NewManifest(repo, label, "logical", id, now);
   manifest.stop_time = std::chrono::system_clock::now();
-  manifest.compression = ctx.config.compression;
-  manifest.encrypted = repo.key() != nullptr;
   manifest.size = size + globals.size;
   manifest.stored_size = stored + globals.stored_size;
   manifest.databases = std::move(dumps);

@@ -4,6 +4,7 @@
 
 #include "common/error.h"
 #include "storage/factory.h"
+#include "version.h"
 
 namespace gravl::commands {
 
@@ -38,6 +39,23 @@ void Context::Emit(const nlohmann::json& json, const std::string& text) const {
   } else {
     std::cout << text << std::flush;
   }
+}
+
+repo::BackupManifest Context::NewManifest(repo::Repository& repo, const std::string& label,
+                                          const std::string& type, const pg::ClusterIdentity& id,
+                                          SystemTime start) const {
+  repo::BackupManifest m;
+  m.format = type == "full" ? repo::kManifestFormat : 1;
+  m.label = label;
+  m.type = type;
+  m.stanza = repo.stanza();
+  m.system_identifier = id.system_identifier;
+  m.pg_version_num = id.version_num;
+  m.created_by = std::string("gravl-dr ") + kVersion;
+  m.start_time = start;
+  m.compression = config.compression;
+  m.encrypted = repo.key() != nullptr;
+  return m;
 }
 
 }  // namespace gravl::commands

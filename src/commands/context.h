@@ -10,6 +10,7 @@
 
 #include "common/config.h"
 #include "pg/connection.h"
+#include "repo/manifest.h"
 #include "repo/repository.h"
 
 namespace gravl::commands {
@@ -35,6 +36,13 @@ struct Context {
     pg::ClusterIdentity id;
   };
   BackupTarget OpenBackupTarget() const;
+
+  // A new backup's manifest with the fields every backup records about itself: what it is,
+  // of which cluster, by which version, started when, stored how. The format is the newest
+  // for full backups and 1 for logical ones.
+  repo::BackupManifest NewManifest(repo::Repository& repo, const std::string& label,
+                                   const std::string& type, const pg::ClusterIdentity& id,
+                                   SystemTime start) const;
 
   // Prints the result: `json` in JSON mode, otherwise `text` (which should end in '\n').
   void Emit(const nlohmann::json& json, const std::string& text) const;
