@@ -97,39 +97,39 @@ void FaultyStorage::MaybeFail(const std::string& what, const std::string& key) {
 
 std::unique_ptr<WriteStream> FaultyStorage::Put(const std::string& key, const PutOptions& options) {
   MaybeFail("put", key);
-  return std::make_unique<FaultyWrite>(*this, inner_.Put(key, options), key);
+  return std::make_unique<FaultyWrite>(*this, ForwardingStorage::Put(key, options), key);
 }
 
 std::unique_ptr<ReadStream> FaultyStorage::Get(const std::string& key,
                                                const std::optional<Range>& range) {
   MaybeFail("get", key);
-  return std::make_unique<FaultyRead>(inner_.Get(key, range), key, plan(),
+  return std::make_unique<FaultyRead>(ForwardingStorage::Get(key, range), key, plan(),
                                       range ? range->offset : 0);
 }
 
 std::optional<ObjectInfo> FaultyStorage::Stat(const std::string& key) {
   MaybeFail("stat", key);
-  return inner_.Stat(key);
+  return ForwardingStorage::Stat(key);
 }
 
 ListPage FaultyStorage::List(const std::string& prefix, const ListOptions& options) {
   MaybeFail("list", prefix);
-  return inner_.List(prefix, options);
+  return ForwardingStorage::List(prefix, options);
 }
 
 void FaultyStorage::DeleteMany(const std::vector<std::string>& keys) {
   MaybeFail("delete", keys.empty() ? "" : keys.front());
-  inner_.DeleteMany(keys);
+  ForwardingStorage::DeleteMany(keys);
 }
 
 void FaultyStorage::Persist(const std::string& key) {
   MaybeFail("persist", key);
-  inner_.Persist(key);
+  ForwardingStorage::Persist(key);
 }
 
 void FaultyStorage::DeletePrefix(const std::string& prefix) {
   MaybeFail("delete-prefix", prefix);
-  inner_.DeletePrefix(prefix);
+  ForwardingStorage::DeletePrefix(prefix);
 }
 
 }  // namespace gravl::storage

@@ -1,6 +1,7 @@
 #pragma once
-// Fault-injecting wrapper for tests: forwards to an inner Storage and breaks things on
-// purpose -- fail the Nth call, cut a stream after N bytes, flip a byte on the way out.
+// Fault-injecting wrapper for tests: forwards to an inner Storage (ForwardingStorage) and
+// breaks things on purpose -- fail the Nth call, cut a stream after N bytes, flip a byte on
+// the way out. Every call is counted, so it overrides each of them.
 
 #include <atomic>
 #include <cstdint>
@@ -8,7 +9,7 @@
 #include <optional>
 #include <string>
 
-#include "storage/storage.h"
+#include "storage/forwarding.h"
 
 namespace gravl::storage {
 
@@ -28,9 +29,12 @@ struct FaultPlan {
   std::string key_filter;
 };
 
-class FaultyStorage final : public Storage {
+class FaultyStorage final : public ForwardingStorage {
  public:
-  FaultyStorage(Storage& inner, FaultPlan plan) : inner_(inner), plan_(std::move(plan)) {}
+  FaultyStorage(Storage& inner, FaultPlan plan)
+      : ForwardingStorage(inner), plan_(std::move(plan)) {}
+  FaultyStorage(std::unique_ptr<Storage> owned, FaultPlan plan)
+      : ForwardingStorage(std::move(owned)), plan_(std::move(plan)) {}
 
   void SetPlan(FaultPlan plan);
   std::uint64_t calls() const { return calls_.load(); }
@@ -43,14 +47,13 @@ class FaultyStorage final : public Storage {
   void DeleteMany(const std::vector<std::string>& keys) override;
   void DeletePrefix(const std::string& prefix) override;
   void Persist(const std::string& key) override;
-  std::string Describe() const override { return "faulty(" + inner_.Describe() + ")"; }
+  std::string Describe() const override { return "faulty(" + target().Describe() + ")"; }
 
   // Counts a call and throws if the plan says this one fails. Used by the streams too.
   void MaybeFail(const std::string& what, const std::string& key);
   FaultPlan plan() const;
 
  private:
-  Storage& inner_;
   mutable std::mutex mutex_;
   FaultPlan plan_;
   std::atomic<std::uint64_t> calls_{0};

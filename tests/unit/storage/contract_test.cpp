@@ -27,28 +27,6 @@ struct Driver {
 
 void PrintTo(const Driver& d, std::ostream* os) { *os << d.name; }
 
-// A FaultyStorage with an empty plan must behave exactly like its inner storage.
-class OwningFaulty final : public Storage {
- public:
-  OwningFaulty() : inner_(MakeMemoryStorage()), faulty_(*inner_, FaultPlan{}) {}
-  std::unique_ptr<WriteStream> Put(const std::string& k, const PutOptions& o) override {
-    return faulty_.Put(k, o);
-  }
-  std::unique_ptr<ReadStream> Get(const std::string& k, const std::optional<Range>& r) override {
-    return faulty_.Get(k, r);
-  }
-  std::optional<ObjectInfo> Stat(const std::string& k) override { return faulty_.Stat(k); }
-  ListPage List(const std::string& p, const ListOptions& o) override { return faulty_.List(p, o); }
-  void DeleteMany(const std::vector<std::string>& k) override { faulty_.DeleteMany(k); }
-  void DeletePrefix(const std::string& p) override { faulty_.DeletePrefix(p); }
-  void Persist(const std::string& k) override { faulty_.Persist(k); }
-  std::string Describe() const override { return faulty_.Describe(); }
-
- private:
-  std::unique_ptr<Storage> inner_;
-  FaultyStorage faulty_;
-};
-
 // One gateway for the whole suite (starting node takes a moment); each test gets a prefix.
 test::S3Gateway& SharedGateway() {
   static test::S3Gateway gateway;  // stopped (and its directory removed) at exit
@@ -316,7 +294,8 @@ INSTANTIATE_TEST_SUITE_P(
                       Driver{"memory", [](test::TempDir&) { return MakeMemoryStorage(); }},
                       Driver{"faulty_passthrough",
                              [](test::TempDir&) -> std::unique_ptr<Storage> {
-                               return std::make_unique<OwningFaulty>();
+                               return std::make_unique<FaultyStorage>(MakeMemoryStorage(),
+                                                                      FaultPlan{});
                              }},
                       Driver{"s3_path_style", [](test::TempDir&) { return MakeS3(false); }},
                       Driver{"s3_host_style", [](test::TempDir&) { return MakeS3(true); }}),
