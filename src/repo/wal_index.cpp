@@ -57,9 +57,8 @@ WalIndex::WalIndex(std::string stanza, std::uint64_t segment_size)
 WalIndex WalIndex::Build(Repository& repo) {
   const StanzaInfo& info = repo.Stanza();
   WalIndex index(repo.stanza(), info.wal_segment_size);
-  for (const auto& obj : storage::ListAll(repo.storage(), WalPrefix(repo.stanza()))) {
-    index.Add(obj);
-  }
+  storage::ForEachObject(repo.storage(), WalPrefix(repo.stanza()),
+                         [&](storage::ObjectInfo&& obj) { index.Add(obj); });
   for (auto& [tli, t] : index.timelines_) {
     if (!t.history_object) continue;
     const WalObject& h = *t.history_object;
@@ -186,8 +185,26 @@ std::vector<TimelineStep> WalIndex::Path(TimelineId target) const {
   return path;
 }
 
+std::uint64_t WalIndex::RunEnd(TimelineId tli, std::uint64_t segno) const {
+  auto& runs = runs_[tli];
+  if (runs.empty()) {
+    auto t = timelines_.find(tli);
+    if (t != timelines_.end()) {
+      for (auto it = t->second.segments.begin(); it != t->second.segments.end();) {
+        std::uint64_t first = it->first, last = it->first;
+        for (++it; it != t->second.segments.end() && it->first == last + 1; ++it) last = it->first;
+        runs.emplace(first, last);
+      }
+    }
+  }
+  auto run = runs.upper_bound(segno);
+  if (run == runs.begin()) return segno;
+  --run;
+  return run->second >= segno ? run->second : segno;
+}
+
 template <typename Visit>
-WalReach WalIndex::Walk(TimelineId start_tli, Lsn from, TimelineId target, Visit&& visit) const {
+WalReach WalIndex::Walk(TimelineId start_tli, Lsn from, TimelineId target, Visit* visit) const {
   std::vector<TimelineStep> path = Path(target);
   auto k = std::find_if(path.begin(), path.end(),
                         [&](const TimelineStep& s) { return s.timeline == start_tli; });
@@ -250,14 +267,27 @@ WalReach WalIndex::Walk(TimelineId start_tli, Lsn from, TimelineId target, Visit
       }
       break;
     }
-    visit(found_tli, segno, *found);
-    reach.end = Lsn{(segno + 1) * segment_size_};
+    std::uint64_t last = segno;
+    if (visit != nullptr) {
+      (*visit)(found_tli, segno, *found);
+    } else {
+      // Jump to the end of the contiguous run on this timeline -- but not past where the
+      // path leaves it, nor past where a newer timeline of the path begins.
+      last = RunEnd(found_tli, segno);
+      for (const auto& c : candidates) {
+        if (c.timeline == found_tli && c.last_segno) last = std::min(last, *c.last_segno);
+        if (c.first_segno > segno) last = std::min(last, c.first_segno - 1);
+      }
+      found = &timelines_.at(found_tli).segments.at(last);  // archived last: the newest time
+    }
+    reach.end = Lsn{(last + 1) * segment_size_};
     reach.timeline = found_tli;
-    ++reach.segments;
+    reach.segments += last - segno + 1;
     if (found->modified != 0) {
       SystemTime t = std::chrono::system_clock::time_point(std::chrono::seconds(found->modified));
       if (!reach.newest_time || t > *reach.newest_time) reach.newest_time = t;
     }
+    segno = last;
   }
   return reach;
 }
@@ -265,14 +295,16 @@ WalReach WalIndex::Walk(TimelineId start_tli, Lsn from, TimelineId target, Visit
 std::vector<WalObject> WalIndex::SegmentsFrom(TimelineId start_tli, Lsn from,
                                               TimelineId target) const {
   std::vector<WalObject> out;
-  Walk(start_tli, from, target, [&](TimelineId tli, std::uint64_t segno, const Segment& s) {
+  auto visit = [&](TimelineId tli, std::uint64_t segno, const Segment& s) {
     out.push_back(ObjectOf(tli, segno, s));
-  });
+  };
+  Walk(start_tli, from, target, &visit);
   return out;
 }
 
 WalReach WalIndex::ReachFrom(TimelineId start_tli, Lsn from, TimelineId target) const {
-  return Walk(start_tli, from, target, [](TimelineId, std::uint64_t, const Segment&) {});
+  using NoVisit = void (*)(TimelineId, std::uint64_t, const Segment&);
+  return Walk<NoVisit>(start_tli, from, target, nullptr);
 }
 
 }  // namespace gravl::repo

@@ -115,8 +115,12 @@ class WalIndex {
     std::uint64_t first_segno;
     std::optional<std::uint64_t> last_segno;
   };
+  // With `visit`, every segment is visited; without, contiguous runs are jumped over, so that
+  // the reach of 1,000 backups over 200,000 segments takes milliseconds.
   template <typename Visit>
-  WalReach Walk(TimelineId start_tli, Lsn from, TimelineId target, Visit&& visit) const;
+  WalReach Walk(TimelineId start_tli, Lsn from, TimelineId target, Visit* visit) const;
+  // The last segment number of the contiguous run of `tli`'s segments holding `segno`.
+  std::uint64_t RunEnd(TimelineId tli, std::uint64_t segno) const;
   WalObject ObjectOf(TimelineId tli, std::uint64_t segno, const Segment& s) const;
 
   std::string stanza_;
@@ -124,6 +128,8 @@ class WalIndex {
   std::map<TimelineId, Timeline> timelines_;
   std::vector<WalObject> others_;
   std::vector<std::string> conflicts_;
+  // Contiguous runs of segments per timeline (first -> last), built when first needed.
+  mutable std::map<TimelineId, std::map<std::uint64_t, std::uint64_t>> runs_;
 };
 
 }  // namespace gravl::repo

@@ -197,50 +197,67 @@ class PosixStorage final : public Storage {
       if (errno == ENOENT || errno == ENOTDIR) return;
       throw StorageError(SysErrorText("cannot list " + dir_path, errno));
     }
+    // Only names that can still be listed are kept (not before `after`, under the prefix),
+    // and only their names: a later page of a directory of 200,000 objects holds little.
     struct Entry {
-      std::string sort_key;
-      std::string key;
+      std::string name;
       bool is_dir;
     };
+    const std::string base = dir_key.empty() ? "" : dir_key + "/";
+    auto key_of = [&](const Entry& e) { return base + e.name + (e.is_dir ? "/" : ""); };
     std::vector<Entry> entries;
     while (dirent* e = ::readdir(dir)) {
       std::string name = e->d_name;
       if (name == "." || name == ".." || io::IsTempFileName(name)) continue;
-      std::string key = dir_key.empty() ? name : dir_key + "/" + name;
       bool is_dir = e->d_type == DT_DIR;
       if (e->d_type == DT_UNKNOWN || e->d_type == DT_LNK) {
         struct stat st {};
-        if (::stat(PathOf(key).c_str(), &st) != 0) continue;
+        if (::stat(PathOf(base + name).c_str(), &st) != 0) continue;
         is_dir = S_ISDIR(st.st_mode);
       }
-      entries.push_back({is_dir ? key + "/" : key, key, is_dir});
+      Entry entry{std::move(name), is_dir};
+      std::string key = key_of(entry);
+      if (!is_dir) {
+        if (key.compare(0, prefix.size(), prefix) != 0) continue;
+        if (!after.empty() && key <= after) continue;
+      } else {
+        // A subtree that cannot hold a key under the prefix, or lies wholly before `after`.
+        std::size_t n = std::min(key.size(), prefix.size());
+        if (key.compare(0, n, prefix, 0, n) != 0) continue;
+        if (!after.empty() && after.compare(0, key.size(), key) > 0) continue;
+      }
+      entries.push_back(std::move(entry));
     }
     ::closedir(dir);
-    std::sort(entries.begin(), entries.end(),
-              [](const Entry& a, const Entry& b) { return a.sort_key < b.sort_key; });
+    // Directories sort as "name/", so that "a-b" comes before "a/x" as full keys do.
+    std::sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) {
+      std::size_t n = std::min(a.name.size(), b.name.size());
+      int c = a.name.compare(0, n, b.name, 0, n);
+      if (c != 0) return c < 0;
+      auto at = [](const Entry& e, std::size_t i) -> int {
+        if (i < e.name.size()) return static_cast<unsigned char>(e.name[i]);
+        if (i == e.name.size() && e.is_dir) return '/';
+        return -1;  // ended
+      };
+      return at(a, n) < at(b, n);
+    });
     for (const auto& e : entries) {
       if (out.size() >= want) return;
+      std::string key = key_of(e);
       if (e.is_dir) {
-        const std::string& sub = e.sort_key;  // "dir/"
-        // Skip subtrees that cannot hold a key under the prefix.
-        bool overlaps = sub.compare(0, std::min(sub.size(), prefix.size()), prefix, 0,
-                                    std::min(sub.size(), prefix.size())) == 0;
-        if (!overlaps) continue;
-        if (!after.empty() && after.compare(0, sub.size(), sub) > 0) continue;
+        const std::string& sub = key;  // "dir/"
         if (delimited && sub.size() > prefix.size()) {
           // Rolled up: the directory lies wholly beyond the prefix.
           if (!after.empty() && sub <= after) continue;
           out.push_back({ObjectInfo{sub, 0, std::nullopt}, true});
           continue;
         }
-        Walk(e.key, prefix, after, want, delimited, out);
+        Walk(sub.substr(0, sub.size() - 1), prefix, after, want, delimited, out);
         continue;
       }
-      if (e.key.compare(0, prefix.size(), prefix) != 0) continue;
-      if (!after.empty() && e.key <= after) continue;
       struct stat st {};
-      if (::stat(PathOf(e.key).c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
-      out.push_back({Info(e.key, st), false});
+      if (::stat(PathOf(key).c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
+      out.push_back({Info(key, st), false});
     }
   }
 

@@ -15,6 +15,17 @@ std::vector<ObjectInfo> ListAll(Storage& storage, const std::string& prefix) {
   return all;
 }
 
+void ForEachObject(Storage& storage, const std::string& prefix,
+                   const std::function<void(ObjectInfo&&)>& visit, std::size_t page_size) {
+  ListOptions options;
+  options.limit = page_size;
+  do {
+    ListPage page = storage.List(prefix, options);
+    for (auto& o : page.objects) visit(std::move(o));
+    options.token = std::move(page.next_token);
+  } while (options.token);
+}
+
 std::vector<std::string> ListPrefixes(Storage& storage, const std::string& prefix) {
   std::vector<std::string> all;
   ListOptions options;

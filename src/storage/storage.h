@@ -19,6 +19,7 @@
 // Thread safety: a Storage may be used from several threads at once; each stream by one.
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -92,6 +93,11 @@ class Storage {
 
 // Every page of List().
 std::vector<ObjectInfo> ListAll(Storage& storage, const std::string& prefix);
+// The same, one object at a time, without holding the whole listing: pages of up to
+// `page_size` objects (drivers cap it: S3 answers at most 1000) are handed to `visit` as
+// they come. For large prefixes (a WAL archive of 200,000 objects).
+void ForEachObject(Storage& storage, const std::string& prefix,
+                   const std::function<void(ObjectInfo&&)>& visit, std::size_t page_size = 100000);
 // Every common prefix one level below `prefix` ("a/" -> "a/x/", "a/y/").
 std::vector<std::string> ListPrefixes(Storage& storage, const std::string& prefix);
 
