@@ -106,8 +106,15 @@ int ArchivePush(const Context& ctx, const ArchivePushOptions& options) {
   // Fast path: pushed ahead by an earlier call.
   if (ctx.config.archive_async) {
     std::string ok_path = spool + "/" + name + ".ok";
+    std::optional<Bytes> ok_record;
     try {
-      auto record = nlohmann::json::parse(AsChars(io::ReadFileBytes(ok_path)), nullptr, false);
+      ok_record = io::TryReadFileBytes(ok_path);
+    } catch (const Error& e) {
+      // An unreadable spool only costs the shortcut: the file is pushed as usual.
+      spdlog::warn("cannot read the spool: {}; pushing {} directly", Redact(e.what()), name);
+    }
+    if (ok_record) {
+      auto record = nlohmann::json::parse(AsChars(*ok_record), nullptr, false);
       std::string identity = FileIdentity(options.path);
       ::unlink(ok_path.c_str());
       if (StillArchived(record, identity, ctx)) {
@@ -120,10 +127,6 @@ int ArchivePush(const Context& ctx, const ArchivePushOptions& options) {
           "{} changed since it was pushed ahead, or a repository no longer holds it; "
           "pushing it again",
           name);
-    } catch (const NotFoundError&) {
-    } catch (const StorageError& e) {
-      // An unreadable spool only costs the shortcut: the file is pushed as usual.
-      spdlog::warn("cannot read the spool: {}; pushing {} directly", Redact(e.what()), name);
     }
   }
 

@@ -15,6 +15,7 @@
 #include "pg/connection.h"
 #include "pg/instance.h"
 #include "pg/queries.h"
+#include "repo/catalog.h"
 #include "repo/layout.h"
 #include "repo/lock.h"
 #include "repo/manifest.h"
@@ -133,12 +134,14 @@ int LogicalRestore(const Context& ctx, const RestoreOptions& options) {
   for (auto& r : repos) {
     r->Stanza();
     r->Unlock(ctx.config.passphrase);
-    std::optional<repo::BackupManifest> m;
-    try {
-      m = repo::ReadManifestSummary(*r, options.set);
-    } catch (const NotFoundError&) {
-      continue;
+    repo::Catalog catalog(*r);
+    const repo::BackupEntry* found = catalog.Find(options.set);
+    if (found == nullptr) continue;  // not in this repository
+    if (!found->ok()) {
+      throw Error(found->problem_code,
+                  "backup " + options.set + " cannot be restored: " + found->problem);
     }
+    const std::optional<repo::BackupManifest>& m = found->manifest;
     if (m->full()) {
       throw UsageError("backup " + options.set + " is a " + m->type +
                        " backup; --logical restores logical backups");

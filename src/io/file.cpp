@@ -293,6 +293,11 @@ void AtomicFileSink::Finish() {
   }
 }
 
+std::optional<Bytes> TryReadFileBytes(const std::string& path) {
+  if (::access(path.c_str(), F_OK) != 0 && errno == ENOENT) return std::nullopt;
+  return ReadFileBytes(path);  // a file removed in between is an error, not absence
+}
+
 Bytes ReadFileBytes(const std::string& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {

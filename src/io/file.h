@@ -95,6 +95,8 @@ std::string ParentDir(const std::string& path);
 
 // Reads a whole file; throws StorageError (NotFoundError if absent).
 Bytes ReadFileBytes(const std::string& path);
+// The same; nullopt when there is no such file.
+std::optional<Bytes> TryReadFileBytes(const std::string& path);
 
 // A read-only memory mapping of a whole file: no copy, pages come from the page cache.
 // Throws like ReadFileBytes. The file must not be truncated while mapped.

@@ -44,11 +44,9 @@ RecoverableWindow Catalog::Window(const BackupManifest& b, std::optional<Timelin
   std::uint64_t seg = index.segment_size();
   // A backup with its WAL needs the archive only after its stop segment.
   Lsn from = b.wal_included ? Lsn{(b.stop_lsn.value - 1) / seg * seg + seg} : b.start_lsn;
-  WalReach reach;
-  try {
-    reach = index.ReachFrom(b.timeline, from, w.target_timeline);
-  } catch (const ConflictError& e) {
-    w.problem = e.what();
+  WalReach reach = index.ReachFrom(b.timeline, from, w.target_timeline);
+  if (!reach.problem.empty()) {
+    w.problem = reach.problem;
     w.consistent = b.wal_included;
     return w;
   }

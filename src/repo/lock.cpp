@@ -17,6 +17,7 @@
 
 #include "common/cleanup.h"
 #include "common/error.h"
+#include "common/log.h"
 #include "common/time_util.h"
 #include "io/hash.h"
 #include "repo/layout.h"
@@ -173,14 +174,10 @@ std::unique_ptr<StanzaLock> StanzaLock::Acquire(storage::Storage& storage,
           new StanzaLock(storage, key, std::move(local.lock), token));
     } catch (const ConflictError&) {
     }
-    nlohmann::json holder;
-    try {
-      holder = nlohmann::json::parse(AsChars(storage::GetBytes(storage, key)));
-    } catch (const NotFoundError&) {
-      continue;  // released meanwhile
-    } catch (const nlohmann::json::exception&) {
-      holder = nlohmann::json::object();
-    }
+    std::optional<Bytes> held = storage::TryGetBytes(storage, key);
+    if (!held) continue;  // released meanwhile
+    nlohmann::json holder = nlohmann::json::parse(AsChars(*held), nullptr, false);
+    if (!holder.is_object()) holder = nlohmann::json::object();
     std::string holder_host = holder.value("host", "?");
     long holder_pid = holder.value("pid", 0L);
     // A lease is stale only when its holder provably ran on this very machine and is
@@ -219,10 +216,14 @@ namespace {
 // Deletes the lease if it is still ours.
 void ReleaseLease(storage::Storage& storage, const std::string& key, const std::string& token) {
   try {
-    auto holder = nlohmann::json::parse(AsChars(storage::GetBytes(storage, key)));
-    if (holder.value("token", "") == token) storage.DeleteMany({key});
-  } catch (const std::exception& e) {
-    spdlog::warn("could not release lock {}: {}", key, e.what());
+    std::optional<Bytes> held = storage::TryGetBytes(storage, key);
+    if (!held) return;  // gone already (taken over as stale, or deleted by hand)
+    auto holder = nlohmann::json::parse(AsChars(*held), nullptr, false);
+    if (holder.is_object() && holder.value("token", "") == token) storage.DeleteMany({key});
+  } catch (const Error& e) {
+    // Releasing runs in destructors and on signals: a repository that is unreachable now
+    // leaves the lease, which a later run on this host takes over (and names otherwise).
+    spdlog::warn("could not release lock {}: {}", key, Redact(e.what()));
   }
 }
 }  // namespace

@@ -89,4 +89,10 @@ nlohmann::json ReadMetadata(storage::Storage& storage, const std::string& key) {
   return ParseMetadata(AsChars(data), storage.Describe() + "/" + key);
 }
 
+std::optional<nlohmann::json> TryReadMetadata(storage::Storage& storage, const std::string& key) {
+  std::optional<Bytes> data = storage::TryGetBytes(storage, key);
+  if (!data) return std::nullopt;
+  return ParseMetadata(AsChars(*data), storage.Describe() + "/" + key);
+}
+
 }  // namespace gravl::repo

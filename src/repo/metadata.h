@@ -6,6 +6,7 @@
 // object serialized without it (nlohmann::json's canonical, key-sorted dump).
 
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -20,6 +21,8 @@ void WriteMetadata(storage::Storage& storage, const std::string& key, nlohmann::
 // Reads and verifies; throws NotFoundError, or IntegrityError naming the key when the
 // content is not JSON or its checksum does not match. Returns the doc without "checksum".
 nlohmann::json ReadMetadata(storage::Storage& storage, const std::string& key);
+// The same; nullopt when there is no such object.
+std::optional<nlohmann::json> TryReadMetadata(storage::Storage& storage, const std::string& key);
 
 // The verification alone, for bytes obtained elsewhere; `what` names them in errors. Members
 // named in `drop` (top level) are left out of the result; in the compact form they are not

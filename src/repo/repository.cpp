@@ -24,13 +24,9 @@ std::string Repository::Describe() const {
 std::optional<StanzaInfo> Repository::FindStanza() {
   if (info_) return info_;
   std::string key = StanzaKey(stanza_);
-  nlohmann::json doc;
-  try {
-    doc = ReadMetadata(*storage_, key);
-  } catch (const NotFoundError&) {
-    return std::nullopt;
-  }
-  info_ = StanzaInfo::FromJson(doc, storage_->Describe() + "/" + key);
+  std::optional<nlohmann::json> doc = TryReadMetadata(*storage_, key);
+  if (!doc) return std::nullopt;
+  info_ = StanzaInfo::FromJson(*doc, storage_->Describe() + "/" + key);
   if (info_->stanza != stanza_) {
     throw IntegrityError(storage_->Describe() + "/" + key + " names stanza '" + info_->stanza +
                          "', not '" + stanza_ + "': the repository layout is damaged");

@@ -185,6 +185,20 @@ std::vector<TimelineStep> WalIndex::Path(TimelineId target) const {
   return path;
 }
 
+std::optional<std::string> WalIndex::PathProblem(TimelineId start_tli, Lsn from,
+                                                 TimelineId target) const {
+  std::vector<TimelineStep> path = Path(target);
+  auto k = std::find_if(path.begin(), path.end(),
+                        [&](const TimelineStep& s) { return s.timeline == start_tli; });
+  if (k != path.end() && (!k->end || *k->end > from)) return std::nullopt;
+  std::string why = k == path.end()
+                        ? "timeline " + std::to_string(target) +
+                              " does not descend from timeline " + std::to_string(start_tli)
+                        : "timeline " + std::to_string(start_tli) + " ended at " +
+                              k->end->ToString() + ", before " + from.ToString();
+  return why + ": recovery from there cannot reach timeline " + std::to_string(target);
+}
+
 std::uint64_t WalIndex::RunEnd(TimelineId tli, std::uint64_t segno) const {
   auto& runs = runs_[tli];
   if (runs.empty()) {
@@ -205,18 +219,10 @@ std::uint64_t WalIndex::RunEnd(TimelineId tli, std::uint64_t segno) const {
 
 template <typename Visit>
 WalReach WalIndex::Walk(TimelineId start_tli, Lsn from, TimelineId target, Visit* visit) const {
+  if (auto problem = PathProblem(start_tli, from, target)) throw ConflictError(*problem);
   std::vector<TimelineStep> path = Path(target);
   auto k = std::find_if(path.begin(), path.end(),
                         [&](const TimelineStep& s) { return s.timeline == start_tli; });
-  if (k == path.end() || (k->end && *k->end <= from)) {
-    std::string why = k == path.end()
-                          ? "timeline " + std::to_string(target) +
-                                " does not descend from timeline " + std::to_string(start_tli)
-                          : "timeline " + std::to_string(start_tli) + " ended at " +
-                                k->end->ToString() + ", before " + from.ToString();
-    throw ConflictError(why + ": recovery from there cannot reach timeline " +
-                        std::to_string(target));
-  }
   std::vector<Candidate> candidates;  // newest first
   for (auto s = path.end(); s != k;) {
     --s;
@@ -304,6 +310,13 @@ std::vector<WalObject> WalIndex::SegmentsFrom(TimelineId start_tli, Lsn from,
 
 WalReach WalIndex::ReachFrom(TimelineId start_tli, Lsn from, TimelineId target) const {
   using NoVisit = void (*)(TimelineId, std::uint64_t, const Segment&);
+  if (std::optional<std::string> problem = PathProblem(start_tli, from, target)) {
+    WalReach r;
+    r.end = from;
+    r.timeline = start_tli;
+    r.problem = *problem;
+    return r;
+  }
   return Walk<NoVisit>(start_tli, from, target, nullptr);
 }
 

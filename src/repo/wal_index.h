@@ -54,6 +54,9 @@ struct WalReach {
   std::optional<WalSegment> gap;  // the first missing segment when newer WAL exists after it
   std::optional<SystemTime> newest_time;  // newest archiving time of the segments reached
   std::uint64_t segments = 0;             // segments read from the archive
+  // Non-empty when `target`'s path does not contain the start (the timeline does not
+  // descend from the backup's): nothing is reached.
+  std::string problem;
 };
 
 class WalIndex {
@@ -106,7 +109,8 @@ class WalIndex {
   // ConflictError when `target`'s path does not contain `start_tli` at `from` (the timeline
   // does not descend from the backup's).
   std::vector<WalObject> SegmentsFrom(TimelineId start_tli, Lsn from, TimelineId target) const;
-  // How far those segments reach (`end` is `from` when the first one is missing).
+  // How far those segments reach (`end` is `from` when the first one is missing); a path that
+  // does not contain the start is reported in `problem`, not thrown.
   WalReach ReachFrom(TimelineId start_tli, Lsn from, TimelineId target) const;
 
  private:
@@ -119,6 +123,8 @@ class WalIndex {
   // the reach of 1,000 backups over 200,000 segments takes milliseconds.
   template <typename Visit>
   WalReach Walk(TimelineId start_tli, Lsn from, TimelineId target, Visit* visit) const;
+  // Why recovery from `from` on `start_tli` cannot follow `target`'s path; nullopt if it can.
+  std::optional<std::string> PathProblem(TimelineId start_tli, Lsn from, TimelineId target) const;
   // The last segment number of the contiguous run of `tli`'s segments holding `segno`.
   std::uint64_t RunEnd(TimelineId tli, std::uint64_t segno) const;
   WalObject ObjectOf(TimelineId tli, std::uint64_t segno, const Segment& s) const;

@@ -100,11 +100,12 @@ std::unique_ptr<WriteStream> FaultyStorage::Put(const std::string& key, const Pu
   return std::make_unique<FaultyWrite>(*this, ForwardingStorage::Put(key, options), key);
 }
 
-std::unique_ptr<ReadStream> FaultyStorage::Get(const std::string& key,
-                                               const std::optional<Range>& range) {
+std::unique_ptr<ReadStream> FaultyStorage::TryGet(const std::string& key,
+                                                  const std::optional<Range>& range) {
   MaybeFail("get", key);
-  return std::make_unique<FaultyRead>(ForwardingStorage::Get(key, range), key, plan(),
-                                      range ? range->offset : 0);
+  auto inner = ForwardingStorage::TryGet(key, range);
+  if (!inner) return nullptr;
+  return std::make_unique<FaultyRead>(std::move(inner), key, plan(), range ? range->offset : 0);
 }
 
 std::optional<ObjectInfo> FaultyStorage::Stat(const std::string& key) {

@@ -40,8 +40,8 @@ class FaultyStorage final : public ForwardingStorage {
   std::uint64_t calls() const { return calls_.load(); }
 
   std::unique_ptr<WriteStream> Put(const std::string& key, const PutOptions& options) override;
-  std::unique_ptr<ReadStream> Get(const std::string& key,
-                                  const std::optional<Range>& range) override;
+  std::unique_ptr<ReadStream> TryGet(const std::string& key,
+                                     const std::optional<Range>& range) override;
   std::optional<ObjectInfo> Stat(const std::string& key) override;
   ListPage List(const std::string& prefix, const ListOptions& options) override;
   void DeleteMany(const std::vector<std::string>& keys) override;

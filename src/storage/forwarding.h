@@ -23,9 +23,9 @@ class ForwardingStorage : public Storage {
   std::unique_ptr<WriteStream> Put(const std::string& key, const PutOptions& options) override {
     return target_->Put(key, options);
   }
-  std::unique_ptr<ReadStream> Get(const std::string& key,
-                                  const std::optional<Range>& range) override {
-    return target_->Get(key, range);
+  std::unique_ptr<ReadStream> TryGet(const std::string& key,
+                                     const std::optional<Range>& range) override {
+    return target_->TryGet(key, range);
   }
   std::optional<ObjectInfo> Stat(const std::string& key) override { return target_->Stat(key); }
   ListPage List(const std::string& prefix, const ListOptions& options) override {

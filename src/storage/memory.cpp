@@ -68,12 +68,12 @@ class MemoryStorage final : public Storage {
     ValidateKey(key);
     return std::make_unique<MemoryWrite>(state_, key, options.if_absent);
   }
-  std::unique_ptr<ReadStream> Get(const std::string& key,
-                                  const std::optional<Range>& range) override {
+  std::unique_ptr<ReadStream> TryGet(const std::string& key,
+                                     const std::optional<Range>& range) override {
     ValidateKey(key);
     std::lock_guard lock(state_->mutex);
     auto it = state_->objects.find(key);
-    if (it == state_->objects.end()) throw NotFoundError("memory: no object " + key);
+    if (it == state_->objects.end()) return nullptr;
     std::size_t size = it->second.data->size();
     std::size_t begin = 0, end = size;
     if (range) {

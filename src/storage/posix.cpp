@@ -77,14 +77,13 @@ class PosixStorage final : public Storage {
     return std::make_unique<PosixWrite>(PathOf(key), options.if_absent, Owner());
   }
 
-  std::unique_ptr<ReadStream> Get(const std::string& key,
-                                  const std::optional<Range>& range) override {
+  std::unique_ptr<ReadStream> TryGet(const std::string& key,
+                                     const std::optional<Range>& range) override {
     ValidateKey(key);
     std::string path = PathOf(key);
     int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
-      if (errno == ENOENT || errno == ENOTDIR)
-        throw NotFoundError(Describe() + ": no object " + key);
+      if (errno == ENOENT || errno == ENOTDIR) return nullptr;
       throw StorageError(SysErrorText("cannot open " + path, errno));
     }
     std::optional<std::uint64_t> remaining;

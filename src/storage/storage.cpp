@@ -44,8 +44,23 @@ void PutBytes(Storage& storage, const std::string& key, ByteView data, const Put
   w->Finish();
 }
 
+std::unique_ptr<ReadStream> Storage::Get(const std::string& key,
+                                         const std::optional<Range>& range) {
+  auto stream = TryGet(key, range);
+  if (!stream) throw NotFoundError(Describe() + ": no object " + key);
+  return stream;
+}
+
 Bytes GetBytes(Storage& storage, const std::string& key) {
   auto r = storage.Get(key);
+  io::BufferSink sink;
+  io::Pump(*r, sink);
+  return sink.Take();
+}
+
+std::optional<Bytes> TryGetBytes(Storage& storage, const std::string& key) {
+  auto r = storage.TryGet(key);
+  if (!r) return std::nullopt;
   io::BufferSink sink;
   io::Pump(*r, sink);
   return sink.Take();

@@ -10,8 +10,8 @@
 //   state (no object, or the old one) -- never a partial object.
 // - With PutOptions::if_absent, Finish() throws ConflictError if the key already exists,
 //   atomically with respect to other writers where the backend allows.
-// - Get() throws NotFoundError for a missing key; a range reads [offset, offset + length)
-//   and is clipped at the end of the object.
+// - TryGet() returns nullptr for a missing key (Get() throws NotFoundError); a range reads
+//   [offset, offset + length) and is clipped at the end of the object.
 // - List() returns keys under a prefix in lexicographic order, at most `limit` per page,
 //   with a continuation token while more remain.
 // - DeleteMany() ignores keys that do not exist.
@@ -75,8 +75,13 @@ class Storage {
 
   virtual std::unique_ptr<WriteStream> Put(const std::string& key,
                                            const PutOptions& options = {}) = 0;
-  virtual std::unique_ptr<ReadStream> Get(const std::string& key,
-                                          const std::optional<Range>& range = std::nullopt) = 0;
+  // The object's bytes, or nullptr when there is no such object -- an expected outcome, a
+  // value, not an exception. Other failures throw StorageError.
+  virtual std::unique_ptr<ReadStream> TryGet(const std::string& key,
+                                             const std::optional<Range>& range = std::nullopt) = 0;
+  // The same for callers to whom a missing object is a failure: NotFoundError.
+  std::unique_ptr<ReadStream> Get(const std::string& key,
+                                  const std::optional<Range>& range = std::nullopt);
   virtual std::optional<ObjectInfo> Stat(const std::string& key) = 0;
   virtual ListPage List(const std::string& prefix, const ListOptions& options = {}) = 0;
   virtual void DeleteMany(const std::vector<std::string>& keys) = 0;
@@ -105,6 +110,8 @@ std::vector<std::string> ListPrefixes(Storage& storage, const std::string& prefi
 void PutBytes(Storage& storage, const std::string& key, ByteView data,
               const PutOptions& options = {});
 Bytes GetBytes(Storage& storage, const std::string& key);
+// nullopt when the object does not exist.
+std::optional<Bytes> TryGetBytes(Storage& storage, const std::string& key);
 
 // Throws StorageError unless key is a valid relative key (no "..", no leading '/').
 void ValidateKey(const std::string& key);

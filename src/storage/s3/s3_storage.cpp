@@ -327,7 +327,7 @@ Headers ObjectHeaders(const S3RepoConfig& c) {
 
 class S3Read final : public ReadStream {
  public:
-  // Fetches the first chunk at once, so a missing object fails in Get().
+  // Fetches the first chunk at once, so a missing object is known at once (missing()).
   S3Read(std::shared_ptr<S3Client> client, std::string key, const std::optional<Range>& range)
       : client_(std::move(client)), key_(std::move(key)), name_(client_->ObjectName(key_)) {
     std::uint64_t offset = range ? range->offset : 0;
@@ -336,7 +336,7 @@ class S3Read final : public ReadStream {
     if (range && range->length) wanted_end = offset + *range->length;
     if (wanted_end == offset) {
       // Still check that the object exists.
-      if (!StatObject()) throw NotFoundError("no object " + client_->Url(key_));
+      missing_ = !StatObject();
       end_ = offset;
       next_ = offset;
       return;
@@ -345,21 +345,27 @@ class S3Read final : public ReadStream {
     Call call{"GET", name_,
               {},    {{"Range", RangeHeader(offset, first_end)}},
               {},    "GetObject " + client_->Url(key_)};
-    call.ok = {200, 206, 416};
+    call.ok = {200, 206, 416, 404};
     // A store that ignores Range answers with the whole object: fine up to one chunk.
     call.max_response_bytes = std::max(first_end - offset, kDownloadChunk);
-    Answer a;
-    try {
-      a = client_->Send(call);
-    } catch (const NotFoundError&) {
-      throw NotFoundError("no object " + client_->Url(key_));
-    }
+    Answer a = client_->Send(call);
     HttpResponse& r = a.response;
     std::uint64_t total = 0;
+    if (r.status == 404) {
+      // No such object -- unless the bucket itself is missing, which is a failure.
+      std::string body(r.body.begin(), r.body.end());
+      if (body.find("NoSuchBucket") != std::string::npos) {
+        throw StorageError("GetObject " + client_->Url(key_) +
+                           " failed: HTTP 404 NoSuchBucket: "
+                           "bucket '" +
+                           client_->config().bucket + "' does not exist");
+      }
+      missing_ = true;
+      return;
+    }
     if (r.status == 416) {
       // Empty object, or a range starting past the end.
-      auto info = StatObject();
-      if (!info) throw NotFoundError("no object " + client_->Url(key_));
+      missing_ = !StatObject();
       end_ = next_ = offset;
       return;
     }
@@ -385,6 +391,8 @@ class S3Read final : public ReadStream {
     next_ = offset + current_.size();
     Schedule();
   }
+
+  bool missing() const { return missing_; }
 
   ~S3Read() override {
     for (auto& f : ahead_) {
@@ -448,6 +456,7 @@ class S3Read final : public ReadStream {
   Bytes current_;
   std::size_t pos_ = 0;
   std::deque<std::future<Bytes>> ahead_;
+  bool missing_ = false;
 };
 
 class S3Write final : public WriteStream {
@@ -653,10 +662,12 @@ class S3Storage final : public Storage {
     return std::make_unique<S3Write>(client_, key, options);
   }
 
-  std::unique_ptr<ReadStream> Get(const std::string& key,
-                                  const std::optional<Range>& range) override {
+  std::unique_ptr<ReadStream> TryGet(const std::string& key,
+                                     const std::optional<Range>& range) override {
     ValidateKey(key);
-    return std::make_unique<S3Read>(client_, key, range);
+    auto read = std::make_unique<S3Read>(client_, key, range);
+    if (read->missing()) return nullptr;
+    return read;
   }
 
   std::optional<ObjectInfo> Stat(const std::string& key) override {

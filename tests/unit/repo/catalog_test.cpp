@@ -52,8 +52,8 @@ class CatalogTest : public ::testing::Test {
   }
   void PushWal(const std::string& name, const std::string& content = "x") {
     std::string sha = io::Sha256Hex(AsBytes(content + name));
-    storage::PutBytes(*storage_, WalObjectKey("main", *ParseWalFileName(name), sha,
-                                              CompressionType::kNone),
+    storage::PutBytes(*storage_,
+                      WalObjectKey("main", *ParseWalFileName(name), sha, CompressionType::kNone),
                       AsBytes(content));
   }
   void Segments(TimelineId tli, std::uint64_t first, std::uint64_t last,
@@ -67,8 +67,8 @@ class CatalogTest : public ::testing::Test {
   void History(TimelineId tli, const std::string& text) {
     std::string name = TimelineHex(tli) + ".history";
     std::string sha = io::Sha256Hex(AsBytes(text));
-    storage::PutBytes(*storage_, WalObjectKey("main", *ParseWalFileName(name), sha,
-                                              CompressionType::kNone),
+    storage::PutBytes(*storage_,
+                      WalObjectKey("main", *ParseWalFileName(name), sha, CompressionType::kNone),
                       AsBytes(text));
   }
   BackupManifest Full(const std::string& label, const std::string& start, const std::string& stop) {

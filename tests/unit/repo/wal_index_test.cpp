@@ -106,9 +106,10 @@ TEST(WalIndex, RecoveryFollowsTheTargetsHistoryAndTakesSwitchSegmentsFromTheChil
   EXPECT_EQ(r2.end, At(13));
   EXPECT_EQ(r2.timeline, 2u);
   // A backup on timeline 1 after the fork cannot reach timeline 2.
-  EXPECT_THROW(a.index.ReachFrom(1, At(6), 2), ConflictError);
+  EXPECT_NE(a.index.ReachFrom(1, At(6), 2).problem.find("ended at 0/5800000"), std::string::npos);
+  EXPECT_THROW(a.index.SegmentsFrom(1, At(6), 2), ConflictError);
   // Timeline 3 does not descend from a timeline 4.
-  EXPECT_THROW(a.index.ReachFrom(4, At(6), 3), ConflictError);
+  EXPECT_NE(a.index.ReachFrom(4, At(6), 3).problem.find("does not descend"), std::string::npos);
 }
 
 TEST(WalIndex, AMissingSwitchSegmentOnTheChildFallsBackToTheParentsCopy) {

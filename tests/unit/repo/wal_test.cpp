@@ -8,6 +8,7 @@
 #include "repo/metadata.h"
 #include "repo/wal_archive.h"
 #include "storage/faulty.h"
+#include "storage/forwarding.h"
 #include "storage/memory.h"
 #include "support/test_util.h"
 
@@ -78,28 +79,6 @@ TEST(WalHeader, AcceptsOwnClusterRefusesOthers) {
   EXPECT_THROW(ValidateSegmentHeader(Bytes(10, 0), "f", "1", 16 << 20), IntegrityError);
 }
 
-// Forwards to a storage owned elsewhere (to put a FaultyStorage inside a Repository).
-struct Wrapper final : storage::Storage {
-  explicit Wrapper(storage::Storage& s) : s_(s) {}
-  std::unique_ptr<storage::WriteStream> Put(const std::string& k,
-                                            const storage::PutOptions& o) override {
-    return s_.Put(k, o);
-  }
-  std::unique_ptr<storage::ReadStream> Get(const std::string& k,
-                                           const std::optional<storage::Range>& r) override {
-    return s_.Get(k, r);
-  }
-  std::optional<storage::ObjectInfo> Stat(const std::string& k) override { return s_.Stat(k); }
-  storage::ListPage List(const std::string& p, const storage::ListOptions& o) override {
-    return s_.List(p, o);
-  }
-  void DeleteMany(const std::vector<std::string>& k) override { s_.DeleteMany(k); }
-  void DeletePrefix(const std::string& p) override { s_.DeletePrefix(p); }
-  void Persist(const std::string& k) override { s_.Persist(k); }
-  std::string Describe() const override { return s_.Describe(); }
-  storage::Storage& s_;
-};
-
 // A destination factory whose sinks append into `out` (cleared for each attempt).
 std::function<std::unique_ptr<io::Sink>()> Collector(Bytes& out) {
   struct Collect final : io::Sink {
@@ -167,7 +146,9 @@ TEST_F(WalArchiveTest, FetchFallsBackToTheNextRepositoryAndReportsErrorsHonestly
 
   // First region gone: the second serves the file.
   storage::FaultyStorage broken(*inner_[0], storage::FaultPlan{.fail_from_call = 1});
-  Repository faulty_eu(RepoConfig{"eu", "memory", ""}, std::make_unique<Wrapper>(broken), "main");
+  Repository faulty_eu(
+      RepoConfig{"eu", "memory", ""},
+      std::make_unique<storage::ForwardingStorage>(static_cast<storage::Storage&>(broken)), "main");
   std::vector<Repository*> repos = {&faulty_eu, ptrs_[1]};
   Bytes received;
   auto collect = Collector(received);
@@ -183,7 +164,9 @@ TEST_F(WalArchiveTest, FetchFallsBackToTheNextRepositoryAndReportsErrorsHonestly
   // A corrupted copy in the first region: the second region's good copy is used, and the
   // bytes of the failed attempt are not mixed in.
   storage::FaultyStorage flip(*inner_[0], storage::FaultPlan{.flip_read_byte = 100});
-  Repository flipped_eu(RepoConfig{"eu", "memory", ""}, std::make_unique<Wrapper>(flip), "main");
+  Repository flipped_eu(
+      RepoConfig{"eu", "memory", ""},
+      std::make_unique<storage::ForwardingStorage>(static_cast<storage::Storage&>(flip)), "main");
   std::vector<Repository*> repos2 = {&flipped_eu, ptrs_[1]};
   EXPECT_EQ(FetchWalFile(repos2, file_, collect), std::optional<std::string>("us"));
   EXPECT_EQ(received, data);
