@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "common/error.h"
+#include "common/log.h"
 
 namespace gravl {
 namespace {
@@ -59,9 +60,14 @@ void InstallSignalCleanup() {
         actions = Actions();
       }
       for (auto it = actions.rbegin(); it != actions.rend(); ++it) {
+        // One failed cleanup must not stop the others: said, then the next one runs.
         try {
           it->second();
+        } catch (const std::exception& e) {
+          std::fprintf(stderr, "gravl-dr: cleanup after the signal failed: %s\n",
+                       Redact(e.what()).c_str());
         } catch (...) {
+          std::fprintf(stderr, "gravl-dr: cleanup after the signal failed\n");
         }
       }
       _exit(ToInt(ExitCode::kInterrupted));

@@ -21,8 +21,8 @@ class FilterChain {
   FilterChain(const FilterChain&) = delete;
   FilterChain& operator=(const FilterChain&) = delete;
 
-  // Prepends a filter made by `make(Sink& next) -> std::unique_ptr<Sink>`, or constructed
-  // as T(args..., next); returns it.
+  // Prepends a filter made by `make(Sink& next) -> std::unique_ptr<Sink>` (PrependWith), or
+  // constructed as T(next, args...) (Prepend); returns it.
   template <typename Make>
   Sink& PrependWith(Make&& make) {
     filters_.push_back(std::forward<Make>(make)(*head_));

@@ -1,4 +1,8 @@
 #include <gtest/gtest.h>
+#include <signal.h>
+
+#include <cerrno>
+#include <chrono>
 #include <unistd.h>
 
 #include <thread>
@@ -122,7 +126,19 @@ TEST(Child, StreamsThroughPipesAndReportsFailures) {
     EXPECT_NE(std::string(e.what()).find("oops"), std::string::npos);
     EXPECT_NE(std::string(e.what()).find("exit code 3"), std::string::npos);
   }
-  { auto abandoned = Child::Spawn({"sleep", "30"}, Child::Options{}); }  // killed, reaped
+  // A child that was not waited for is killed and reaped when its Child goes: its pid is
+  // gone at once (neither running nor a zombie), long before `sleep 30` would end.
+  pid_t pid = 0;
+  auto started = std::chrono::steady_clock::now();
+  {
+    auto abandoned = Child::Spawn({"sleep", "30"}, Child::Options{});
+    pid = abandoned->pid();
+    ASSERT_GT(pid, 0);
+    EXPECT_EQ(::kill(pid, 0), 0) << "the child should be running before its Child goes";
+  }
+  EXPECT_EQ(::kill(pid, 0), -1);
+  EXPECT_EQ(errno, ESRCH) << "pid " << pid << " still exists (not killed, or not reaped)";
+  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(10));
 }
 
 }  // namespace

@@ -4,6 +4,9 @@
 #include "io/pipeline.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
+#include <sys/wait.h>
+#include <sys/resource.h>
 
 #include <cstdlib>
 #include <tuple>
@@ -228,9 +231,31 @@ TEST(Kdf, SamePassphraseAndSaltGiveTheSameKeyAndOthersDoNot) {
   EXPECT_EQ(a.bytes().size(), kKeySize);
 }
 
-TEST(Kdf, DefaultWorkFactorIsHigh) {
+// The work factor is what DeriveKey really spends: deriving a key with the default
+// parameters makes a fresh process's peak memory grow by scrypt's 128 * N * r bytes (64 MiB),
+// and a lower N gives another key (the parameters are used, not only stored).
+TEST(Kdf, DeriveKeyUsesTheDefaultWorkFactor) {
   KdfParams p;
-  EXPECT_GE(p.n * p.r * 128, 64ULL << 20) << "scrypt should use at least 64 MiB";
+  p.salt = Bytes(32, 7);
+  ASSERT_GE(p.n * p.r * 128, 64ULL << 20) << "scrypt should use at least 64 MiB";
+  pid_t child = ::fork();
+  if (child == 0) {
+    rusage before{};
+    getrusage(RUSAGE_SELF, &before);
+    Key k = DeriveKey("correct horse", p);
+    rusage after{};
+    getrusage(RUSAGE_SELF, &after);
+    long grown_kib = after.ru_maxrss - before.ru_maxrss;
+    ::_exit(grown_kib >= 60 * 1024 && k.bytes().size() == kKeySize ? 0 : 1);
+  }
+  int status = 0;
+  ::waitpid(child, &status, 0);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
+      << "DeriveKey did not use 64 MiB with the default parameters";
+  KdfParams cheaper = p;
+  cheaper.n = 1u << 10;
+  Key full = DeriveKey("correct horse", p), fast = DeriveKey("correct horse", cheaper);
+  EXPECT_FALSE(std::equal(full.bytes().begin(), full.bytes().end(), fast.bytes().begin()));
 }
 
 // ---- multi-GB streams with bounded memory ----
