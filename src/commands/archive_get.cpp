@@ -17,6 +17,7 @@
 #include <filesystem>
 #include <set>
 
+#include "commands/cli.h"
 #include "commands/commands.h"
 #include "common/error.h"
 #include "common/log.h"
@@ -165,6 +166,20 @@ int ArchiveGet(const Context& ctx, const ArchiveGetOptions& options) {
                  Redact(e.what()).c_str());
     return kRecoveryMustStop;
   }
+}
+
+void AddArchiveGet(CLI::App& app, Invocation& inv) {
+  auto options = std::make_shared<ArchiveGetOptions>();
+  auto* cmd = app.add_subcommand(
+      "archive-get",
+      "restore_command: fetch a WAL file from the first repository that has it "
+      "(restore_command = 'gravl-dr archive-get %f %p'). Exit 0 found, 4 not archived, "
+      "126 error (recovery stops)");
+  cmd->add_option("name", options->name, "the file name (%f)")->required();
+  cmd->add_option("destination", options->destination, "where to write it (%p)")->required();
+  cmd->add_flag("--standby", options->standby,
+                "on errors exit with the error's code (so a standby retries) instead of 126");
+  cmd->callback([&inv, options] { inv.result = ArchiveGet(inv.MakeContext(), *options); });
 }
 
 }  // namespace gravl::commands

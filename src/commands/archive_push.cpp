@@ -16,6 +16,7 @@
 #include <chrono>
 #include <sstream>
 
+#include "commands/cli.h"
 #include "commands/commands.h"
 #include "common/error.h"
 #include "common/log.h"
@@ -242,6 +243,17 @@ int ArchivePush(const Context& ctx, const ArchivePushOptions& options) {
             {"seconds", seconds}},
            "");
   return 0;
+}
+
+void AddArchivePush(CLI::App& app, Invocation& inv) {
+  auto options = std::make_shared<ArchivePushOptions>();
+  auto* cmd =
+      app.add_subcommand("archive-push",
+                         "archive_command: store a WAL file in every repository (archive_command = "
+                         "'gravl-dr archive-push %p')");
+  cmd->add_option("path", options->path, "the file (%p)")->required();
+  cmd->add_flag("--dry-run", inv.dry_run, "check the file and configuration, store nothing");
+  cmd->callback([&inv, options] { inv.result = ArchivePush(inv.MakeContext(), *options); });
 }
 
 }  // namespace gravl::commands

@@ -23,6 +23,7 @@
 #include <thread>
 #include <unordered_map>
 
+#include "commands/cli.h"
 #include "commands/commands.h"
 #include "common/error.h"
 #include "common/log.h"
@@ -323,7 +324,8 @@ class BackupWriter final : public pg::BaseBackupReceiver, public pg::TarHandler 
 constexpr double kExactCountLimit = 2e6;
 
 // Plain records (a JSON tree of 50,000 tables would be 20 MB).
-std::vector<repo::TableRecord> TableCounts(const std::string& conninfo, pg::Connection& sql) {
+std::vector<repo::TableRecord> RowCountsForDrills(const std::string& conninfo,
+                                                  pg::Connection& sql) {
   std::vector<repo::TableRecord> tables;
   for (const auto& db : pg::Databases(sql)) {
     auto conn = pg::Connection::Open(pg::ConninfoWithDbname(conninfo, db));
@@ -396,7 +398,7 @@ int Backup(const Context& ctx, const BackupOptions& options) {
   // with tens of thousands of tables takes seconds to count).
   std::future<std::vector<repo::TableRecord>> table_counts = std::async(std::launch::async, [&ctx] {
     auto conn = pg::Connection::Open(ctx.config.pg_conninfo);
-    return TableCounts(ctx.config.pg_conninfo, *conn);
+    return RowCountsForDrills(ctx.config.pg_conninfo, *conn);
   });
   // Tablespace names, for restores that put tablespaces elsewhere (--tablespace-map NAME=DIR):
   // asked now, as this connection may not survive hours of streaming.
@@ -497,6 +499,23 @@ int Backup(const Context& ctx, const BackupOptions& options) {
             {"seconds", seconds}},
            text.str());
   return 0;
+}
+
+void AddBackup(CLI::App& app, Invocation& inv) {
+  auto options = std::make_shared<BackupOptions>();
+  auto* cmd = app.add_subcommand(
+      "backup",
+      "Take a physical base backup over the replication protocol (no agent on the database "
+      "host) into the first repository (or --repo)");
+  cmd->add_option("--type", options->type, "backup type")
+      ->check(CLI::IsMember({"full", "logical"}))
+      ->capture_default_str();
+  cmd->add_option("--db", options->databases,
+                  "logical: dump only these databases (repeatable; default: all)");
+  cmd->add_flag("!--spread-checkpoint", options->fast_checkpoint,
+                "let the server spread the starting checkpoint (default: fast)");
+  cmd->add_flag("--dry-run", inv.dry_run, "check and print the plan; take no backup");
+  cmd->callback([&inv, options] { inv.result = Backup(inv.MakeContext(), *options); });
 }
 
 }  // namespace gravl::commands

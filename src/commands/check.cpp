@@ -10,6 +10,7 @@
 #include <sstream>
 #include <thread>
 
+#include "commands/cli.h"
 #include "commands/commands.h"
 #include "common/error.h"
 #include "common/log.h"
@@ -163,6 +164,15 @@ int Check(const Context& ctx) {
   text << (ok ? "check passed\n" : "check FAILED\n");
   ctx.Emit({{"ok", ok}, {"stanza", ctx.config.stanza}, {"checks", checks}}, text.str());
   return ToInt(first_failure);
+}
+
+void AddCheck(CLI::App& app, Invocation& inv) {
+  auto* cmd = app.add_subcommand(
+      "check",
+      "Check the server settings for archiving and backups, then switch WAL and wait until "
+      "the segment is in every repository");
+  cmd->add_flag("--dry-run", inv.dry_run, "check the settings only; do not switch WAL");
+  cmd->callback([&inv] { inv.result = Check(inv.MakeContext()); });
 }
 
 }  // namespace gravl::commands

@@ -2,7 +2,9 @@
 
 #include <iostream>
 
+#include "commands/cli.h"
 #include "common/error.h"
+#include "common/log.h"
 #include "storage/factory.h"
 #include "version.h"
 
@@ -56,6 +58,50 @@ repo::BackupManifest Context::NewManifest(repo::Repository& repo, const std::str
   m.compression = config.compression;
   m.encrypted = repo.key() != nullptr;
   return m;
+}
+
+Context Invocation::MakeContext() const {
+  ConfigInputs inputs;
+  inputs.config_path = config_path;
+  inputs.flags = flags;
+  Context ctx;
+  ctx.config = LoadConfig(inputs);
+  ctx.output = output == "json" ? OutputFormat::kJson : OutputFormat::kText;
+  ctx.dry_run = dry_run;
+  ctx.repo_name = repo;
+  InitLogging(ctx.config.log_level);
+  return ctx;
+}
+
+void AddGlobalOptions(CLI::App& app, Invocation& inv) {
+  app.add_option("--config", inv.config_path,
+                 "configuration file (default: $GRAVL_DR_CONFIG or /etc/gravl-dr/gravl-dr.yaml)");
+  app.add_option("--repo", inv.repo, "work on this configured repository only (by name)");
+  app.add_option("--output", inv.output, "result format on stdout")
+      ->check(CLI::IsMember({"text", "json"}))
+      ->capture_default_str();
+  for (const auto& spec : OptionSpecs()) {
+    std::string key = spec.key;
+    app.add_option_function<std::string>(
+           spec.flag, [&inv, key](const std::string& v) { inv.flags[key] = v; },
+           spec.help + " [env " + spec.env + "; default " + spec.default_text + "]")
+        ->type_name(spec.type == OptionType::kInt ? "INT" : "TEXT");
+  }
+  app.add_option_function<std::string>(
+      "--repo-path", [&inv](const std::string& v) { inv.flags["repo_path"] = v; },
+      "use a single local-directory repository at this path instead of 'repos' "
+      "[env GRAVL_DR_REPO_PATH]");
+}
+
+void AddVersion(CLI::App& app, Invocation& inv) {
+  auto* cmd = app.add_subcommand("version", "Print the version");
+  cmd->callback([&inv] {
+    if (inv.output == "json") {
+      std::cout << nlohmann::json{{"version", kVersion}}.dump() << std::endl;
+    } else {
+      std::cout << "gravl-dr " << kVersion << std::endl;
+    }
+  });
 }
 
 }  // namespace gravl::commands

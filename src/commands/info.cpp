@@ -6,6 +6,7 @@
 #include <iostream>
 #include <sstream>
 
+#include "commands/cli.h"
 #include "commands/commands.h"
 #include "common/error.h"
 #include "common/log.h"
@@ -188,6 +189,13 @@ int Info(const Context& ctx, const InfoOptions& options) {
   }
   ctx.Emit({{"repos", repos}}, text.str());
   return ToInt(worst);
+}
+
+void AddInfo(CLI::App& app, Invocation& inv) {
+  auto options = std::make_shared<InfoOptions>();
+  auto* cmd = app.add_subcommand("info", "Show stanzas, backups and the archived WAL range");
+  cmd->add_flag("--all", options->all_stanzas, "every stanza in the repositories");
+  cmd->callback([&inv, options] { inv.result = Info(inv.MakeContext(), *options); });
 }
 
 }  // namespace gravl::commands

@@ -13,7 +13,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
 #include <charconv>
 #include <filesystem>
 #include <fstream>
@@ -23,6 +22,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "commands/cli.h"
 #include "commands/commands.h"
 #include "common/error.h"
 #include "common/log.h"
@@ -533,6 +533,251 @@ Choice ChooseIn(repo::Catalog& catalog, const RestoreOptions& options,
   return c;
 }
 
+// Chooses the backup across the configured repositories, in order: the first one holding a
+// backup that reaches the target. Throws when none does, saying why for each repository.
+Choice ChooseBackup(std::vector<std::unique_ptr<repo::Repository>>& repos, const Context& ctx,
+                    const RestoreOptions& options, const pg::RecoveryTarget& target,
+                    const pg::TargetTimeline& timeline) {
+  std::vector<std::string> notes;
+  std::exception_ptr first_error;
+  for (auto& r : repos) {
+    try {
+      r->Stanza();
+      r->Unlock(ctx.config.passphrase);
+    } catch (const Error& e) {
+      spdlog::warn("{}: {}", r->Describe(), Redact(e.what()));
+      if (!first_error) first_error = std::current_exception();
+      continue;
+    }
+    repo::Catalog catalog(*r);
+    Choice c = ChooseIn(catalog, options, target, timeline);
+    for (const auto& n : c.notes) notes.push_back(r->Describe() + ": " + n);
+    if (c.backup) return c;
+    if (c.notes.empty()) notes.push_back(r->Describe() + ": no full backups");
+  }
+  if (notes.empty() && first_error) {
+    std::rethrow_exception(first_error);  // no repository could even be opened: say why
+  }
+  std::string why;
+  for (const auto& n : notes) why += "\n  " + n;
+  if (!options.set.empty()) {
+    throw NotFoundError("backup '" + options.set + "' cannot reach the target " +
+                        target.Describe() + "; nothing was written:" + why);
+  }
+  throw NotFoundError("no backup can reach the target " + target.Describe() +
+                      "; nothing was written:" + why);
+}
+
+// The recovery configuration, decided before any file is written: nothing about it can fail
+// after the files.
+pg::RecoverySettings RecoverySettingsFor(const Context& ctx, const RestoreOptions& options,
+                                         const repo::Repository& repo, const std::string& label,
+                                         const pg::RecoveryTarget& target,
+                                         const pg::TargetTimeline& timeline,
+                                         const std::string& archive_mode) {
+  pg::RecoverySettings settings;
+  std::string cmd = SelfPath();
+  if (ctx.config.source != "(no config file)") cmd += " --config " + ctx.config.source;
+  if (ctx.config.source == "(no config file)") cmd += " --repo-path " + repo.config().path;
+  settings.restore_command = cmd + " --stanza " + ctx.config.stanza + " archive-get" +
+                             (options.standby ? " --standby" : "") + " %f %p";
+  settings.target = target;
+  settings.timeline = timeline;
+  settings.action = options.standby ? "" : options.target_action;
+  settings.standby = options.standby;
+  settings.primary_conninfo = options.primary_conninfo;
+  settings.archive_off = archive_mode == "off";
+  settings.comment =
+      "restore of backup " + label + " at " + FormatIso8601(std::chrono::system_clock::now());
+  return settings;
+}
+
+std::string WindowText(const repo::RecoverableWindow& window, std::uint64_t seg_size) {
+  return FormatIso8601(window.from_time) + " .. " + FormatIso8601(window.to_time) + " (LSN " +
+         window.from_lsn.ToString() + " .. " + window.to_lsn.ToString() + ", timeline " +
+         std::to_string(window.target_timeline) +
+         (window.gap ? ", cut short by missing WAL " + window.gap->Name(seg_size)
+                     : std::string("")) +
+         ")";
+}
+
+// Where each entry of the backup is written. pg_control and backup_label are restored under
+// a pending name and put in place last, after everything else and the recovery settings:
+// until then the directory cannot start.
+struct Destinations {
+  static constexpr const char* kPending = ".gravl-dr-pending";
+  std::string pgdata;
+  std::map<std::uint32_t, std::string> tablespace_dirs;  // by OID
+
+  // Every entry's tablespace is checked before this is called.
+  std::string Of(const repo::FileEntry& f) const {
+    // "./pg_wal/archive_status" (so the server names it) is pg_wal/archive_status.
+    std::string_view path = CanonicalEntryPath(f.path);
+    if (f.tablespace == 0) return pgdata + "/" + std::string(path);
+    return tablespace_dirs.at(f.tablespace) + "/" + std::string(path);
+  }
+  static bool HeldBack(const repo::FileEntry& f) {
+    return f.type == repo::FileEntry::Type::kFile && f.tablespace == 0 && IsHeldBack(f.path);
+  }
+  std::string FileOf(const repo::FileEntry& f) const {
+    return HeldBack(f) ? Of(f) + kPending : Of(f);
+  }
+};
+
+// --delta: files already holding the right content stay; everything not in the backup goes
+// (stale WAL, new relations), so the directory ends up exactly the backup. Anything of another
+// type than the backup's entry goes too -- above all a symbolic link where the backup has a
+// directory or a file: the restore never writes (or chmods) through a link the backup does
+// not have. Runs before any directory is created.
+void RemoveWhatTheBackupLacks(const repo::FileList& files, const Destinations& dest) {
+  using Type = repo::FileEntry::Type;
+  std::unordered_map<std::string, Type> wanted = {
+      {dest.pgdata + "/backup_manifest", Type::kFile},
+      {dest.pgdata + "/postgresql.auto.conf", Type::kFile}};
+  for (const auto& f : files) {
+    // pg_control and backup_label go too: until the pending copies are renamed at the end,
+    // an interrupted delta restore must not leave a startable directory.
+    if (!Destinations::HeldBack(f)) wanted.emplace(dest.Of(f), f.type);
+  }
+  // In tablespaces only what the backup has there (PG_<version>_<catalog version>): another
+  // cluster may keep its own version directory in the same location.
+  std::vector<std::string> roots = {dest.pgdata};
+  for (const auto& f : files) {
+    if (f.tablespace != 0 && f.type == Type::kDir &&
+        CanonicalEntryPath(f.path).find('/') == std::string_view::npos) {
+      roots.push_back(dest.Of(f));
+    }
+  }
+  auto misplaced = [&](const fs::path& p) {
+    auto it = wanted.find(p.string());
+    if (it == wanted.end()) return true;
+    std::error_code ec;
+    fs::file_status st = fs::symlink_status(p, ec);
+    switch (it->second) {
+      case Type::kDir:
+        return st.type() != fs::file_type::directory;
+      case Type::kFile:
+        return st.type() != fs::file_type::regular;
+      case Type::kLink:
+        return true;  // links are always made anew, pointing where this restore says
+    }
+    return true;
+  };
+  std::vector<fs::path> extra;
+  for (const auto& root : roots) {
+    std::error_code ec;
+    if (root != dest.pgdata && fs::symlink_status(root, ec).type() == fs::file_type::symlink) {
+      extra.push_back(root);
+      continue;
+    }
+    if (!fs::exists(fs::symlink_status(root, ec))) continue;
+    for (auto it = fs::recursive_directory_iterator(root); it != fs::recursive_directory_iterator();
+         ++it) {
+      if (misplaced(it->path())) {
+        extra.push_back(it->path());
+        it.disable_recursion_pending();
+      } else if (it->is_symlink()) {
+        it.disable_recursion_pending();
+      }
+    }
+  }
+  wanted = {};
+  for (const auto& p : extra) {
+    std::error_code ec;
+    fs::remove_all(p, ec);  // a link is removed itself, never what it points to
+    if (ec) throw StorageError("--delta: cannot remove " + p.string() + ": " + ec.message());
+  }
+  spdlog::info("--delta: removed {} entries that are not in the backup (or not as it has them)",
+               extra.size());
+}
+
+// --delta: the jobs whose files do not already hold the backup's content; `skipped` counts
+// the files left as they are.
+std::vector<repo::ObjectToRead> JobsForChangedFiles(std::vector<repo::ObjectToRead> jobs,
+                                                    const repo::FileList& files,
+                                                    const Destinations& dest,
+                                                    std::uint64_t& skipped) {
+  std::vector<repo::ObjectToRead> needed;
+  auto same_content = [&](const repo::FileEntry& f, std::uint64_t size) {
+    return SameContent(dest.FileOf(f), size, files.ContentHex(f), files.content_digest());
+  };
+  for (auto& j : jobs) {
+    bool same = true;
+    if (j.file != nullptr) {
+      same = same_content(*j.file, j.size);
+    } else {
+      for (auto i : j.parts) same = same && same_content(files[i], files[i].size);
+    }
+    if (same) {
+      skipped += j.file != nullptr ? 1 : j.parts.size();
+    } else {
+      needed.push_back(std::move(j));
+    }
+  }
+  return needed;
+}
+
+// Reads every planned object into place, in parallel, each verified as it is written.
+void ReadObjects(const Context& ctx, repo::Repository& repo, const repo::BackupManifest& backup,
+                 const repo::FileList& files, const Destinations& dest,
+                 const std::vector<repo::ObjectToRead>& jobs) {
+  const std::string prefix = repo::BackupObjectPrefix(repo.stanza(), backup.label);
+  const repo::ObjectFormat format =
+      repo::BackupObjectFormat({backup.compression, 0, repo.key()}, backup.format);
+  auto run_job = [&](const repo::ObjectToRead& j) {
+    std::string key = prefix + j.object;
+    if (j.file != nullptr) {
+      // Large files bypass the page cache: less CPU, and syncfs() at the end has little left.
+      io::AtomicFileSink out(
+          dest.FileOf(*j.file),
+          io::AtomicFileOptions{.mode = j.file->mode & 0777, .durable = false, .direct_io = true});
+      repo::ReadObject(repo.storage(), key, format, j.expected(), out);
+    } else {
+      std::vector<BundleSplitter::Part> parts;
+      for (auto i : j.parts) {
+        const repo::FileEntry& f = files[i];
+        parts.push_back({dest.FileOf(f), f.size, files.ContentHex(f), f.mode & 0777});
+      }
+      BundleSplitter splitter(std::move(parts), files.content_digest(),
+                              repo.storage().Describe() + "/" + key);
+      repo::ReadObject(repo.storage(), key, format, j.expected(), splitter);
+    }
+  };
+  auto errors =
+      io::RunParallel(jobs.size(), ctx.config.parallel, [&](std::size_t i) { run_job(jobs[i]); });
+  for (auto& e : errors) {
+    if (e) std::rethrow_exception(e);
+  }
+  // PostgreSQL's own manifest, for pg_verifybackup.
+  io::AtomicFileSink out(dest.pgdata + "/backup_manifest", io::AtomicFileOptions{.durable = false});
+  repo::ReadObject(repo.storage(), prefix + "backup_manifest", format,
+                   backup.backup_manifest.expected(backup.format), out);
+}
+
+// Everything is in place and verified: flush it all to disk, checking for write-back errors
+// (syncfs reports them), and only then make the directory startable; as root, give it all to
+// the server's user.
+void MakeStartable(const Destinations& dest, const std::vector<std::string>& pending) {
+  SyncFileSystem(dest.pgdata);
+  for (const auto& [oid, dir] : dest.tablespace_dirs) SyncFileSystem(dir);
+  for (const auto& p : pending) {
+    std::string from = p + Destinations::kPending;
+    if (::rename(from.c_str(), p.c_str()) != 0) {
+      throw StorageError(SysErrorText("cannot rename " + from, errno));
+    }
+  }
+  SyncFileSystem(dest.pgdata);
+  if (::geteuid() != 0) return;
+  auto give = [](const std::string& root) {
+    pg::GiveToServerUser(root);
+    for (const auto& e : fs::recursive_directory_iterator(root)) {
+      if (!e.is_symlink()) pg::GiveToServerUser(e.path());
+    }
+  };
+  give(dest.pgdata);
+  for (const auto& [oid, dir] : dest.tablespace_dirs) give(dir);
+}
+
 }  // namespace
 
 int Restore(const Context& ctx, const RestoreOptions& options, RestoreResult* result) {
@@ -554,40 +799,7 @@ int Restore(const Context& ctx, const RestoreOptions& options, RestoreResult* re
   CheckTargetDirectory(options.pgdata, options.delta);
 
   auto repos = ctx.OpenRepos();
-  Choice chosen;
-  std::vector<std::string> notes;
-  std::exception_ptr first_error;
-  for (auto& r : repos) {
-    try {
-      r->Stanza();
-      r->Unlock(ctx.config.passphrase);
-    } catch (const Error& e) {
-      spdlog::warn("{}: {}", r->Describe(), Redact(e.what()));
-      if (!first_error) first_error = std::current_exception();
-      continue;
-    }
-    repo::Catalog catalog(*r);
-    Choice c = ChooseIn(catalog, options, target, timeline);
-    for (const auto& n : c.notes) notes.push_back(r->Describe() + ": " + n);
-    if (c.backup) {
-      chosen = std::move(c);
-      break;
-    }
-    if (c.notes.empty()) notes.push_back(r->Describe() + ": no full backups");
-  }
-  if (!chosen.backup && notes.empty() && first_error) {
-    std::rethrow_exception(first_error);  // no repository could even be opened: say why
-  }
-  if (!chosen.backup) {
-    std::string why;
-    for (const auto& n : notes) why += "\n  " + n;
-    if (!options.set.empty()) {
-      throw NotFoundError("backup '" + options.set + "' cannot reach the target " +
-                          target.Describe() + "; nothing was written:" + why);
-    }
-    throw NotFoundError("no backup can reach the target " + target.Describe() +
-                        "; nothing was written:" + why);
-  }
+  const Choice chosen = ChooseBackup(repos, ctx, options, target, timeline);
   for (const auto& n : chosen.notes) spdlog::warn("passed over: {}", n);
   repo::Repository& repo = *chosen.repo;
   const repo::BackupManifest& backup = *chosen.backup;
@@ -595,38 +807,16 @@ int Restore(const Context& ctx, const RestoreOptions& options, RestoreResult* re
   spdlog::info("restoring backup {} from {} into {} ({})", label, repo.Describe(), options.pgdata,
                chosen.how);
   const auto tablespaces = TablespaceTargets(backup, options);
-
-  // The recovery configuration, decided now: nothing about it can fail after the files.
-  pg::RecoverySettings settings;
-  {
-    std::string cmd = SelfPath();
-    if (ctx.config.source != "(no config file)") cmd += " --config " + ctx.config.source;
-    if (ctx.config.source == "(no config file)") cmd += " --repo-path " + repo.config().path;
-    settings.restore_command = cmd + " --stanza " + ctx.config.stanza + " archive-get" +
-                               (options.standby ? " --standby" : "") + " %f %p";
-  }
-  settings.target = target;
-  settings.timeline = timeline;
-  settings.action = options.standby ? "" : options.target_action;
-  settings.standby = options.standby;
-  settings.primary_conninfo = options.primary_conninfo;
-  settings.archive_off = archive_mode == "off";
-  settings.comment =
-      "restore of backup " + label + " at " + FormatIso8601(std::chrono::system_clock::now());
+  const pg::RecoverySettings settings =
+      RecoverySettingsFor(ctx, options, repo, label, target, timeline, archive_mode);
   pg::RecoverySettings written = settings;
   if (options.pause_at_consistency) {
     written.target = pg::RecoveryTarget{};
     written.target.kind = pg::RecoveryTarget::Kind::kImmediate;
     written.action = "pause";
   }
-  std::uint64_t seg_size = repo.Stanza().wal_segment_size;
   const repo::RecoverableWindow& window = chosen.window;
-  std::string window_text =
-      FormatIso8601(window.from_time) + " .. " + FormatIso8601(window.to_time) + " (LSN " +
-      window.from_lsn.ToString() + " .. " + window.to_lsn.ToString() + ", timeline " +
-      std::to_string(window.target_timeline) +
-      (window.gap ? ", cut short by missing WAL " + window.gap->Name(seg_size) : std::string("")) +
-      ")";
+  const std::string window_text = WindowText(window, repo.Stanza().wal_segment_size);
   if (ctx.dry_run) {
     nlohmann::json ts = nlohmann::json::array();
     std::string ts_text;
@@ -651,26 +841,9 @@ int Restore(const Context& ctx, const RestoreOptions& options, RestoreResult* re
 
   auto started = std::chrono::steady_clock::now();
   repo::FileList files = repo::ReadFileList(repo, backup);  // verified
-  std::string what = repo.Describe() + ": backup " + label;
-  std::string prefix = repo::BackupObjectPrefix(repo.stanza(), label);
-  std::map<std::uint32_t, std::string> tablespace_dirs;  // by OID
-  for (const auto& [oid, t] : tablespaces) tablespace_dirs[oid] = t.dir;
-  const std::string pgdata = NormalPath(options.pgdata);
-  auto dest_of = [&](const repo::FileEntry& f) {  // every entry's tablespace is checked below
-    // "./pg_wal/archive_status" (so the server names it) is pg_wal/archive_status.
-    std::string_view path = CanonicalEntryPath(f.path);
-    if (f.tablespace == 0) return pgdata + "/" + std::string(path);
-    return tablespace_dirs.at(f.tablespace) + "/" + std::string(path);
-  };
-  // pg_control and backup_label are restored under a pending name and put in place last,
-  // after everything else and the recovery settings: until then the directory cannot start.
-  constexpr const char* kPending = ".gravl-dr-pending";
-  auto held_back = [](const repo::FileEntry& f) {
-    return f.type == repo::FileEntry::Type::kFile && f.tablespace == 0 && IsHeldBack(f.path);
-  };
-  auto file_dest = [&](const repo::FileEntry& f) {
-    return held_back(f) ? dest_of(f) + kPending : dest_of(f);
-  };
+  const std::string what = repo.Describe() + ": backup " + label;
+  Destinations dest{NormalPath(options.pgdata), {}};
+  for (const auto& [oid, t] : tablespaces) dest.tablespace_dirs[oid] = t.dir;
 
   // The plan, checked whole before anything is written: one job per object. Destinations are
   // computed when a job runs, so the plan stays small.
@@ -682,12 +855,12 @@ int Restore(const Context& ctx, const RestoreOptions& options, RestoreResult* re
   std::uint64_t total = 0;
   std::vector<std::string> pending;
   for (const auto& f : files) {
-    if (f.tablespace != 0 && !tablespace_dirs.count(f.tablespace)) {
+    if (f.tablespace != 0 && !dest.tablespace_dirs.count(f.tablespace)) {
       throw IntegrityError(what + ": " + std::string(f.path) + " is in tablespace " +
                            std::to_string(f.tablespace) +
                            ", which the manifest does not describe; nothing was written");
     }
-    if (held_back(f)) pending.push_back(dest_of(f));
+    if (Destinations::HeldBack(f)) pending.push_back(dest.Of(f));
     if (f.type == repo::FileEntry::Type::kFile) total += f.size;
   }
   {
@@ -695,148 +868,27 @@ int Restore(const Context& ctx, const RestoreOptions& options, RestoreResult* re
     for (const auto& t : backup.tablespaces) recorded[t.oid] = t.location;
     CheckEntries(files, recorded, what);
   }
-
-  // --delta: files already holding the right content stay; everything not in the backup
-  // goes (stale WAL, new relations), so the directory ends up exactly the backup. Anything
-  // of another type than the backup's entry goes too -- above all a symbolic link where the
-  // backup has a directory or a file: the restore never writes (or chmods) through a link
-  // the backup does not have. This runs before any directory is created.
-  std::atomic<std::uint64_t> skipped{0};
-  if (options.delta) {
-    using Type = repo::FileEntry::Type;
-    std::unordered_map<std::string, Type> wanted = {
-        {pgdata + "/backup_manifest", Type::kFile},
-        {pgdata + "/postgresql.auto.conf", Type::kFile}};
-    for (const auto& f : files) {
-      // pg_control and backup_label go too: until the pending copies are renamed at the
-      // end, an interrupted delta restore must not leave a startable directory.
-      if (!held_back(f)) wanted.emplace(dest_of(f), f.type);
-    }
-    std::vector<fs::path> extra;
-    // In tablespaces only what the backup has there (PG_<version>_<catalog version>): another
-    // cluster may keep its own version directory in the same location.
-    std::vector<std::string> roots = {pgdata};
-    for (const auto& f : files) {
-      if (f.tablespace != 0 && f.type == Type::kDir &&
-          CanonicalEntryPath(f.path).find('/') == std::string_view::npos) {
-        roots.push_back(dest_of(f));
-      }
-    }
-    auto misplaced = [&](const fs::path& p) {
-      auto it = wanted.find(p.string());
-      if (it == wanted.end()) return true;
-      std::error_code ec;
-      fs::file_status st = fs::symlink_status(p, ec);
-      switch (it->second) {
-        case Type::kDir:
-          return st.type() != fs::file_type::directory;
-        case Type::kFile:
-          return st.type() != fs::file_type::regular;
-        case Type::kLink:
-          return true;  // links are always made anew, pointing where this restore says
-      }
-      return true;
-    };
-    for (const auto& root : roots) {
-      std::error_code ec;
-      if (root != pgdata && fs::symlink_status(root, ec).type() == fs::file_type::symlink) {
-        extra.push_back(root);
-        continue;
-      }
-      if (!fs::exists(fs::symlink_status(root, ec))) continue;
-      for (auto it = fs::recursive_directory_iterator(root);
-           it != fs::recursive_directory_iterator(); ++it) {
-        if (misplaced(it->path())) {
-          extra.push_back(it->path());
-          it.disable_recursion_pending();
-        } else if (it->is_symlink()) {
-          it.disable_recursion_pending();
-        }
-      }
-    }
-    wanted = {};
-    for (const auto& p : extra) {
-      std::error_code ec;
-      fs::remove_all(p, ec);  // a link is removed itself, never what it points to
-      if (ec) throw StorageError("--delta: cannot remove " + p.string() + ": " + ec.message());
-    }
-    spdlog::info("--delta: removed {} entries that are not in the backup (or not as it has them)",
-                 extra.size());
-  }
+  if (options.delta) RemoveWhatTheBackupLacks(files, dest);
 
   // Directories first, then files (held-back ones last), then symlinks.
   MakeServerDirs(options.pgdata);
   ::chmod(options.pgdata.c_str(), 0700);
-  for (const auto& [oid, dir] : tablespace_dirs) MakeServerDirs(dir);  // empty (or --delta)
+  for (const auto& [oid, dir] : dest.tablespace_dirs) MakeServerDirs(dir);  // empty (or --delta)
   for (const auto& f : files) {
     if (f.type == repo::FileEntry::Type::kDir) {
-      std::string d = dest_of(f);
+      std::string d = dest.Of(f);
       io::MakeDirs(d);
       ::chmod(d.c_str(), static_cast<mode_t>(f.mode & 07777));
     }
   }
-  const int manifest_format = backup.format;
-  repo::ObjectFormat format =
-      repo::BackupObjectFormat({backup.compression, 0, repo.key()}, manifest_format);
-  auto run_job = [&](const repo::ObjectToRead& j) {
-    std::string key = prefix + j.object;
-    if (j.file != nullptr) {
-      // Large files bypass the page cache: less CPU, and syncfs() at the end has little left.
-      io::AtomicFileSink out(
-          file_dest(*j.file),
-          io::AtomicFileOptions{.mode = j.file->mode & 0777, .durable = false, .direct_io = true});
-      repo::ReadObject(repo.storage(), key, format, j.expected(), out);
-    } else {
-      std::vector<BundleSplitter::Part> parts;
-      for (auto i : j.parts) {
-        const repo::FileEntry& f = files[i];
-        parts.push_back({file_dest(f), f.size, files.ContentHex(f), f.mode & 0777});
-      }
-      BundleSplitter splitter(std::move(parts), files.content_digest(),
-                              repo.storage().Describe() + "/" + key);
-      repo::ReadObject(repo.storage(), key, format, j.expected(), splitter);
-    }
-  };
-  if (options.delta) {
-    std::vector<repo::ObjectToRead> needed;
-    for (auto& j : jobs) {
-      bool same = true;
-      if (j.file != nullptr) {
-        same = SameContent(file_dest(*j.file), j.size, files.ContentHex(*j.file),
-                           files.content_digest());
-      } else {
-        for (auto i : j.parts) {
-          const repo::FileEntry& f = files[i];
-          same = same &&
-                 SameContent(file_dest(f), f.size, files.ContentHex(f), files.content_digest());
-        }
-      }
-      if (same) {
-        skipped += j.file != nullptr ? 1 : j.parts.size();
-      } else {
-        needed.push_back(std::move(j));
-      }
-    }
-    jobs = std::move(needed);
-  }
-  auto errors =
-      io::RunParallel(jobs.size(), ctx.config.parallel, [&](std::size_t i) { run_job(jobs[i]); });
-  for (auto& e : errors) {
-    if (e) std::rethrow_exception(e);
-  }
-  // PostgreSQL's own manifest, for pg_verifybackup.
-  {
-    io::AtomicFileSink out(options.pgdata + "/backup_manifest",
-                           io::AtomicFileOptions{.durable = false});
-    repo::ReadObject(repo.storage(), prefix + "backup_manifest", format,
-                     backup.backup_manifest.expected(manifest_format), out);
-  }
+  std::uint64_t skipped = 0;
+  if (options.delta) jobs = JobsForChangedFiles(std::move(jobs), files, dest, skipped);
+  ReadObjects(ctx, repo, backup, files, dest, jobs);
   for (const auto& f : files) {
     if (f.type != repo::FileEntry::Type::kLink) continue;
-    std::string link = dest_of(f);
-    std::string link_target(f.target);
+    std::string link = dest.Of(f);
     // Only tablespace links get here (CheckEntries): to where the tablespace is restored.
-    link_target = tablespace_dirs.at(TablespaceLinkOid(f.path));
+    std::string link_target = dest.tablespace_dirs.at(TablespaceLinkOid(f.path));
     std::error_code ec;
     fs::remove(link, ec);
     fs::create_symlink(link_target, link);
@@ -851,29 +903,8 @@ int Restore(const Context& ctx, const RestoreOptions& options, RestoreResult* re
   for (const auto& line : conf.overridden) {
     spdlog::info("postgresql.conf sets {}; overridden by the restore's settings", Redact(line));
   }
+  MakeStartable(dest, pending);
 
-  // Everything is in place and verified: flush it all to disk, checking for write-back
-  // errors (syncfs reports them), and only then make the directory startable.
-  SyncFileSystem(options.pgdata);
-  for (const auto& [oid, dir] : tablespace_dirs) SyncFileSystem(dir);
-  for (const auto& p : pending) {
-    if (::rename((p + kPending).c_str(), p.c_str()) != 0) {
-      throw StorageError(SysErrorText("cannot rename " + p + kPending, errno));
-    }
-  }
-  SyncFileSystem(options.pgdata);
-  if (::geteuid() == 0) {
-    for (const auto& e : fs::recursive_directory_iterator(options.pgdata)) {
-      if (!e.is_symlink()) pg::GiveToServerUser(e.path());
-    }
-    pg::GiveToServerUser(options.pgdata);
-    for (const auto& [oid, dir] : tablespace_dirs) {
-      pg::GiveToServerUser(dir);
-      for (const auto& e : fs::recursive_directory_iterator(dir)) {
-        if (!e.is_symlink()) pg::GiveToServerUser(e.path());
-      }
-    }
-  }
   double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   std::string target_text = target.Describe();
@@ -912,7 +943,7 @@ int Restore(const Context& ctx, const RestoreOptions& options, RestoreResult* re
             {"pgdata", options.pgdata},
             {"chosen", chosen.how},
             {"passed_over", chosen.notes},
-            {"files_unchanged", skipped.load()},
+            {"files_unchanged", skipped},
             {"target", target_text},
             {"target_timeline", timeline.Setting()},
             {"window", window_text},
@@ -922,6 +953,74 @@ int Restore(const Context& ctx, const RestoreOptions& options, RestoreResult* re
             {"seconds", seconds}},
            text.str());
   return 0;
+}
+
+void AddTargetOptions(CLI::App* cmd, RestoreOptions& o) {
+  // Values are kept as given: an empty --target-name is refused, not taken as no target.
+  auto set = [](std::optional<std::string>& field) {
+    return [&field](const std::string& v) { field = v; };
+  };
+  cmd->add_option_function<std::string>("--target", set(o.target.target),
+                                        "'immediate' (the backup's consistency point) or 'latest' "
+                                        "(the end of the archived WAL; the default)");
+  cmd->add_option_function<std::string>(
+      "--target-time", set(o.target.time),
+      "recover to this time; a zone is required: '2026-03-04 02:00:00+00', "
+      "'2026-03-04 02:00:00Z' or '2026-03-04 03:00:00 Europe/Berlin'");
+  cmd->add_option_function<std::string>("--target-lsn", set(o.target.lsn),
+                                        "recover to this LSN, e.g. 16/B374D848");
+  cmd->add_option_function<std::string>(
+      "--target-xid", set(o.target.xid),
+      "recover to the commit of this transaction (txid_current() or pg_current_xact_id())");
+  cmd->add_option_function<std::string>("--target-name", set(o.target.name),
+                                        "recover to this restore point (pg_create_restore_point)");
+  cmd->add_flag("--target-exclusive", o.target.exclusive,
+                "stop just before the target instead of just after it "
+                "(recovery_target_inclusive = off)");
+  cmd->add_option("--target-timeline", o.target_timeline,
+                  "timeline to recover along: 'latest' (default), 'current' (the backup's) or a "
+                  "number");
+}
+
+void AddRestore(CLI::App& app, Invocation& inv) {
+  auto options = std::make_shared<RestoreOptions>();
+  RestoreOptions& o = *options;
+  auto* cmd = app.add_subcommand(
+      "restore",
+      "Restore a backup into an empty data directory and configure recovery to a target "
+      "through archive-get");
+  cmd->add_option("--pgdata", o.pgdata, "data directory to create");
+  cmd->add_flag("--logical", o.logical,
+                "restore a logical backup (--set, --db, --target-db, optional --table)");
+  cmd->add_option("--db", o.db, "logical: the database dump to restore");
+  cmd->add_option("--table", o.tables, "logical: restore only this table (repeatable)");
+  cmd->add_option("--target-db", o.target_db,
+                  "logical: libpq connection string of the database to restore into");
+  cmd->add_option("--set", o.set,
+                  "backup label (default: the newest backup that can reach the target)");
+  AddTargetOptions(cmd, o);
+  cmd->add_option("--target-action", o.target_action, "what the server does at the target")
+      ->check(CLI::IsMember({"promote", "pause", "shutdown"}))
+      ->capture_default_str();
+  cmd->add_option("--archive-mode", o.archive_mode,
+                  "archiving in the restored cluster: 'off' (default; a copy must not "
+                  "archive into the production repository) or 'preserve' (default with "
+                  "--standby)")
+      ->check(CLI::IsMember({"off", "preserve"}));
+  cmd->add_flag("--standby", o.standby,
+                "configure as a standby fed from the archive (standby.signal)");
+  cmd->add_flag("--delta", o.delta,
+                "restore over an existing (stopped) data directory, rewriting only files "
+                "whose content differs and removing what the backup does not have");
+  cmd->add_option("--tablespace-map", o.tablespace_map,
+                  "NAME=DIR: restore tablespace NAME (or OID) into DIR instead of where it "
+                  "was (repeatable)");
+  cmd->add_option("--tablespace-map-all", o.tablespace_map_all,
+                  "restore every tablespace not in --tablespace-map into DIR/<name>");
+  cmd->add_option("--primary-conninfo", o.primary_conninfo,
+                  "with --standby: also stream from this primary (primary_conninfo)");
+  cmd->add_flag("--dry-run", inv.dry_run, "choose the backup and check the target only");
+  cmd->callback([&inv, options] { inv.result = Restore(inv.MakeContext(), *options); });
 }
 
 }  // namespace gravl::commands

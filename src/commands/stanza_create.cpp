@@ -8,6 +8,7 @@
 
 #include <sstream>
 
+#include "commands/cli.h"
 #include "commands/commands.h"
 #include "common/error.h"
 #include "common/time_util.h"
@@ -69,10 +70,8 @@ int StanzaCreate(const Context& ctx) {
         io::Key key;
         info.encryption = repo::NewEncryption(*ctx.config.passphrase, key);
       }
-      try {
-        repo::WriteMetadata(repo->storage(), repo::StanzaKey(ctx.config.stanza), info.ToJson(),
-                            storage::PutOptions{.if_absent = true});
-      } catch (const ConflictError&) {
+      if (!repo::WriteMetadataIfAbsent(repo->storage(), repo::StanzaKey(ctx.config.stanza),
+                                       info.ToJson())) {
         throw ConflictError(repo->Describe() + ": stanza '" + ctx.config.stanza +
                             "' was created concurrently by another process; run "
                             "stanza-create again to check it");
@@ -92,6 +91,15 @@ int StanzaCreate(const Context& ctx) {
       {"dry_run", ctx.dry_run},           {"repos", results}};
   ctx.Emit(out, text.str());
   return 0;
+}
+
+void AddStanzaCreate(CLI::App& app, Invocation& inv) {
+  auto* cmd = app.add_subcommand(
+      "stanza-create",
+      "Record the PostgreSQL cluster (system identifier, version) in every repository; "
+      "refuses a repository that belongs to another cluster");
+  cmd->add_flag("--dry-run", inv.dry_run, "connect and check, but create nothing");
+  cmd->callback([&inv] { inv.result = StanzaCreate(inv.MakeContext()); });
 }
 
 }  // namespace gravl::commands

@@ -18,6 +18,7 @@
 #include <sstream>
 #include <thread>
 
+#include "commands/cli.h"
 #include "commands/commands.h"
 #include "common/cleanup.h"
 #include "common/error.h"
@@ -61,8 +62,8 @@ struct CountedTable {
   std::uint64_t rows = 0;  // exact, or (for tables estimated at backup time) 0/1: any row
 };
 
-std::vector<CountedTable> CountTables(const pg::Instance& pg,
-                                      const repo::BackupManifest& manifest) {
+std::vector<CountedTable> CountRestoredTables(const pg::Instance& pg,
+                                              const repo::BackupManifest& manifest) {
   std::vector<CountedTable> out;
   if (!manifest.tables) return out;
   std::map<std::string, std::vector<const repo::TableRecord*>> by_database;
@@ -94,8 +95,8 @@ std::string TableName(const CountedTable& t) {
 
 // At the backup's consistency point the restored tables must hold what the backup counted
 // (within the tolerance: rows may change while a backup streams).
-DrillCheckResult TableCounts(const std::vector<CountedTable>& counted, bool recorded,
-                             int tolerance_pct) {
+DrillCheckResult CompareTableCounts(const std::vector<CountedTable>& counted, bool recorded,
+                                    int tolerance_pct) {
   DrillCheckResult c{"table counts", true, "", nlohmann::json::array()};
   if (!recorded) {
     c.detail = "skipped: the backup recorded no row counts";
@@ -319,6 +320,68 @@ void RemoveTree(const std::string& dir) {
   spdlog::warn("could not remove {} completely", dir);
 }
 
+// The drill's report: printed (or emitted as JSON) and stored in the repository of the
+// backup (or the first one). Returns the exit code: `failure`, a failed check's, or why the
+// report could not be stored.
+int ReportDrill(const Context& ctx, const std::vector<DrillCheckResult>& checks,
+                const nlohmann::json& timings, const std::string& label,
+                const std::string& repo_name, std::chrono::system_clock::time_point started_at,
+                ExitCode failure) {
+  bool ok =
+      std::all_of(checks.begin(), checks.end(), [](const DrillCheckResult& c) { return c.ok; });
+  if (!ok && failure == ExitCode::kSuccess) failure = ExitCode::kCheckFailed;
+  nlohmann::json checks_json = nlohmann::json::array();
+  std::ostringstream text;
+  text << "restore drill of " << (label.empty() ? std::string("(no backup)") : label) << "\n";
+  for (const auto& c : checks) {
+    checks_json.push_back({{"check", c.name},
+                           {"ok", c.ok},
+                           {"detail", c.detail},
+                           {"failures", c.failures},
+                           {"notes", c.notes}});
+    text << (c.ok ? "  [ok]   " : "  [FAIL] ") << c.name << ": " << c.detail << "\n";
+    for (const auto& f : c.failures) text << "           " << f.get<std::string>() << "\n";
+    for (const auto& n : c.notes) text << "           note: " << n.get<std::string>() << "\n";
+  }
+  double rto = timings.value("download_s", 0.0) + timings.value("recovery_s", 0.0);
+  char rto_text[128];
+  std::snprintf(
+      rto_text, sizeof rto_text,
+      "measured RTO %.1fs (download %.1fs + recovery %.1fs); validation %.1fs; total %.1fs", rto,
+      timings.value("download_s", 0.0), timings.value("recovery_s", 0.0),
+      timings.value("validation_s", 0.0), timings.value("total_s", 0.0));
+  text << "  " << rto_text << "\n" << (ok ? "drill passed\n" : "drill FAILED\n");
+  nlohmann::json report = {{"kind", "restore-test"},
+                           {"stanza", ctx.config.stanza},
+                           {"label", label},
+                           {"repo", repo_name},
+                           {"started_at", FormatIso8601(started_at)},
+                           {"finished_at", FormatIso8601(std::chrono::system_clock::now())},
+                           {"ok", ok},
+                           {"checks", checks_json},
+                           {"timings", timings},
+                           {"rto_s", rto},
+                           {"row_count_tolerance_pct", ctx.config.drill_row_tolerance_pct}};
+  // The report goes into the repository of the backup (or the first one).
+  try {
+    auto repos = ctx.OpenRepos();
+    repo::Repository* target = repos.front().get();
+    for (auto& r : repos) {
+      if (r->config().name == repo_name) target = r.get();
+    }
+    std::string key = repo::ReportsPrefix(ctx.config.stanza, "restore-tests") +
+                      FormatCompact(started_at) + ".json";
+    repo::WriteMetadata(target->storage(), key, report);
+    report["report"] = target->storage().Describe() + "/" + key;
+    text << "  report: " << report["report"].get<std::string>() << "\n";
+  } catch (const Error& e) {
+    spdlog::error("cannot store the drill report: {}", Redact(e.what()));
+    if (ok) failure = e.code();
+  }
+  ctx.Emit(report, text.str());
+  return ToInt(failure);
+}
+
 }  // namespace
 
 int TestRestore(const Context& ctx, const TestRestoreOptions& options) {
@@ -395,9 +458,9 @@ int TestRestore(const Context& ctx, const TestRestoreOptions& options) {
                "reach the backup's consistency point");
     double consistency_s = Since(t_recovery);
     auto t_counts = Clock::now();
-    std::vector<CountedTable> at_consistency = CountTables(*instance, restored.manifest);
-    checks.push_back(TableCounts(at_consistency, restored.manifest.tables.has_value(),
-                                 ctx.config.drill_row_tolerance_pct));
+    std::vector<CountedTable> at_consistency = CountRestoredTables(*instance, restored.manifest);
+    checks.push_back(CompareTableCounts(at_consistency, restored.manifest.tables.has_value(),
+                                        ctx.config.drill_row_tolerance_pct));
     double counts_s = Since(t_counts);
 
     auto t_continue = Clock::now();
@@ -418,7 +481,8 @@ int TestRestore(const Context& ctx, const TestRestoreOptions& options) {
     auto t_validate = Clock::now();
     auto conn = pg::Connection::Open(instance->conninfo());
     std::vector<std::string> dbs = pg::Databases(*conn);
-    checks.push_back(ChangesAfterBackup(at_consistency, CountTables(*instance, restored.manifest),
+    checks.push_back(ChangesAfterBackup(at_consistency,
+                                        CountRestoredTables(*instance, restored.manifest),
                                         restored.settings.target.Describe()));
     checks.push_back(ForeignKeys(*instance, dbs));
     checks.push_back(IndexesAndHeap(*instance, dbs));
@@ -453,60 +517,20 @@ int TestRestore(const Context& ctx, const TestRestoreOptions& options) {
   RemoveCleanup(cleanup_id);
   timings["total_s"] = Since(t0);
 
-  bool ok =
-      std::all_of(checks.begin(), checks.end(), [](const DrillCheckResult& c) { return c.ok; });
-  if (!ok && failure == ExitCode::kSuccess) failure = ExitCode::kCheckFailed;
-  nlohmann::json checks_json = nlohmann::json::array();
-  std::ostringstream text;
-  text << "restore drill of "
-       << (restored.label.empty() ? std::string("(no backup)") : restored.label) << "\n";
-  for (const auto& c : checks) {
-    checks_json.push_back({{"check", c.name},
-                           {"ok", c.ok},
-                           {"detail", c.detail},
-                           {"failures", c.failures},
-                           {"notes", c.notes}});
-    text << (c.ok ? "  [ok]   " : "  [FAIL] ") << c.name << ": " << c.detail << "\n";
-    for (const auto& f : c.failures) text << "           " << f.get<std::string>() << "\n";
-    for (const auto& n : c.notes) text << "           note: " << n.get<std::string>() << "\n";
-  }
-  double rto = timings.value("download_s", 0.0) + timings.value("recovery_s", 0.0);
-  char rto_text[128];
-  std::snprintf(
-      rto_text, sizeof rto_text,
-      "measured RTO %.1fs (download %.1fs + recovery %.1fs); validation %.1fs; total %.1fs", rto,
-      timings.value("download_s", 0.0), timings.value("recovery_s", 0.0),
-      timings.value("validation_s", 0.0), timings["total_s"].get<double>());
-  text << "  " << rto_text << "\n" << (ok ? "drill passed\n" : "drill FAILED\n");
-  nlohmann::json report = {{"kind", "restore-test"},
-                           {"stanza", ctx.config.stanza},
-                           {"label", restored.label},
-                           {"repo", repo_name},
-                           {"started_at", FormatIso8601(started_at)},
-                           {"finished_at", FormatIso8601(std::chrono::system_clock::now())},
-                           {"ok", ok},
-                           {"checks", checks_json},
-                           {"timings", timings},
-                           {"rto_s", rto},
-                           {"row_count_tolerance_pct", ctx.config.drill_row_tolerance_pct}};
-  // The report goes into the repository of the backup (or the first one).
-  try {
-    auto repos = ctx.OpenRepos();
-    repo::Repository* target = repos.front().get();
-    for (auto& r : repos) {
-      if (r->config().name == repo_name) target = r.get();
-    }
-    std::string key = repo::ReportsPrefix(ctx.config.stanza, "restore-tests") +
-                      FormatCompact(started_at) + ".json";
-    repo::WriteMetadata(target->storage(), key, report);
-    report["report"] = target->storage().Describe() + "/" + key;
-    text << "  report: " << report["report"].get<std::string>() << "\n";
-  } catch (const Error& e) {
-    spdlog::error("cannot store the drill report: {}", Redact(e.what()));
-    if (ok) failure = e.code();
-  }
-  ctx.Emit(report, text.str());
-  return ToInt(failure);
+  return ReportDrill(ctx, checks, timings, restored.label, repo_name, started_at, failure);
+}
+
+void AddTestRestore(CLI::App& app, Invocation& inv) {
+  auto options = std::make_shared<TestRestoreOptions>();
+  auto* cmd = app.add_subcommand(
+      "test-restore",
+      "Restore drill: restore into a temporary directory, start an ephemeral PostgreSQL, "
+      "recover, validate (row counts, foreign keys, amcheck, WAL position, custom checks), "
+      "store a JSON report with the measured RTO, clean up");
+  cmd->add_option("--set", options->set, "backup label (default: the newest)");
+  AddTargetOptions(cmd, options->restore);
+  cmd->add_flag("--keep", options->keep, "keep the restored directory for inspection");
+  cmd->callback([&inv, options] { inv.result = TestRestore(inv.MakeContext(), *options); });
 }
 
 }  // namespace gravl::commands

@@ -11,6 +11,7 @@
 #include <set>
 #include <sstream>
 
+#include "commands/cli.h"
 #include "commands/commands.h"
 #include "common/error.h"
 #include "common/log.h"
@@ -377,6 +378,19 @@ int Verify(const Context& ctx, const VerifyOptions& options) {
   if (corrupt) return ToInt(ExitCode::kIntegrity);
   if (missing) return ToInt(ExitCode::kNotFound);
   return 0;
+}
+
+void AddVerify(CLI::App& app, Invocation& inv) {
+  auto options = std::make_shared<VerifyOptions>();
+  auto* cmd = app.add_subcommand(
+      "verify",
+      "Re-read and check every object of the backups and the WAL archive (SHA-256, "
+      "decryption, completeness, WAL continuity) and report each backup's recoverable window");
+  cmd->add_option("--set", options->set, "only this backup (label)");
+  cmd->add_flag("--full", options->full,
+                "also decrypt and decompress every object and check every file's content "
+                "(XXH128); by default the SHA-256 of every object's stored bytes is checked");
+  cmd->callback([&inv, options] { inv.result = Verify(inv.MakeContext(), *options); });
 }
 
 }  // namespace gravl::commands

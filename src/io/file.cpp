@@ -258,6 +258,10 @@ void AtomicFileSink::WriteOut(ByteView data) {
 }
 
 void AtomicFileSink::Finish() {
+  if (!Commit()) throw ConflictError(path_ + " already exists");
+}
+
+bool AtomicFileSink::Commit() {
   if (fd_ < 0) throw StorageError("finish of " + path_ + " after it was finished or aborted");
   try {
     FlushStage();
@@ -274,13 +278,19 @@ void AtomicFileSink::Finish() {
       }
     } else if (::renameat2(AT_FDCWD, temp_.c_str(), AT_FDCWD, path_.c_str(), RENAME_NOREPLACE) !=
                0) {
-      if (errno == EEXIST) throw ConflictError(path_ + " already exists");
+      if (errno == EEXIST) {
+        Abort();
+        return false;
+      }
       if (errno != EINVAL && errno != ENOSYS) {
         throw StorageError(SysErrorText("cannot rename into " + path_, errno));
       }
       // File systems without RENAME_NOREPLACE: link() refuses an existing name atomically.
       if (::link(temp_.c_str(), path_.c_str()) != 0) {
-        if (errno == EEXIST) throw ConflictError(path_ + " already exists");
+        if (errno == EEXIST) {
+          Abort();
+          return false;
+        }
         throw StorageError(SysErrorText("cannot link into " + path_, errno));
       }
       ::unlink(temp_.c_str());
@@ -291,6 +301,7 @@ void AtomicFileSink::Finish() {
     Abort();
     throw;
   }
+  return true;
 }
 
 std::optional<Bytes> TryReadFileBytes(const std::string& path) {

@@ -30,7 +30,7 @@ std::optional<FileOwner> InheritedOwner(const std::string& path);
 struct AtomicFileOptions {
   unsigned mode = 0600;
   bool durable = true;      // fsync the file before the rename and the directory after it
-  bool no_replace = false;  // Finish() throws ConflictError if the path exists
+  bool no_replace = false;  // never replace: Commit() returns false if the path exists
   bool make_dirs = false;   // create missing parent directories (mode 0700)
   // Files of 1 MiB and more are written with O_DIRECT in 1 MiB blocks (the tail buffered):
   // no copy into the page cache (fewer CPU cycles per byte, and other data's cache is not
@@ -49,6 +49,10 @@ class AtomicFileSink final : public Sink {
   AtomicFileSink(std::string path, const AtomicFileOptions& options = {});
   ~AtomicFileSink() override;
   void Write(ByteView data) override;
+  // Puts the file in place. With no_replace and an existing path: false, the temporary file
+  // removed, nothing replaced. Other failures throw StorageError.
+  bool Commit();
+  // Commit(), where an existing path is an error (ConflictError).
   void Finish() override;
   const std::string& path() const { return path_; }
 

@@ -168,11 +168,9 @@ std::unique_ptr<StanzaLock> StanzaLock::Acquire(storage::Storage& storage,
                           {"acquired_at", FormatIso8601(std::chrono::system_clock::now())}};
   std::string text = lease.dump();
   for (int attempt = 0; attempt < 2; ++attempt) {
-    try {
-      storage::PutBytes(storage, key, AsBytes(text), storage::PutOptions{.if_absent = true});
+    if (storage::PutBytesIfAbsent(storage, key, AsBytes(text))) {
       return std::unique_ptr<StanzaLock>(
           new StanzaLock(storage, key, std::move(local.lock), token));
-    } catch (const ConflictError&) {
     }
     std::optional<Bytes> held = storage::TryGetBytes(storage, key);
     if (!held) continue;  // released meanwhile

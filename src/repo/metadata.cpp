@@ -35,6 +35,11 @@ void WriteMetadata(storage::Storage& storage, const std::string& key, nlohmann::
   storage::PutBytes(storage, key, AsBytes(text), options);
 }
 
+bool WriteMetadataIfAbsent(storage::Storage& storage, const std::string& key, nlohmann::json doc) {
+  std::string text = SerializeMetadata(std::move(doc));
+  return storage::PutBytesIfAbsent(storage, key, AsBytes(text));
+}
+
 nlohmann::json ParseMetadata(std::string_view text, const std::string& what,
                              const std::vector<std::string>& drop) {
   // Compact form: {"checksum":"<64 hex>",<the rest of the body>}\n, the body being

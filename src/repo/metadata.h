@@ -17,6 +17,8 @@ namespace gravl::repo {
 // Writes `doc` (an object without "checksum") under key.
 void WriteMetadata(storage::Storage& storage, const std::string& key, nlohmann::json doc,
                    const storage::PutOptions& options = {});
+// The same unless the key exists: false (nothing written) when it does.
+bool WriteMetadataIfAbsent(storage::Storage& storage, const std::string& key, nlohmann::json doc);
 
 // Reads and verifies; throws NotFoundError, or IntegrityError naming the key when the
 // content is not JSON or its checksum does not match. Returns the doc without "checksum".

@@ -40,7 +40,10 @@ class SizeCheckSink final : public io::Sink {
 ObjectWriter::ObjectWriter(storage::Storage& storage, const std::string& key,
                            const ObjectFormat& format, const storage::PutOptions& options,
                            std::optional<std::string> known_sha256)
-    : out_(storage.Put(key, options)), chain_(*out_), known_sha256_(std::move(known_sha256)) {
+    : out_(storage.Put(key, options)),
+      commit_(*out_),
+      chain_(commit_),
+      known_sha256_(std::move(known_sha256)) {
   stored_count_ = &chain_.Prepend<io::CountingSink>();
   if (format.sha256_of_stored) hash_ = &chain_.Prepend<io::HashSink>();
   if (format.key != nullptr) {
@@ -55,10 +58,16 @@ ObjectWriter::ObjectWriter(storage::Storage& storage, const std::string& key,
 
 void ObjectWriter::Write(ByteView data) { chain_.head().Write(data); }
 
-void ObjectWriter::Finish() {
+bool ObjectWriter::Commit() {
   chain_.head().Finish();
+  if (!commit_.created()) return false;
   result_ =
       StoredObject{hash_ ? hash_->hex() : *known_sha256_, count_->count(), stored_count_->count()};
+  return true;
+}
+
+void ObjectWriter::Finish() {
+  if (!Commit()) throw ConflictError(out_->Name() + " already exists");
 }
 
 StoredObject WriteObject(storage::Storage& storage, const std::string& key, io::Source& source,

@@ -39,6 +39,19 @@ struct StoredObject {
 // A sink that stores what it receives as one object. Finish() commits the object and
 // makes result() valid; destruction without Finish() leaves no object.
 class ObjectWriter final : public io::Sink {
+  // The chain's last stage: commits the object, keeping whether it was created.
+  class CommitSink final : public io::Sink {
+   public:
+    explicit CommitSink(storage::WriteStream& out) : out_(out) {}
+    void Write(ByteView data) override { out_.Write(data); }
+    void Finish() override { created_ = out_.Commit(); }
+    bool created() const { return created_; }
+
+   private:
+    storage::WriteStream& out_;
+    bool created_ = false;
+  };
+
  public:
   // `known_sha256`: the caller already hashed the content (e.g. to name the object); the
   // writer then skips its own hash pass and reports this value.
@@ -46,11 +59,16 @@ class ObjectWriter final : public io::Sink {
                const storage::PutOptions& options = {},
                std::optional<std::string> known_sha256 = std::nullopt);
   void Write(ByteView data) override;
+  // Commits the object. With PutOptions::if_absent and an existing key: false, nothing
+  // written (a concurrent writer won) -- a value; result() is then not valid.
+  bool Commit();
+  // Commit(), where an existing key is an error (ConflictError).
   void Finish() override;
   const StoredObject& result() const { return result_; }
 
  private:
   std::unique_ptr<storage::WriteStream> out_;
+  CommitSink commit_;
   io::FilterChain chain_;
   io::CountingSink* stored_count_ = nullptr;
   io::HashSink* hash_ = nullptr;

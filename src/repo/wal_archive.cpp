@@ -35,12 +35,10 @@ std::vector<RepoPushStatus> PushWalFile(const std::vector<Repository*>& repos,
       continue;
     }
     std::string key = WalObjectKey(repo->stanza(), file, sha256, compression);
-    try {
-      ObjectWriter writer(repo->storage(), key, repo->Format(compression, level),
-                          storage::PutOptions{.if_absent = true}, sha256);
-      writer.Write(data);
-      writer.Finish();
-    } catch (const ConflictError&) {
+    ObjectWriter writer(repo->storage(), key, repo->Format(compression, level),
+                        storage::PutOptions{.if_absent = true}, sha256);
+    writer.Write(data);
+    if (!writer.Commit()) {
       // A concurrent push of the same file won the race (same name, same checksum); it may
       // not have synced yet.
       repo->storage().Persist(key);

@@ -25,11 +25,12 @@ class FaultyWrite final : public WriteStream {
     written_ += data.size();
     inner_->Write(data);
   }
-  void Finish() override {
+  bool Commit() override {
     if (!inner_) throw StorageError("finish of " + key_ + " after an injected fault");
     owner_.MaybeFail("finish", key_);
-    inner_->Finish();
+    return inner_->Commit();
   }
+  std::string Name() const override { return inner_ ? inner_->Name() : key_; }
 
  private:
   FaultyStorage& owner_;

@@ -27,16 +27,16 @@ class MemoryWrite final : public WriteStream {
     if (done_) throw StorageError("write to " + key_ + " after finish");
     buffer_.insert(buffer_.end(), data.begin(), data.end());
   }
-  void Finish() override {
+  bool Commit() override {
     if (done_) throw StorageError("finish of " + key_ + " called twice");
     done_ = true;
     std::lock_guard lock(state_->mutex);
-    if (if_absent_ && state_->objects.count(key_)) {
-      throw ConflictError("memory:" + key_ + " already exists");
-    }
+    if (if_absent_ && state_->objects.count(key_)) return false;
     state_->objects[key_] =
         Object{std::make_shared<const Bytes>(std::move(buffer_)), std::chrono::system_clock::now()};
+    return true;
   }
+  std::string Name() const override { return "memory:" + key_; }
 
  private:
   std::shared_ptr<State> state_;

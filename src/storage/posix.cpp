@@ -30,7 +30,8 @@ class PosixWrite final : public WriteStream {
                                           .direct_io = true,
                                           .owner = owner}) {}
   void Write(ByteView data) override { file_.Write(data); }
-  void Finish() override { file_.Finish(); }
+  bool Commit() override { return file_.Commit(); }
+  std::string Name() const override { return file_.path(); }
 
  private:
   io::AtomicFileSink file_;

@@ -38,10 +38,20 @@ std::vector<std::string> ListPrefixes(Storage& storage, const std::string& prefi
   return all;
 }
 
+void WriteStream::Finish() {
+  if (!Commit()) throw ConflictError(Name() + " already exists");
+}
+
 void PutBytes(Storage& storage, const std::string& key, ByteView data, const PutOptions& options) {
   auto w = storage.Put(key, options);
   w->Write(data);
   w->Finish();
+}
+
+bool PutBytesIfAbsent(Storage& storage, const std::string& key, ByteView data) {
+  auto w = storage.Put(key, PutOptions{.if_absent = true});
+  w->Write(data);
+  return w->Commit();
 }
 
 std::unique_ptr<ReadStream> Storage::Get(const std::string& key,

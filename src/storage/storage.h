@@ -8,8 +8,9 @@
 // - Put() returns a WriteStream; nothing is visible under the key until Finish() returns.
 //   Destroying a WriteStream without Finish(), or a Finish() that throws, leaves the previous
 //   state (no object, or the old one) -- never a partial object.
-// - With PutOptions::if_absent, Finish() throws ConflictError if the key already exists,
-//   atomically with respect to other writers where the backend allows.
+// - With PutOptions::if_absent, Commit() returns false (and writes nothing) if the key
+//   already exists, atomically with respect to other writers where the backend allows;
+//   Finish() is Commit() for callers to whom an existing key is an error (ConflictError).
 // - TryGet() returns nullptr for a missing key (Get() throws NotFoundError); a range reads
 //   [offset, offset + length) and is clipped at the end of the object.
 // - List() returns keys under a prefix in lexicographic order, at most `limit` per page,
@@ -56,14 +57,21 @@ struct Range {
 };
 
 struct PutOptions {
-  bool if_absent = false;  // fail with ConflictError instead of replacing an existing object
+  bool if_absent = false;  // never replace an existing object (Commit() returns false)
 };
 
 class ReadStream : public io::Source {};
 
 class WriteStream : public io::Sink {
  public:
-  // Finish() makes the object visible (atomic and durable for posix).
+  // Makes the object visible (atomic and durable for posix). Returns false when the key
+  // already exists and the stream was opened with if_absent: nothing was written -- an
+  // expected outcome (a concurrent writer won), a value. Other failures throw StorageError.
+  virtual bool Commit() = 0;
+  // Commit(), where an existing key is an error: throws ConflictError naming `Name()`.
+  void Finish() final;
+  // The object's name for messages (driver and key).
+  virtual std::string Name() const = 0;
 };
 
 class Storage {
@@ -109,6 +117,8 @@ std::vector<std::string> ListPrefixes(Storage& storage, const std::string& prefi
 // Small-object helpers (whole object in memory).
 void PutBytes(Storage& storage, const std::string& key, ByteView data,
               const PutOptions& options = {});
+// Writes the object unless the key exists; false (nothing written) when it does.
+bool PutBytesIfAbsent(Storage& storage, const std::string& key, ByteView data);
 Bytes GetBytes(Storage& storage, const std::string& key);
 // nullopt when the object does not exist.
 std::optional<Bytes> TryGetBytes(Storage& storage, const std::string& key);

@@ -167,6 +167,7 @@ TEST_F(S3Storage, RetriedWritesNeverLeaveAPartialOrWrongObject) {
   EXPECT_EQ(storage::GetBytes(*s, "once"), small);
   EXPECT_THROW(storage::PutBytes(*s, "once", small, storage::PutOptions{.if_absent = true}),
                ConflictError);
+  EXPECT_FALSE(storage::PutBytesIfAbsent(*s, "once", small));
   gw_.SetFaults(R"({"drop_rate":0.3,"methods":["POST","PUT"]})");
   std::string sha = PutGenerated(*s, "multi", 20 << 20, 9);
   gw_.SetFaults("{}");

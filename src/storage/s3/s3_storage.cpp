@@ -431,12 +431,10 @@ class S3Read final : public ReadStream {
       ahead_.push_back(std::async(std::launch::async, [client, name, etag, url, begin, end] {
         Call call{"GET", name, {}, {{"Range", RangeHeader(begin, end)}}, {}, "GetObject " + url};
         if (!etag.empty()) call.headers.emplace_back("If-Match", etag);
-        call.ok = {206};
+        call.ok = {206, 412};  // 412: If-Match failed
         call.max_response_bytes = end - begin;
-        Answer a;
-        try {
-          a = client->Send(call);
-        } catch (const ConflictError&) {
+        Answer a = client->Send(call);
+        if (a.response.status == 412) {
           throw StorageError(url + " was replaced while it was being read");
         }
         if (a.response.body.size() != end - begin) {
@@ -496,30 +494,39 @@ class S3Write final : public WriteStream {
     }
   }
 
-  void Finish() override {
+  bool Commit() override {
     if (done_) throw StorageError("finish of " + client_->Url(key_) + " called twice");
+    bool created = true;
     if (!upload_id_) {
-      PutWhole();
+      created = PutWhole();
     } else {
       SendPart();
-      Complete();
+      created = Complete();
     }
     done_ = true;
+    return created;
   }
+  std::string Name() const override { return client_->Url(key_); }
 
  private:
-  void PutWhole() {
+  // With if_absent, S3 answers 412 when the key exists: false, unless the object there is
+  // what an earlier attempt of this very call wrote.
+  bool Exists(const Answer& a, bool ambiguous) {
+    return a.response.status == 412 && !(ambiguous && OurOwnEarlierWrite());
+  }
+
+  bool PutWhole() {
     Call call{"PUT",   name_,
               {},      ObjectHeaders(client_->config()),
               buffer_, "PutObject " + client_->Url(key_)};
-    if (options_.if_absent) call.headers.emplace_back("If-None-Match", "*");
+    if (options_.if_absent) {
+      call.headers.emplace_back("If-None-Match", "*");
+      call.ok = {200, 412};
+    }
     bool ambiguous = false;
     call.ambiguous = &ambiguous;
-    try {
-      client_->Send(call);
-    } catch (const ConflictError&) {
-      if (!ambiguous || !OurOwnEarlierWrite()) throw;
-    }
+    Answer a = client_->Send(call);  // sets `ambiguous`: not in one expression with its use
+    return !Exists(a, ambiguous);
   }
 
   // After an attempt whose answer was lost, S3 refused the retry (412 on a conditional
@@ -588,7 +595,7 @@ class S3Write final : public WriteStream {
     etags_.push_back(part.get());
   }
 
-  void Complete() {
+  bool Complete() {
     while (!in_flight_.empty()) {
       CollectOldestPart();
     }
@@ -605,22 +612,27 @@ class S3Write final : public WriteStream {
               AsBytes(xml),
               "CompleteMultipartUpload " + client_->Url(key_)};
     call.slow_answer = true;  // S3 may take minutes, sending whitespace meanwhile
-    if (options_.if_absent) call.headers.emplace_back("If-None-Match", "*");
+    if (options_.if_absent) {
+      call.headers.emplace_back("If-None-Match", "*");
+      call.ok = {200, 412};
+    }
     bool ambiguous = false;
     call.ambiguous = &ambiguous;
+    Answer a;
     try {
-      client_->Send(call);
+      a = client_->Send(call);
     } catch (const NotFoundError&) {
-      // NoSuchUpload after a lost answer: an earlier attempt completed the upload.
+      // NoSuchUpload after a lost answer: an earlier attempt completed the upload. (A 404 is
+      // an error here -- the upload was ours -- unless that attempt got through.)
       if (!ambiguous || !OurOwnEarlierWrite()) throw;
       upload_id_.reset();
-    } catch (const ConflictError&) {
-      if (!ambiguous || !OurOwnEarlierWrite()) {
-        Abort();
-        done_ = true;
-        throw;
-      }
+      return true;
     }
+    if (Exists(a, ambiguous)) {
+      Abort();
+      return false;
+    }
+    return true;
   }
 
   void Abort() {

@@ -135,6 +135,21 @@ TEST_P(StorageContract, IfAbsentRefusesToReplace) {
   EXPECT_EQ(GetString("once"), "first");
 }
 
+TEST_P(StorageContract, IfAbsentCommitAnswersFalseForAnExistingKey) {
+  // An existing key is an expected outcome, a value: Commit() says so, writes nothing, and
+  // the stream cannot be committed again.
+  EXPECT_TRUE(PutBytesIfAbsent(s(), "once", AsBytes("first")));
+  auto w = s().Put("once", PutOptions{.if_absent = true});
+  w->Write(AsBytes("second"));
+  EXPECT_FALSE(w->Commit());
+  EXPECT_THROW(w->Commit(), StorageError);
+  EXPECT_NE(w->Name().find("once"), std::string::npos);
+  EXPECT_EQ(GetString("once"), "first");
+  EXPECT_FALSE(PutBytesIfAbsent(s(), "once", AsBytes("third")));
+  EXPECT_EQ(GetString("once"), "first");
+  EXPECT_EQ(ListAll(s(), "").size(), 1u);  // no temporary left behind
+}
+
 TEST_P(StorageContract, ConcurrentIfAbsentHasExactlyOneWinner) {
   std::atomic<int> winners{0}, losers{0};
   std::vector<std::thread> threads;
