@@ -73,9 +73,9 @@ int main(int argc, char** argv) {
   namespace cmd = gravl::commands;
   cmd::Invocation inv;
   cmd::AddGlobalOptions(app, inv);
-  for (auto add :
-       {cmd::AddStanzaCreate, cmd::AddInfo, cmd::AddArchivePush, cmd::AddArchiveGet, cmd::AddCheck,
-        cmd::AddBackup, cmd::AddRestore, cmd::AddVerify, cmd::AddTestRestore, cmd::AddVersion}) {
+  for (auto add : {cmd::AddStanzaCreate, cmd::AddInfo, cmd::AddArchivePush, cmd::AddArchiveGet,
+                   cmd::AddCheck, cmd::AddBackup, cmd::AddRestore, cmd::AddVerify,
+                   cmd::AddTestRestore, cmd::AddExpire, cmd::AddPin, cmd::AddVersion}) {
     add(app, inv);
   }
 

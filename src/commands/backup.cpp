@@ -487,18 +487,19 @@ int Backup(const Context& ctx, const BackupOptions& options) {
        << "  LSN " << result.start_lsn.ToString() << " .. " << result.stop_lsn.ToString()
        << " (timeline " << result.stop_tli << "), WAL " << (include_wal ? "included" : "archived")
        << "\n  " << seconds << " s\n";
-  ctx.Emit({{"label", label},
-            {"type", "full"},
-            {"repo", repo.config().name},
-            {"size", writer.size_},
-            {"stored_size", writer.stored_size_},
-            {"files", file_count},
-            {"start_lsn", result.start_lsn.ToString()},
-            {"stop_lsn", result.stop_lsn.ToString()},
-            {"wal_included", include_wal},
-            {"seconds", seconds}},
-           text.str());
-  return 0;
+  nlohmann::json json = {{"label", label},
+                         {"type", "full"},
+                         {"repo", repo.config().name},
+                         {"size", writer.size_},
+                         {"stored_size", writer.stored_size_},
+                         {"files", file_count},
+                         {"start_lsn", result.start_lsn.ToString()},
+                         {"stop_lsn", result.stop_lsn.ToString()},
+                         {"wal_included", include_wal},
+                         {"seconds", seconds}};
+  int code = ExpireAfterBackup(ctx, repo, label, json, text);
+  ctx.Emit(json, text.str());
+  return code;
 }
 
 void AddBackup(CLI::App& app, Invocation& inv) {

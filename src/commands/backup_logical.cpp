@@ -115,15 +115,12 @@ int LogicalBackup(const Context& ctx, const BackupOptions& options) {
   double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   text << "  " << seconds << " s\n";
-  ctx.Emit({{"label", label},
-            {"type", "logical"},
-            {"repo", repo.config().name},
-            {"databases", dbs},
-            {"size", size},
-            {"stored_size", stored},
-            {"seconds", seconds}},
-           text.str());
-  return 0;
+  nlohmann::json json = {{"label", label},    {"type", "logical"}, {"repo", repo.config().name},
+                         {"databases", dbs},  {"size", size},      {"stored_size", stored},
+                         {"seconds", seconds}};
+  int code = ExpireAfterBackup(ctx, repo, label, json, text);
+  ctx.Emit(json, text.str());
+  return code;
 }
 
 int LogicalRestore(const Context& ctx, const RestoreOptions& options) {

@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <chrono>
 #include <sstream>
 #include <thread>
@@ -14,6 +15,7 @@
 #include "commands/commands.h"
 #include "common/error.h"
 #include "common/log.h"
+#include "common/time_util.h"
 #include "pg/connection.h"
 #include "pg/queries.h"
 #include "repo/catalog.h"
@@ -29,6 +31,34 @@ struct CheckResult {
   std::string detail;
   ExitCode code = ExitCode::kConfig;
 };
+
+}  // namespace
+
+namespace {
+
+// A PITR window shorter than the interval between full backups is a warning: right before
+// each backup the anchor is older than the window asks, so WAL is kept for longer than it
+// says -- or, if backups stop, the window is not what the operator believes.
+void CheckRetention(const Context& ctx, repo::Repository& repo) {
+  const RetentionConfig& r = ctx.config.retention;
+  if (!r.configured || r.pitr_window_s <= 0) return;
+  repo::Catalog catalog(repo);
+  std::vector<SystemTime> stops;
+  for (const auto& b : catalog.Backups()) {
+    if (b.ok() && b.manifest->full()) stops.push_back(b.manifest->stop_time);
+  }
+  std::sort(stops.begin(), stops.end());
+  if (stops.size() < 2) return;
+  const SystemTime last = stops.back(), before = stops[stops.size() - 2];
+  auto gap = std::chrono::duration_cast<std::chrono::seconds>(last - before);
+  if (gap.count() > r.pitr_window_s) {
+    spdlog::warn(
+        "{}: retention.pitr_window ({}) is shorter than the {} between the last two full "
+        "backups ({} and {}): take a full backup at least once per window",
+        repo.Describe(), FormatDuration(std::chrono::seconds(r.pitr_window_s)), FormatDuration(gap),
+        FormatIso8601(before), FormatIso8601(last));
+  }
+}
 
 }  // namespace
 
@@ -55,6 +85,7 @@ int Check(const Context& ctx) {
                : "stanza '" + ctx.config.stanza + "' belongs to system identifier " +
                      info.system_identifier + ", the server is " + id.system_identifier,
           ExitCode::kConflict);
+      CheckRetention(ctx, *r);
     } catch (const Error& e) {
       add("stanza in " + r->config().name, false, Redact(e.what()), e.code());
     }

@@ -39,6 +39,8 @@ void AddBackup(CLI::App& app, Invocation& inv);
 void AddRestore(CLI::App& app, Invocation& inv);
 void AddVerify(CLI::App& app, Invocation& inv);
 void AddTestRestore(CLI::App& app, Invocation& inv);
+void AddExpire(CLI::App& app, Invocation& inv);
+void AddPin(CLI::App& app, Invocation& inv);  // pin and unpin
 void AddVersion(CLI::App& app, Invocation& inv);
 
 // The recovery target options restore and test-restore share.

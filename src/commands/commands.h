@@ -3,12 +3,14 @@
 // common/error.h for a result that is a failure but was fully reported) and throws Error for
 // failures that end it early.
 
+#include <sstream>
 #include <string>
 #include <vector>
 
 #include "commands/context.h"
 #include "pg/recovery.h"
 #include "repo/manifest.h"
+#include "repo/retention.h"
 
 namespace gravl::commands {
 
@@ -89,6 +91,31 @@ struct TestRestoreOptions {
 int TestRestore(const Context& ctx, const TestRestoreOptions& options);
 
 int LogicalBackup(const Context& ctx, const BackupOptions& options);
+
+// Retention (expire.cpp).
+repo::RetentionPolicy RetentionPolicyOf(const Config& config);
+int Expire(const Context& ctx);
+struct ExpireReport {
+  nlohmann::json json;
+  std::string text;
+  bool refused = false;  // the plan holds a refusal: nothing was deleted
+};
+// Plans and (unless dry_run) carries out retention on one repository, opened and unlocked.
+// The caller holds the stanza's "backup" lock when !dry_run.
+ExpireReport ExpireRepository(const Context& ctx, repo::Repository& repo, bool dry_run);
+// After a successful backup of `label` into `repo` (its lock held): expire there, unless no
+// policy is configured or retention.auto is off. Adds "expire" to `json` and the report to
+// `text`; returns the exit code (0, 13 when refused, or the failure's: the backup itself
+// stays complete and is said to be).
+int ExpireAfterBackup(const Context& ctx, repo::Repository& repo, const std::string& label,
+                      nlohmann::json& json, std::ostringstream& text);
+struct PinOptions {
+  std::string set;
+  std::string until;  // empty: without end
+  std::string reason = "pinned by an operator";
+  bool unpin = false;
+};
+int Pin(const Context& ctx, const PinOptions& options);
 int LogicalRestore(const Context& ctx, const RestoreOptions& options);
 
 }  // namespace gravl::commands

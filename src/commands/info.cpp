@@ -16,7 +16,15 @@
 namespace gravl::commands {
 namespace {
 
-nlohmann::json StanzaJson(const repo::StanzaSummary& s) {
+// What the retention policy says of a backup: kept (why, until when) or expired next time.
+std::string RetentionText(const repo::BackupDecision& d) {
+  if (!d.keep) return "expires at the next 'expire'";
+  std::string reasons;
+  for (const auto& r : d.reasons) reasons += (reasons.empty() ? "" : ",") + r;
+  return "kept: " + reasons + (d.expires ? ", until " + FormatIso8601(*d.expires) : "");
+}
+
+nlohmann::json StanzaJson(const repo::StanzaSummary& s, const repo::RetentionPlan* plan) {
   nlohmann::json backups = nlohmann::json::array();
   for (const auto& b : s.backups) {
     nlohmann::json entry = b.manifest ? b.manifest->ToJson() : nlohmann::json::object();
@@ -25,6 +33,12 @@ nlohmann::json StanzaJson(const repo::StanzaSummary& s) {
     entry["label"] = b.label;
     if (b.locked) entry["locked"] = true;
     if (!b.problem.empty()) entry["problem"] = Redact(b.problem);
+    if (const repo::BackupDecision* d = plan ? plan->Find(b.label) : nullptr) {
+      entry["retention"] = {
+          {"keep", d->keep},
+          {"reasons", d->reasons},
+          {"expires", d->expires ? nlohmann::json(FormatIso8601(*d->expires)) : nullptr}};
+    }
     backups.push_back(entry);
   }
   nlohmann::json wal = nlohmann::json::array();
@@ -49,7 +63,17 @@ nlohmann::json StanzaJson(const repo::StanzaSummary& s) {
              {"ok", d.value("ok", false)},
              {"rto_s", d.value("rto_s", 0.0)}};
   }
+  nlohmann::json retention = nullptr;
+  if (plan != nullptr) {
+    retention = {
+        {"pitr_window_start",
+         plan->window_start ? nlohmann::json(FormatIso8601(*plan->window_start)) : nullptr},
+        {"anchor", plan->anchor ? nlohmann::json(*plan->anchor) : nullptr},
+        {"warnings", plan->warnings},
+        {"refusal", plan->refusal}};
+  }
   return {{"stanza", s.info.stanza},
+          {"retention", retention},
           {"last_restore_test", drill},
           {"status", "ok"},
           {"system_identifier", s.info.system_identifier},
@@ -63,7 +87,8 @@ nlohmann::json StanzaJson(const repo::StanzaSummary& s) {
           {"wal", wal}};
 }
 
-void StanzaText(const repo::StanzaSummary& s, std::ostringstream& out) {
+void StanzaText(const repo::StanzaSummary& s, const repo::RetentionPlan* plan,
+                std::ostringstream& out) {
   out << "    cluster: system identifier " << s.info.system_identifier << ", PostgreSQL "
       << s.info.pg_major << " (" << s.info.pg_version_num << "), WAL segment "
       << FormatBytes(s.info.wal_segment_size) << "\n";
@@ -82,11 +107,25 @@ void StanzaText(const repo::StanzaSummary& s, std::ostringstream& out) {
       if (b.locked) out << "  (encrypted: details need the passphrase)";
       if (b.manifest)
         out << "  " << b.manifest->type << "  stopped " << FormatIso8601(b.manifest->stop_time);
+      if (const repo::BackupDecision* d = plan ? plan->Find(b.label) : nullptr) {
+        out << "  " << RetentionText(*d);
+      }
       out << "\n";
     }
   }
   for (const auto& label : s.incomplete_labels) {
     out << "      " << label << "  INCOMPLETE (no manifest; not restorable)\n";
+  }
+  if (plan != nullptr) {
+    out << "    guaranteed PITR window: "
+        << (plan->window_start ? "from " + FormatIso8601(*plan->window_start) + " (backup " +
+                                     *plan->anchor + ") to the newest archived WAL"
+                               : std::string("none (no valid full backup)"))
+        << "\n";
+    for (const auto& w : plan->warnings) out << "    retention warning: " << w << "\n";
+    if (!plan->refusal.empty()) out << "    retention REFUSES to expire: " << plan->refusal << "\n";
+  } else {
+    out << "    retention: none configured (nothing is ever expired)\n";
   }
   if (s.last_restore_test) {
     const auto& d = *s.last_restore_test;
@@ -156,7 +195,15 @@ int Info(const Context& ctx, const InfoOptions& options) {
         }
         repo::Catalog catalog(repo);
         repo::StanzaSummary summary = repo::Summarize(catalog);
-        stanzas.push_back(StanzaJson(summary));
+        std::optional<repo::RetentionPlan> plan;
+        bool readable = key_problem.empty() && (!summary.info.encryption || repo.key() != nullptr);
+        if (ctx.config.retention.configured && readable && name == ctx.config.stanza) {
+          plan =
+              repo::PlanRetention(catalog.RetentionFacts(), RetentionPolicyOf(ctx.config),
+                                  std::chrono::system_clock::now(), summary.info.wal_segment_size);
+        }
+        const repo::RetentionPlan* plan_ptr = plan ? &*plan : nullptr;
+        stanzas.push_back(StanzaJson(summary, plan_ptr));
         if (!key_problem.empty()) {
           stanzas.back()["warning"] = key_problem;
           text << "    WARNING: " << key_problem
@@ -171,7 +218,7 @@ int Info(const Context& ctx, const InfoOptions& options) {
         }
         text << (damaged ? "    status: DAMAGED backup manifests (run 'gravl-dr verify')\n"
                          : "    status: ok\n");
-        StanzaText(summary, text);
+        StanzaText(summary, plan_ptr, text);
       }
       rj["status"] = "ok";
     } catch (const Error& e) {

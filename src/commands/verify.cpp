@@ -6,6 +6,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <map>
 #include <mutex>
 #include <set>
@@ -15,6 +16,7 @@
 #include "commands/commands.h"
 #include "common/error.h"
 #include "common/log.h"
+#include "common/time_util.h"
 #include "io/workers.h"
 #include "repo/catalog.h"
 #include "repo/file_list.h"
@@ -230,8 +232,10 @@ Checked VerifyLogicalBackup(repo::Repository& repo, const repo::BackupManifest& 
 }
 
 // The recoverable window of a full backup along the latest timeline, its WAL gaps reported.
+// `outside_window`: retention keeps only the backup's own WAL (a tier's or a pin's backup),
+// so WAL missing after its consistency point is expected, not a finding.
 nlohmann::json VerifyWindow(repo::Catalog& catalog, const repo::BackupManifest& m,
-                            Findings& findings, std::ostringstream& text) {
+                            bool outside_window, Findings& findings, std::ostringstream& text) {
   repo::RecoverableWindow w = catalog.Window(m);
   std::uint64_t seg_size = catalog.Wal().segment_size();
   std::optional<std::string> gap;
@@ -246,6 +250,9 @@ nlohmann::json VerifyWindow(repo::Catalog& catalog, const repo::BackupManifest& 
                      " needed to make the backup consistent is missing: the backup cannot be "
                      "restored",
                  false);
+  } else if (gap && outside_window) {
+    text << "  note: " << m.label << " is kept by retention for itself (not for the PITR window): "
+         << "restorable to its consistency point; later WAL expired\n";
   } else if (gap) {
     findings.Add(m.label + ": WAL gap at " + *gap + ": recovery from this backup stops at " +
                      w.to_lsn.ToString() + " instead of the end of the archive",
@@ -296,7 +303,7 @@ nlohmann::json TimelinesJson(const repo::WalIndex& index, std::ostringstream& te
 int Verify(const Context& ctx, const VerifyOptions& options) {
   nlohmann::json report_repos = nlohmann::json::array();
   std::ostringstream text;
-  bool corrupt = false, missing = false;
+  bool corrupt = false, missing = false, window_short = false;
 
   for (auto& r : ctx.OpenRepos()) {
     repo::Repository& repo = *r;
@@ -307,6 +314,21 @@ int Verify(const Context& ctx, const VerifyOptions& options) {
     Findings findings;
     std::size_t wal_objects = VerifyWal(catalog, ctx.config.parallel, findings);
     std::size_t wal_errors = findings.errors().size();
+
+    // Under a retention policy: which backups the window needs, and whether it is as long as
+    // asked.
+    std::optional<repo::RetentionPlan> plan;
+    const repo::RetentionPolicy policy = RetentionPolicyOf(ctx.config);
+    const SystemTime now = std::chrono::system_clock::now();
+    if (ctx.config.retention.configured) {
+      plan = repo::PlanRetention(catalog.RetentionFacts(), policy, now,
+                                 repo.Stanza().wal_segment_size);
+    }
+    auto outside_window = [&](const std::string& label) {
+      const repo::BackupDecision* d = plan ? plan->Find(label) : nullptr;
+      return d != nullptr &&
+             std::find(d->reasons.begin(), d->reasons.end(), "pitr") == d->reasons.end();
+    };
 
     nlohmann::json backups_json = nlohmann::json::array();
     for (const auto& b : catalog.Backups()) {
@@ -320,7 +342,7 @@ int Verify(const Context& ctx, const VerifyOptions& options) {
         text << "  backup " << b.label << ": manifest cannot be used\n";
       } else if (b.manifest->full()) {
         checked = VerifyFullBackup(repo, *b.manifest, options.full, ctx.config.parallel, findings);
-        window = VerifyWindow(catalog, *b.manifest, findings, text);
+        window = VerifyWindow(catalog, *b.manifest, outside_window(b.label), findings, text);
       } else {
         checked = VerifyLogicalBackup(repo, *b.manifest, findings);
         text << "  backup " << b.label << " (logical): restorable as of "
@@ -342,6 +364,33 @@ int Verify(const Context& ctx, const VerifyOptions& options) {
     }
     if (!options.set.empty() && backups_json.empty()) {
       throw NotFoundError("backup " + options.set + " is not in " + repo.Describe());
+    }
+    nlohmann::json pitr = nullptr;
+    if (plan && policy.pitr_window.count() > 0 && options.set.empty()) {
+      const SystemTime wanted = now - policy.pitr_window;
+      bool young = false;  // created less than a window ago: the window cannot be full yet
+      try {
+        young = ParseIso8601(repo.Stanza().created_at) > wanted;
+      } catch (const Error&) {
+      }
+      const bool short_window =
+          !plan->window_start || *plan->window_start > wanted + std::chrono::minutes(1);
+      std::string from = plan->window_start ? FormatIso8601(*plan->window_start) : "(none)";
+      pitr = {{"window_start", from},
+              {"asked_from", FormatIso8601(wanted)},
+              {"ok", !short_window || young}};
+      if (short_window && !young) {
+        window_short = true;
+        std::string msg = "the guaranteed PITR window starts at " + from + ", not at " +
+                          FormatIso8601(wanted) + " (retention.pitr_window " +
+                          FormatDuration(policy.pitr_window) +
+                          "): no valid full backup is consistent by then";
+        text << "  ERROR " << msg << "\n";
+        pitr["error"] = msg;
+      } else {
+        text << "  PITR window: from " << from
+             << (short_window ? " (the repository is younger than the window)" : "") << "\n";
+      }
     }
     nlohmann::json timelines = TimelinesJson(catalog.Wal(), text);
     for (const auto& l : catalog.Incomplete()) {
@@ -367,16 +416,18 @@ int Verify(const Context& ctx, const VerifyOptions& options) {
            {"timelines", timelines},
            {"errors", wal_errors_json}}},
          {"incomplete_backups", catalog.Incomplete()},
+         {"pitr_window", pitr},
          {"stale_temporaries", {{"files", stale.paths.size()}, {"bytes", stale.bytes}}},
          {"ok", findings.errors().empty()}});
     corrupt |= findings.corrupt();
     missing |= findings.missing();
   }
-  bool ok = !corrupt && !missing;
+  bool ok = !corrupt && !missing && !window_short;
   text << (ok ? "verify passed\n" : "verify FAILED\n");
   ctx.Emit({{"ok", ok}, {"repos", report_repos}}, text.str());
   if (corrupt) return ToInt(ExitCode::kIntegrity);
   if (missing) return ToInt(ExitCode::kNotFound);
+  if (window_short) return ToInt(ExitCode::kCheckFailed);
   return 0;
 }
 

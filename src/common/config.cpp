@@ -18,6 +18,7 @@
 
 #include "common/error.h"
 #include "common/log.h"
+#include "common/time_util.h"
 
 namespace gravl {
 
@@ -195,6 +196,108 @@ const std::vector<OptionSpec>& OptionSpecs() {
        {},
        10,
        604800},
+      {"retention.daily",
+       "GRAVL_DR_RETENTION_DAILY",
+       "--retention-daily",
+       OptionType::kInt,
+       "0",
+       "expire: keep the newest full backup of each of the last N days (UTC)",
+       {},
+       0,
+       100000},
+      {"retention.weekly",
+       "GRAVL_DR_RETENTION_WEEKLY",
+       "--retention-weekly",
+       OptionType::kInt,
+       "0",
+       "expire: keep the newest full backup of each of the last N ISO weeks (UTC)",
+       {},
+       0,
+       100000},
+      {"retention.monthly",
+       "GRAVL_DR_RETENTION_MONTHLY",
+       "--retention-monthly",
+       OptionType::kInt,
+       "0",
+       "expire: keep the newest full backup of each of the last N calendar months (UTC)",
+       {},
+       0,
+       100000},
+      {"retention.yearly",
+       "GRAVL_DR_RETENTION_YEARLY",
+       "--retention-yearly",
+       OptionType::kInt,
+       "0",
+       "expire: keep the newest full backup of each of the last N calendar years (UTC)",
+       {},
+       0,
+       100000},
+      {"retention.pitr_window",
+       "GRAVL_DR_RETENTION_PITR_WINDOW",
+       "--retention-pitr-window",
+       OptionType::kString,
+       "(none)",
+       "expire: every moment of this last period stays restorable, e.g. 7d, 36h",
+       {},
+       0,
+       0},
+      {"retention.min_full",
+       "GRAVL_DR_RETENTION_MIN_FULL",
+       "--retention-min-full",
+       OptionType::kInt,
+       "2",
+       "expire: never fewer valid full backups than this",
+       {},
+       0,
+       100000},
+      {"retention.logical.daily",
+       "GRAVL_DR_RETENTION_LOGICAL_DAILY",
+       "--retention-logical-daily",
+       OptionType::kInt,
+       "0",
+       "expire: keep the newest logical backup of each of the last N days (none set: keep all)",
+       {},
+       0,
+       100000},
+      {"retention.logical.weekly",
+       "GRAVL_DR_RETENTION_LOGICAL_WEEKLY",
+       "--retention-logical-weekly",
+       OptionType::kInt,
+       "0",
+       "expire: keep the newest logical backup of each of the last N ISO weeks (none set: keep "
+       "all)",
+       {},
+       0,
+       100000},
+      {"retention.logical.monthly",
+       "GRAVL_DR_RETENTION_LOGICAL_MONTHLY",
+       "--retention-logical-monthly",
+       OptionType::kInt,
+       "0",
+       "expire: keep the newest logical backup of each of the last N calendar months (none set: "
+       "keep all)",
+       {},
+       0,
+       100000},
+      {"retention.logical.yearly",
+       "GRAVL_DR_RETENTION_LOGICAL_YEARLY",
+       "--retention-logical-yearly",
+       OptionType::kInt,
+       "0",
+       "expire: keep the newest logical backup of each of the last N calendar years (none set: "
+       "keep all)",
+       {},
+       0,
+       100000},
+      {"retention.auto",
+       "GRAVL_DR_RETENTION_AUTO",
+       "--retention-auto",
+       OptionType::kBool,
+       "true",
+       "backup runs expire on its repository after it succeeds",
+       {},
+       0,
+       0},
   };
   return kSpecs;
 }
@@ -560,6 +663,28 @@ bool ParseBool(const OptionSpec& spec, const RawValue& v) {
                     "'");
 }
 
+template <typename Get>
+void LoadRetention(RetentionConfig& r, const Get& get) {
+  auto tier = [&](const std::string& key, int& field) {
+    if (auto v = get(key)) field = ParseInt(*FindSpec(key), *v);
+  };
+  tier("retention.daily", r.daily);
+  tier("retention.weekly", r.weekly);
+  tier("retention.monthly", r.monthly);
+  tier("retention.yearly", r.yearly);
+  tier("retention.min_full", r.min_full);
+  tier("retention.logical.daily", r.logical_daily);
+  tier("retention.logical.weekly", r.logical_weekly);
+  tier("retention.logical.monthly", r.logical_monthly);
+  tier("retention.logical.yearly", r.logical_yearly);
+  if (auto v = get("retention.pitr_window")) {
+    r.pitr_window_s = ParseDuration(v->text, v->where + ": 'retention.pitr_window'").count();
+  }
+  if (auto v = get("retention.auto")) r.auto_expire = ParseBool(*FindSpec("retention.auto"), *v);
+  r.configured =
+      r.daily > 0 || r.weekly > 0 || r.monthly > 0 || r.yearly > 0 || r.pitr_window_s > 0;
+}
+
 }  // namespace
 
 Config LoadConfig(const ConfigInputs& inputs) {
@@ -684,6 +809,7 @@ Config LoadConfig(const ConfigInputs& inputs) {
   if (auto v = get("archive.timeout")) {
     config.archive_timeout = ParseInt(*FindSpec("archive.timeout"), *v);
   }
+  LoadRetention(config.retention, get);
 
   // Secrets: from the environment or a file, never from the command line.
   if (auto pass = getenv("GRAVL_DR_ENCRYPTION_PASSPHRASE")) {

@@ -6,6 +6,7 @@
 // Errors (unknown key, wrong type, missing required value, unreadable secret) are thrown as
 // ConfigError with a one-line message naming the key and the file.
 
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <optional>
@@ -58,6 +59,17 @@ struct DrillCheck {
   std::string sql;  // must return a single true
 };
 
+// Retention (docs/retention.md): what `expire` keeps. Without any tier or window configured
+// nothing is ever expired.
+struct RetentionConfig {
+  bool configured = false;  // a full-backup tier or pitr_window is set
+  int daily = 0, weekly = 0, monthly = 0, yearly = 0;
+  std::int64_t pitr_window_s = 0;
+  int min_full = 2;
+  int logical_daily = 0, logical_weekly = 0, logical_monthly = 0, logical_yearly = 0;
+  bool auto_expire = true;  // `backup` runs `expire` on its repository after it succeeds
+};
+
 struct Config {
   std::string source;  // the file the configuration came from, or "(no config file)"
   std::string stanza = "main";
@@ -81,6 +93,8 @@ struct Config {
   int drill_row_tolerance_pct = 10;  // allowed row-count drift per table vs backup time
   int drill_timeout = 3600;          // seconds recovery may take before the drill fails
   std::vector<DrillCheck> drill_checks;
+
+  RetentionConfig retention;
 
   // The repositories a command works on: all, or the one named by --repo.
   // Throws ConfigError when the name matches none.

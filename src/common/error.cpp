@@ -34,6 +34,8 @@ const char* ExitCodeName(ExitCode code) {
       return "interrupted";
     case ExitCode::kCheckFailed:
       return "check-failed";
+    case ExitCode::kRefused:
+      return "refused";
   }
   return "error";
 }

@@ -23,6 +23,7 @@ enum class ExitCode : int {
   kLocked = 10,       // another process holds the stanza lock
   kInterrupted = 11,  // stopped by a signal before finishing
   kCheckFailed = 12,  // a check, verification or restore drill found a problem
+  kRefused = 13,      // a safety rule refused the operation; nothing was changed
 };
 
 int ToInt(ExitCode code);
@@ -58,6 +59,7 @@ GRAVL_DEFINE_ERROR(StorageError, kStorage);
 GRAVL_DEFINE_ERROR(PgError, kPostgres);
 GRAVL_DEFINE_ERROR(LockError, kLocked);
 GRAVL_DEFINE_ERROR(InterruptedError, kInterrupted);
+GRAVL_DEFINE_ERROR(RefusedError, kRefused);
 
 #undef GRAVL_DEFINE_ERROR
 

@@ -1,5 +1,6 @@
 #include "common/time_util.h"
 
+#include <charconv>
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
@@ -210,6 +211,35 @@ SystemTime ParseTargetTime(const std::string& text) {
                      FormatIso8601(std::chrono::system_clock::from_time_t(*instants.rbegin())));
   }
   return std::chrono::system_clock::from_time_t(*instants.begin()) + w.fraction;
+}
+
+std::chrono::seconds ParseDuration(const std::string& text, const std::string& what) {
+  auto bad = [&] {
+    return ConfigError(what + ": '" + text +
+                       "' is not a duration; write a number with a unit: 7d, 36h, 90m, 3600s "
+                       "or 2w");
+  };
+  if (text.empty()) throw bad();
+  std::uint64_t n = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
+  if (ec != std::errc() || end == text.data() || n > 100ull * 365 * 86400) throw bad();
+  std::string unit(end, text.data() + text.size());
+  std::uint64_t scale = 0;
+  if (unit.empty() || unit == "s") scale = 1;
+  if (unit == "m") scale = 60;
+  if (unit == "h") scale = 3600;
+  if (unit == "d") scale = 86400;
+  if (unit == "w") scale = 7 * 86400;
+  if (scale == 0) throw bad();
+  return std::chrono::seconds(static_cast<std::int64_t>(n * scale));
+}
+
+std::string FormatDuration(std::chrono::seconds d) {
+  std::int64_t s = d.count();
+  if (s > 0 && s % 86400 == 0) return std::to_string(s / 86400) + "d";
+  if (s > 0 && s % 3600 == 0) return std::to_string(s / 3600) + "h";
+  if (s > 0 && s % 60 == 0) return std::to_string(s / 60) + "m";
+  return std::to_string(s) + "s";
 }
 
 }  // namespace gravl

@@ -29,4 +29,10 @@ SystemTime ParseIso8601(const std::string& text);
 // offset instead). Throws UsageError naming what is wrong.
 SystemTime ParseTargetTime(const std::string& text);
 
+// "7d", "36h", "90m", "3600s", "2w" (a bare number is seconds), at most 100 years. Throws
+// ConfigError naming `what` otherwise.
+std::chrono::seconds ParseDuration(const std::string& text, const std::string& what);
+// The largest whole unit: "7d", "36h", "90m", "45s".
+std::string FormatDuration(std::chrono::seconds d);
+
 }  // namespace gravl

@@ -94,6 +94,105 @@ std::optional<nlohmann::json> Catalog::LastRestoreTest() {
   return ReadMetadata(repo_.storage(), reports.back().key);
 }
 
+namespace {
+
+// Labels begin with the backup's start time, "20261130T172811Z-full": the date of a backup
+// whose manifest cannot be read.
+SystemTime LabelTime(const std::string& label) {
+  if (label.size() < 16 || label[8] != 'T' || label[15] != 'Z') return SystemTime{};
+  std::string iso = label.substr(0, 4) + "-" + label.substr(4, 2) + "-" + label.substr(6, 2) + "T" +
+                    label.substr(9, 2) + ":" + label.substr(11, 2) + ":" + label.substr(13, 2) +
+                    "Z";
+  try {
+    return ParseIso8601(iso);
+  } catch (const Error&) {
+    return SystemTime{};
+  }
+}
+
+}  // namespace
+
+const std::vector<Pin>& Catalog::Pins() {
+  if (pins_) return *pins_;
+  pins_.emplace();
+  const std::string prefix = PinsPrefix(repo_.stanza());
+  for (const auto& o : storage::ListAll(repo_.storage(), prefix)) {
+    std::string rest = o.key.substr(prefix.size());
+    auto slash = rest.find('/');
+    if (slash == std::string::npos || !rest.ends_with(".json")) continue;  // temporaries
+    Pin pin;
+    pin.label = rest.substr(0, slash);
+    pin.key = o.key;
+    try {
+      nlohmann::json doc = ReadMetadata(repo_.storage(), o.key);
+      pin.reason = doc.at("reason").get<std::string>();
+      pin.created = ParseIso8601(doc.at("created_at").get<std::string>());
+      if (doc.contains("until") && !doc["until"].is_null()) {
+        pin.until = ParseIso8601(doc["until"].get<std::string>());
+      }
+      if (doc.at("label").get<std::string>() != pin.label) {
+        throw IntegrityError(o.key + " pins " + doc.at("label").get<std::string>());
+      }
+    } catch (const std::exception& e) {
+      pin.until.reset();  // an unreadable pin never lets a backup go
+      pin.reason = std::string("unreadable pin, kept as a pin without end: ") + e.what();
+    }
+    pins_->push_back(std::move(pin));
+  }
+  return *pins_;
+}
+
+std::vector<BackupFacts> Catalog::RetentionFacts() {
+  std::vector<BackupFacts> facts;
+  for (const auto& b : Backups()) {
+    BackupFacts f;
+    f.label = b.label;
+    f.ok = b.ok();
+    if (b.ok()) {
+      const BackupManifest& m = *b.manifest;
+      f.full = m.full();
+      f.start_time = m.start_time;
+      f.stop_time = m.stop_time;
+      f.start_lsn = m.start_lsn;
+      f.stop_lsn = m.stop_lsn;
+      f.timeline = m.timeline;
+      f.stored_size = m.stored_size;
+    } else {
+      f.full = !b.label.ends_with("-logical");
+      f.start_time = f.stop_time = LabelTime(b.label);
+    }
+    for (const auto& p : Pins()) {
+      if (p.label == b.label) f.pins.push_back(p);
+    }
+    facts.push_back(std::move(f));
+  }
+  return facts;
+}
+
+Pin WritePin(Repository& repo, const std::string& label, std::optional<SystemTime> until,
+             const std::string& reason) {
+  Pin pin{label, until, reason, std::chrono::system_clock::now(), ""};
+  pin.key = PinsPrefix(repo.stanza()) + label + "/" + FormatCompact(pin.created) + "-" +
+            HexEncode(RandomBytes(4)) + ".json";
+  nlohmann::json doc = {{"label", label},
+                        {"reason", reason},
+                        {"created_at", FormatIso8601(pin.created)},
+                        {"until", until ? nlohmann::json(FormatIso8601(*until)) : nullptr}};
+  if (!WriteMetadataIfAbsent(repo.storage(), pin.key, doc)) {
+    throw ConflictError(repo.storage().Describe() + "/" + pin.key + " already exists");
+  }
+  return pin;
+}
+
+std::size_t RemovePins(Repository& repo, const std::string& label) {
+  std::vector<std::string> keys;
+  for (const auto& o : storage::ListAll(repo.storage(), PinsPrefix(repo.stanza()) + label + "/")) {
+    keys.push_back(o.key);
+  }
+  repo.storage().DeleteMany(keys);
+  return keys.size();
+}
+
 StanzaSummary Summarize(Catalog& catalog) {
   Repository& repo = catalog.repo();
   StanzaSummary summary;

@@ -26,6 +26,7 @@
 #include "common/time_util.h"
 #include "repo/manifest.h"
 #include "repo/repository.h"
+#include "repo/retention.h"
 #include "repo/wal.h"
 #include "repo/wal_index.h"
 
@@ -72,12 +73,27 @@ class Catalog {
   // The newest restore drill report (reports/restore-tests/), if any.
   std::optional<nlohmann::json> LastRestoreTest();
 
+  // Every pin (pins/), read and verified; a pin that cannot be read counts as a pin without
+  // an end (never a reason to delete), and is named in `problem` of its Pin.reason.
+  const std::vector<Pin>& Pins();
+  // What the retention planner needs: every backup (damaged ones dated by their label) with
+  // its pins.
+  std::vector<BackupFacts> RetentionFacts();
+
  private:
   Repository& repo_;
   std::optional<std::vector<BackupEntry>> backups_;
   std::vector<std::string> incomplete_;
   std::optional<WalIndex> wal_;
+  std::optional<std::vector<Pin>> pins_;
 };
+
+// Pins `label` (a write-once object of its own): kept, with the WAL it needs, until `until`
+// (forever when nullopt). Returns the pin.
+Pin WritePin(Repository& repo, const std::string& label, std::optional<SystemTime> until,
+             const std::string& reason);
+// Removes every pin of `label`; returns how many there were.
+std::size_t RemovePins(Repository& repo, const std::string& label);
 
 // ---- what info shows ----
 

@@ -7,6 +7,7 @@
 //   <stanza>/backups/<label>/files/...            file objects
 //   <stanza>/wal/<TTTTTTTT>/<segment>[.ext]       archived WAL, <TTTTTTTT>.history
 //   <stanza>/reports/<kind>/<timestamp>.json      restore drills, verify runs
+//   <stanza>/pins/<label>/<timestamp>-<id>.json   pins: write-once, removed by unpin
 
 #include <string>
 
@@ -23,6 +24,7 @@ inline std::string ManifestKey(const std::string& stanza, const std::string& lab
   return BackupsPrefix(stanza) + label + "/manifest.json";
 }
 inline std::string WalPrefix(const std::string& stanza) { return stanza + "/wal/"; }
+inline std::string PinsPrefix(const std::string& stanza) { return stanza + "/pins/"; }
 inline std::string ReportsPrefix(const std::string& stanza, const std::string& kind) {
   return stanza + "/reports/" + kind + "/";
 }

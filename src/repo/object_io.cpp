@@ -35,6 +35,19 @@ class SizeCheckSink final : public io::Sink {
   std::string what_;
 };
 
+// Streams the object through `chain`; an IntegrityError always names the object.
+void PumpObject(storage::Storage& storage, const std::string& key, const std::string& what,
+                io::FilterChain& chain) {
+  auto in = storage.Get(key);
+  try {
+    io::Pump(*in, chain.head());
+  } catch (const IntegrityError& e) {
+    std::string msg = e.what();
+    if (msg.find(what) == std::string::npos) msg = what + ": " + msg;
+    throw IntegrityError(msg);
+  }
+}
+
 }  // namespace
 
 ObjectWriter::ObjectWriter(storage::Storage& storage, const std::string& key,
@@ -100,14 +113,7 @@ void ReadObject(storage::Storage& storage, const std::string& key, const ObjectF
     }
     if (!expected.sha256.empty()) chain.Prepend<io::VerifySink>(expected.sha256, what);
   }
-  auto in = storage.Get(key);
-  try {
-    io::Pump(*in, chain.head());
-  } catch (const IntegrityError& e) {
-    std::string msg = e.what();
-    if (msg.find(what) == std::string::npos) msg = what + ": " + msg;
-    throw IntegrityError(msg);
-  }
+  PumpObject(storage, key, what, chain);
 }
 
 void CheckStoredObject(storage::Storage& storage, const std::string& key,
@@ -120,14 +126,7 @@ void CheckStoredObject(storage::Storage& storage, const std::string& key,
   io::FilterChain chain(discard);
   chain.Prepend<SizeCheckSink>(*expected.stored_size, what + " (stored bytes)");
   chain.Prepend<io::VerifySink>(expected.sha256, what);
-  auto in = storage.Get(key);
-  try {
-    io::Pump(*in, chain.head());
-  } catch (const IntegrityError& e) {
-    std::string msg = e.what();
-    if (msg.find(what) == std::string::npos) msg = what + ": " + msg;
-    throw IntegrityError(msg);
-  }
+  PumpObject(storage, key, what, chain);
 }
 
 }  // namespace gravl::repo

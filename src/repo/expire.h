@@ -1,0 +1,44 @@
+#pragma once
+// Carrying out a retention plan (repo/retention.h) on one repository, in a crash-safe order:
+//  1. each expired backup's manifest -- its commit point -- so it stops being listed, then
+//     its other objects; backups left without a manifest (by an interruption of this, or of
+//     a backup) go the same way;
+//  2. WAL last, only once every expired backup is gone: a segment the plan does not keep is
+//     needed by no listed backup and by no moment of the window.
+// A kill at any moment leaves only listed backups that can be restored, and the next run
+// finishes the job. The caller holds the stanza's "backup" lock (no backup runs meanwhile).
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "repo/catalog.h"
+#include "repo/retention.h"
+
+namespace gravl::repo {
+
+struct WalDeletion {
+  std::vector<std::string> keys;
+  std::uint64_t bytes = 0;
+  std::string first, last;  // PostgreSQL names, for the report
+};
+
+// The WAL objects the plan does not keep (segments, .partial and .backup files; never
+// history files).
+WalDeletion WalToDelete(Catalog& catalog, const RetentionPlan& plan);
+
+struct ExpireOutcome {
+  std::vector<std::string> backups_deleted;
+  std::uint64_t backup_bytes = 0;  // stored bytes of the deleted backups
+  std::vector<std::string> incomplete_removed;
+  std::uint64_t wal_deleted = 0;
+  std::uint64_t wal_bytes = 0;
+};
+
+// Deletes what `plan` does not keep (nothing when it holds a refusal). `progress` is told
+// each step ("backup LABEL", "wal N objects").
+ExpireOutcome CarryOut(Catalog& catalog, const RetentionPlan& plan,
+                       const std::function<void(const std::string&)>& progress = {});
+
+}  // namespace gravl::repo
