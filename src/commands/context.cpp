@@ -3,8 +3,10 @@
 #include <iostream>
 
 #include "commands/cli.h"
+#include "commands/commands.h"
 #include "common/error.h"
 #include "common/log.h"
+#include "repo/object_lock.h"
 #include "storage/factory.h"
 #include "version.h"
 
@@ -13,8 +15,12 @@ namespace gravl::commands {
 std::vector<std::unique_ptr<repo::Repository>> Context::OpenRepos() const {
   std::vector<std::unique_ptr<repo::Repository>> repos;
   for (const auto& rc : config.SelectRepos(repo_name)) {
-    repos.push_back(
-        std::make_unique<repo::Repository>(rc, storage::OpenStorage(rc), config.stanza));
+    std::unique_ptr<storage::Storage> storage = storage::OpenStorage(rc);
+    if (rc.type == "s3" && !rc.s3.object_lock_mode.empty()) {
+      storage = std::make_unique<repo::LockingStorage>(std::move(storage), config.stanza,
+                                                       RetentionPolicyOf(config));
+    }
+    repos.push_back(std::make_unique<repo::Repository>(rc, std::move(storage), config.stanza));
   }
   return repos;
 }

@@ -134,9 +134,15 @@ ExpireReport ExpireRepository(const Context& ctx, repo::Repository& repo, bool d
     text << "  would free " << FormatBytes(delete_bytes + wal.bytes) << " (" << to_delete
          << " backups, " << wal.keys.size() << " WAL objects); nothing was deleted (--dry-run)\n";
   } else {
-    repo::ExpireOutcome out = repo::CarryOut(catalog, plan, [&](const std::string& step) {
-      spdlog::info("{}: expiring {}", repo.Describe(), step);
-    });
+    const bool locking = repo.config().type == "s3" && !repo.config().s3.object_lock_mode.empty();
+    repo::ExpireOutcome out = repo::CarryOut(
+        catalog, plan,
+        [&](const std::string& step) { spdlog::info("{}: expiring {}", repo.Describe(), step); },
+        locking);
+    for (const auto& l : out.locked) {
+      spdlog::info("{}: not expired yet, Object Lock: {}", repo.Describe(), l);
+      text << "  kept by Object Lock: " << l << "\n";
+    }
     text << "  freed " << FormatBytes(out.backup_bytes + out.wal_bytes) << ": "
          << out.backups_deleted.size() << " backups (" << FormatBytes(out.backup_bytes) << "), "
          << out.wal_deleted << " WAL objects (" << FormatBytes(out.wal_bytes) << ")";
@@ -148,7 +154,8 @@ ExpireReport ExpireRepository(const Context& ctx, repo::Repository& repo, bool d
                        {"backup_bytes", out.backup_bytes},
                        {"interrupted_backups", out.incomplete_removed},
                        {"wal_objects", out.wal_deleted},
-                       {"wal_bytes", out.wal_bytes}};
+                       {"wal_bytes", out.wal_bytes},
+                       {"locked", out.locked}};
     spdlog::info("{}: expired {} backups and {} WAL objects, {} freed", repo.Describe(),
                  out.backups_deleted.size(), out.wal_deleted,
                  FormatBytes(out.backup_bytes + out.wal_bytes));

@@ -552,6 +552,7 @@ void ParseS3Repo(const std::map<std::string, std::string>& values, const std::st
   integer("upload_concurrency", 1, 64, s3.upload_concurrency);
   integer("retry_timeout", 1, 86400, s3.retry_timeout);
   integer("max_attempts", 1, 100, s3.max_attempts);
+  choice("object_lock.mode", {"GOVERNANCE", "COMPLIANCE"}, s3.object_lock_mode);
 }
 
 std::vector<RepoConfig> ParseRepos(const YAML::Node& node, const std::string& file) {
@@ -568,6 +569,13 @@ std::vector<RepoConfig> ParseRepos(const YAML::Node& node, const std::string& fi
     std::map<std::string, std::string> values;
     for (const auto& kv : entry) {
       std::string k = kv.first.as<std::string>();
+      if (kv.second.IsMap()) {  // one level of nesting: object_lock: {mode: ...}
+        for (const auto& sub : kv.second) {
+          std::string sk = k + "." + sub.first.as<std::string>();
+          values[sk] = ScalarOrThrow(sub.second, label + "." + sk, Where(file, sub.first));
+        }
+        continue;
+      }
       values[k] = ScalarOrThrow(kv.second, label + "." + k, Where(file, kv.first));
     }
     auto require = [&](const std::string& k) {

@@ -44,6 +44,10 @@ struct S3RepoConfig {
   int upload_concurrency = 4;  // parts in flight per object
   int retry_timeout = 120;     // seconds one request may spend retrying
   int max_attempts = 10;       // tries per request
+  // S3 Object Lock (the bucket must have it enabled): every backup and WAL object is written
+  // with this retention mode and a retain-until date from the retention policy
+  // (docs/retention.md); empty: no Object Lock.
+  std::string object_lock_mode;
 };
 
 struct RepoConfig {

@@ -28,6 +28,7 @@ WalDeletion WalToDelete(Catalog& catalog, const RetentionPlan& plan) {
   const std::uint64_t seg_size = index.segment_size();
   auto add = [&](const WalObject& o) {
     d.keys.push_back(o.key);
+    d.sizes.push_back(o.stored_size);
     d.bytes += o.stored_size;
     if (d.first.empty() || o.name < d.first) d.first = o.name;
     if (o.name > d.last) d.last = o.name;
@@ -47,7 +48,7 @@ WalDeletion WalToDelete(Catalog& catalog, const RetentionPlan& plan) {
 }
 
 ExpireOutcome CarryOut(Catalog& catalog, const RetentionPlan& plan,
-                       const std::function<void(const std::string&)>& progress) {
+                       const std::function<void(const std::string&)>& progress, bool check_locks) {
   ExpireOutcome out;
   if (!plan.refusal.empty()) return out;
   Repository& repo = catalog.repo();
@@ -55,13 +56,33 @@ ExpireOutcome CarryOut(Catalog& catalog, const RetentionPlan& plan,
   auto say = [&](const std::string& s) {
     if (progress) progress(s);
   };
-  // The WAL to delete is decided from the listing taken with the plan, before anything goes.
+  // The WAL to delete is decided from the listing taken with the plan, before anything goes
+  // (and again below if a locked backup has to stay).
   WalDeletion wal = WalToDelete(catalog, plan);
+  RetentionPlan effective = plan;  // plus the WAL of backups Object Lock keeps
+  const SystemTime now = std::chrono::system_clock::now();
+  // Object Lock: the retain-until date of a key, when it is still in force.
+  auto locked_until = [&](const std::string& key) -> std::optional<SystemTime> {
+    if (!check_locks) return std::nullopt;
+    auto info = storage.Stat(key);
+    if (info && info->retain_until && *info->retain_until > now) return info->retain_until;
+    return std::nullopt;
+  };
 
   for (const auto& d : plan.backups) {
     if (d.keep) continue;
     const BackupEntry* b = catalog.Find(d.label);
     if (b == nullptr) continue;
+    // The manifest is written last, so its lock outlasts every other object's.
+    if (auto until = locked_until(ManifestKey(repo.stanza(), d.label))) {
+      out.locked.push_back("backup " + d.label + " locked until " + FormatIso8601(*until));
+      if (b->manifest && b->manifest->full()) {  // it stays listed: so does its WAL
+        const std::uint64_t seg = catalog.Wal().segment_size();
+        effective.wal_ranges.push_back({b->manifest->timeline, b->manifest->start_lsn.value / seg,
+                                        b->manifest->stop_lsn.value / seg, d.label});
+      }
+      continue;
+    }
     say("backup " + d.label);
     storage.DeleteMany({ManifestKey(repo.stanza(), d.label)});  // not listed from here on
     storage.DeletePrefix(BackupObjectPrefix(repo.stanza(), d.label));
@@ -69,9 +90,43 @@ ExpireOutcome CarryOut(Catalog& catalog, const RetentionPlan& plan,
     if (b->manifest) out.backup_bytes += b->manifest->stored_size;
   }
   for (const auto& label : ListIncompleteBackups(repo)) {
+    const std::string prefix = BackupObjectPrefix(repo.stanza(), label);
+    if (check_locks) {
+      std::optional<SystemTime> latest;
+      for (const auto& o : storage::ListAll(storage, prefix)) {
+        if (auto until = locked_until(o.key)) latest = std::max(latest.value_or(*until), *until);
+      }
+      if (latest) {
+        out.locked.push_back("interrupted backup " + label + " locked until " +
+                             FormatIso8601(*latest));
+        continue;
+      }
+    }
     say("interrupted backup " + label);
-    storage.DeletePrefix(BackupObjectPrefix(repo.stanza(), label));
+    storage.DeletePrefix(prefix);
     out.incomplete_removed.push_back(label);
+  }
+  if (effective.wal_ranges.size() != plan.wal_ranges.size()) wal = WalToDelete(catalog, effective);
+  if (check_locks && !wal.keys.empty()) {
+    WalDeletion free;
+    std::optional<SystemTime> latest;
+    std::size_t held = 0;
+    for (std::size_t i = 0; i < wal.keys.size(); ++i) {
+      if (auto until = locked_until(wal.keys[i])) {
+        ++held;
+        latest = std::max(latest.value_or(*until), *until);
+      } else {
+        free.keys.push_back(wal.keys[i]);
+        free.sizes.push_back(wal.sizes[i]);
+        free.bytes += wal.sizes[i];
+      }
+    }
+    if (held > 0) {
+      out.locked.push_back(std::to_string(held) + " WAL objects locked until " +
+                           FormatIso8601(*latest));
+      wal.keys = std::move(free.keys);
+      wal.bytes = free.bytes;
+    }
   }
   if (!wal.keys.empty()) {
     say("wal " + std::to_string(wal.keys.size()) + " objects (" + wal.first + " .. " + wal.last +

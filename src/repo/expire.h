@@ -7,6 +7,9 @@
 //     needed by no listed backup and by no moment of the window.
 // A kill at any moment leaves only listed backups that can be restored, and the next run
 // finishes the job. The caller holds the stanza's "backup" lock (no backup runs meanwhile).
+// With Object Lock (`check_locks`), an object is never sent for deletion before its
+// retain-until date (one Stat each): a locked backup stays listed and whole, locked WAL
+// stays, and both are reported as "locked until DATE".
 
 #include <cstdint>
 #include <functional>
@@ -20,6 +23,7 @@ namespace gravl::repo {
 
 struct WalDeletion {
   std::vector<std::string> keys;
+  std::vector<std::uint64_t> sizes;  // stored size of each key
   std::uint64_t bytes = 0;
   std::string first, last;  // PostgreSQL names, for the report
 };
@@ -34,11 +38,14 @@ struct ExpireOutcome {
   std::vector<std::string> incomplete_removed;
   std::uint64_t wal_deleted = 0;
   std::uint64_t wal_bytes = 0;
+  // "backup LABEL" / "N WAL objects" with the latest retain-until date: left for later.
+  std::vector<std::string> locked;
 };
 
 // Deletes what `plan` does not keep (nothing when it holds a refusal). `progress` is told
 // each step ("backup LABEL", "wal N objects").
 ExpireOutcome CarryOut(Catalog& catalog, const RetentionPlan& plan,
-                       const std::function<void(const std::string&)>& progress = {});
+                       const std::function<void(const std::string&)>& progress = {},
+                       bool check_locks = false);
 
 }  // namespace gravl::repo

@@ -92,6 +92,14 @@ std::uint64_t SegNo(Lsn lsn, std::uint64_t segment_size) { return lsn.value / se
 
 }  // namespace
 
+SystemTime LongestTierEnd(const TierCounts& tiers, SystemTime now) {
+  SystemTime end = now;
+  for (const auto& tier : TiersOf(tiers)) {
+    if (tier.count > 0) end = std::max(end, tier.begin(tier.bucket(now) + tier.count));
+  }
+  return end;
+}
+
 bool RetentionPlan::KeepsSegment(TimelineId timeline, std::uint64_t segno) const {
   if (keep_all_wal || segno >= wal_all_from) return true;
   for (const auto& r : wal_ranges) {

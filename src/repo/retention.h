@@ -110,6 +110,11 @@ struct RetentionPlan {
 };
 
 // `segment_size` converts LSNs to segment numbers.
+// When the longest configured tier of `tiers` lets go of a backup taken at `now` (the newest
+// of its bucket in every tier): the start of the bucket that many buckets on. `now` itself
+// when no tier is configured.
+SystemTime LongestTierEnd(const TierCounts& tiers, SystemTime now);
+
 RetentionPlan PlanRetention(const std::vector<BackupFacts>& backups, const RetentionPolicy& policy,
                             SystemTime now, std::uint64_t segment_size);
 

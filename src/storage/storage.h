@@ -35,6 +35,8 @@ struct ObjectInfo {
   std::string key;
   std::uint64_t size = 0;
   std::optional<SystemTime> modified;
+  // Stat() only, on stores with Object Lock: the object cannot be deleted before this time.
+  std::optional<SystemTime> retain_until;
 };
 
 struct ListOptions {
@@ -58,6 +60,9 @@ struct Range {
 
 struct PutOptions {
   bool if_absent = false;  // never replace an existing object (Commit() returns false)
+  // Object Lock: the store refuses to delete or overwrite the object before this time (S3 with
+  // object_lock configured; other drivers ignore it).
+  std::optional<SystemTime> retain_until;
 };
 
 class ReadStream : public io::Source {};

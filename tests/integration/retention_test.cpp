@@ -403,5 +403,79 @@ TEST_F(S3Retention, ExpireOnS3KeepsThePlannersSetAndTheArchiveBackupsRestore) {
   }
 }
 
+class S3ObjectLock : public S3Retention {
+ protected:
+  std::string ConfigBody() const override {
+    return "repos:\n  - name: s3\n" + gw_->RepoYaml("locked", dir_ / "s3-secret") +
+           "    object_lock: {mode: GOVERNANCE}\narchive: {async: true, spool_path: " +
+           (dir_ / "spool") + "}\nparallel: 2\n" + kPolicy;
+  }
+};
+
+// Objects are written locked until the policy's longest tier (backups) or the window (WAL);
+// expire leaves locked backups listed and whole, with their WAL, and says until when; the
+// store itself refuses a forced delete.
+TEST_F(S3ObjectLock, LockedObjectsAreReportedNotDeletedAndTheStoreRefusesForcedDeletes) {
+  Query("CREATE TABLE t(i int)");
+  std::vector<std::string> labels;
+  for (int i = 0; i < 3; ++i) {
+    Query("INSERT INTO t VALUES (" + std::to_string(i) + ")");
+    RunResult b = Cli({"backup", "--output", "json"});
+    for (int k = 0; k < 20 && b.exit_code == 5; ++k) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      b = Cli({"backup", "--output", "json"});
+    }
+    ASSERT_EQ(b.exit_code, 0) << b.err;
+    labels.push_back(nlohmann::json::parse(b.out)["label"].get<std::string>());
+  }
+  SwitchAndWait();
+  RepoConfig rc{"s3", "s3", "", gw_->Repo("locked")};
+  auto plain = storage::OpenStorage(rc);  // no LockingStorage: what anyone with the keys has
+  repo::Repository r(rc, storage::OpenStorage(rc), "main");
+  r.Stanza();
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));  // the newest is > 1 s old
+  const SystemTime now = std::chrono::system_clock::now();
+  const std::string manifest0 = repo::ManifestKey("main", labels[0]);
+  auto info = plain->Stat(manifest0);
+  ASSERT_TRUE(info && info->retain_until) << "written without a lock";
+  // yearly: 3 -> locked until 1 January three years on (plus a day).
+  EXPECT_GT(*info->retain_until, now + days(2 * 365));
+  auto wal = storage::ListAll(*plain, repo::WalPrefix("main") + "00000001/");
+  ASSERT_FALSE(wal.empty());
+  auto wal_info = plain->Stat(wal.front().key);
+  ASSERT_TRUE(wal_info && wal_info->retain_until);
+  EXPECT_LT(*wal_info->retain_until, now + days(9));  // the 7-day window plus a day
+  EXPECT_GT(*wal_info->retain_until, now + days(7));
+
+  // A forced delete of a locked object is refused by the store.
+  EXPECT_THROW(plain->DeleteMany({manifest0}), StorageError);
+  EXPECT_TRUE(plain->Stat(manifest0).has_value());
+  EXPECT_THROW(plain->DeletePrefix(repo::BackupObjectPrefix("main", labels[0])), StorageError);
+  EXPECT_TRUE(plain->Stat(manifest0).has_value());
+
+  // expire under a policy that keeps only the newest: the two older ones are due, but locked
+  // (they were written under the configured policy).
+  const std::vector<std::string> strict = {
+      "--retention-daily",       "1",  "--retention-monthly",  "0", "--retention-yearly", "0",
+      "--retention-pitr-window", "1s", "--retention-min-full", "1"};
+  auto with = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), strict.begin(), strict.end());
+    return Cli(args);
+  };
+  RunResult e = with({"expire", "--output", "json"});
+  ASSERT_EQ(e.exit_code, 0) << e.err << e.out;
+  auto report = nlohmann::json::parse(e.out)["repos"][0];
+  EXPECT_TRUE(report["deleted"]["backups"].empty()) << e.out;
+  std::string locked = report["deleted"]["locked"].dump();
+  EXPECT_NE(locked.find("backup " + labels[0] + " locked until"), std::string::npos) << locked;
+  repo::Catalog after(r);
+  EXPECT_EQ(after.Backups().size(), 3u);
+  RunResult v = with({"verify"});
+  EXPECT_EQ(v.exit_code, 0) << v.out << v.err;
+  auto restored = RestoreAndStart("locked0", {"--set", labels[0], "--target", "immediate"});
+  ASSERT_TRUE(restored) << last_restore_output_;
+  EXPECT_EQ(Query(*restored, "SELECT count(*) FROM t"), "1");
+}
+
 }  // namespace
 }  // namespace gravl

@@ -821,7 +821,136 @@ async function withLock(name, fn) {
  *   {serve: fn}                       — answer locally: fn() -> {status, headers, body} | {error}
  *   {}                                — just forward
  */
+// ---------------------------------------------------------------------------------------------
+// Object Lock (every bucket is treated as created with Object Lock enabled): an object written
+// with x-amz-object-lock-mode and x-amz-object-lock-retain-until-date cannot be deleted or
+// overwritten before that date -- DeleteObject answers 403 AccessDenied, DeleteObjects an
+// <Error> for that key; HEAD and GET show the retention; GET ?retention answers it and PUT
+// ?retention may extend it (never shorten it).
+// ---------------------------------------------------------------------------------------------
+const objectLocks = new Map(); // "bucket/key" -> { mode, until: Date }
+const pendingLocks = new Map(); // "bucket/key" -> lock asked for by CreateMultipartUpload
+
+function activeLock(bucket, key) {
+  const l = objectLocks.get(`${bucket}/${key}`);
+  return l && l.until > new Date() ? l : null;
+}
+
+/** The lock a write asks for: null, a lock, or { error } for malformed headers. */
+function lockFromHeaders(h) {
+  const mode = h['x-amz-object-lock-mode'];
+  const until = h['x-amz-object-lock-retain-until-date'];
+  if (mode === undefined && until === undefined) return null;
+  const date = new Date(until || '');
+  if (!['GOVERNANCE', 'COMPLIANCE'].includes(mode) || Number.isNaN(date.getTime())) {
+    return { error: `object lock headers mode "${mode}" until "${until}"` };
+  }
+  if (h['content-md5'] === undefined && h['x-amz-sdk-checksum-algorithm'] === undefined &&
+      !Object.keys(h).some((n) => n.startsWith('x-amz-checksum-'))) {
+    return { error: 'an object lock write without Content-MD5 (AWS requires it)' };
+  }
+  return { mode, until: date };
+}
+
+function lockedError(err, bucket, key, l) {
+  bump(stats.emulated, 'object_lock_refused');
+  return err(403, 'AccessDenied', 'Access Denied',
+    `${bucket}/${key} is locked (${l.mode}) until ${l.until.toISOString()}`);
+}
+
+function objectLockEmulation(ctx, q, err) {
+  const { bucket, key } = ctx;
+  const method = ctx.req.method;
+  const h = ctx.req.headers;
+  if (method === 'POST' && bucket && !key && q.has('delete')) {
+    const text = ctx.body.toString('utf8');
+    const keys = [...text.matchAll(/<Key>([^<]*)<\/Key>/g)].map((m) => xmlUnescape(m[1]));
+    const locked = keys.filter((k) => activeLock(bucket, k));
+    if (!locked.length) return null;
+    bump(stats.emulated, 'object_lock_refused', locked.length);
+    const errors = locked.map((k) => {
+      const l = activeLock(bucket, k);
+      return `<Error><Key>${xmlEscape(k)}</Key><Code>AccessDenied</Code><Message>Access Denied: locked (${l.mode}) until ${l.until.toISOString()}</Message></Error>`;
+    }).join('');
+    const rest = keys.filter((k) => !activeLock(bucket, k));
+    if (!rest.length) {
+      return { serve: async () => ({ status: 200, headers: { 'content-type': 'application/xml' },
+        body: Buffer.from(`<?xml version="1.0" encoding="UTF-8"?><DeleteResult>${errors}</DeleteResult>`) }) };
+    }
+    ctx.body = Buffer.from(`<Delete>${rest.map((k) => `<Object><Key>${xmlEscape(k)}</Key></Object>`).join('')}</Delete>`);
+    ctx.overrideHeaders = { ...(ctx.overrideHeaders || {}), 'content-md5': crypto.createHash('md5').update(ctx.body).digest('base64') };
+    return { after: async (status, body) => Buffer.from(body.toString('utf8').replace('</DeleteResult>', `${errors}</DeleteResult>`)) };
+  }
+  if (!bucket || !key) return null;
+  const name = `${bucket}/${key}`;
+  const current = activeLock(bucket, key);
+  if (q.has('retention')) {
+    if (method === 'GET') {
+      const l = objectLocks.get(name);
+      if (!l) return { done: err(404, 'NoSuchObjectLockConfiguration', 'The specified object does not have a ObjectLock configuration', `no retention on ${name}`) };
+      return { serve: async () => ({ status: 200, headers: { 'content-type': 'application/xml' },
+        body: Buffer.from(`<?xml version="1.0" encoding="UTF-8"?><Retention><Mode>${l.mode}</Mode><RetainUntilDate>${l.until.toISOString()}</RetainUntilDate></Retention>`) }) };
+    }
+    if (method === 'PUT') {
+      const text = ctx.body.toString('utf8');
+      const mode = (/<Mode>([^<]*)<\/Mode>/.exec(text) || [])[1];
+      const until = new Date((/<RetainUntilDate>([^<]*)<\/RetainUntilDate>/.exec(text) || [])[1] || '');
+      if (!['GOVERNANCE', 'COMPLIANCE'].includes(mode) || Number.isNaN(until.getTime())) {
+        return { done: err(400, 'MalformedXML', 'The XML you provided was not well-formed or did not validate against our published schema', `retention ${text}`) };
+      }
+      if (current && until < current.until) return { done: lockedError(err, bucket, key, current) };
+      objectLocks.set(name, { mode, until });
+      bump(stats.emulated, 'object_lock_extended');
+      return { serve: async () => ({ status: 200, headers: {}, body: Buffer.alloc(0) }) };
+    }
+  }
+  if (method === 'DELETE' && !q.has('uploadId') && current) return { done: lockedError(err, bucket, key, current) };
+  if (method === 'PUT' && !q.has('uploadId') && ![...q.keys()].some((n) => OBJECT_SUBRESOURCES.has(n))) {
+    if (current) return { done: lockedError(err, bucket, key, current) };
+    const lock = lockFromHeaders(h);
+    if (lock && lock.error) return { done: err(400, 'InvalidRequest', 'Bad object lock request', lock.error) };
+    if (lock) ctx.lockOnSuccess = lock;
+  }
+  if (method === 'POST' && q.has('uploads')) {
+    const lock = lockFromHeaders({ ...h, 'content-md5': 'n/a' }); // parts carry the MD5s
+    if (lock && lock.error) return { done: err(400, 'InvalidRequest', 'Bad object lock request', lock.error) };
+    if (lock) pendingLocks.set(name, lock);
+  }
+  if (method === 'POST' && q.has('uploadId') && pendingLocks.has(name)) ctx.lockOnSuccess = pendingLocks.get(name);
+  if ((method === 'GET' || method === 'HEAD') && current) {
+    ctx.extraResponseHeaders = {
+      'x-amz-object-lock-mode': current.mode,
+      'x-amz-object-lock-retain-until-date': current.until.toISOString(),
+    };
+  }
+  return null;
+}
+
+/** Records the lock a successful write asked for (wraps the plan's `after`). */
+function withLockRecording(ctx, plan) {
+  if (!ctx.lockOnSuccess || plan.done || plan.serve) return plan;
+  const inner = plan.after;
+  const name = `${ctx.bucket}/${ctx.key}`;
+  return {
+    ...plan,
+    after: async (status, body) => {
+      const out = inner ? await inner(status, body) : body;
+      if (status === 200 && !/<Error>/.test(out.toString('utf8').slice(0, 512))) {
+        objectLocks.set(name, ctx.lockOnSuccess);
+        pendingLocks.delete(name);
+        bump(stats.emulated, 'object_lock_set');
+      }
+      return out;
+    },
+  };
+}
+
 async function s3Emulation(ctx) {
+  const plan = await s3EmulationInner(ctx);
+  return withLockRecording(ctx, plan);
+}
+
+async function s3EmulationInner(ctx) {
   const { req } = ctx;
   const q = new Map(ctx.queryList);
   const bucket = ctx.bucket;
@@ -832,6 +961,8 @@ async function s3Emulation(ctx) {
     reject(ctx, status, code, message, reason, extra);
     return { done: true };
   };
+  const locking = objectLockEmulation(ctx, q, err);
+  if (locking) return locking.done ? { done: true } : locking;
 
   // ListObjects (v1 and v2): s3rver loses common prefixes of keys nested below the first
   // delimiter level and counts only keys against max-keys; serve listings here instead.
@@ -1175,6 +1306,7 @@ async function forwardAndRespond(ctx, fault, after, serve) {
   }
   const headers = responseHeaders(upRes);
   const status = upRes.statusCode;
+  if (status >= 200 && status < 300) Object.assign(headers, ctx.extraResponseHeaders || {});
   if (after) {
     const chunks = [];
     for await (const c of upRes) chunks.push(c);

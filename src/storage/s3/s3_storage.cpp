@@ -312,6 +312,9 @@ std::optional<ObjectInfo> HeadObject(S3Client& client, const std::string& key) {
                   ParseUint(a.response.Header("content-length").value_or("0"), "Content-Length"),
                   std::nullopt};
   if (auto lm = a.response.Header("last-modified")) info.modified = ParseHttpDate(*lm);
+  if (auto until = a.response.Header("x-amz-object-lock-retain-until-date")) {
+    info.retain_until = ParseIso8601(*until);
+  }
   return info;
 }
 
@@ -515,10 +518,23 @@ class S3Write final : public WriteStream {
     return a.response.status == 412 && !(ambiguous && OurOwnEarlierWrite());
   }
 
+  // Object Lock headers for this object, when the repository locks and the writer asked.
+  void AddLockHeaders(Headers& h) const {
+    const S3RepoConfig& c = client_->config();
+    if (c.object_lock_mode.empty() || !options_.retain_until) return;
+    h.emplace_back("x-amz-object-lock-mode", c.object_lock_mode);
+    h.emplace_back("x-amz-object-lock-retain-until-date", FormatIso8601(*options_.retain_until));
+  }
+  bool Locking() const {
+    return !client_->config().object_lock_mode.empty() && options_.retain_until.has_value();
+  }
+
   bool PutWhole() {
     Call call{"PUT",   name_,
               {},      ObjectHeaders(client_->config()),
               buffer_, "PutObject " + client_->Url(key_)};
+    AddLockHeaders(call.headers);
+    if (Locking()) call.headers.emplace_back("Content-MD5", Md5Base64(buffer_));  // AWS requires it
     if (options_.if_absent) {
       call.headers.emplace_back("If-None-Match", "*");
       call.ok = {200, 412};
@@ -553,6 +569,7 @@ class S3Write final : public WriteStream {
               ObjectHeaders(client_->config()),
               {},
               "CreateMultipartUpload " + client_->Url(key_)};
+    AddLockHeaders(call.headers);
     Answer a = client_->Send(call);
     auto id = XmlText(std::string(AsChars(a.response.body)), "UploadId");
     if (!id || id->empty()) {
@@ -578,9 +595,11 @@ class S3Write final : public WriteStream {
         std::min<std::uint64_t>(PartSize(part_index_, base_part_), 16 * kMiB)));
     auto client = client_;
     std::string name = name_, id = *upload_id_, url = client_->Url(key_);
-    in_flight_.push_back(std::async(std::launch::async, [client, body, number, name, id, url] {
+    bool md5 = Locking();  // parts of a locked object need their Content-MD5 (AWS)
+    in_flight_.push_back(std::async(std::launch::async, [client, body, number, name, id, url, md5] {
       Call call{"PUT", name,  {{"partNumber", std::to_string(number)}, {"uploadId", id}},
                 {},    *body, "UploadPart " + std::to_string(number) + " of " + url};
+      if (md5) call.headers.emplace_back("Content-MD5", Md5Base64(*body));
       Answer a = client->Send(call);
       auto etag = a.response.Header("etag");
       if (!etag) throw StorageError(call.what + " answered without an ETag");

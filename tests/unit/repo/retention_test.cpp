@@ -8,6 +8,7 @@
 #include <set>
 
 #include "common/error.h"
+#include "repo/object_lock.h"
 
 namespace gravl::repo {
 namespace {
@@ -280,6 +281,35 @@ TEST(Retention, Durations) {
   }
   EXPECT_EQ(FormatDuration(std::chrono::seconds(7 * 86400)), "7d");
   EXPECT_EQ(FormatDuration(std::chrono::seconds(5400)), "90m");
+}
+
+}  // namespace
+}  // namespace gravl::repo
+
+namespace gravl::repo {
+namespace {
+
+TEST(ObjectLock, RetainUntilFollowsTheLongestTierAWriteCanEnter) {
+  SystemTime now = At("2026-11-30T12:00:00Z");
+  RetentionPolicy p = Seed();  // daily 30, monthly 12, yearly 7, window 7d
+  const auto day = std::chrono::hours(24);
+  EXPECT_EQ(LongestTierEnd(p.full, now), Day(2033, 1, 1, 0));
+  EXPECT_EQ(LockUntil("main", "main/backups/20261130T120000Z-full/files/1", p, now),
+            Day(2033, 1, 1, 0) + day);
+  EXPECT_EQ(LockUntil("main", "main/wal/00000001/000000010000000000000003-ab.zst", p, now),
+            now + days(7) + day);
+  EXPECT_FALSE(LockUntil("main", "main/wal/00000002.history-ab", p, now));
+  for (std::string k : {"main/stanza.json", "main/locks/backup.lock", "main/pins/x/y.json",
+                        "main/reports/restore-tests/a.json", "other/backups/x/files/1"}) {
+    EXPECT_FALSE(LockUntil("main", k, p, now)) << k;
+  }
+  // Logical backups follow the logical tiers; none configured: as long as the WAL.
+  EXPECT_EQ(LockUntil("main", "main/backups/20261130T120000Z-logical/dumps/1.dump", p, now),
+            now + days(7) + day);
+  p.full = {30, 0, 0, 0};
+  EXPECT_EQ(LongestTierEnd(p.full, now), Day(2026, 12, 30, 0));
+  p.full = {0, 4, 0, 0};
+  EXPECT_EQ(LongestTierEnd(p.full, now), Day(2026, 12, 28, 0));  // 4 ISO weeks on, a Monday
 }
 
 }  // namespace
