@@ -139,6 +139,10 @@ ExpireReport ExpireRepository(const Context& ctx, repo::Repository& repo, bool d
         catalog, plan,
         [&](const std::string& step) { spdlog::info("{}: expiring {}", repo.Describe(), step); },
         locking);
+    for (const auto& l : out.extended) {
+      spdlog::info("{}: Object Lock extended: {}", repo.Describe(), l);
+      text << "  Object Lock extended: " << l << "\n";
+    }
     for (const auto& l : out.locked) {
       spdlog::info("{}: not expired yet, Object Lock: {}", repo.Describe(), l);
       text << "  kept by Object Lock: " << l << "\n";
@@ -155,7 +159,8 @@ ExpireReport ExpireRepository(const Context& ctx, repo::Repository& repo, bool d
                        {"interrupted_backups", out.incomplete_removed},
                        {"wal_objects", out.wal_deleted},
                        {"wal_bytes", out.wal_bytes},
-                       {"locked", out.locked}};
+                       {"locked", out.locked},
+                       {"lock_extended", out.extended}};
     spdlog::info("{}: expired {} backups and {} WAL objects, {} freed", repo.Describe(),
                  out.backups_deleted.size(), out.wal_deleted,
                  FormatBytes(out.backup_bytes + out.wal_bytes));

@@ -6,6 +6,7 @@
 #include "common/log.h"
 #include "repo/layout.h"
 #include "repo/manifest.h"
+#include "repo/object_lock.h"
 
 namespace gravl::repo {
 namespace {
@@ -69,6 +70,18 @@ ExpireOutcome CarryOut(Catalog& catalog, const RetentionPlan& plan,
     return std::nullopt;
   };
 
+  if (check_locks) {
+    for (const auto& d : plan.backups) {
+      if (!d.keep || !d.known_until) continue;  // no foreseeable end (min_full, pins without end)
+      const SystemTime need = *d.known_until + kObjectLockMargin;
+      auto info = storage.Stat(ManifestKey(repo.stanza(), d.label));
+      if (!info || !info->retain_until || *info->retain_until >= need) continue;
+      for (const auto& o : storage::ListAll(storage, BackupObjectPrefix(repo.stanza(), d.label))) {
+        storage.ExtendRetention(o.key, need);
+      }
+      out.extended.push_back(d.label + " until " + FormatIso8601(need));
+    }
+  }
   for (const auto& d : plan.backups) {
     if (d.keep) continue;
     const BackupEntry* b = catalog.Find(d.label);

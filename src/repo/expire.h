@@ -9,7 +9,8 @@
 // finishes the job. The caller holds the stanza's "backup" lock (no backup runs meanwhile).
 // With Object Lock (`check_locks`), an object is never sent for deletion before its
 // retain-until date (one Stat each): a locked backup stays listed and whole, locked WAL
-// stays, and both are reported as "locked until DATE".
+// stays, and both are reported as "locked until DATE". Kept backups locked for less time than
+// the plan keeps them get their lock extended first (every object of the backup).
 
 #include <cstdint>
 #include <functional>
@@ -40,6 +41,9 @@ struct ExpireOutcome {
   std::uint64_t wal_bytes = 0;
   // "backup LABEL" / "N WAL objects" with the latest retain-until date: left for later.
   std::vector<std::string> locked;
+  // "LABEL until DATE": kept backups whose lock was extended to when the plan lets them go
+  // (a promotion to a longer tier, a pin, a longer policy).
+  std::vector<std::string> extended;
 };
 
 // Deletes what `plan` does not keep (nothing when it holds a refusal). `progress` is told

@@ -59,6 +59,7 @@ struct Working {
   const BackupFacts* facts;
   BackupDecision decision;
   bool foreseeable = true;  // every reason so far has an end date
+  bool any_end = false;     // some reason has one
   SystemTime latest_end{};
 };
 
@@ -72,6 +73,7 @@ void Keep(Working& w, const std::string& reason, std::optional<SystemTime> until
     w.foreseeable = false;
   } else {
     w.latest_end = std::max(w.latest_end, *until);
+    w.any_end = true;
   }
 }
 
@@ -122,7 +124,7 @@ RetentionPlan PlanRetention(const std::vector<BackupFacts>& backups, const Reten
   std::vector<Working> work;
   work.reserve(backups.size());
   for (const auto& b : backups) {
-    Working w{&b, BackupDecision{b.label, false, {}, std::nullopt, ""}};
+    Working w{&b, BackupDecision{b.label, false, {}, std::nullopt, std::nullopt, ""}};
     work.push_back(std::move(w));
   }
   std::vector<Working*> full, logical;  // valid, not in the future; newest first below
@@ -242,6 +244,7 @@ RetentionPlan PlanRetention(const std::vector<BackupFacts>& backups, const Reten
   for (auto& w : work) {
     if (!plan.refusal.empty() && !w.decision.keep) Keep(w, "window", std::nullopt);
     if (w.decision.keep && w.foreseeable) w.decision.expires = w.latest_end;
+    if (w.decision.keep && w.any_end) w.decision.known_until = w.latest_end;
     plan.backups.push_back(std::move(w.decision));
   }
   return plan;

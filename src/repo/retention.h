@@ -80,6 +80,9 @@ struct BackupDecision {
   // pin ends); nullopt: not foreseeable (min_full, pinned without a date, the newest backups
   // of the window) or not kept.
   std::optional<SystemTime> expires;
+  // The latest end among the reasons that have one (nullopt: none has): how long Object Lock
+  // should hold it at least, whatever the unforeseeable reasons do.
+  std::optional<SystemTime> known_until;
   // The longest tier it can still enter, for Object Lock at write time ("daily" ... "yearly").
   std::string highest_tier;
 };

@@ -34,6 +34,9 @@ class ForwardingStorage : public Storage {
   void DeleteMany(const std::vector<std::string>& keys) override { target_->DeleteMany(keys); }
   void Persist(const std::string& key) override { target_->Persist(key); }
   void DeletePrefix(const std::string& prefix) override { target_->DeletePrefix(prefix); }
+  bool ExtendRetention(const std::string& key, SystemTime until) override {
+    return target_->ExtendRetention(key, until);
+  }
   std::string Describe() const override { return target_->Describe(); }
 
  private:

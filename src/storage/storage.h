@@ -105,6 +105,13 @@ class Storage {
   // Removes everything under a folder-like prefix (ending in '/'), including what a driver
   // keeps for unfinished writes (posix temporary files). For cleaning up abandoned work.
   virtual void DeletePrefix(const std::string& prefix) = 0;
+  // Object Lock: keeps an existing object until `until` (a retention is only ever extended).
+  // false where the store has no Object Lock (posix, memory, S3 without object_lock).
+  virtual bool ExtendRetention(const std::string& key, SystemTime until) {
+    (void)key;
+    (void)until;
+    return false;
+  }
   // For messages: "posix:/var/lib/gravl-dr/repo".
   virtual std::string Describe() const = 0;
 };

@@ -472,6 +472,20 @@ TEST_F(S3ObjectLock, LockedObjectsAreReportedNotDeletedAndTheStoreRefusesForcedD
   EXPECT_EQ(after.Backups().size(), 3u);
   RunResult v = with({"verify"});
   EXPECT_EQ(v.exit_code, 0) << v.out << v.err;
+
+  // A longer policy (ten years of yearlies): the kept backups' locks are extended to match,
+  // every object of them.
+  RunResult longer = Cli({"--retention-yearly", "10", "expire", "--output", "json"});
+  ASSERT_EQ(longer.exit_code, 0) << longer.err;
+  std::string extended =
+      nlohmann::json::parse(longer.out)["repos"][0]["deleted"]["lock_extended"].dump();
+  EXPECT_NE(extended.find(labels[2] + " until"), std::string::npos) << longer.out;
+  for (const auto& o : storage::ListAll(*plain, repo::BackupObjectPrefix("main", labels[2]))) {
+    auto i = plain->Stat(o.key);
+    ASSERT_TRUE(i && i->retain_until) << o.key;
+    EXPECT_GT(*i->retain_until, now + days(9 * 365)) << o.key;
+  }
+
   auto restored = RestoreAndStart("locked0", {"--set", labels[0], "--target", "immediate"});
   ASSERT_TRUE(restored) << last_restore_output_;
   EXPECT_EQ(Query(*restored, "SELECT count(*) FROM t"), "1");

@@ -779,6 +779,24 @@ class S3Storage final : public Storage {
     if (!Stat(key)) throw NotFoundError("no object " + client_->Url(key));
   }
 
+  // PutObjectRetention, in the repository's lock mode (S3 refuses to shorten a retention).
+  bool ExtendRetention(const std::string& key, SystemTime until) override {
+    const std::string& mode = client_->config().object_lock_mode;
+    if (mode.empty()) return false;
+    std::string xml = "<Retention xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Mode>" + mode +
+                      "</Mode><RetainUntilDate>" + FormatIso8601(until) +
+                      "</RetainUntilDate></Retention>";
+    Bytes body(xml.begin(), xml.end());
+    Call call{"PUT",
+              client_->ObjectName(key),
+              {{"retention", ""}},
+              {{"Content-Type", "application/xml"}, {"Content-MD5", Md5Base64(body)}},
+              body,
+              "PutObjectRetention " + client_->Url(key)};
+    client_->Send(call);
+    return true;
+  }
+
   void DeletePrefix(const std::string& prefix) override {
     if (prefix.empty() || prefix.back() != '/') {
       throw StorageError("DeletePrefix needs a folder prefix ending in '/', got '" + prefix + "'");

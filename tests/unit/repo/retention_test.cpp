@@ -110,6 +110,8 @@ TEST(Retention, EightYearsOfDailiesWithGapsKeepExactlyTheTiers) {
   // The window's newest backups have no foreseeable end; the anchor ends when the next one
   // is a window old.
   EXPECT_FALSE(plan.Find("2026-11-30")->expires.has_value());
+  // ... but Object Lock can hold it at least as long as its yearly tier does.
+  EXPECT_EQ(plan.Find("2026-11-30")->known_until, Day(2033, 1, 1, 0));
   EXPECT_EQ(plan.Find("2026-11-23")->expires, Day(2026, 12, 23, 0));  // daily outlasts pitr
   EXPECT_EQ(plan.Find("2026-11-24")->expires, Day(2026, 12, 24, 0));
   EXPECT_FALSE(plan.Find("2026-10-30")->keep);
