@@ -138,7 +138,11 @@ ExpireReport ExpireRepository(const Context& ctx, repo::Repository& repo, bool d
     repo::ExpireOutcome out = repo::CarryOut(
         catalog, plan,
         [&](const std::string& step) { spdlog::info("{}: expiring {}", repo.Describe(), step); },
-        locking);
+        locking, repo.config().type == "s3" ? repo.config().s3.archive_storage_class : "");
+    for (const auto& l : out.archived) {
+      spdlog::info("{}: moved to the archive storage class: {}", repo.Describe(), l);
+      text << "  archived: " << l << "\n";
+    }
     for (const auto& l : out.extended) {
       spdlog::info("{}: Object Lock extended: {}", repo.Describe(), l);
       text << "  Object Lock extended: " << l << "\n";
@@ -160,7 +164,8 @@ ExpireReport ExpireRepository(const Context& ctx, repo::Repository& repo, bool d
                        {"wal_objects", out.wal_deleted},
                        {"wal_bytes", out.wal_bytes},
                        {"locked", out.locked},
-                       {"lock_extended", out.extended}};
+                       {"lock_extended", out.extended},
+                       {"archived", out.archived}};
     spdlog::info("{}: expired {} backups and {} WAL objects, {} freed", repo.Describe(),
                  out.backups_deleted.size(), out.wal_deleted,
                  FormatBytes(out.backup_bytes + out.wal_bytes));

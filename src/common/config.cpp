@@ -553,6 +553,9 @@ void ParseS3Repo(const std::map<std::string, std::string>& values, const std::st
   integer("retry_timeout", 1, 86400, s3.retry_timeout);
   integer("max_attempts", 1, 100, s3.max_attempts);
   choice("object_lock.mode", {"GOVERNANCE", "COMPLIANCE"}, s3.object_lock_mode);
+  choice("archive_storage_class",
+         {"STANDARD_IA", "ONEZONE_IA", "INTELLIGENT_TIERING", "GLACIER_IR"},
+         s3.archive_storage_class);
 }
 
 std::vector<RepoConfig> ParseRepos(const YAML::Node& node, const std::string& file) {

@@ -48,6 +48,9 @@ struct S3RepoConfig {
   // with this retention mode and a retain-until date from the retention policy
   // (docs/retention.md); empty: no Object Lock.
   std::string object_lock_mode;
+  // Backups kept only for the monthly or yearly tier are moved (copied in place) to this
+  // storage class by expire; empty: they stay where they are.
+  std::string archive_storage_class;
 };
 
 struct RepoConfig {

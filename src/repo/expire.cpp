@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 #include "common/error.h"
 #include "common/log.h"
 #include "repo/layout.h"
@@ -49,7 +51,8 @@ WalDeletion WalToDelete(Catalog& catalog, const RetentionPlan& plan) {
 }
 
 ExpireOutcome CarryOut(Catalog& catalog, const RetentionPlan& plan,
-                       const std::function<void(const std::string&)>& progress, bool check_locks) {
+                       const std::function<void(const std::string&)>& progress, bool check_locks,
+                       const std::string& archive_class) {
   ExpireOutcome out;
   if (!plan.refusal.empty()) return out;
   Repository& repo = catalog.repo();
@@ -118,6 +121,25 @@ ExpireOutcome CarryOut(Catalog& catalog, const RetentionPlan& plan,
     say("interrupted backup " + label);
     storage.DeletePrefix(prefix);
     out.incomplete_removed.push_back(label);
+  }
+  if (!archive_class.empty()) {
+    for (const auto& d : plan.backups) {
+      auto has = [&](const char* r) {
+        return std::find(d.reasons.begin(), d.reasons.end(), r) != d.reasons.end();
+      };
+      bool archive_only = d.keep && (has("monthly") || has("yearly")) && !has("daily") &&
+                          !has("weekly") && !has("pitr") && !has("min_full");
+      if (!archive_only) continue;
+      auto info = storage.Stat(ManifestKey(repo.stanza(), d.label));
+      if (!info || info->storage_class == archive_class) continue;
+      say("archive " + d.label + " to " + archive_class);
+      bool all = true;
+      for (const auto& o : storage::ListAll(storage, BackupObjectPrefix(repo.stanza(), d.label))) {
+        all = storage.ChangeStorageClass(o.key, archive_class) && all;
+      }
+      out.archived.push_back(d.label + " to " + archive_class +
+                             (all ? "" : " (objects over 5 GiB, or locked ones, stay)"));
+    }
   }
   if (effective.wal_ranges.size() != plan.wal_ranges.size()) wal = WalToDelete(catalog, effective);
   if (check_locks && !wal.keys.empty()) {

@@ -11,6 +11,8 @@
 // retain-until date (one Stat each): a locked backup stays listed and whole, locked WAL
 // stays, and both are reported as "locked until DATE". Kept backups locked for less time than
 // the plan keeps them get their lock extended first (every object of the backup).
+// With `archive_class`, backups kept only for the monthly or yearly tier (no daily, weekly,
+// window or min_full reason) are moved to that storage class, object by object, in place.
 
 #include <cstdint>
 #include <functional>
@@ -44,12 +46,14 @@ struct ExpireOutcome {
   // "LABEL until DATE": kept backups whose lock was extended to when the plan lets them go
   // (a promotion to a longer tier, a pin, a longer policy).
   std::vector<std::string> extended;
+  // "LABEL to CLASS": backups kept only for the monthly or yearly tier, moved.
+  std::vector<std::string> archived;
 };
 
 // Deletes what `plan` does not keep (nothing when it holds a refusal). `progress` is told
 // each step ("backup LABEL", "wal N objects").
 ExpireOutcome CarryOut(Catalog& catalog, const RetentionPlan& plan,
                        const std::function<void(const std::string&)>& progress = {},
-                       bool check_locks = false);
+                       bool check_locks = false, const std::string& archive_class = "");
 
 }  // namespace gravl::repo

@@ -37,6 +37,9 @@ class ForwardingStorage : public Storage {
   bool ExtendRetention(const std::string& key, SystemTime until) override {
     return target_->ExtendRetention(key, until);
   }
+  bool ChangeStorageClass(const std::string& key, const std::string& storage_class) override {
+    return target_->ChangeStorageClass(key, storage_class);
+  }
   std::string Describe() const override { return target_->Describe(); }
 
  private:

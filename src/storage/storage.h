@@ -37,6 +37,8 @@ struct ObjectInfo {
   std::optional<SystemTime> modified;
   // Stat() only, on stores with Object Lock: the object cannot be deleted before this time.
   std::optional<SystemTime> retain_until;
+  // Stat() only, on S3: the storage class ("STANDARD" when S3 names none).
+  std::string storage_class;
 };
 
 struct ListOptions {
@@ -110,6 +112,13 @@ class Storage {
   virtual bool ExtendRetention(const std::string& key, SystemTime until) {
     (void)key;
     (void)until;
+    return false;
+  }
+  // Moves an existing object to another storage class, in place (S3 CopyObject onto itself).
+  // false where the store has no storage classes.
+  virtual bool ChangeStorageClass(const std::string& key, const std::string& storage_class) {
+    (void)key;
+    (void)storage_class;
     return false;
   }
   // For messages: "posix:/var/lib/gravl-dr/repo".

@@ -341,7 +341,8 @@ class S3Retention : public test::RestoringFixture {
   }
   std::string ConfigBody() const override {
     return "repos:\n  - name: s3\n" + gw_->RepoYaml("db1", dir_ / "s3-secret") +
-           "archive: {async: true, spool_path: " + (dir_ / "spool") + "}\nparallel: 2\n" + kPolicy;
+           "    archive_storage_class: STANDARD_IA\narchive: {async: true, spool_path: " +
+           (dir_ / "spool") + "}\nparallel: 2\n" + kPolicy;
   }
   std::unique_ptr<test::S3Gateway> gw_;
 };
@@ -390,17 +391,26 @@ TEST_F(S3Retention, ExpireOnS3KeepsThePlannersSetAndTheArchiveBackupsRestore) {
     for (const auto& [segno, s] : t.segments) EXPECT_TRUE(plan.KeepsSegment(tli, segno));
   }
   EXPECT_EQ(Cli({"verify"}).exit_code, 0);
+  int archived = 0;
   for (std::size_t i = 0; i < 6; ++i) {
     const repo::BackupDecision* d = plan.Find(labels[i]);
     if (!d->keep || std::find(d->reasons.begin(), d->reasons.end(), "pitr") != d->reasons.end()) {
       continue;
     }
+    // Kept only for a yearly tier: moved to the archive storage class, every object.
+    auto plain = storage::OpenStorage(rc);
+    for (const auto& o : storage::ListAll(*plain, repo::BackupObjectPrefix("main", labels[i]))) {
+      EXPECT_EQ(plain->Stat(o.key)->storage_class, "STANDARD_IA") << o.key;
+    }
+    EXPECT_EQ(plain->Stat(repo::ManifestKey("main", labels[7]))->storage_class, "STANDARD");
     auto restored =
         RestoreAndStart("a" + std::to_string(i), {"--set", labels[i], "--target", "immediate"});
     ASSERT_TRUE(restored) << last_restore_output_;
     EXPECT_EQ(Query(*restored, "SELECT count(*) FROM t"), std::to_string(i + 1));
+    ++archived;
     break;  // one archive backup from S3 is enough here
   }
+  EXPECT_EQ(archived, 1) << "no backup was kept for a tier alone";
 }
 
 class S3ObjectLock : public S3Retention {

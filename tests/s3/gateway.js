@@ -926,8 +926,60 @@ function objectLockEmulation(ctx, q, err) {
   return null;
 }
 
-/** Records the lock a successful write asked for (wraps the plan's `after`). */
+// Storage classes (s3rver keeps none): what a PUT asked for, changed by CopyObject onto the
+// object itself with x-amz-storage-class (which s3rver refuses), shown on HEAD and GET.
+const storageClasses = new Map(); // "bucket/key" -> class other than STANDARD
+
+function storageClassEmulation(ctx, q, err) {
+  const { bucket, key } = ctx;
+  if (!bucket || !key || q.size) return null;
+  const h = ctx.req.headers;
+  const method = ctx.req.method;
+  const name = `${bucket}/${key}`;
+  if (method === 'PUT' && h['x-amz-copy-source'] !== undefined) {
+    let src = decodeURIComponent(h['x-amz-copy-source']);
+    if (src.startsWith('/')) src = src.slice(1);
+    const cls = h['x-amz-storage-class'];
+    if (src !== name || cls === undefined || h['x-amz-metadata-directive'] === 'REPLACE') return null;
+    return {
+      serve: async () => {
+        if (!(await store.existsObject(bucket, key))) {
+          return { error: { status: 404, code: 'NoSuchKey', message: 'The specified key does not exist.', extra: { Key: key } } };
+        }
+        const md = await store.getMetadata(bucket, key);
+        if (cls === 'STANDARD') storageClasses.delete(name);
+        else storageClasses.set(name, cls);
+        bump(stats.emulated, 'storage_class_changed');
+        return { status: 200, headers: { 'content-type': 'application/xml' },
+          body: Buffer.from(`<?xml version="1.0" encoding="UTF-8"?><CopyObjectResult><ETag>${xmlEscape(md.etag)}</ETag><LastModified>${new Date().toISOString()}</LastModified></CopyObjectResult>`) };
+      },
+    };
+  }
+  if (method === 'PUT') ctx.classOnSuccess = h['x-amz-storage-class'] || 'STANDARD';
+  if ((method === 'GET' || method === 'HEAD') && storageClasses.has(name)) {
+    ctx.extraResponseHeaders = { ...(ctx.extraResponseHeaders || {}), 'x-amz-storage-class': storageClasses.get(name) };
+  }
+  return null;
+}
+
+/** Records the lock and storage class a successful write asked for (wraps the plan's `after`). */
 function withLockRecording(ctx, plan) {
+  if (ctx.classOnSuccess && !plan.done && !plan.serve) {
+    const inner0 = plan.after;
+    const name0 = `${ctx.bucket}/${ctx.key}`;
+    const cls = ctx.classOnSuccess;
+    plan = {
+      ...plan,
+      after: async (status, body) => {
+        const out = inner0 ? await inner0(status, body) : body;
+        if (status === 200) {
+          if (cls === 'STANDARD') storageClasses.delete(name0);
+          else storageClasses.set(name0, cls);
+        }
+        return out;
+      },
+    };
+  }
   if (!ctx.lockOnSuccess || plan.done || plan.serve) return plan;
   const inner = plan.after;
   const name = `${ctx.bucket}/${ctx.key}`;
@@ -963,6 +1015,8 @@ async function s3EmulationInner(ctx) {
   };
   const locking = objectLockEmulation(ctx, q, err);
   if (locking) return locking.done ? { done: true } : locking;
+  const classes = storageClassEmulation(ctx, q, err);
+  if (classes) return classes;
 
   // ListObjects (v1 and v2): s3rver loses common prefixes of keys nested below the first
   // delimiter level and counts only keys against max-keys; serve listings here instead.

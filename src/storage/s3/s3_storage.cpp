@@ -315,6 +315,7 @@ std::optional<ObjectInfo> HeadObject(S3Client& client, const std::string& key) {
   if (auto until = a.response.Header("x-amz-object-lock-retain-until-date")) {
     info.retain_until = ParseIso8601(*until);
   }
+  info.storage_class = a.response.Header("x-amz-storage-class").value_or("STANDARD");
   return info;
 }
 
@@ -777,6 +778,34 @@ class S3Storage final : public Storage {
   void Persist(const std::string& key) override {
     // S3 acknowledges a write only once it is durable; only existence is left to check.
     if (!Stat(key)) throw NotFoundError("no object " + client_->Url(key));
+  }
+
+  // CopyObject onto itself with the new class (metadata and encryption kept). S3 copies at
+  // most 5 GiB in one request: larger objects stay (false), as do objects under Object Lock
+  // (a copy would be a new version, the locked one still billed).
+  bool ChangeStorageClass(const std::string& key, const std::string& storage_class) override {
+    const S3RepoConfig& c = client_->config();
+    if (!c.object_lock_mode.empty()) return false;
+    auto info = HeadObject(*client_, key);
+    if (!info) throw NotFoundError("no object " + client_->Url(key));
+    if (info->size > (5ull << 30)) return false;
+    if (info->storage_class == storage_class) return true;
+    Headers h;
+    h.emplace_back("x-amz-copy-source",
+                   UriEncode("/" + c.bucket + "/" + client_->ObjectName(key), true));
+    h.emplace_back("x-amz-metadata-directive", "COPY");
+    h.emplace_back("x-amz-storage-class", storage_class);
+    if (!c.sse.empty()) h.emplace_back("x-amz-server-side-encryption", c.sse);
+    if (!c.sse_kms_key_id.empty()) {
+      h.emplace_back("x-amz-server-side-encryption-aws-kms-key-id", c.sse_kms_key_id);
+    }
+    Call call{"PUT", client_->ObjectName(key), {}, h, {}, "CopyObject " + client_->Url(key)};
+    call.slow_answer = true;  // S3 may keep the connection alive with whitespace
+    Answer a = client_->Send(call);
+    if (std::string(AsChars(a.response.body)).find("<Error>") != std::string::npos) {
+      throw StorageError(call.what + " failed: " + std::string(AsChars(a.response.body)));
+    }
+    return true;
   }
 
   // PutObjectRetention, in the repository's lock mode (S3 refuses to shorten a retention).
