@@ -55,8 +55,9 @@ void CheckRetention(const Context& ctx, repo::Repository& repo) {
     spdlog::warn(
         "{}: retention.pitr_window ({}) is shorter than the {} between the last two full "
         "backups ({} and {}): take a full backup at least once per window",
-        repo.Describe(), FormatDuration(std::chrono::seconds(r.pitr_window_s)), FormatDuration(gap),
-        FormatIso8601(before), FormatIso8601(last));
+        repo.Describe(), FormatDuration(std::chrono::seconds(r.pitr_window_s)),
+        FormatDuration(std::chrono::floor<std::chrono::hours>(gap)), FormatIso8601(before),
+        FormatIso8601(last));
   }
 }
 

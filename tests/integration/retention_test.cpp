@@ -20,7 +20,9 @@
 
 #include "io/hash.h"
 #include "repo/catalog.h"
+#include "repo/layout.h"
 #include "repo/manifest.h"
+#include "repo/metadata.h"
 #include "storage/factory.h"
 #include "storage/s3/s3_storage.h"
 #include "support/cli.h"
@@ -331,6 +333,44 @@ TEST_F(Retention, BackupExpiresAfterItselfAndARefusalDeletesNothing) {
                         "--retention-monthly", "0", "--retention-yearly", "0", "expire"});
   EXPECT_EQ(none.exit_code, 3) << none.err;
   EXPECT_NE(none.err.find("no retention policy configured"), std::string::npos) << none.err;
+}
+
+// verify fails a guaranteed window shorter than pitr_window in a repository older than the
+// window (exit 12), and check warns when full backups are further apart than the window.
+TEST_F(Retention, AWindowShorterThanAskedFailsVerifyAndSparseBackupsWarnInCheck) {
+  Query("CREATE TABLE t(i int)");
+  std::string first = Backup();
+  SwitchAndWait();
+  RunResult young = Cli({"verify"});
+  EXPECT_EQ(young.exit_code, 0) << young.out << young.err;  // the stanza is younger than 7d
+  EXPECT_NE(young.out.find("younger than the window"), std::string::npos) << young.out;
+  {
+    // Test-only: the stanza as if created a year ago.
+    auto r = Open();
+    nlohmann::json st = repo::ReadMetadata(r->storage(), repo::StanzaKey("main"));
+    st["created_at"] = FormatIso8601(std::chrono::system_clock::now() - days(365));
+    r->storage().DeleteMany({repo::StanzaKey("main")});
+    repo::WriteMetadata(r->storage(), repo::StanzaKey("main"), st);
+    Chown(dir_ / "repo");
+  }
+  RunResult v = Cli({"verify", "--output", "json"});
+  EXPECT_EQ(v.exit_code, 12) << v.out << v.err;
+  EXPECT_NE(v.out.find("the guaranteed PITR window starts at"), std::string::npos) << v.out;
+
+  {
+    auto r = Open();
+    Redate(*r, first, std::chrono::system_clock::now() - days(30));
+    Chown(dir_ / "repo");
+  }
+  Backup();
+  RunResult c = Cli({"check"});
+  EXPECT_EQ(c.exit_code, 0) << c.out << c.err;
+  EXPECT_NE(c.err.find("is shorter than the 30d between the last two full backups"),
+            std::string::npos)
+      << c.err;
+  // With the older backup consistent before the window's start, the window is whole.
+  RunResult whole = Cli({"verify"});
+  EXPECT_EQ(whole.exit_code, 0) << whole.out << whole.err;
 }
 
 class S3Retention : public test::RestoringFixture {
