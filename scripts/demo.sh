@@ -46,6 +46,7 @@ repos:
 compression: { type: zstd, level: 1 }
 archive: { async: true, spool_path: $WORK/spool }
 parallel: 2
+retention: { daily: 30, monthly: 12, yearly: 7, pitr_window: 7d }   # the strategy's policy
 YAML
 chmod 644 "$CONFIG"
 [ "$(id -u)" -eq 0 ] && chown postgres "$CONFIG"
@@ -129,6 +130,9 @@ gravl --repo primary-region test-restore
 
 step "gravl-dr info (backups, WAL, last drill)"
 gravl --repo primary-region info
+
+step "gravl-dr expire --dry-run (the retention policy: what stays, why, and until when)"
+gravl --repo primary-region expire --dry-run
 
 step "a second cluster is refused on the same repository"
 OTHER="$WORK/other"
