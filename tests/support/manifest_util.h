@@ -3,13 +3,16 @@
 // document as whoever can write a repository could (any JSON, checksum recomputed) -- to
 // test what reading a damaged or forged one does.
 
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "repo/layout.h"
 #include "repo/manifest.h"
 #include "repo/metadata.h"
 #include "repo/object_io.h"
 #include "repo/repository.h"
+#include "repo/stanza.h"
 
 namespace gravl::test {
 
@@ -31,6 +34,24 @@ inline repo::BackupManifest SampleFullManifest(const std::string& label,
   m.file_list =
       repo::FileListRecord{{"file_list", std::string(64, 'b'), 10, 10}, CompressionType::kZstd, 0};
   return m;
+}
+
+// A repository of stanza "main" (system identifier 1, PostgreSQL 15) on `storage`: its
+// stanza.json written and read back. For unit tests on memory stores and their wrappers.
+inline std::unique_ptr<repo::Repository> NewTestRepository(
+    std::unique_ptr<storage::Storage> storage, std::uint64_t segment_size) {
+  repo::StanzaInfo info;
+  info.stanza = "main";
+  info.system_identifier = "1";
+  info.pg_version_num = 150000;
+  info.pg_major = 15;
+  info.wal_segment_size = segment_size;
+  info.created_at = info.created_by = "x";
+  repo::WriteMetadata(*storage, repo::StanzaKey("main"), info.ToJson());
+  auto repo = std::make_unique<repo::Repository>(RepoConfig{"mem", "memory", "", {}},
+                                                 std::move(storage), "main");
+  repo->Stanza();
+  return repo;
 }
 
 // Replaces (or creates) the manifest of `label` with `doc`, checksummed like a real one.

@@ -1,10 +1,9 @@
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <chrono>
-#include <unistd.h>
-
 #include <thread>
 
 #include "common/bytes.h"

@@ -4,9 +4,9 @@
 #include "io/pipeline.h"
 
 #include <gtest/gtest.h>
-#include <unistd.h>
-#include <sys/wait.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <cstdlib>
 #include <tuple>

@@ -38,17 +38,7 @@ class CatalogTest : public ::testing::Test {
   void SetUp() override {
     auto counting = std::make_unique<CountingStorage>(storage::MakeMemoryStorage());
     storage_ = counting.get();
-    StanzaInfo info;
-    info.stanza = "main";
-    info.system_identifier = "1";
-    info.pg_version_num = 150000;
-    info.pg_major = 15;
-    info.wal_segment_size = kSeg;
-    info.created_at = info.created_by = "x";
-    WriteMetadata(*storage_, StanzaKey("main"), info.ToJson());
-    repo_ = std::make_unique<Repository>(RepoConfig{"mem", "memory", "", {}}, std::move(counting),
-                                         "main");
-    repo_->Stanza();
+    repo_ = test::NewTestRepository(std::move(counting), kSeg);
   }
   void PushWal(const std::string& name, const std::string& content = "x") {
     std::string sha = io::Sha256Hex(AsBytes(content + name));

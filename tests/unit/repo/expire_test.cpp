@@ -43,17 +43,7 @@ class ExpireTest : public ::testing::Test {
   void SetUp() override {
     auto recording = std::make_unique<RecordingStorage>(storage::MakeMemoryStorage());
     storage_ = recording.get();
-    StanzaInfo info;
-    info.stanza = "main";
-    info.system_identifier = "1";
-    info.pg_version_num = 150000;
-    info.pg_major = 15;
-    info.wal_segment_size = kSeg;
-    info.created_at = info.created_by = "x";
-    WriteMetadata(*storage_, StanzaKey("main"), info.ToJson());
-    repo_ = std::make_unique<Repository>(RepoConfig{"mem", "memory", "", {}}, std::move(recording),
-                                         "main");
-    repo_->Stanza();
+    repo_ = test::NewTestRepository(std::move(recording), kSeg);
     for (std::uint64_t s = 1; s <= 30; ++s) Wal(WalSegment{1, s}.Name(kSeg));
     Wal("00000002.history", "1\t0/1F000000\tno recovery target specified\n");
     // A: 100 days old (segments 2-3), B: 50 days, pinned (10-11), C: today (20-21).
