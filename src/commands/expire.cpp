@@ -134,11 +134,9 @@ ExpireReport ExpireRepository(const Context& ctx, repo::Repository& repo, bool d
     text << "  would free " << FormatBytes(delete_bytes + wal.bytes) << " (" << to_delete
          << " backups, " << wal.keys.size() << " WAL objects); nothing was deleted (--dry-run)\n";
   } else {
-    const bool locking = repo.config().type == "s3" && !repo.config().s3.object_lock_mode.empty();
-    repo::ExpireOutcome out = repo::CarryOut(
-        catalog, plan,
-        [&](const std::string& step) { spdlog::info("{}: expiring {}", repo.Describe(), step); },
-        locking, repo.config().type == "s3" ? repo.config().s3.archive_storage_class : "");
+    repo::ExpireOutcome out = repo::CarryOut(catalog, plan, [&](const std::string& step) {
+      spdlog::info("{}: expiring {}", repo.Describe(), step);
+    });
     for (const auto& l : out.archived) {
       spdlog::info("{}: moved to the archive storage class: {}", repo.Describe(), l);
       text << "  archived: " << l << "\n";

@@ -198,9 +198,7 @@ int Info(const Context& ctx, const InfoOptions& options) {
         std::optional<repo::RetentionPlan> plan;
         bool readable = key_problem.empty() && (!summary.info.encryption || repo.key() != nullptr);
         if (ctx.config.retention.configured && readable && name == ctx.config.stanza) {
-          plan =
-              repo::PlanRetention(catalog.RetentionFacts(), RetentionPolicyOf(ctx.config),
-                                  std::chrono::system_clock::now(), summary.info.wal_segment_size);
+          plan = catalog.Plan(RetentionPolicyOf(ctx.config), std::chrono::system_clock::now());
         }
         const repo::RetentionPlan* plan_ptr = plan ? &*plan : nullptr;
         stanzas.push_back(StanzaJson(summary, plan_ptr));

@@ -321,8 +321,7 @@ int Verify(const Context& ctx, const VerifyOptions& options) {
     const repo::RetentionPolicy policy = RetentionPolicyOf(ctx.config);
     const SystemTime now = std::chrono::system_clock::now();
     if (ctx.config.retention.configured) {
-      plan = repo::PlanRetention(catalog.RetentionFacts(), policy, now,
-                                 repo.Stanza().wal_segment_size);
+      plan = catalog.Plan(policy, now);
     }
     auto outside_window = [&](const std::string& label) {
       const repo::BackupDecision* d = plan ? plan->Find(label) : nullptr;

@@ -169,6 +169,10 @@ std::vector<BackupFacts> Catalog::RetentionFacts() {
   return facts;
 }
 
+RetentionPlan Catalog::Plan(const RetentionPolicy& policy, SystemTime now) {
+  return PlanRetention(RetentionFacts(), policy, now, repo_.Stanza().wal_segment_size);
+}
+
 Pin WritePin(Repository& repo, const std::string& label, std::optional<SystemTime> until,
              const std::string& reason) {
   Pin pin{label, until, reason, std::chrono::system_clock::now(), ""};

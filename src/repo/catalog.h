@@ -79,6 +79,8 @@ class Catalog {
   // What the retention planner needs: every backup (damaged ones dated by their label) with
   // its pins.
   std::vector<BackupFacts> RetentionFacts();
+  // The retention plan of this repository under `policy` at `now` (PlanRetention on the facts).
+  RetentionPlan Plan(const RetentionPolicy& policy, SystemTime now);
 
  private:
   Repository& repo_;

@@ -51,11 +51,13 @@ WalDeletion WalToDelete(Catalog& catalog, const RetentionPlan& plan) {
 }
 
 ExpireOutcome CarryOut(Catalog& catalog, const RetentionPlan& plan,
-                       const std::function<void(const std::string&)>& progress, bool check_locks,
-                       const std::string& archive_class) {
+                       const std::function<void(const std::string&)>& progress) {
   ExpireOutcome out;
   if (!plan.refusal.empty()) return out;
   Repository& repo = catalog.repo();
+  const RepoConfig& rc = repo.config();
+  const bool check_locks = rc.type == "s3" && !rc.s3.object_lock_mode.empty();
+  const std::string archive_class = rc.type == "s3" ? rc.s3.archive_storage_class : "";
   storage::Storage& storage = repo.storage();
   auto say = [&](const std::string& s) {
     if (progress) progress(s);

@@ -7,12 +7,12 @@
 //     needed by no listed backup and by no moment of the window.
 // A kill at any moment leaves only listed backups that can be restored, and the next run
 // finishes the job. The caller holds the stanza's "backup" lock (no backup runs meanwhile).
-// With Object Lock (`check_locks`), an object is never sent for deletion before its
+// With Object Lock, an object is never sent for deletion before its
 // retain-until date (one Stat each): a locked backup stays listed and whole, locked WAL
 // stays, and both are reported as "locked until DATE". Kept backups locked for less time than
 // the plan keeps them get their lock extended first (every object of the backup).
-// With `archive_class`, backups kept only for the monthly or yearly tier (no daily, weekly,
-// window or min_full reason) are moved to that storage class, object by object, in place.
+// With an archive storage class, backups kept only for the monthly or yearly tier (no daily,
+// weekly, window or min_full reason) are moved to that storage class, object by object, in place.
 
 #include <cstdint>
 #include <functional>
@@ -51,9 +51,9 @@ struct ExpireOutcome {
 };
 
 // Deletes what `plan` does not keep (nothing when it holds a refusal). `progress` is told
-// each step ("backup LABEL", "wal N objects").
+// each step ("backup LABEL", "wal N objects"). Object Lock and the archive storage class
+// come from the repository's configuration (S3 object_lock, archive_storage_class).
 ExpireOutcome CarryOut(Catalog& catalog, const RetentionPlan& plan,
-                       const std::function<void(const std::string&)>& progress = {},
-                       bool check_locks = false, const std::string& archive_class = "");
+                       const std::function<void(const std::string&)>& progress = {});
 
 }  // namespace gravl::repo
