@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <map>
 #include <set>
+#include <tuple>
 
 #include "common/error.h"
 
@@ -147,8 +148,11 @@ RetentionPlan PlanRetention(const std::vector<BackupFacts>& backups, const Reten
     (b.full ? full : logical).push_back(&w);
   }
   auto newest_first = [](std::vector<Working*>& v) {
-    std::stable_sort(v.begin(), v.end(), [](const Working* a, const Working* b) {
-      return a->facts->stop_time > b->facts->stop_time;
+    // Manifests record times to the second: two backups stopped in one second are ordered by
+    // label (their start time), so the later one is the newest.
+    std::sort(v.begin(), v.end(), [](const Working* a, const Working* b) {
+      return std::tie(a->facts->stop_time, a->facts->label) >
+             std::tie(b->facts->stop_time, b->facts->label);
     });
   };
   newest_first(full);
@@ -189,12 +193,12 @@ RetentionPlan PlanRetention(const std::vector<BackupFacts>& backups, const Reten
     plan.wal_all_from = SegNo(anchor->facts->start_lsn, segment_size);
     for (std::size_t i = 0; i < full.size(); ++i) {
       Working* w = full[i];
-      if (w->facts->stop_time < anchor->facts->stop_time) break;
       // Needed until a newer backup is consistent at the window's start: the next newer
       // one's stop time plus the window (the newest ones: not foreseeable).
       std::optional<SystemTime> until;
       if (i > 0) until = full[i - 1]->facts->stop_time + policy.pitr_window;
       Keep(*w, "pitr", until);
+      if (w == anchor) break;  // full is newest first: the anchor and everything after it
     }
     if (anchor->facts->stop_time > window_begin && policy.pitr_window.count() > 0) {
       plan.warnings.push_back("the PITR window starts at " + FormatIso8601(*plan.window_start) +

@@ -263,6 +263,21 @@ TEST(Retention, LogicalBackupsHaveTheirOwnTiersOrAreKept) {
   EXPECT_FALSE(plan.Find("2026-11-27")->keep);  // full tiers unaffected by logical ones
 }
 
+TEST(Retention, BackupsStoppedInOneSecondAreOrderedByLabel) {
+  // Manifests keep times to the second: the later label is the newest of the day.
+  SystemTime now = At("2026-11-30T12:00:00Z");
+  auto backups = Daily(Day(2026, 11, 30), Day(2026, 11, 30));
+  BackupFacts later = backups[0];
+  later.label = backups[0].label + "-b";
+  backups.push_back(later);
+  RetentionPolicy p;
+  p.full = {1, 0, 0, 0};
+  p.min_full = 1;
+  RetentionPlan plan = PlanRetention(backups, p, now, kSeg);
+  EXPECT_EQ(Reasons(plan, later.label), (std::vector<std::string>{"daily", "pitr"}));
+  EXPECT_FALSE(plan.Find(backups[0].label)->keep);
+}
+
 TEST(Retention, NoValidFullBackupKeepsAllWal) {
   RetentionPolicy p;
   p.full = {1, 0, 0, 0};
