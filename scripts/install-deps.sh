@@ -6,10 +6,12 @@ set -euo pipefail
 PACKAGES=(
   build-essential cmake pkg-config git ca-certificates
   libpq-dev libcurl4-openssl-dev libssl-dev libzstd-dev liblz4-dev zlib1g-dev libxxhash-dev
-  nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev libyaml-cpp-dev prometheus-cpp-dev
+  nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev libyaml-cpp-dev prometheus-cpp-dev libcivetweb-dev
   libgtest-dev libgmock-dev libbenchmark-dev libexpected-dev
   postgresql-15 postgresql-contrib postgresql-client-15
   clang-format util-linux procps bc time zstd pgbackrest
+  # The monitoring tests: a real Prometheus (promtool) and Alertmanager.
+  prometheus prometheus-alertmanager
 )
 
 # Node.js runs the S3 test support (s3rver, the verifying gateway, the AWS SDK peers). A
@@ -36,6 +38,15 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 echo "install-deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
+# Packages with services (prometheus, alertmanager, postgresql) must not start them here: the
+# tests start their own on free ports. policy-rc.d says so to invoke-rc.d, for this install.
+policy_added=""
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+  printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+  $SUDO chmod 755 /usr/sbin/policy-rc.d
+  policy_added=1
+fi
+trap '[ -z "$policy_added" ] || $SUDO rm -f /usr/sbin/policy-rc.d' EXIT
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${PACKAGES[@]}" >/dev/null
 echo "install-deps: done"

@@ -25,6 +25,7 @@
 
 #include "commands/cli.h"
 #include "commands/commands.h"
+#include "commands/run_record.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "common/time_util.h"
@@ -497,6 +498,15 @@ int Backup(const Context& ctx, const BackupOptions& options) {
                          {"stop_lsn", result.stop_lsn.ToString()},
                          {"wal_included", include_wal},
                          {"seconds", seconds}};
+  if (ctx.run) {
+    // The backup is complete: its run succeeded whatever the expire after it returns.
+    ctx.run->ok = true;
+    ctx.run->label = label;
+    ctx.run->repo = repo.config().name;
+    ctx.run->bytes = writer.size_;
+    ctx.run->phases["total"] = seconds;
+    ctx.run->details = {{"stored_bytes", writer.stored_size_}, {"files", file_count}};
+  }
   int code = ExpireAfterBackup(ctx, repo, label, json, text);
   ctx.Emit(json, text.str());
   return code;
@@ -516,7 +526,10 @@ void AddBackup(CLI::App& app, Invocation& inv) {
   cmd->add_flag("!--spread-checkpoint", options->fast_checkpoint,
                 "let the server spread the starting checkpoint (default: fast)");
   cmd->add_flag("--dry-run", inv.dry_run, "check and print the plan; take no backup");
-  cmd->callback([&inv, options] { inv.result = Backup(inv.MakeContext(), *options); });
+  cmd->callback([&inv, options] {
+    inv.result = RecordRun(inv.MakeContext(), repo::kBackupReports, options->type,
+                           [&](const Context& ctx) { return Backup(ctx, *options); });
+  });
 }
 
 }  // namespace gravl::commands

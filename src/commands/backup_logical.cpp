@@ -118,6 +118,14 @@ int LogicalBackup(const Context& ctx, const BackupOptions& options) {
   nlohmann::json json = {{"label", label},    {"type", "logical"}, {"repo", repo.config().name},
                          {"databases", dbs},  {"size", size},      {"stored_size", stored},
                          {"seconds", seconds}};
+  if (ctx.run) {
+    ctx.run->ok = true;
+    ctx.run->label = label;
+    ctx.run->repo = repo.config().name;
+    ctx.run->bytes = size;
+    ctx.run->phases["total"] = seconds;
+    ctx.run->details = {{"stored_bytes", stored}, {"databases", dbs}};
+  }
   int code = ExpireAfterBackup(ctx, repo, label, json, text);
   ctx.Emit(json, text.str());
   return code;

@@ -11,6 +11,7 @@
 #include "common/config.h"
 #include "pg/connection.h"
 #include "repo/manifest.h"
+#include "repo/reports.h"
 #include "repo/repository.h"
 
 namespace gravl::commands {
@@ -22,6 +23,9 @@ struct Context {
   OutputFormat output = OutputFormat::kText;
   bool dry_run = false;
   std::optional<std::string> repo_name;  // --repo
+  // The report of the run, when the command is recorded (commands/run_record.h): the command
+  // adds what only it knows (label, bytes, phases, repository, details).
+  std::shared_ptr<repo::RunReport> run;
 
   // The selected repositories, opened, for the configured stanza.
   std::vector<std::unique_ptr<repo::Repository>> OpenRepos() const;

@@ -10,6 +10,7 @@
 
 #include "commands/cli.h"
 #include "commands/commands.h"
+#include "commands/run_record.h"
 #include "common/bytes.h"
 #include "common/error.h"
 #include "common/log.h"
@@ -177,10 +178,15 @@ int ExpireAfterBackup(const Context& ctx, repo::Repository& repo, const std::str
                       nlohmann::json& json, std::ostringstream& text) {
   if (!ctx.config.retention.configured || !ctx.config.retention.auto_expire) return 0;
   try {
-    ExpireReport report = ExpireRepository(ctx, repo, false);
-    json["expire"] = std::move(report.json);
-    text << report.text;
-    return report.refused ? ToInt(ExitCode::kRefused) : 0;
+    // A run of its own: the expire metrics and notifications cover automatic runs too.
+    return RecordRun(ctx, repo::kExpireReports, "after backup", [&](const Context& run_ctx) {
+      run_ctx.run->repo = repo.config().name;
+      ExpireReport report = ExpireRepository(run_ctx, repo, false);
+      run_ctx.run->details = report.json;
+      json["expire"] = std::move(report.json);
+      text << report.text;
+      return report.refused ? ToInt(ExitCode::kRefused) : 0;
+    });
   } catch (const Error& e) {
     std::string msg = "backup " + label + " is complete, but expire failed: " + Redact(e.what());
     spdlog::error("{}", msg);
@@ -208,6 +214,7 @@ int Expire(const Context& ctx) {
       lock = repo::StanzaLock::Acquire(r->storage(), r->stanza(), "backup", "expire");
     }
     ExpireReport report = ExpireRepository(ctx, *r, ctx.dry_run);
+    if (ctx.run) ctx.run->details[r->config().name] = report.json;
     refused = refused || report.refused;
     results.push_back(std::move(report.json));
     text += report.text;
@@ -260,7 +267,10 @@ void AddExpire(CLI::App& app, Invocation& inv) {
       "Apply the retention policy (retention.*): delete the backups in no tier and outside "
       "the PITR window, then the WAL nothing kept needs; prints what stays and why");
   cmd->add_flag("--dry-run", inv.dry_run, "print the plan; delete nothing");
-  cmd->callback([&inv] { inv.result = Expire(inv.MakeContext()); });
+  cmd->callback([&inv] {
+    inv.result = RecordRun(inv.MakeContext(), repo::kExpireReports, "",
+                           [](const Context& ctx) { return Expire(ctx); });
+  });
 }
 
 void AddPin(CLI::App& app, Invocation& inv) {

@@ -58,10 +58,11 @@ nlohmann::json StanzaJson(const repo::StanzaSummary& s, const repo::RetentionPla
   nlohmann::json drill = nullptr;
   if (s.last_restore_test) {
     const auto& d = *s.last_restore_test;
-    drill = {{"finished_at", d.value("finished_at", "")},
-             {"label", d.value("label", "")},
-             {"ok", d.value("ok", false)},
-             {"rto_s", d.value("rto_s", 0.0)}};
+    auto rto = d.phases.find("rto");
+    drill = {{"finished_at", FormatIso8601(d.finished)},
+             {"label", d.label},
+             {"ok", d.ok},
+             {"rto_s", rto == d.phases.end() ? 0.0 : rto->second}};
   }
   nlohmann::json retention = nullptr;
   if (plan != nullptr) {
@@ -130,10 +131,11 @@ void StanzaText(const repo::StanzaSummary& s, const repo::RetentionPlan* plan,
   if (s.last_restore_test) {
     const auto& d = *s.last_restore_test;
     char rto[32];
-    std::snprintf(rto, sizeof rto, "%.1f", d.value("rto_s", 0.0));
-    out << "    last restore drill: " << d.value("finished_at", "?") << " "
-        << (d.value("ok", false) ? "passed" : "FAILED") << ", RTO " << rto << " s (backup "
-        << d.value("label", "?") << ")\n";
+    auto phase = d.phases.find("rto");
+    std::snprintf(rto, sizeof rto, "%.1f", phase == d.phases.end() ? 0.0 : phase->second);
+    out << "    last restore drill: " << FormatIso8601(d.finished) << " "
+        << (d.ok ? "passed" : "FAILED") << ", RTO " << rto << " s (backup "
+        << (d.label.empty() ? std::string("none") : d.label) << ")\n";
   } else {
     out << "    last restore drill: never -- run 'gravl-dr test-restore'\n";
   }

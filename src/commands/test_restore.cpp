@@ -20,6 +20,7 @@
 
 #include "commands/cli.h"
 #include "commands/commands.h"
+#include "commands/run_record.h"
 #include "common/cleanup.h"
 #include "common/error.h"
 #include "common/log.h"
@@ -31,6 +32,7 @@
 #include "pg/recovery.h"
 #include "repo/layout.h"
 #include "repo/metadata.h"
+#include "repo/reports.h"
 #include "repo/wal.h"
 
 namespace gravl::commands {
@@ -362,21 +364,45 @@ int ReportDrill(const Context& ctx, const std::vector<DrillCheckResult>& checks,
                            {"timings", timings},
                            {"rto_s", rto},
                            {"row_count_tolerance_pct", ctx.config.drill_row_tolerance_pct}};
-  // The report goes into the repository of the backup (or the first one).
+  // The run report (repo/reports.h) goes into the repository of the backup (or the first
+  // one): the RTO by phase, and the checks.
+  repo::RunReport run;
+  run.kind = repo::kDrillReports;
+  run.label = label;
+  run.started = started_at;
+  run.finished = std::chrono::system_clock::now();
+  run.ok = ok;
+  run.exit_code = ToInt(failure);
+  if (failure != ExitCode::kSuccess) run.error_class = ExitCodeName(failure);
+  for (const auto& [name, value] : timings.items()) {
+    if (value.is_number() && name.ends_with("_s")) {
+      run.phases[name.substr(0, name.size() - 2)] = value.get<double>();
+    }
+  }
+  run.phases["rto"] = rto;
+  run.details = {{"checks", checks_json},
+                 {"timings", timings},
+                 {"row_count_tolerance_pct", ctx.config.drill_row_tolerance_pct}};
+  for (const auto& c : checks) {
+    if (!c.ok && run.error.empty()) run.error = "check " + c.name + " failed: " + c.detail;
+  }
   try {
     auto repos = ctx.OpenRepos();
     repo::Repository* target = repos.front().get();
     for (auto& r : repos) {
       if (r->config().name == repo_name) target = r.get();
     }
-    std::string key = repo::ReportsPrefix(ctx.config.stanza, "restore-tests") +
-                      FormatCompact(started_at) + ".json";
-    repo::WriteMetadata(target->storage(), key, report);
+    std::string key = repo::WriteReport(*target, run);
     report["report"] = target->storage().Describe() + "/" + key;
     text << "  report: " << report["report"].get<std::string>() << "\n";
+    if (ctx.run) *ctx.run = run;  // stored: the recorder only notifies
   } catch (const Error& e) {
     spdlog::error("cannot store the drill report: {}", Redact(e.what()));
     if (ok) failure = e.code();
+    if (ctx.run) {
+      *ctx.run = run;
+      ctx.run->key.clear();
+    }
   }
   ctx.Emit(report, text.str());
   return ToInt(failure);
@@ -530,7 +556,10 @@ void AddTestRestore(CLI::App& app, Invocation& inv) {
   cmd->add_option("--set", options->set, "backup label (default: the newest)");
   AddTargetOptions(cmd, options->restore);
   cmd->add_flag("--keep", options->keep, "keep the restored directory for inspection");
-  cmd->callback([&inv, options] { inv.result = TestRestore(inv.MakeContext(), *options); });
+  cmd->callback([&inv, options] {
+    inv.result = RecordRun(inv.MakeContext(), repo::kDrillReports, "",
+                           [&](const Context& ctx) { return TestRestore(ctx, *options); });
+  });
 }
 
 }  // namespace gravl::commands

@@ -14,6 +14,7 @@
 
 #include "commands/cli.h"
 #include "commands/commands.h"
+#include "commands/run_record.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "common/time_util.h"
@@ -423,6 +424,9 @@ int Verify(const Context& ctx, const VerifyOptions& options) {
   }
   bool ok = !corrupt && !missing && !window_short;
   text << (ok ? "verify passed\n" : "verify FAILED\n");
+  if (ctx.run) {
+    ctx.run->details = {{"corrupt", corrupt}, {"missing", missing}, {"window_short", window_short}};
+  }
   ctx.Emit({{"ok", ok}, {"repos", report_repos}}, text.str());
   if (corrupt) return ToInt(ExitCode::kIntegrity);
   if (missing) return ToInt(ExitCode::kNotFound);
@@ -440,7 +444,10 @@ void AddVerify(CLI::App& app, Invocation& inv) {
   cmd->add_flag("--full", options->full,
                 "also decrypt and decompress every object and check every file's content "
                 "(XXH128); by default the SHA-256 of every object's stored bytes is checked");
-  cmd->callback([&inv, options] { inv.result = Verify(inv.MakeContext(), *options); });
+  cmd->callback([&inv, options] {
+    inv.result = RecordRun(inv.MakeContext(), repo::kVerifyReports, options->full ? "full" : "",
+                           [&](const Context& ctx) { return Verify(ctx, *options); });
+  });
 }
 
 }  // namespace gravl::commands

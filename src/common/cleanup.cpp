@@ -10,6 +10,7 @@
 #include <map>
 #include <mutex>
 #include <thread>
+#include <utility>
 
 #include "common/error.h"
 #include "common/log.h"
@@ -26,6 +27,10 @@ std::map<int, std::function<void()>>& Actions() {
   return a;
 }
 int next_id = 0;
+std::function<void(int)>& StopHandler() {
+  static std::function<void(int)> h;
+  return h;
+}
 
 // Set when a signal arrived; the signal thread then holds RunMutex() until it _exit()s, so a
 // main thread that fails meanwhile (its server went away) cannot exit before cleanup ends.
@@ -51,6 +56,16 @@ void InstallSignalCleanup() {
     std::thread([set] {
       int sig = 0;
       sigwait(&set, &sig);
+      // A daemon stops on its own: the first signal asks it to; a second one ends it here.
+      std::function<void(int)> stop;
+      {
+        std::lock_guard lock(Mutex());
+        stop = std::exchange(StopHandler(), nullptr);
+      }
+      if (stop) {
+        stop(sig);
+        sigwait(&set, &sig);
+      }
       std::unique_lock run(RunMutex());
       terminating = true;
       std::fprintf(stderr, "gravl-dr: stopped by signal %d; cleaning up\n", sig);
@@ -73,6 +88,11 @@ void InstallSignalCleanup() {
       _exit(ToInt(ExitCode::kInterrupted));
     }).detach();
   });
+}
+
+void SetStopHandler(std::function<void(int)> handler) {
+  std::lock_guard lock(Mutex());
+  StopHandler() = std::move(handler);
 }
 
 int AddCleanup(std::function<void()> action) {

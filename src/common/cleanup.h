@@ -13,6 +13,10 @@ namespace gravl {
 
 void InstallSignalCleanup();
 int AddCleanup(std::function<void()> action);  // returns an id for RemoveCleanup
+// Daemons (the exporter): the first SIGINT/SIGTERM calls `handler` (on the signal thread)
+// instead of the cleanup and exit, so the daemon stops cleanly and exits 0; a second signal
+// then does the cleanup and exit 11.
+void SetStopHandler(std::function<void(int)> handler);
 void RemoveCleanup(int id);
 
 }  // namespace gravl

@@ -13,6 +13,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <regex>
 #include <set>
 #include <sstream>
 
@@ -298,6 +299,52 @@ const std::vector<OptionSpec>& OptionSpecs() {
        {},
        0,
        0},
+      {"notify.timeout",
+       "GRAVL_DR_NOTIFY_TIMEOUT",
+       "--notify-timeout",
+       OptionType::kInt,
+       "10",
+       "notifications: seconds one webhook request may take",
+       {},
+       1,
+       300},
+      {"notify.retries",
+       "GRAVL_DR_NOTIFY_RETRIES",
+       "--notify-retries",
+       OptionType::kInt,
+       "3",
+       "notifications: attempts per webhook after the first (with backoff)",
+       {},
+       0,
+       10},
+      {"exporter.listen",
+       "GRAVL_DR_EXPORTER_LISTEN",
+       "--listen",
+       OptionType::kString,
+       "127.0.0.1:9187",
+       "exporter: address and port /metrics and /healthz are served on",
+       {},
+       0,
+       0},
+      {"exporter.interval",
+       "GRAVL_DR_EXPORTER_INTERVAL",
+       "--interval",
+       OptionType::kInt,
+       "60",
+       "exporter: seconds between refreshes of the repositories and PostgreSQL",
+       {},
+       1,
+       86400},
+      {"exporter.full_listing_interval",
+       "GRAVL_DR_EXPORTER_FULL_LISTING_INTERVAL",
+       "--full-listing-interval",
+       OptionType::kInt,
+       "3600",
+       "exporter: seconds between complete listings of the WAL archive (others list only "
+       "what is new)",
+       {},
+       1,
+       604800},
   };
   return kSpecs;
 }
@@ -390,7 +437,7 @@ std::string ScalarOrThrow(const YAML::Node& node, const std::string& key,
 
 void FlattenMap(const YAML::Node& map, const std::string& prefix, const std::string& file,
                 std::map<std::string, RawValue>& out, std::optional<YAML::Node>& repos,
-                std::optional<YAML::Node>& checks) {
+                std::optional<YAML::Node>& checks, std::optional<YAML::Node>& notify_targets) {
   for (const auto& item : map) {
     std::string name = item.first.as<std::string>();
     std::string key = prefix.empty() ? name : prefix + "." + name;
@@ -403,6 +450,10 @@ void FlattenMap(const YAML::Node& map, const std::string& prefix, const std::str
       checks = item.second;
       continue;
     }
+    if (key == "notify.targets") {
+      notify_targets = item.second;
+      continue;
+    }
     bool is_section = false;
     for (const auto& s : OptionSpecs()) {
       if (s.key.rfind(key + ".", 0) == 0) is_section = true;
@@ -411,7 +462,7 @@ void FlattenMap(const YAML::Node& map, const std::string& prefix, const std::str
       if (!item.second.IsMap()) {
         throw ConfigError(where + ": '" + key + "' must be a map of options");
       }
-      FlattenMap(item.second, key, file, out, repos, checks);
+      FlattenMap(item.second, key, file, out, repos, checks, notify_targets);
       continue;
     }
     if (FindSpec(key) == nullptr) {
@@ -652,6 +703,95 @@ std::vector<DrillCheck> ParseChecks(const YAML::Node& node, const std::string& f
   return checks;
 }
 
+// notify.targets: webhooks, their payload format, the events they get, and where their URL
+// (a secret: Slack's carries the token) is read from -- a file or the environment, never the
+// configuration itself.
+std::vector<NotifyTarget> ParseNotifyTargets(
+    const YAML::Node& node, const std::string& file,
+    const std::function<std::optional<std::string>(const std::string&)>& getenv) {
+  std::string where = Where(file, node);
+  if (!node.IsSequence()) {
+    throw ConfigError(where +
+                      ": 'notify.targets' must be a list of {name, format, url_file or url_env, "
+                      "events}");
+  }
+  std::vector<NotifyTarget> targets;
+  std::size_t index = 0;
+  for (const auto& entry : node) {
+    std::string label = "notify.targets[" + std::to_string(index++) + "]";
+    std::string ewhere = Where(file, entry);
+    if (!entry.IsMap()) throw ConfigError(ewhere + ": '" + label + "' must be a map");
+    NotifyTarget t;
+    std::string url_file, url_env;
+    for (const auto& kv : entry) {
+      std::string k = kv.first.as<std::string>();
+      std::string kwhere = Where(file, kv.first);
+      if (k == "events") {
+        if (!kv.second.IsSequence()) {
+          throw ConfigError(kwhere + ": '" + label +
+                            ".events' must be a list such as [backup.failure, drill.*]");
+        }
+        t.events.clear();
+        for (const auto& e : kv.second) {
+          std::string ev = ScalarOrThrow(e, label + ".events", kwhere);
+          static const std::regex kEvent(R"(^(\*|[a-z-]+)\.(\*|success|failure)$|^\*$)");
+          if (!std::regex_match(ev, kEvent)) {
+            throw ConfigError(kwhere + ": '" + label + ".events' has '" + Echo(ev) +
+                              "': use KIND.success, KIND.failure, KIND.*, *.failure or * "
+                              "(kinds: backup, expire, verify, drill)");
+          }
+          t.events.push_back(ev);
+        }
+        continue;
+      }
+      std::string v = ScalarOrThrow(kv.second, label + "." + k, kwhere);
+      if (k == "name") {
+        t.name = v;
+      } else if (k == "format") {
+        if (v != "slack" && v != "json") {
+          throw ConfigError(kwhere + ": '" + label + ".format' must be slack or json, got '" +
+                            Echo(v) + "'");
+        }
+        t.format = v;
+      } else if (k == "url_file") {
+        url_file = v;
+      } else if (k == "url_env") {
+        url_env = v;
+      } else if (k == "url") {
+        throw ConfigError(kwhere + ": '" + label +
+                          ".url' is not accepted: a webhook URL is a secret; put it in a file "
+                          "(url_file) or an environment variable (url_env)");
+      } else {
+        throw ConfigError(kwhere + ": unknown key '" + label + "." + k +
+                          "' (known: name, format, url_file, url_env, events)");
+      }
+    }
+    if (t.name.empty()) throw ConfigError(ewhere + ": '" + label + "' needs a name");
+    if (url_file.empty() == url_env.empty()) {
+      throw ConfigError(ewhere + ": '" + label + "' needs exactly one of url_file and url_env");
+    }
+    if (!url_file.empty()) {
+      t.url = ReadSecretKeyFile(url_file, label + ".url_file");
+      t.url_source = "file " + url_file;
+    } else {
+      auto v = getenv(url_env);
+      if (!v || v->empty()) {
+        throw ConfigError(ewhere + ": '" + label + ".url_env' names " + url_env +
+                          ", which is not set in the environment");
+      }
+      RegisterSecret(*v);
+      t.url = *v;
+      t.url_source = "environment variable " + url_env;
+    }
+    if (t.url.rfind("https://", 0) != 0 && t.url.rfind("http://", 0) != 0) {
+      throw ConfigError(ewhere + ": '" + label + "': the URL in " + t.url_source +
+                        " must start with https:// (or http://)");
+    }
+    targets.push_back(std::move(t));
+  }
+  return targets;
+}
+
 int ParseInt(const OptionSpec& spec, const RawValue& v) {
   int out = 0;
   const char* begin = v.text.data();
@@ -729,10 +869,13 @@ Config LoadConfig(const ConfigInputs& inputs) {
     }
     if (root.IsDefined() && !root.IsNull()) {
       if (!root.IsMap()) throw ConfigError(*path + ": the top level must be a map of options");
-      std::optional<YAML::Node> repos, checks;
-      FlattenMap(root, "", *path, raw, repos, checks);
+      std::optional<YAML::Node> repos, checks, notify_targets;
+      FlattenMap(root, "", *path, raw, repos, checks, notify_targets);
       if (repos) file_repos = ParseRepos(*repos, *path);
       if (checks) config.drill_checks = ParseChecks(*checks, *path);
+      if (notify_targets) {
+        config.notify.targets = ParseNotifyTargets(*notify_targets, *path, getenv);
+      }
     }
   }
 
@@ -817,6 +960,20 @@ Config LoadConfig(const ConfigInputs& inputs) {
   }
   if (auto v = get("drill.timeout"))
     config.drill_timeout = ParseInt(*FindSpec("drill.timeout"), *v);
+  if (auto v = get("notify.timeout")) {
+    config.notify.timeout_s = ParseInt(*FindSpec("notify.timeout"), *v);
+  }
+  if (auto v = get("notify.retries")) {
+    config.notify.retries = ParseInt(*FindSpec("notify.retries"), *v);
+  }
+  if (auto v = get("exporter.listen")) config.exporter.listen = v->text;
+  if (auto v = get("exporter.interval")) {
+    config.exporter.interval_s = ParseInt(*FindSpec("exporter.interval"), *v);
+  }
+  if (auto v = get("exporter.full_listing_interval")) {
+    config.exporter.full_listing_interval_s =
+        ParseInt(*FindSpec("exporter.full_listing_interval"), *v);
+  }
   if (auto v = get("archive.timeout")) {
     config.archive_timeout = ParseInt(*FindSpec("archive.timeout"), *v);
   }

@@ -77,6 +77,29 @@ struct RetentionConfig {
   bool auto_expire = true;  // `backup` runs `expire` on its repository after it succeeds
 };
 
+// A webhook notifications go to (notify.targets).
+struct NotifyTarget {
+  std::string name;
+  std::string format = "json";  // "slack" (Slack-compatible {"text": ...}) or "json"
+  std::string url;              // secret, registered for redaction
+  std::string url_source;       // where it came from, for messages
+  // Which events: "backup.failure", "drill.*", "*.failure", "*" (kinds: backup, expire,
+  // verify, drill; later failover).
+  std::vector<std::string> events{"*.failure"};
+};
+
+struct NotifyConfig {
+  std::vector<NotifyTarget> targets;
+  int timeout_s = 10;  // per request
+  int retries = 3;     // after the first attempt, with backoff
+};
+
+struct ExporterConfig {
+  std::string listen = "127.0.0.1:9187";
+  int interval_s = 60;
+  int full_listing_interval_s = 3600;
+};
+
 struct Config {
   std::string source;  // the file the configuration came from, or "(no config file)"
   std::string stanza = "main";
@@ -102,6 +125,8 @@ struct Config {
   std::vector<DrillCheck> drill_checks;
 
   RetentionConfig retention;
+  NotifyConfig notify;
+  ExporterConfig exporter;
 
   // The repositories a command works on: all, or the one named by --repo.
   // Throws ConfigError when the name matches none.

@@ -1,5 +1,9 @@
 #include "pg/queries.h"
 
+#include <algorithm>
+#include <cstdlib>
+#include <string>
+
 #include "common/error.h"
 
 namespace gravl::pg {
@@ -62,6 +66,63 @@ ArchiverStatus GetArchiverStatus(Connection& conn) {
     s.failed_count = ToU64(rows[0][2], "a failure count");
   }
   return s;
+}
+
+namespace {
+std::optional<double> OptionalDouble(const std::string& text) {
+  if (text.empty()) return std::nullopt;
+  return std::strtod(text.c_str(), nullptr);
+}
+}  // namespace
+
+MonitoringStatus GetMonitoringStatus(Connection& conn) {
+  MonitoringStatus m;
+  auto rows = conn.Query(
+      "SELECT pg_is_in_recovery(), (SELECT setting FROM pg_settings WHERE name = "
+      "'wal_segment_size'), archived_count, failed_count, "
+      "coalesce(extract(epoch FROM last_archived_time)::text, ''), "
+      "coalesce(extract(epoch FROM last_failed_time)::text, '') FROM pg_stat_archiver");
+  if (rows.empty()) throw PgError("pg_stat_archiver returned no row");
+  m.in_recovery = rows[0][0] == "t";
+  m.wal_segment_size = ToU64(rows[0][1], "wal_segment_size");
+  m.archived_count = ToU64(rows[0][2], "an archived count");
+  m.failed_count = ToU64(rows[0][3], "a failure count");
+  m.last_archived_time = OptionalDouble(rows[0][4]);
+  m.last_failed_time = OptionalDouble(rows[0][5]);
+  try {
+    auto ready = conn.Query(
+        "SELECT count(*), coalesce(extract(epoch FROM min(modification))::text, '') FROM "
+        "pg_ls_archive_statusdir() WHERE name LIKE '%.ready'");
+    m.ready_segments = ToU64(ready[0][0], "a count of .ready files");
+    m.oldest_ready_time = OptionalDouble(ready[0][1]);
+  } catch (const PgError& e) {
+    m.ready_problem = e.what();
+  }
+  if (m.in_recovery) {
+    auto r = conn.Query(
+        "SELECT coalesce(pg_wal_lsn_diff(pg_last_wal_receive_lsn(), "
+        "pg_last_wal_replay_lsn())::bigint, 0), coalesce(extract(epoch FROM now() - "
+        "pg_last_xact_replay_timestamp())::text, '')");
+    m.replay_lag_bytes = static_cast<std::uint64_t>(std::max<long long>(0, std::stoll(r[0][0])));
+    m.replay_delay_seconds = OptionalDouble(r[0][1]);
+  } else {
+    for (const auto& r : conn.Query(
+             "SELECT coalesce(application_name, ''), coalesce(client_addr::text, 'local'), "
+             "coalesce(state, ''), coalesce(sync_state, ''), greatest(0, "
+             "pg_wal_lsn_diff(pg_current_wal_lsn(), coalesce(replay_lsn, '0/0')))::bigint, "
+             "coalesce(extract(epoch FROM replay_lag), 0) FROM pg_stat_replication WHERE state "
+             "<> 'backup' ORDER BY 1, 2")) {
+      StandbyStatus s;
+      s.name = r[0].empty() ? r[1] : r[0];
+      s.client_addr = r[1];
+      s.state = r[2];
+      s.sync_state = r[3];
+      s.lag_bytes = ToU64(r[4], "a replication lag");
+      s.lag_seconds = std::strtod(r[5].c_str(), nullptr);
+      m.standbys.push_back(std::move(s));
+    }
+  }
+  return m;
 }
 
 std::vector<std::string> Databases(Connection& conn) {

@@ -57,6 +57,40 @@ struct ReplayState {
 };
 ReplayState GetReplayState(Connection& conn);
 
+// ---- monitoring (the exporter) ----
+
+// A standby (or WAL receiver) connected to this primary, from pg_stat_replication; base
+// backups' WAL senders are left out.
+struct StandbyStatus {
+  std::string name;  // application_name, or the client address when it has none
+  std::string client_addr;
+  std::string state;            // streaming, catchup, startup
+  std::string sync_state;       // async, sync, potential, quorum
+  std::uint64_t lag_bytes = 0;  // the primary's current LSN minus the standby's replay LSN
+  double lag_seconds = 0;       // replay_lag (0 when caught up and idle)
+};
+
+struct MonitoringStatus {
+  bool in_recovery = false;
+  std::uint64_t wal_segment_size = 0;
+  // pg_stat_archiver
+  std::uint64_t archived_count = 0, failed_count = 0;
+  std::optional<double> last_archived_time, last_failed_time;  // seconds since the epoch
+  // pg_ls_archive_statusdir(): segments waiting for archive_command (.ready), and the
+  // modification time of the oldest (when it became ready). nullopt when the role may not
+  // read the directory (grant pg_monitor).
+  std::optional<std::uint64_t> ready_segments;
+  std::optional<double> oldest_ready_time;
+  std::string ready_problem;  // why ready_segments is unknown
+  // On a primary: its standbys.
+  std::vector<StandbyStatus> standbys;
+  // On a standby: received but not replayed, and the age of the last replayed transaction.
+  std::uint64_t replay_lag_bytes = 0;
+  std::optional<double> replay_delay_seconds;
+};
+// Everything the exporter reads from a server, in four small queries.
+MonitoringStatus GetMonitoringStatus(Connection& conn);
+
 // ---- tables and row counts (recorded by backups, compared by drills) ----
 
 struct UserTable {

@@ -33,7 +33,11 @@ const WalIndex& Catalog::Wal() {
 }
 
 RecoverableWindow Catalog::Window(const BackupManifest& b, std::optional<TimelineId> target) {
-  const WalIndex& index = Wal();
+  return WindowOf(Wal(), b, target);
+}
+
+RecoverableWindow WindowOf(const WalIndex& index, const BackupManifest& b,
+                           std::optional<TimelineId> target) {
   RecoverableWindow w;
   w.from_time = b.stop_time;
   w.from_lsn = b.stop_lsn;
@@ -88,10 +92,10 @@ void Catalog::WaitForWal(TimelineId timeline, Lsn from, Lsn to, std::chrono::mil
   }
 }
 
-std::optional<nlohmann::json> Catalog::LastRestoreTest() {
-  auto reports = storage::ListAll(repo_.storage(), ReportsPrefix(repo_.stanza(), "restore-tests"));
-  if (reports.empty()) return std::nullopt;
-  return ReadMetadata(repo_.storage(), reports.back().key);
+std::optional<RunReport> Catalog::LastRestoreTest() {
+  auto keys = ListReportKeys(repo_.storage(), repo_.stanza(), kDrillReports);
+  if (keys.empty()) return std::nullopt;
+  return ReadReport(repo_.storage(), keys.back());
 }
 
 namespace {

@@ -25,6 +25,7 @@
 #include "common/lsn.h"
 #include "common/time_util.h"
 #include "repo/manifest.h"
+#include "repo/reports.h"
 #include "repo/repository.h"
 #include "repo/retention.h"
 #include "repo/wal.h"
@@ -43,6 +44,11 @@ struct RecoverableWindow {
   bool consistent = true;  // the WAL up to the consistency point is there (or in the backup)
   std::string problem;     // non-empty: the target timeline does not descend from the backup's
 };
+
+// The recoverable window of full backup `b` in the archive `index` (Catalog::Window, for
+// callers that keep their own index across refreshes: the exporter).
+RecoverableWindow WindowOf(const WalIndex& index, const BackupManifest& b,
+                           std::optional<TimelineId> target = std::nullopt);
 
 class Catalog {
  public:
@@ -71,7 +77,7 @@ class Catalog {
   void WaitForWal(TimelineId timeline, Lsn from, Lsn to, std::chrono::milliseconds timeout);
 
   // The newest restore drill report (reports/restore-tests/), if any.
-  std::optional<nlohmann::json> LastRestoreTest();
+  std::optional<RunReport> LastRestoreTest();
 
   // Every pin (pins/), read and verified; a pin that cannot be read counts as a pin without
   // an end (never a reason to delete), and is named in `problem` of its Pin.reason.
@@ -121,7 +127,7 @@ struct StanzaSummary {
   std::vector<BackupSummary> backups;          // complete backups, oldest first
   std::vector<std::string> incomplete_labels;  // backup folders without a manifest
   std::vector<WalTimelineSummary> wal;
-  std::optional<nlohmann::json> last_restore_test;  // newest reports/restore-tests/ report
+  std::optional<RunReport> last_restore_test;  // newest reports/restore-tests/ report
 };
 
 StanzaSummary Summarize(Catalog& catalog);

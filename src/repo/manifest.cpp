@@ -405,11 +405,20 @@ std::vector<std::string> ListIncompleteBackups(Repository& repo) {
   return out;
 }
 
-std::vector<BackupEntry> ListBackups(Repository& repo, std::vector<std::string>* incomplete) {
+std::vector<BackupEntry> ListBackups(Repository& repo, std::vector<std::string>* incomplete,
+                                     const std::map<std::string, BackupEntry>* known) {
   std::vector<BackupEntry> out;
   std::string prefix = BackupsPrefix(repo.stanza());
   for (const auto& p : storage::ListPrefixes(repo.storage(), prefix)) {
     std::string label = p.substr(prefix.size(), p.size() - prefix.size() - 1);
+    if (known != nullptr) {
+      // A manifest is write-once: a summary read before is still true.
+      auto it = known->find(label);
+      if (it != known->end() && it->second.ok()) {
+        out.push_back(it->second);
+        continue;
+      }
+    }
     if (!repo.storage().Stat(ManifestKey(repo.stanza(), label))) {
       if (incomplete) incomplete->push_back(label);
       continue;

@@ -15,6 +15,7 @@
 // format 3, logical ones in format 1; formats 1 and 2 keep reading as they were written.
 
 #include <cstdint>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -148,7 +149,10 @@ struct BackupEntry {
 // Every backup that has a manifest object, oldest first, with its summary -- or, when that
 // manifest cannot be read or is damaged, the problem: one bad manifest is that backup's
 // problem, never the whole listing's. Labels without a manifest go to `incomplete`.
-std::vector<BackupEntry> ListBackups(Repository& repo, std::vector<std::string>* incomplete);
+// With `known` (entries of an earlier listing by label), the summaries of labels read before
+// are reused instead of read again (the exporter's refresh).
+std::vector<BackupEntry> ListBackups(Repository& repo, std::vector<std::string>* incomplete,
+                                     const std::map<std::string, BackupEntry>* known = nullptr);
 // Labels of incomplete backups (no manifest), without reading any manifest.
 std::vector<std::string> ListIncompleteBackups(Repository& repo);
 

@@ -54,13 +54,32 @@ WalIndex::WalIndex(std::string stanza, std::uint64_t segment_size)
     : stanza_(std::move(stanza)),
       segment_size_(segment_size ? segment_size : kDefaultWalSegmentSize) {}
 
-WalIndex WalIndex::Build(Repository& repo) {
+WalIndex WalIndex::Build(Repository& repo, std::string* last_key) {
   const StanzaInfo& info = repo.Stanza();
   WalIndex index(repo.stanza(), info.wal_segment_size);
-  storage::ForEachObject(repo.storage(), WalPrefix(repo.stanza()),
-                         [&](storage::ObjectInfo&& obj) { index.Add(obj); });
-  for (auto& [tli, t] : index.timelines_) {
-    if (!t.history_object) continue;
+  index.AddNewer(repo, last_key);
+  return index;
+}
+
+std::size_t WalIndex::AddNewer(Repository& repo, std::string* last_key) {
+  std::size_t added = 0;
+  std::optional<std::string> after;
+  if (last_key != nullptr && !last_key->empty()) after = *last_key;
+  storage::ForEachObject(
+      repo.storage(), WalPrefix(repo.stanza()),
+      [&](storage::ObjectInfo&& obj) {
+        if (last_key != nullptr && obj.key > *last_key) *last_key = obj.key;
+        Add(obj);
+        ++added;
+      },
+      100000, after);
+  ReadHistories(repo);
+  return added;
+}
+
+void WalIndex::ReadHistories(Repository& repo) {
+  for (auto& [tli, t] : timelines_) {
+    if (!t.history_object || t.history || !t.history_problem.empty()) continue;
     const WalObject& h = *t.history_object;
     std::string what = repo.storage().Describe() + "/" + h.key;
     try {
@@ -72,7 +91,6 @@ WalIndex WalIndex::Build(Repository& repo) {
       t.history_problem = e.what();
     }
   }
-  return index;
 }
 
 void WalIndex::Add(const storage::ObjectInfo& info) {

@@ -76,8 +76,16 @@ class WalIndex {
 
   explicit WalIndex(std::string stanza, std::uint64_t segment_size);
   // One listing of the stanza's WAL, then every history file read and verified (a damaged one
-  // is recorded in its Timeline's history_problem, not thrown).
-  static WalIndex Build(Repository& repo);
+  // is recorded in its Timeline's history_problem, not thrown). With `last_key`, the
+  // greatest key listed is left there (for AddNewer).
+  static WalIndex Build(Repository& repo, std::string* last_key = nullptr);
+  // An incremental listing: adds the WAL objects whose keys sort after *last_key (S3's
+  // start-after), updates *last_key, reads new history files; returns how many were listed.
+  // WAL is archived in key order, so this sees every new segment of the newest timelines; a
+  // late addition before *last_key or a deletion is seen only by the next Build.
+  std::size_t AddNewer(Repository& repo, std::string* last_key);
+  // Reads and verifies the history files not read yet.
+  void ReadHistories(Repository& repo);
 
   // Adds one listed object; keys that are not WAL objects (temporary files) are ignored.
   void Add(const storage::ObjectInfo& info);

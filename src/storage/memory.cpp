@@ -96,8 +96,9 @@ class MemoryStorage final : public Storage {
     ListPage page;
     std::size_t count = 0;
     std::string last;
-    auto it = options.token ? state_->objects.upper_bound(*options.token)
-                            : state_->objects.lower_bound(prefix);
+    const std::optional<std::string>& after = options.token ? options.token : options.start_after;
+    auto it = after && *after >= prefix ? state_->objects.upper_bound(*after)
+                                        : state_->objects.lower_bound(prefix);
     for (; it != state_->objects.end(); ++it) {
       const std::string& key = it->first;
       if (key.compare(0, prefix.size(), prefix) != 0) {
@@ -112,7 +113,7 @@ class MemoryStorage final : public Storage {
           entry = key.substr(0, slash + 1);
           is_prefix = true;
           if (entry == last) continue;
-          if (options.token && entry <= *options.token) continue;
+          if (after && entry <= *after) continue;
         }
       }
       if (count == options.limit) {

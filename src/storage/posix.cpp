@@ -115,7 +115,8 @@ class PosixStorage final : public Storage {
     auto slash = prefix.rfind('/');
     std::string dir_key = slash == std::string::npos ? "" : prefix.substr(0, slash);
     std::vector<Listed> found;
-    Walk(dir_key, prefix, options.token.value_or(""), options.limit + 1, options.delimited, found);
+    Walk(dir_key, prefix, options.token ? *options.token : options.start_after.value_or(""),
+         options.limit + 1, options.delimited, found);
     if (found.size() > options.limit) {
       found.resize(options.limit);
       page.next_token = found.back().info.key;

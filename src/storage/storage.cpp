@@ -16,9 +16,11 @@ std::vector<ObjectInfo> ListAll(Storage& storage, const std::string& prefix) {
 }
 
 void ForEachObject(Storage& storage, const std::string& prefix,
-                   const std::function<void(ObjectInfo&&)>& visit, std::size_t page_size) {
+                   const std::function<void(ObjectInfo&&)>& visit, std::size_t page_size,
+                   const std::optional<std::string>& start_after) {
   ListOptions options;
   options.limit = page_size;
+  options.start_after = start_after;
   do {
     ListPage page = storage.List(prefix, options);
     for (auto& o : page.objects) visit(std::move(o));

@@ -43,7 +43,10 @@ struct ObjectInfo {
 
 struct ListOptions {
   std::optional<std::string> token;  // from the previous page's next_token
-  std::size_t limit = 1000;          // objects + prefixes per page
+  // Only keys after this one (S3's start-after); for incremental listings of write-once keys
+  // that sort by time (the WAL archive). Ignored when `token` is given.
+  std::optional<std::string> start_after;
+  std::size_t limit = 1000;  // objects + prefixes per page
   // S3's delimiter '/': keys with a further '/' after the prefix are rolled up into
   // common_prefixes ("wal/00000001/") instead of being listed one by one.
   bool delimited = false;
@@ -129,9 +132,11 @@ class Storage {
 std::vector<ObjectInfo> ListAll(Storage& storage, const std::string& prefix);
 // The same, one object at a time, without holding the whole listing: pages of up to
 // `page_size` objects (drivers cap it: S3 answers at most 1000) are handed to `visit` as
-// they come. For large prefixes (a WAL archive of 200,000 objects).
+// they come. For large prefixes (a WAL archive of 200,000 objects). With `start_after`, only
+// the keys after it.
 void ForEachObject(Storage& storage, const std::string& prefix,
-                   const std::function<void(ObjectInfo&&)>& visit, std::size_t page_size = 100000);
+                   const std::function<void(ObjectInfo&&)>& visit, std::size_t page_size = 100000,
+                   const std::optional<std::string>& start_after = std::nullopt);
 // Every common prefix one level below `prefix` ("a/" -> "a/x/", "a/y/").
 std::vector<std::string> ListPrefixes(Storage& storage, const std::string& prefix);
 

@@ -714,7 +714,11 @@ class S3Storage final : public Storage {
     call.query.emplace_back("max-keys",
                             std::to_string(std::clamp<std::size_t>(options.limit, 1, 1000)));
     if (options.delimited) call.query.emplace_back("delimiter", "/");
-    if (options.token) call.query.emplace_back("continuation-token", *options.token);
+    if (options.token) {
+      call.query.emplace_back("continuation-token", *options.token);
+    } else if (options.start_after) {
+      call.query.emplace_back("start-after", client_->ObjectName(*options.start_after));
+    }
     Answer a = client_->Send(call);
     std::string xml(AsChars(a.response.body));
     std::size_t strip = client_->config().prefix.empty() ? 0 : client_->config().prefix.size() + 1;

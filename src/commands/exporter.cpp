@@ -1,0 +1,165 @@
+// exporter: the metrics daemon. Serves /metrics (Prometheus text format) and /healthz over
+// HTTP (civetweb) on exporter.listen (127.0.0.1:9187 by default), refreshing its view of every
+// configured repository and of PostgreSQL every exporter.interval seconds on its own thread
+// -- a scrape only reads the last snapshot, so it never waits for a repository. With
+// --textfile PATH it refreshes once and writes the metrics to PATH (atomically) for
+// node_exporter's textfile collector. Logs one structured line per event to stderr; SIGTERM
+// or SIGINT stops it cleanly (exit 0).
+
+#include "metrics/exporter.h"
+
+#include <CivetServer.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <nlohmann/json.hpp>
+
+#include "commands/cli.h"
+#include "commands/commands.h"
+#include "common/cleanup.h"
+#include "common/error.h"
+#include "common/log.h"
+#include "io/file.h"
+#include "version.h"
+
+namespace gravl::commands {
+
+namespace {
+
+class MetricsHandler : public CivetHandler {
+ public:
+  explicit MetricsHandler(const metrics::Exporter& exporter) : exporter_(exporter) {}
+  bool handleGet(CivetServer*, mg_connection* conn) override {
+    std::string body = exporter_.Text();
+    if (body.empty()) {
+      Reply(conn, 503, "text/plain", "no refresh has completed yet\n");
+    } else {
+      Reply(conn, 200, "text/plain; version=0.0.4; charset=utf-8", body);
+    }
+    return true;
+  }
+  static void Reply(mg_connection* conn, int status, const std::string& type,
+                    const std::string& body) {
+    mg_printf(conn,
+              "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+              "Cache-Control: no-store\r\nConnection: close\r\n\r\n",
+              status, status == 200 ? "OK" : "Service Unavailable", type.c_str(), body.size());
+    mg_write(conn, body.data(), body.size());
+  }
+
+ private:
+  const metrics::Exporter& exporter_;
+};
+
+// /healthz: 200 while refreshes complete in time (a repository that is down is a metric, not
+// ill health); 503 before the first refresh and when the last one is older than three
+// intervals (the refresh thread is stuck).
+class HealthHandler : public CivetHandler {
+ public:
+  HealthHandler(const metrics::Exporter& exporter, std::chrono::seconds interval)
+      : exporter_(exporter), interval_(interval) {}
+  bool handleGet(CivetServer*, mg_connection* conn) override {
+    metrics::Health h = exporter_.GetHealth();
+    auto now = std::chrono::system_clock::now();
+    double age = h.last_refresh ? std::chrono::duration<double>(now - *h.last_refresh).count() : -1;
+    bool ok = h.refreshed && age <= 3.0 * static_cast<double>(interval_.count()) + 30;
+    nlohmann::json body = {{"status", ok ? "ok" : "unhealthy"},
+                           {"version", kVersion},
+                           {"refreshed", h.refreshed},
+                           {"last_refresh_age_seconds", age},
+                           {"refresh_seconds", h.refresh_seconds},
+                           {"problems", h.problems}};
+    MetricsHandler::Reply(conn, ok ? 200 : 503, "application/json", body.dump() + "\n");
+    return true;
+  }
+
+ private:
+  const metrics::Exporter& exporter_;
+  std::chrono::seconds interval_;
+};
+
+int WriteTextfile(const Context& ctx, const std::string& path) {
+  metrics::Exporter exporter(ctx.config);
+  exporter.Refresh(std::chrono::system_clock::now());
+  io::AtomicFileOptions options;
+  options.mode = 0644;  // node_exporter reads it
+  io::AtomicFileSink sink(path, options);
+  std::string text = exporter.Text();
+  sink.Write(AsBytes(text));
+  sink.Commit();
+  metrics::Health h = exporter.GetHealth();  // problems were logged as they happened
+  ctx.Emit({{"textfile", path}, {"bytes", text.size()}, {"problems", h.problems}},
+           "metrics written to " + path + " (" + std::to_string(text.size()) + " bytes)\n");
+  return 0;
+}
+
+int Serve(const Context& ctx) {
+  const auto interval = std::chrono::seconds(ctx.config.exporter.interval_s);
+  metrics::Exporter exporter(ctx.config);
+
+  std::mutex mutex;
+  std::condition_variable wake;
+  bool stop = false;
+  SetStopHandler([&](int sig) {
+    spdlog::info("event=stopping signal={}", sig);
+    std::lock_guard lock(mutex);
+    stop = true;
+    wake.notify_all();
+  });
+
+  std::vector<std::string> options = {
+      "listening_ports", ctx.config.exporter.listen, "num_threads", "4", "request_timeout_ms",
+      "10000",           "enable_keep_alive",        "no"};
+  std::unique_ptr<CivetServer> server;
+  try {
+    server = std::make_unique<CivetServer>(options);
+  } catch (const CivetException& e) {
+    throw ConfigError("cannot listen on " + ctx.config.exporter.listen + ": " + e.what() +
+                      " (is the port in use? set exporter.listen or --listen HOST:PORT)");
+  }
+  MetricsHandler metrics_handler(exporter);
+  HealthHandler health_handler(exporter, interval);
+  server->addHandler("/metrics", metrics_handler);
+  server->addHandler("/healthz", health_handler);
+  std::string bound = ctx.config.exporter.listen;
+  if (auto ports = server->getListeningPorts(); !ports.empty()) {
+    auto colon = bound.rfind(':');
+    bound = (colon == std::string::npos ? std::string("0.0.0.0") : bound.substr(0, colon)) + ":" +
+            std::to_string(ports.front());
+  }
+  spdlog::info("event=listening address={} interval_s={} repositories={} postgres={}", bound,
+               interval.count(), ctx.config.repos.size(), !ctx.config.pg_conninfo.empty());
+
+  while (true) {
+    auto started = std::chrono::steady_clock::now();
+    exporter.Refresh(std::chrono::system_clock::now());
+    metrics::Health h = exporter.GetHealth();
+    spdlog::info("event=refreshed seconds={:.3f} problems={}", h.refresh_seconds,
+                 h.problems.size());
+    std::unique_lock lock(mutex);
+    if (wake.wait_until(lock, started + interval, [&] { return stop; })) break;
+  }
+  server->close();
+  spdlog::info("event=stopped");
+  return 0;
+}
+
+}  // namespace
+
+void AddExporter(CLI::App& app, Invocation& inv) {
+  auto textfile = std::make_shared<std::string>();
+  auto* cmd = app.add_subcommand(
+      "exporter",
+      "Serve Prometheus metrics (/metrics) and health (/healthz) on exporter.listen "
+      "(--listen), refreshed every exporter.interval seconds; with --textfile, write them once");
+  cmd->add_option("--textfile", *textfile,
+                  "write the metrics once to this file (node_exporter's textfile collector) and "
+                  "exit");
+  cmd->callback([&inv, textfile] {
+    Context ctx = inv.MakeContext();
+    inv.result = textfile->empty() ? Serve(ctx) : WriteTextfile(ctx, *textfile);
+  });
+}
+
+}  // namespace gravl::commands
