@@ -242,5 +242,51 @@ TEST_F(ConfigTest, S3RepositoryMistakesAreNamed) {
               {"secret_access_key_file"});
 }
 
+TEST_F(ConfigTest, NotifyTargetsTakeTheirUrlFromAFileOrTheEnvironmentOnly) {
+  std::string url_file = dir_ / "slack-url";
+  test::WriteFile(url_file, "https://hooks.slack.example/services/T000/B000/XXXXsecret\n");
+  Config c = Load(kRepos +
+                      "notify:\n  timeout: 5\n  retries: 1\n  targets:\n"
+                      "    - {name: slack, format: slack, url_file: " +
+                      url_file +
+                      ", events: ['*.failure', drill.success]}\n"
+                      "    - {name: tickets, url_env: TICKETS_URL}\n",
+                  {{"TICKETS_URL", "http://tickets.example/hook?token=abc123secret"}});
+  ASSERT_EQ(c.notify.targets.size(), 2u);
+  EXPECT_EQ(c.notify.timeout_s, 5);
+  EXPECT_EQ(c.notify.retries, 1);
+  EXPECT_EQ(c.notify.targets[0].format, "slack");
+  EXPECT_EQ(c.notify.targets[0].url, "https://hooks.slack.example/services/T000/B000/XXXXsecret");
+  EXPECT_EQ(c.notify.targets[0].events, (std::vector<std::string>{"*.failure", "drill.success"}));
+  EXPECT_EQ(c.notify.targets[1].format, "json");
+  EXPECT_EQ(c.notify.targets[1].events, (std::vector<std::string>{"*.failure"}));
+  // Both URLs are secrets: redacted wherever they would be printed.
+  EXPECT_EQ(Redact("posting to http://tickets.example/hook?token=abc123secret"),
+            "posting to ******");
+  EXPECT_EQ(Redact(c.notify.targets[0].url), "******");
+
+  const std::string head = kRepos + "notify:\n  targets:\n    - ";
+  ExpectError(head + "{name: s, url: https://hooks.example/x}\n",
+              {"url_file", "url_env", "secret"});
+  ExpectError(head + "{name: s, url_env: NOPE}\n", {"NOPE", "not set"});
+  ExpectError(head + "{name: s}\n", {"exactly one of url_file and url_env"});
+  ExpectError(head + "{url_env: X}\n", {"needs a name"}, {{"X", "https://h/x"}});
+  ExpectError(head + "{name: s, url_env: X, format: teams}\n", {"slack or json"},
+              {{"X", "https://h/x"}});
+  ExpectError(head + "{name: s, url_env: X, events: [backup.failed]}\n",
+              {"backup.failed", "KIND.failure"}, {{"X", "https://h/x"}});
+  ExpectError(head + "{name: s, url_env: X}\n", {"must start with https://"}, {{"X", "ftp://h"}});
+  ExpectError(head + "{name: s, url_env: X, colour: red}\n", {"unknown key", "colour"},
+              {{"X", "https://h/x"}});
+}
+
+TEST_F(ConfigTest, ExporterOptions) {
+  Config c = Load(kRepos + "exporter:\n  listen: 0.0.0.0:9999\n  interval: 15\n");
+  EXPECT_EQ(c.exporter.listen, "0.0.0.0:9999");
+  EXPECT_EQ(c.exporter.interval_s, 15);
+  EXPECT_EQ(c.exporter.full_listing_interval_s, 3600);
+  ExpectError(kRepos + "exporter:\n  interval: 0\n", {"exporter.interval"});
+}
+
 }  // namespace
 }  // namespace gravl
