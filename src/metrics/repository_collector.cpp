@@ -7,6 +7,7 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "repo/catalog.h"
+#include "repo/layout.h"
 #include "repo/stanza.h"
 
 namespace gravl::metrics {
@@ -55,6 +56,12 @@ void RepositoryCollector::Collect(FamilySet& out, SystemTime now) {
 }
 
 void RepositoryCollector::Refresh(SystemTime now) {
+  // A repository whose root vanished (an unmounted volume, a deleted bucket) lists as empty:
+  // its stanza object says whether it is still there.
+  if (unlocked_ && !repo_->storage().Stat(repo::StanzaKey(repo_->stanza()))) {
+    throw NotFoundError("stanza '" + repo_->stanza() + "' is gone from " + repo_->Describe() +
+                        " (the repository is unmounted, moved or deleted)");
+  }
   if (!unlocked_) {
     const repo::StanzaInfo& info = repo_->Stanza();
     if (!info.created_at.empty()) {
@@ -148,12 +155,23 @@ void RepositoryCollector::EmitBackups(FamilySet& out) const {
   out.Gauge("gravl_backups_incomplete", labels, static_cast<double>(incomplete_.size()));
   out.Gauge("gravl_repository_bytes", {{"stanza", stanza}, {"repo", name()}, {"kind", "backups"}},
             stored);
+  // Manifests keep times to the second; the backup's run report has the exact duration.
+  std::map<std::string, double> run_seconds;
+  if (auto it = reports_.find(repo::kBackupReports); it != reports_.end()) {
+    for (const auto& [key, r] : it->second) {
+      if (r.ok && !r.label.empty()) run_seconds[r.label] = r.seconds();
+    }
+  }
   for (const auto& [type, list] : by_type) {
     Labels l{{"stanza", stanza}, {"repo", name()}, {"type", type}};
     out.Gauge("gravl_backups", l, static_cast<double>(list.size()));
     if (list.empty()) continue;
     const repo::BackupManifest& newest = *list.back();
-    double seconds = std::chrono::duration<double>(newest.stop_time - newest.start_time).count();
+    auto run = run_seconds.find(newest.label);
+    double seconds =
+        run != run_seconds.end()
+            ? run->second
+            : std::chrono::duration<double>(newest.stop_time - newest.start_time).count();
     out.Gauge("gravl_backup_last_success_timestamp_seconds", l, Epoch(newest.stop_time));
     out.Gauge("gravl_backup_last_size_bytes", l, static_cast<double>(newest.size));
     out.Gauge("gravl_backup_last_stored_bytes", l, static_cast<double>(newest.stored_size));
