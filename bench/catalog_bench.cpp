@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <string>
 
+#include "bench_util.h"
 #include "common/time_util.h"
 #include "io/hash.h"
 #include "repo/catalog.h"
@@ -25,28 +26,14 @@
 namespace gravl {
 namespace {
 
+using bench::PeakRssMb;
+using bench::Since;
+
 constexpr std::uint64_t kSeg = 16 << 20;
-
-double Since(std::chrono::steady_clock::time_point t) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
-}
-
-long PeakRssMb() {
-  rusage ru{};
-  getrusage(RUSAGE_SELF, &ru);
-  return ru.ru_maxrss / 1024;
-}
 
 void Generate(const std::string& dir, int backups, int wal) {
   auto storage = storage::MakePosixStorage(dir);
-  repo::StanzaInfo info;
-  info.stanza = "main";
-  info.system_identifier = "1";
-  info.pg_version_num = 150000;
-  info.pg_major = 15;
-  info.wal_segment_size = kSeg;
-  info.created_at = info.created_by = "bench";
-  repo::WriteMetadata(*storage, repo::StanzaKey("main"), info.ToJson());
+  bench::WriteStanza(*storage, kSeg);
   repo::Repository repo(RepoConfig{"bench", "posix", dir, {}}, storage::MakePosixStorage(dir),
                         "main");
   repo.Stanza();
@@ -54,26 +41,8 @@ void Generate(const std::string& dir, int backups, int wal) {
   std::uint64_t spacing = static_cast<std::uint64_t>(wal) / static_cast<std::uint64_t>(backups);
   auto start = ParseIso8601("2024-01-01T00:00:00Z");
   for (int b = 0; b < backups; ++b) {
-    repo::BackupManifest m;
-    auto t = start + std::chrono::hours(24 * b);
-    m.label = FormatCompact(t) + "-full";
-    m.type = "full";
-    m.stanza = "main";
-    m.system_identifier = "1";
-    m.start_time = t;
-    m.stop_time = t + std::chrono::minutes(10);
-    m.compression = CompressionType::kZstd;
-    std::uint64_t segno = 1 + static_cast<std::uint64_t>(b) * spacing;
-    m.start_lsn = Lsn{segno * kSeg + 40};
-    m.stop_lsn = Lsn{(segno + 2) * kSeg + 256};
-    m.timeline = m.stop_timeline = 1;
-    m.backup_manifest = {"backup_manifest", std::string(64, 'a'), 10, 10};
-    m.file_list = repo::FileListRecord{
-        {"file_list", std::string(64, 'b'), 10, 10}, CompressionType::kZstd, 1000};
-    for (int i = 0; i < 20; ++i) {
-      m.bundles.push_back({"bundles/" + std::to_string(i), std::string(64, 'c'), 1 << 25, 1 << 20});
-    }
-    repo::WriteManifest(repo, m);
+    bench::AddFullBackup(repo, kSeg, start + std::chrono::hours(24 * b),
+                         1 + static_cast<std::uint64_t>(b) * spacing);
   }
   for (int s = 1; s <= wal; ++s) {
     std::string name = WalSegment{1, static_cast<std::uint64_t>(s)}.Name(kSeg);
@@ -114,21 +83,5 @@ int Measure(const std::string& dir) {
 }  // namespace gravl
 
 int main(int argc, char** argv) {
-  if (argc >= 3 && std::string(argv[1]) == "--measure") return gravl::Measure(argv[2]);
-  if (argc < 2) {
-    std::fprintf(stderr, "usage: %s DIR [BACKUPS=1000] [WAL=200000]\n", argv[0]);
-    return 2;
-  }
-  std::string dir = argv[1];
-  int backups = argc > 2 ? std::atoi(argv[2]) : 1000;
-  int wal = argc > 3 ? std::atoi(argv[3]) : 200000;
-  if (!std::filesystem::exists(dir + "/main/stanza.json")) {
-    std::fprintf(stderr, "generating %d backups and %d WAL objects in %s\n", backups, wal,
-                 dir.c_str());
-    gravl::Generate(dir, backups, wal);
-  }
-  std::string self = argv[0];
-  execl(self.c_str(), self.c_str(), "--measure", dir.c_str(), static_cast<char*>(nullptr));
-  std::perror("exec");
-  return 1;
+  return gravl::bench::GenerateThenMeasure(argc, argv, gravl::Generate, gravl::Measure);
 }

@@ -134,6 +134,11 @@ gravl --repo primary-region info
 step "gravl-dr expire --dry-run (the retention policy: what stays, why, and until when)"
 gravl --repo primary-region expire --dry-run
 
+step "gravl-dr exporter --textfile (the Prometheus metrics the exporter serves, written once)"
+gravl exporter --textfile "$WORK/gravl-dr.prom" >/dev/null
+grep -E '^gravl_(backups|backup_runs_total|drill_last_success|recoverable_window_seconds|rpo_estimate_seconds|wal_archive_lag_seconds|postgres_up|repository_up)[{ ]' \
+  "$WORK/gravl-dr.prom"
+
 step "a second cluster is refused on the same repository"
 OTHER="$WORK/other"
 as_server "$PGBIN/initdb" -D "$OTHER" -U postgres --auth=trust >/dev/null

@@ -93,6 +93,7 @@ void RepositoryCollector::Refresh(SystemTime now) {
               newest_expire != expire_key_at_full_listing_;
   if (full) {
     std::string last;
+    wal_.reset();  // not two indexes of 200,000 segments at once
     wal_ = repo::WalIndex::Build(*repo_, &last);
     wal_last_key_ = std::move(last);
     last_full_listing_ = now;
