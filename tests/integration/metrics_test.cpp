@@ -115,8 +115,11 @@ TEST_F(Metrics, ExporterFeedsPrometheusAndEveryDashboardPanelHasData) {
   ASSERT_EQ(bad.exit_code, 9) << bad.err;
   RunResult drill = Cli({"test-restore"});
   ASSERT_EQ(drill.exit_code, 0) << drill.out << drill.err;
+  RunResult verify = Cli({"verify"});
+  ASSERT_EQ(verify.exit_code, 0) << verify.out << verify.err;
   // Every run was notified, in Slack's format, and the webhook's token never shows.
-  ASSERT_TRUE(receiver_.WaitFor(4, seconds(10)));  // backup, its expire, failed backup, drill
+  ASSERT_TRUE(receiver_.WaitFor(5, seconds(10)));  // backup, its expire, failed backup, drill,
+                                                   // verify
   std::string all;
   for (const auto& b : receiver_.Bodies()) all += b + "\n";
   EXPECT_NE(all.find("backup FAILED"), std::string::npos) << all;
@@ -169,9 +172,11 @@ TEST_F(Metrics, ExporterFeedsPrometheusAndEveryDashboardPanelHasData) {
   EXPECT_GE(Value(prom, "gravl_rpo_estimate_seconds"), 0);
   EXPECT_EQ(Value(prom, "gravl_retention_pitr_window_seconds"), 7 * 86400);
   EXPECT_EQ(Value(prom, "gravl_expire_last_success"), 1);  // after the backup
+  EXPECT_EQ(Value(prom, "gravl_verify_last_success"), 1);
+  EXPECT_EQ(Value(prom, "gravl_verify_runs_total{result=\"success\"}"), 1);
   EXPECT_GT(Value(prom, "gravl_repository_bytes{kind=\"backups\"}"), 0);
   EXPECT_GT(Value(prom, "gravl_repository_bytes{kind=\"wal\"}"), 0);
-  EXPECT_EQ(Value(prom, "gravl_notifications_total{result=\"success\"}"), 4);
+  EXPECT_EQ(Value(prom, "gravl_notifications_total{result=\"success\"}"), 5);
 
   // Every query of every dashboard panel returns data from this Prometheus.
   auto dashboard = nlohmann::json::parse(
@@ -251,6 +256,68 @@ TEST_F(Metrics, UnreachableRepositoryAndServerAreMetricsNotFailures) {
   EXPECT_EQ(exporter.Stop(), 0);
   EXPECT_NE(exporter.Log().find("event=repository_unreachable"), std::string::npos);
   EXPECT_NE(exporter.Log().find("event=postgres_unreachable"), std::string::npos);
+}
+
+// The metrics of a real streaming standby, seen from the primary and from the standby, while
+// its replay is paused and the primary writes.
+TEST_F(Metrics, ReplicationLagOfAStandbyInTheOtherRegion) {
+  ASSERT_EQ(Cli({"backup"}).exit_code, 0);
+  std::string standby_dir = dir_ / "standby";
+  RunResult r = Cli({"restore", "--pgdata", standby_dir, "--standby", "--primary-conninfo",
+                     cluster_->conninfo() + " application_name=us-east-1"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  pg::InstanceOptions o;
+  o.base_dir = dir_ / "standby-run";
+  auto standby = pg::Instance::Adopt(o, standby_dir);
+  auto textfile = [&](const std::vector<std::string>& extra) {
+    std::vector<std::string> args = extra;
+    args.insert(args.end(), {"exporter", "--textfile", dir_ / "m.prom"});
+    RunResult t = Cli(args);
+    EXPECT_EQ(t.exit_code, 0) << t.err;
+    return test::ReadFile(dir_ / "m.prom");
+  };
+  auto value = [](const std::string& text, const std::string& series) -> std::optional<double> {
+    auto at = text.find("\n" + series + " ");
+    if (at == std::string::npos) return std::nullopt;
+    return std::stod(text.substr(at + series.size() + 2));
+  };
+  // Streaming, caught up.
+  std::string text;
+  for (int i = 0; i < 100; ++i) {
+    text = textfile({});
+    if (value(text, "gravl_replication_standbys{stanza=\"main\"}") == 1.0) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  ASSERT_EQ(value(text, "gravl_replication_standbys{stanza=\"main\"}"), 1.0) << text;
+  EXPECT_TRUE(value(text, "gravl_replication_lag_seconds{standby=\"us-east-1\",stanza=\"main\"}"))
+      << text;
+  // A transaction replayed (the standby's replay delay is known from then on), then replay
+  // paused on the standby and writes on the primary: the lag in bytes is what it has not
+  // replayed.
+  cluster_->Psql("CREATE TABLE marker(i int)");
+  for (int i = 0; i < 100 && standby->Psql("SELECT to_regclass('marker') IS NOT NULL") != "t\n";
+       ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  standby->Psql("SELECT pg_wal_replay_pause()");
+  cluster_->Psql(
+      "INSERT INTO accounts SELECT g, repeat('x', 500) FROM generate_series(2001, 12000) g");
+  std::optional<double> lag;
+  for (int i = 0; i < 100; ++i) {
+    text = textfile({});
+    lag = value(text, "gravl_replication_lag_bytes{standby=\"us-east-1\",stanza=\"main\"}");
+    if (lag && *lag > 1e6) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  ASSERT_TRUE(lag && *lag > 1e6) << text;
+  // The standby's own view: in recovery, received but not replayed.
+  text = textfile({"--pg-conninfo", standby->conninfo()});
+  EXPECT_EQ(value(text, "gravl_pg_in_recovery{stanza=\"main\"}"), 1.0) << text;
+  EXPECT_GT(value(text, "gravl_standby_replay_lag_bytes{stanza=\"main\"}").value_or(0), 1e6)
+      << text;
+  EXPECT_TRUE(value(text, "gravl_standby_replay_delay_seconds{stanza=\"main\"}")) << text;
+  EXPECT_FALSE(value(text, "gravl_replication_standbys{stanza=\"main\"}"));
+  standby->Psql("SELECT pg_wal_replay_resume()");
 }
 
 TEST_F(Metrics, TextfileForNodeExporter) {

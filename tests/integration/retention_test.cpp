@@ -76,9 +76,12 @@ class Retention : public test::RestoringFixture {
     return nlohmann::json::parse(b.out)["label"].get<std::string>();
   }
   // Every file of the repository with its SHA-256.
-  std::map<std::string, std::string> Snapshot() {
+  // Every file of the repository, or all but the run reports (which a run that changes
+  // nothing still leaves: a refused expire is recorded as a failed run; dry runs leave none).
+  std::map<std::string, std::string> Snapshot(bool with_reports = true) {
     std::map<std::string, std::string> files;
     for (const auto& e : fs::recursive_directory_iterator(dir_ / "repo")) {
+      if (!with_reports && e.path().string().find("/reports/") != std::string::npos) continue;
       if (e.is_regular_file()) files[e.path()] = io::Sha256Hex(AsBytes(test::ReadFile(e.path())));
     }
     return files;
@@ -323,11 +326,18 @@ TEST_F(Retention, BackupExpiresAfterItselfAndARefusalDeletesNothing) {
              dir_ / "repo/main/backups/20150101T000000Z-full");
   test::WriteFile(dir_ / "repo/main/backups/20150101T000000Z-full/manifest.json", "garbage");
   Chown(dir_ / "repo");
-  auto before = Snapshot();
+  auto before = Snapshot(false);
   RunResult e = Cli({"expire"});
   EXPECT_EQ(e.exit_code, 13) << e.out << e.err;
   EXPECT_NE(e.out.find("REFUSED"), std::string::npos) << e.out;
-  EXPECT_EQ(Snapshot(), before);
+  EXPECT_EQ(Snapshot(false), before);
+  // ... and the refusal is recorded as a failed expire run, for the exporter's alert.
+  std::size_t failed_runs = 0;
+  for (const auto& f : fs::directory_iterator(dir_ / "repo/main/reports/expires")) {
+    auto report = nlohmann::json::parse(test::ReadFile(f.path()));
+    failed_runs += report["error_class"] == "refused" && report["ok"] == false;
+  }
+  EXPECT_EQ(failed_runs, 1u);
   // Without a policy there is nothing to apply: a configuration error, not a silent no-op.
   RunResult none = Cli({"--retention-pitr-window", "0", "--retention-daily", "0",
                         "--retention-monthly", "0", "--retention-yearly", "0", "expire"});
