@@ -75,7 +75,7 @@ int main(int argc, char** argv) {
   cmd::AddGlobalOptions(app, inv);
   for (auto add : {cmd::AddStanzaCreate, cmd::AddInfo, cmd::AddArchivePush, cmd::AddArchiveGet,
                    cmd::AddCheck, cmd::AddBackup, cmd::AddRestore, cmd::AddVerify,
-                   cmd::AddTestRestore, cmd::AddExpire, cmd::AddPin, cmd::AddExporter,
+                   cmd::AddTestRestore, cmd::AddExpire, cmd::AddPin, cmd::AddExporter, cmd::AddRepoSync,
                    cmd::AddVersion}) {
     add(app, inv);
   }

@@ -42,6 +42,7 @@ void AddTestRestore(CLI::App& app, Invocation& inv);
 void AddExpire(CLI::App& app, Invocation& inv);
 void AddPin(CLI::App& app, Invocation& inv);  // pin and unpin
 void AddExporter(CLI::App& app, Invocation& inv);
+void AddRepoSync(CLI::App& app, Invocation& inv);
 void AddVersion(CLI::App& app, Invocation& inv);
 
 // The recovery target options restore and test-restore share.

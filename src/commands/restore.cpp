@@ -579,6 +579,10 @@ pg::RecoverySettings RecoverySettingsFor(const Context& ctx, const RestoreOption
   std::string cmd = SelfPath();
   if (ctx.config.source != "(no config file)") cmd += " --config " + ctx.config.source;
   if (ctx.config.source == "(no config file)") cmd += " --repo-path " + repo.config().path;
+  // --repo: the restored server fetches WAL from that repository only -- the operator's choice
+  // when another region is lost (otherwise a repository that cannot answer stops recovery
+  // rather than let it end early at a file it may hold).
+  if (ctx.repo_name) cmd += " --repo " + *ctx.repo_name;
   settings.restore_command = cmd + " --stanza " + ctx.config.stanza + " archive-get" +
                              (options.standby ? " --standby" : "") + " %f %p";
   settings.target = target;

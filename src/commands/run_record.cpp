@@ -16,6 +16,7 @@ std::string EventKind(const std::string& kind) {
   if (kind == repo::kExpireReports) return "expire";
   if (kind == repo::kVerifyReports) return "verify";
   if (kind == repo::kDrillReports) return "drill";
+  if (kind == repo::kSyncReports) return "sync";
   return kind;
 }
 

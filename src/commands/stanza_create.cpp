@@ -11,6 +11,7 @@
 #include "commands/cli.h"
 #include "commands/commands.h"
 #include "common/error.h"
+#include "common/log.h"
 #include "common/time_util.h"
 #include "pg/connection.h"
 #include "repo/layout.h"
@@ -33,6 +34,30 @@ int StanzaCreate(const Context& ctx) {
   text << "stanza '" << ctx.config.stanza << "' for cluster " << id.system_identifier
        << " (PostgreSQL " << major << ")\n";
 
+  // One set of key parameters for every repository of the stanza: those of a configured
+  // repository that already has it (the passphrase must unlock it), or new ones shared by all
+  // created now -- so that repo-sync can copy stored bytes between them (docs/multi-region.md).
+  std::optional<repo::EncryptionInfo> shared_encryption;
+  if (ctx.config.passphrase) {
+    Context all = ctx;
+    all.repo_name.reset();
+    for (auto& other : all.OpenRepos()) {
+      try {
+        auto existing = other->FindStanza();
+        if (!existing || !existing->encryption) continue;
+        other->Unlock(ctx.config.passphrase);
+        shared_encryption = existing->encryption;
+        break;
+      } catch (const StorageError& e) {
+        spdlog::warn("{} cannot be read to share its key parameters: {}", other->Describe(),
+                     Redact(e.what()));
+      }
+    }
+    if (!shared_encryption) {
+      io::Key key;
+      shared_encryption = repo::NewEncryption(*ctx.config.passphrase, key);
+    }
+  }
   for (auto& repo : ctx.OpenRepos()) {
     std::string status;
     auto lock = ctx.dry_run ? nullptr
@@ -66,10 +91,7 @@ int StanzaCreate(const Context& ctx) {
       info.wal_segment_size = id.wal_segment_size;
       info.created_at = FormatIso8601(std::chrono::system_clock::now());
       info.created_by = std::string("gravl-dr ") + kVersion;
-      if (ctx.config.passphrase) {
-        io::Key key;
-        info.encryption = repo::NewEncryption(*ctx.config.passphrase, key);
-      }
+      info.encryption = shared_encryption;
       if (!repo::WriteMetadataIfAbsent(repo->storage(), repo::StanzaKey(ctx.config.stanza),
                                        info.ToJson())) {
         throw ConflictError(repo->Describe() + ": stanza '" + ctx.config.stanza +

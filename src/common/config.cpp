@@ -738,7 +738,7 @@ std::vector<NotifyTarget> ParseNotifyTargets(
           if (!std::regex_match(ev, kEvent)) {
             throw ConfigError(kwhere + ": '" + label + ".events' has '" + Echo(ev) +
                               "': use KIND.success, KIND.failure, KIND.*, *.failure or * "
-                              "(kinds: backup, expire, verify, drill)");
+                              "(kinds: backup, expire, verify, drill, sync)");
           }
           t.events.push_back(ev);
         }

@@ -146,6 +146,19 @@ const std::vector<Pin>& Catalog::Pins() {
   return *pins_;
 }
 
+BackupFacts FactsOf(const BackupManifest& m) {
+  BackupFacts f;
+  f.label = m.label;
+  f.full = m.full();
+  f.start_time = m.start_time;
+  f.stop_time = m.stop_time;
+  f.start_lsn = m.start_lsn;
+  f.stop_lsn = m.stop_lsn;
+  f.timeline = m.timeline;
+  f.stored_size = m.stored_size;
+  return f;
+}
+
 std::vector<BackupFacts> Catalog::RetentionFacts() {
   std::vector<BackupFacts> facts;
   for (const auto& b : Backups()) {
@@ -153,14 +166,7 @@ std::vector<BackupFacts> Catalog::RetentionFacts() {
     f.label = b.label;
     f.ok = b.ok();
     if (b.ok()) {
-      const BackupManifest& m = *b.manifest;
-      f.full = m.full();
-      f.start_time = m.start_time;
-      f.stop_time = m.stop_time;
-      f.start_lsn = m.start_lsn;
-      f.stop_lsn = m.stop_lsn;
-      f.timeline = m.timeline;
-      f.stored_size = m.stored_size;
+      f = FactsOf(*b.manifest);
     } else {
       f.full = !b.label.ends_with("-logical");
       f.start_time = f.stop_time = LabelTime(b.label);

@@ -50,6 +50,9 @@ struct RecoverableWindow {
 RecoverableWindow WindowOf(const WalIndex& index, const BackupManifest& b,
                            std::optional<TimelineId> target = std::nullopt);
 
+// What the retention planner needs of a backup with a readable manifest (pins not included).
+BackupFacts FactsOf(const BackupManifest& m);
+
 class Catalog {
  public:
   explicit Catalog(Repository& repo) : repo_(repo) {}

@@ -28,6 +28,7 @@ inline constexpr const char* kExpireReports = "expires";
 inline constexpr const char* kVerifyReports = "verifies";
 inline constexpr const char* kDrillReports = "restore-tests";
 inline constexpr const char* kNotificationReports = "notifications";
+inline constexpr const char* kSyncReports = "syncs";
 
 struct RunReport {
   std::string kind;  // one of the k*Reports

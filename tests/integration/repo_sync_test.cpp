@@ -1,0 +1,155 @@
+// repo-sync between two repositories standing for two regions, with a real cluster archiving
+// into the first one only: the second lacks the backup and the WAL (verify-only says so, exit
+// 12), a sync copies and verifies them, a second sync copies nothing, and a point-in-time
+// restore to the latest archived moment from the second region alone gives exactly the
+// primary's data (pg_dumpall compared). Refusals: another cluster's stanza, a different backup
+// under the same label.
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "common/subprocess.h"
+#include "repo/manifest.h"
+#include "storage/posix.h"
+#include "support/cli.h"
+#include "support/manifest_util.h"
+#include "support/pg_fixture.h"
+#include "support/restoring_fixture.h"
+#include "support/test_util.h"
+
+namespace gravl {
+namespace {
+
+namespace fs = std::filesystem;
+
+class RepoSync : public test::RestoringFixture {
+ protected:
+  std::string ConfigBody() const override {
+    return "repos:\n  - {name: eu-north-1, type: posix, path: " + (dir_ / "eu") +
+           "}\n  - {name: us-east-1, type: posix, path: " + (dir_ / "us") +
+           "}\narchive: {async: false}\nparallel: 2\n";
+  }
+  void SetUp() override {
+    ArchivingFixture::SetUp();
+    // The primary region's archive only: the second region lacks WAL too.
+    cluster_->Psql("ALTER SYSTEM SET archive_command = '" + std::string(test::GravlBinary()) +
+                   " --config " + config_ + " --repo eu-north-1 archive-push %p'");
+    cluster_->Psql("SELECT pg_reload_conf()");
+  }
+  // pg_dumpall's output without its per-run \restrict keys.
+  std::string DumpAll(const pg::Instance& pg) {
+    std::string dump =
+        RunChecked({pg.Bin("pg_dumpall"), "-d", pg.conninfo(), "--no-role-passwords"});
+    std::string out;
+    std::size_t start = 0;
+    while (start < dump.size()) {
+      std::size_t end = dump.find('\n', start);
+      if (end == std::string::npos) end = dump.size();
+      std::string line = dump.substr(start, end - start);
+      if (line.rfind("\\restrict ", 0) != 0 && line.rfind("\\unrestrict ", 0) != 0)
+        out += line + "\n";
+      start = end + 1;
+    }
+    return out;
+  }
+  nlohmann::json Sync(std::vector<std::string> extra, int expect) {
+    std::vector<std::string> args = {"repo-sync", "--from",   "eu-north-1", "--to",
+                                     "us-east-1", "--output", "json"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    RunResult r = Cli(args);
+    EXPECT_EQ(r.exit_code, expect) << r.out << r.err;
+    return nlohmann::json::parse(r.out.empty() ? "{}" : r.out);
+  }
+};
+
+TEST_F(RepoSync, SecondRegionRestoresThePrimarysDataAlone) {
+  Query(
+      "CREATE TABLE orders(id int primary key, note text); "
+      "INSERT INTO orders SELECT g, md5(g::text) FROM generate_series(1, 20000) g");
+  ASSERT_EQ(Cli({"--repo", "eu-north-1", "backup"}).exit_code, 0);
+  Query(
+      "INSERT INTO orders SELECT g, 'after' FROM generate_series(20001, 25000) g; "
+      "UPDATE orders SET note = 'changed' WHERE id % 7 = 0");
+  SwitchAndWait();
+
+  // What the second region lacks, without copying anything.
+  nlohmann::json check = Sync({"--verify-only"}, 12);
+  ASSERT_EQ(check["backups"].size(), 1u) << check.dump();
+  EXPECT_EQ(check["backups"][0]["status"], "missing");
+  EXPECT_GT(check["wal_missing"].get<int>(), 0);
+  EXPECT_GT(check["missing_objects"].get<int>(), 3);
+  EXPECT_FALSE(check["newest_missing_backup"].is_null());
+  EXPECT_FALSE(fs::exists(dir_ / "us/main/backups"));
+  EXPECT_EQ(Sync({"--dry-run"}, 0)["backups"][0]["status"], "missing");
+  EXPECT_FALSE(fs::exists(dir_ / "us/main/backups"));
+
+  // The sync, then nothing left to copy.
+  nlohmann::json done = Sync({}, 0);
+  EXPECT_EQ(done["backups"][0]["status"], "copied") << done.dump();
+  EXPECT_GT(done["objects_copied"].get<int>(), 3);
+  EXPECT_EQ(done["wal_copied"], check["wal_missing"]);
+  nlohmann::json again = Sync({}, 0);
+  EXPECT_EQ(again["backups"][0]["status"], "present");
+  EXPECT_EQ(again["objects_copied"], 0);
+  EXPECT_EQ(Sync({"--verify-only"}, 0)["missing_objects"], 0);
+  RunResult v = Cli({"--repo", "us-east-1", "verify"});
+  EXPECT_EQ(v.exit_code, 0) << v.out << v.err;
+
+  // The primary region is gone: restore from the second alone, to the latest archived moment.
+  std::string primary = DumpAll(*cluster_);
+  fs::rename(dir_ / "eu", dir_ / "eu.lost");
+  auto restored = RestoreAndStart("from-us", {"--repo", "us-east-1"});
+  ASSERT_TRUE(restored);
+  std::string restored_dump = DumpAll(*restored);
+  EXPECT_GT(primary.size(), 500000u);
+  EXPECT_TRUE(restored_dump == primary)
+      << "pg_dumpall differs: " << restored_dump.size() << " bytes restored, " << primary.size()
+      << " on the primary";
+}
+
+TEST_F(RepoSync, RefusesAnotherClusterAndADifferentBackupUnderTheSameLabel) {
+  ASSERT_EQ(Cli({"--repo", "eu-north-1", "backup"}).exit_code, 0);
+  SwitchAndWait();
+  ASSERT_EQ(Sync({}, 0)["backups"][0]["status"], "copied");
+  // The same label in the target, but another backup: its manifest differs (sealed with a
+  // valid checksum). Refused, naming the object; nothing overwritten.
+  std::string label;
+  for (const auto& e : fs::directory_iterator(dir_ / "us/main/backups")) {
+    label = e.path().filename();
+  }
+  {
+    auto open = [&](const std::string& name, const std::string& path) {
+      auto r = std::make_unique<repo::Repository>(RepoConfig{name, "posix", path, {}},
+                                                  storage::MakePosixStorage(path), "main");
+      r->Stanza();
+      r->Unlock(std::nullopt);
+      return r;
+    };
+    auto eu = open("eu-north-1", dir_ / "eu");
+    auto us = open("us-east-1", dir_ / "us");
+    nlohmann::json doc = repo::ReadManifestDocument(*eu, label);
+    doc["created_by"] = "someone else";
+    test::WriteManifestDocument(*us, label, doc);
+  }
+  std::string before = test::ReadFile(dir_ / "us/main/backups/" + label + "/manifest.json");
+  RunResult conflict = Cli({"repo-sync", "--from", "eu-north-1", "--to", "us-east-1"});
+  EXPECT_EQ(conflict.exit_code, 5) << conflict.err;
+  EXPECT_NE(conflict.err.find(label + "/manifest.json"), std::string::npos) << conflict.err;
+  EXPECT_EQ(test::ReadFile(dir_ / "us/main/backups/" + label + "/manifest.json"), before);
+
+  // A stanza of another cluster in the target.
+  fs::remove_all(dir_ / "us");
+  auto other = test::StartCluster({});
+  RunResult created = test::Cli({"--config", config_, "--repo", "us-east-1", "--pg-conninfo",
+                                 other->conninfo(), "stanza-create"});
+  ASSERT_EQ(created.exit_code, 0) << created.err;
+  RunResult r = Cli({"repo-sync", "--from", "eu-north-1", "--to", "us-east-1"});
+  EXPECT_EQ(r.exit_code, 5) << r.err;
+  EXPECT_NE(r.err.find("another cluster"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(dir_ / "us/main/backups"));
+}
+
+}  // namespace
+}  // namespace gravl
