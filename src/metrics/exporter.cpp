@@ -3,6 +3,7 @@
 #include <chrono>
 
 #include "common/log.h"
+#include "repo/replicate.h"
 #include "storage/factory.h"
 #include "version.h"
 
@@ -34,7 +35,8 @@ std::vector<std::unique_ptr<repo::Repository>> OpenRepositories(const Config& co
 
 Exporter::Exporter(const Config& config) : Exporter(config, OpenRepositories(config)) {}
 
-Exporter::Exporter(const Config& config, std::vector<std::unique_ptr<repo::Repository>> repos) {
+Exporter::Exporter(const Config& config, std::vector<std::unique_ptr<repo::Repository>> repos)
+    : config_stanza_(config.stanza) {
   for (auto& r : repos) {
     repositories_.push_back(std::make_unique<RepositoryCollector>(std::move(r), OptionsOf(config)));
   }
@@ -55,6 +57,22 @@ void Exporter::Refresh(SystemTime now) {
         "wal_listed={} full_wal_listing={}",
         r->name(), s.seconds, s.manifests_read, s.reports_read, s.wal_objects_listed,
         s.full_wal_listing);
+  }
+  // Sync lag from the first repository (the primary region's) to each other one.
+  for (std::size_t i = 1; i < repositories_.size(); ++i) {
+    const RepositoryCollector& a = *repositories_.front();
+    const RepositoryCollector& b = *repositories_[i];
+    if (!a.up() || !b.up()) continue;
+    repo::SyncLag lag = repo::LagOf(a.backups(), *a.wal(), b.backups(), *b.wal());
+    Labels l{{"stanza", config_stanza_}, {"repo", a.name()}, {"target", b.name()}};
+    auto age = [&](std::optional<SystemTime> t) {
+      return t ? std::max(0.0, std::chrono::duration<double>(now - *t).count()) : 0.0;
+    };
+    next.Gauge("gravl_sync_missing_backups", l, static_cast<double>(lag.missing_backups));
+    next.Gauge("gravl_sync_missing_wal_segments", l, static_cast<double>(lag.missing_wal));
+    next.Gauge("gravl_sync_missing_bytes", l, static_cast<double>(lag.missing_bytes));
+    next.Gauge("gravl_sync_backup_lag_seconds", l, age(lag.newest_missing_backup));
+    next.Gauge("gravl_sync_wal_lag_seconds", l, age(lag.newest_missing_wal));
   }
   if (postgres_) {
     postgres_->Collect(next, now);

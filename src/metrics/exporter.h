@@ -52,6 +52,7 @@ class Exporter {
   }
 
  private:
+  std::string config_stanza_;
   std::vector<std::unique_ptr<RepositoryCollector>> repositories_;
   std::optional<PostgresCollector> postgres_;
 

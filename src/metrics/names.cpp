@@ -74,6 +74,15 @@ const std::vector<MetricName>& AllMetrics() {
       {"gravl_expire_last_timestamp_seconds", "When the newest expire run ended"},
       {"gravl_expire_last_success", "1 when the newest expire run succeeded"},
       {"gravl_notifications_total", "Notifications sent, by result"},
+      // Two regions: how far each repository is behind the first (repo) one.
+      {"gravl_sync_missing_backups", "Backups of repo that target lacks"},
+      {"gravl_sync_missing_wal_segments",
+       "WAL segments of repo (from target's oldest backup) that target lacks"},
+      {"gravl_sync_missing_bytes", "Stored bytes of the backups and WAL target lacks"},
+      {"gravl_sync_backup_lag_seconds",
+       "Age of the newest backup repo has and target lacks (0 when none)"},
+      {"gravl_sync_wal_lag_seconds",
+       "Age of the newest WAL segment repo has and target lacks (0 when none)"},
   };
   return kAll;
 }

@@ -52,6 +52,10 @@ class RepositoryCollector {
   const std::string& name() const { return repo_->config().name; }
   const std::string& problem() const { return problem_; }
   const CollectStats& stats() const { return stats_; }
+  // The state of the last successful refresh (for cross-repository metrics: sync lag).
+  bool up() const { return problem_.empty() && wal_.has_value(); }
+  const std::vector<repo::BackupEntry>& backups() const { return backups_; }
+  const repo::WalIndex* wal() const { return wal_ ? &*wal_ : nullptr; }
 
  private:
   void Refresh(SystemTime now);

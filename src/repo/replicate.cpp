@@ -6,6 +6,7 @@
 #include <atomic>
 #include <map>
 #include <mutex>
+#include <set>
 
 #include "common/error.h"
 #include "common/log.h"
@@ -133,8 +134,57 @@ std::uint64_t CopyObject(Repository& a, Repository& b, const CopyItem& item) {
   return bytes;
 }
 
-
 }  // namespace
+
+SyncLag LagOf(const std::vector<BackupEntry>& a_backups, const WalIndex& a_wal,
+              const std::vector<BackupEntry>& b_backups, const WalIndex& b_wal) {
+  SyncLag lag;
+  std::set<std::string> in_b;
+  std::optional<SystemTime> b_oldest;
+  std::optional<std::uint64_t> from_segno;
+  const std::uint64_t seg = a_wal.segment_size();
+  for (const auto& b : b_backups) {
+    if (!b.ok()) continue;
+    in_b.insert(b.label);
+    if (!b_oldest || b.manifest->stop_time < *b_oldest) b_oldest = b.manifest->stop_time;
+    if (b.manifest->full()) {
+      std::uint64_t s = b.manifest->start_lsn.value / seg;
+      from_segno = from_segno ? std::min(*from_segno, s) : s;
+    }
+  }
+  for (const auto& a : a_backups) {
+    if (!a.ok() || in_b.count(a.label)) continue;
+    if (b_oldest && a.manifest->stop_time < *b_oldest) continue;
+    ++lag.missing_backups;
+    lag.missing_bytes += a.manifest->stored_size;
+    if (!lag.newest_missing_backup || a.manifest->stop_time > *lag.newest_missing_backup) {
+      lag.newest_missing_backup = a.manifest->stop_time;
+    }
+    if (!from_segno && a.manifest->full()) {
+      std::uint64_t s = a.manifest->start_lsn.value / seg;
+      from_segno = s;
+    }
+  }
+  if (!from_segno) {
+    for (const auto& a : a_backups) {
+      if (a.ok() && a.manifest->full()) {
+        std::uint64_t s = a.manifest->start_lsn.value / seg;
+        from_segno = from_segno ? std::min(*from_segno, s) : s;
+      }
+    }
+  }
+  if (!from_segno) return lag;
+  for (const auto& [tli, t] : a_wal.timelines()) {
+    for (auto it = t.segments.lower_bound(*from_segno); it != t.segments.end(); ++it) {
+      if (b_wal.Find(tli, it->first)) continue;
+      ++lag.missing_wal;
+      lag.missing_bytes += it->second.stored_size;
+      SystemTime at{std::chrono::seconds(it->second.modified)};
+      if (!lag.newest_missing_wal || at > *lag.newest_missing_wal) lag.newest_missing_wal = at;
+    }
+  }
+  return lag;
+}
 
 SyncResult Sync(Catalog& from, Catalog& to, const SyncOptions& options) {
   Repository& a = from.repo();

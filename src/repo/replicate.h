@@ -64,6 +64,20 @@ struct SyncResult {
   bool complete() const { return missing_objects == 0; }
 };
 
+// How far repository B is behind A (the exporter's and info's sync lag), from both
+// repositories' listings alone: A's complete backups B does not hold (those older than B's
+// oldest are not counted: B's retention let them go), and the WAL segments A holds from B's
+// oldest full backup on (A's, when B has none) that B does not.
+struct SyncLag {
+  std::uint64_t missing_backups = 0;
+  std::uint64_t missing_wal = 0;
+  std::uint64_t missing_bytes = 0;                  // stored bytes of both
+  std::optional<SystemTime> newest_missing_backup;  // its stop time
+  std::optional<SystemTime> newest_missing_wal;     // its archiving time
+};
+SyncLag LagOf(const std::vector<BackupEntry>& a_backups, const WalIndex& a_wal,
+              const std::vector<BackupEntry>& b_backups, const WalIndex& b_wal);
+
 // Throws ConflictError (different cluster, version, keys, or a differing backup of the same
 // label), StorageError/IntegrityError when copying fails (what was committed stays; run again).
 SyncResult Sync(Catalog& from, Catalog& to, const SyncOptions& options);

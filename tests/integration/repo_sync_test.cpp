@@ -85,8 +85,27 @@ TEST_F(RepoSync, SecondRegionRestoresThePrimarysDataAlone) {
   EXPECT_EQ(Sync({"--dry-run"}, 0)["backups"][0]["status"], "missing");
   EXPECT_FALSE(fs::exists(dir_ / "us/main/backups"));
 
+  // The exporter's sync lag says the same.
+  auto lag = [&](const std::string& metric) {
+    std::string path = dir_ / "m.prom";
+    EXPECT_EQ(Cli({"exporter", "--textfile", path}).exit_code, 0);
+    std::string text = test::ReadFile(path);
+    std::string series = metric + "{repo=\"eu-north-1\",stanza=\"main\",target=\"us-east-1\"} ";
+    auto at = text.find(series);
+    EXPECT_NE(at, std::string::npos) << text;
+    return at == std::string::npos ? -1.0 : std::stod(text.substr(at + series.size()));
+  };
+  EXPECT_EQ(lag("gravl_sync_missing_backups"), 1);
+  EXPECT_GT(lag("gravl_sync_missing_wal_segments"), 0);
+  EXPECT_GT(lag("gravl_sync_wal_lag_seconds"), 0);
+  EXPECT_GT(lag("gravl_sync_missing_bytes"), 0);
+
   // The sync, then nothing left to copy.
   nlohmann::json done = Sync({}, 0);
+  EXPECT_EQ(lag("gravl_sync_missing_backups"), 0);
+  EXPECT_EQ(lag("gravl_sync_missing_wal_segments"), 0);
+  EXPECT_EQ(lag("gravl_sync_wal_lag_seconds"), 0);
+  EXPECT_EQ(lag("gravl_sync_backup_lag_seconds"), 0);
   EXPECT_EQ(done["backups"][0]["status"], "copied") << done.dump();
   EXPECT_GT(done["objects_copied"].get<int>(), 3);
   EXPECT_EQ(done["wal_copied"], check["wal_missing"]);

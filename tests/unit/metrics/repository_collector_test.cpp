@@ -276,7 +276,9 @@ TEST(MetricNames, EveryMetricIsDocumentedAndFollowsConventions) {
                                                     "gravl_wal_segments",
                                                     "gravl_wal_ready_segments",
                                                     "gravl_pg_in_recovery",
-                                                    "gravl_replication_standbys"};
+                                                    "gravl_replication_standbys",
+                                                    "gravl_sync_missing_backups",
+                                                    "gravl_sync_missing_wal_segments"};
     EXPECT_TRUE(unit || kUnitless.count(m.name)) << m.name << " has no unit suffix";
   }
 }

@@ -163,6 +163,29 @@ TEST_F(ReplicateTest, CopiesBackupsAndTheirWalThenNothing) {
   (void)b1;
 }
 
+TEST_F(ReplicateTest, LagIsWhatTheTargetLacksAndZeroAfterASync) {
+  for (std::uint64_t s = 1; s <= 10; ++s) Wal(*a_, s);
+  Backup(*a_, now_ - hours(30), 2);
+  Backup(*a_, now_ - hours(6), 8);
+  auto lag = [&] {
+    Catalog a(*a_), b(*b_);
+    return LagOf(a.Backups(), a.Wal(), b.Backups(), b.Wal());
+  };
+  SyncLag before = lag();
+  EXPECT_EQ(before.missing_backups, 2u);
+  EXPECT_EQ(before.missing_wal, 9u);  // from the oldest backup's segment (2) on
+  EXPECT_EQ(before.newest_missing_backup, now_ - hours(6));
+  EXPECT_TRUE(before.newest_missing_wal.has_value());
+  EXPECT_GT(before.missing_bytes, 0u);
+  Run();
+  SyncLag after = lag();
+  EXPECT_EQ(after.missing_backups, 0u);
+  EXPECT_EQ(after.missing_wal, 0u);
+  EXPECT_FALSE(after.newest_missing_wal.has_value());
+  Wal(*a_, 11);  // archived in A only since
+  EXPECT_EQ(lag().missing_wal, 1u);
+}
+
 TEST_F(ReplicateTest, AFlippedByteInTheSourceIsNeverCommittedAndTheManifestNeverListed) {
   Wal(*a_, 2);
   std::string label = Backup(*a_, now_ - hours(1), 2);
