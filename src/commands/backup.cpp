@@ -508,6 +508,8 @@ int Backup(const Context& ctx, const BackupOptions& options) {
     ctx.run->details = {{"stored_bytes", writer.stored_size_}, {"files", file_count}};
   }
   int code = ExpireAfterBackup(ctx, repo, label, json, text);
+  // Then the other region: copied after expire, so that what expire let go is not copied.
+  if (int copied = CopyAfterBackup(ctx, repo, label, json, text); code == 0) code = copied;
   ctx.Emit(json, text.str());
   return code;
 }

@@ -127,6 +127,8 @@ int LogicalBackup(const Context& ctx, const BackupOptions& options) {
     ctx.run->details = {{"stored_bytes", stored}, {"databases", dbs}};
   }
   int code = ExpireAfterBackup(ctx, repo, label, json, text);
+  // Then the other region: copied after expire, so that what expire let go is not copied.
+  if (int copied = CopyAfterBackup(ctx, repo, label, json, text); code == 0) code = copied;
   ctx.Emit(json, text.str());
   return code;
 }

@@ -107,6 +107,11 @@ ExpireReport ExpireRepository(const Context& ctx, repo::Repository& repo, bool d
 // policy is configured or retention.auto is off. Adds "expire" to `json` and the report to
 // `text`; returns the exit code (0, 13 when refused, or the failure's: the backup itself
 // stays complete and is said to be).
+// After a successful backup of `label` into `repo`: repo-sync to every repository of
+// backup.copy_to (each a recorded sync run). Adds "copies" to `json` and each sync's report to
+// `text`; returns 0, or the first failure's code (the backup itself stays complete).
+int CopyAfterBackup(const Context& ctx, repo::Repository& repo, const std::string& label,
+                    nlohmann::json& json, std::ostringstream& text);
 int ExpireAfterBackup(const Context& ctx, repo::Repository& repo, const std::string& label,
                       nlohmann::json& json, std::ostringstream& text);
 struct PinOptions {

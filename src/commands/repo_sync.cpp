@@ -31,7 +31,13 @@ std::string Age(std::optional<SystemTime> t, SystemTime now) {
   return FormatDuration(std::chrono::duration_cast<std::chrono::seconds>(now - *t)) + " old";
 }
 
-int RepoSync(const Context& ctx, const RepoSyncOptions& options) {
+struct SyncOutcome {
+  nlohmann::json json;
+  std::string text;
+  int code = 0;
+};
+
+SyncOutcome RunSync(const Context& ctx, const RepoSyncOptions& options) {
   if (options.from == options.to) {
     throw UsageError("--from and --to name the same repository '" + options.from + "'");
   }
@@ -109,12 +115,43 @@ int RepoSync(const Context& ctx, const RepoSyncOptions& options) {
     ctx.run->bytes = r.bytes_copied;
     ctx.run->details = json;
   }
-  ctx.Emit(json, text.str());
-  if (options.verify_only && !r.complete()) return ToInt(ExitCode::kCheckFailed);
-  return 0;
+  return {json, text.str(),
+          options.verify_only && !r.complete() ? ToInt(ExitCode::kCheckFailed) : 0};
+}
+
+int RepoSync(const Context& ctx, const RepoSyncOptions& options) {
+  SyncOutcome o = RunSync(ctx, options);
+  ctx.Emit(o.json, o.text);
+  return o.code;
 }
 
 }  // namespace
+
+int CopyAfterBackup(const Context& ctx, repo::Repository& repo, const std::string& label,
+                    nlohmann::json& json, std::ostringstream& text) {
+  int code = 0;
+  for (const auto& target : ctx.config.backup_copy_to) {
+    if (target == repo.config().name) continue;  // where the backup went
+    try {
+      // A recorded sync run of its own: the sync metrics and notifications cover it.
+      RecordRun(ctx, repo::kSyncReports, repo.config().name, [&](const Context& run_ctx) {
+        SyncOutcome o = RunSync(run_ctx, {repo.config().name, target, false});
+        json["copies"].push_back(o.json);
+        text << o.text;
+        return o.code;
+      });
+    } catch (const Error& e) {
+      std::string msg = "backup " + label + " is complete in " + repo.config().name +
+                        ", but copying it to " + target + " failed: " + Redact(e.what()) +
+                        " (run repo-sync --from " + repo.config().name + " --to " + target + ")";
+      spdlog::error("{}", msg);
+      json["copies"].push_back({{"to", target}, {"error", msg}});
+      text << "  " << msg << "\n";
+      if (code == 0) code = ToInt(e.code());
+    }
+  }
+  return code;
+}
 
 void AddRepoSync(CLI::App& app, Invocation& inv) {
   auto options = std::make_shared<RepoSyncOptions>();

@@ -299,6 +299,16 @@ const std::vector<OptionSpec>& OptionSpecs() {
        {},
        0,
        0},
+      {"backup.copy_to",
+       "GRAVL_DR_BACKUP_COPY_TO",
+       "--copy-to",
+       OptionType::kString,
+       "",
+       "backup: after a backup succeeds, repo-sync these repositories (names, comma-separated "
+       "or a YAML list) from the one it went to",
+       {},
+       0,
+       0},
       {"notify.timeout",
        "GRAVL_DR_NOTIFY_TIMEOUT",
        "--notify-timeout",
@@ -469,6 +479,15 @@ void FlattenMap(const YAML::Node& map, const std::string& prefix, const std::str
       std::string known = "repos";
       for (const auto& s : OptionSpecs()) known += ", " + s.key;
       throw ConfigError(where + ": unknown key '" + key + "' (known keys: " + known + ")");
+    }
+    if (key == "backup.copy_to" && item.second.IsSequence()) {
+      // A list of repository names, or the same as one comma-separated string.
+      std::string joined;
+      for (const auto& entry : item.second) {
+        joined += (joined.empty() ? "" : ",") + ScalarOrThrow(entry, key, where);
+      }
+      out[key] = RawValue{joined, where};
+      continue;
     }
     out[key] = RawValue{ScalarOrThrow(item.second, key, where), where};
   }
@@ -960,6 +979,17 @@ Config LoadConfig(const ConfigInputs& inputs) {
   }
   if (auto v = get("drill.timeout"))
     config.drill_timeout = ParseInt(*FindSpec("drill.timeout"), *v);
+  std::string copy_to_where;
+  if (auto v = get("backup.copy_to")) {
+    copy_to_where = v->where;
+    std::stringstream names(v->text);
+    std::string name;
+    while (std::getline(names, name, ',')) {
+      name.erase(0, std::min(name.find_first_not_of(' '), name.size()));
+      while (!name.empty() && name.back() == ' ') name.pop_back();
+      if (!name.empty()) config.backup_copy_to.push_back(name);
+    }
+  }
   if (auto v = get("notify.timeout")) {
     config.notify.timeout_s = ParseInt(*FindSpec("notify.timeout"), *v);
   }
@@ -1008,6 +1038,15 @@ Config LoadConfig(const ConfigInputs& inputs) {
   } else if (file_repos) {
     config.repos = std::move(*file_repos);
   }
+  for (const auto& name : config.backup_copy_to) {
+    bool known = std::any_of(config.repos.begin(), config.repos.end(),
+                             [&](const RepoConfig& r) { return r.name == name; });
+    if (!known) {
+      throw ConfigError(copy_to_where + ": 'backup.copy_to' names '" + Echo(name) +
+                        "', which is not a configured repository");
+    }
+  }
+
   if (config.repos.empty()) {
     throw ConfigError("no repository configured: add a 'repos' list to " +
                       (config.source == "(no config file)" ? std::string(*path) : config.source) +

@@ -125,6 +125,8 @@ struct Config {
   std::vector<DrillCheck> drill_checks;
 
   RetentionConfig retention;
+  // backup.copy_to: repositories a successful backup is synced to (repo-sync).
+  std::vector<std::string> backup_copy_to;
   NotifyConfig notify;
   ExporterConfig exporter;
 

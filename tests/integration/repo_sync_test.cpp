@@ -9,6 +9,7 @@
 
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "common/subprocess.h"
 #include "repo/manifest.h"
@@ -126,6 +127,33 @@ TEST_F(RepoSync, SecondRegionRestoresThePrimarysDataAlone) {
   EXPECT_TRUE(restored_dump == primary)
       << "pg_dumpall differs: " << restored_dump.size() << " bytes restored, " << primary.size()
       << " on the primary";
+}
+
+TEST_F(RepoSync, BackupCopiesItselfToTheSecondRegion) {
+  Query("CREATE TABLE t AS SELECT g FROM generate_series(1, 1000) g");
+  RunResult r =
+      Cli({"--repo", "eu-north-1", "backup", "--copy-to", "us-east-1", "--output", "json"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  ASSERT_EQ(j["copies"].size(), 1u) << r.out;
+  EXPECT_EQ(j["copies"][0]["to"], "us-east-1");
+  EXPECT_EQ(j["copies"][0]["backups"][0]["status"], "copied");
+  EXPECT_TRUE(
+      fs::exists(dir_ / ("us/main/backups/" + j["label"].get<std::string>() + "/manifest.json")));
+  RunResult v = Cli({"--repo", "us-east-1", "verify"});
+  EXPECT_EQ(v.exit_code, 0) << v.out << v.err;
+  // A copy that fails leaves the backup complete, says so, and exits with the failure's code.
+  fs::rename(dir_ / "us", dir_ / "us.away");
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));  // labels are to the second
+  RunResult failed = Cli({"--repo", "eu-north-1", "backup", "--copy-to", "us-east-1"});
+  EXPECT_NE(failed.exit_code, 0);
+  EXPECT_NE(failed.err.find("is complete in eu-north-1, but copying it to us-east-1 failed"),
+            std::string::npos)
+      << failed.err;
+  // Unknown names are a configuration error.
+  RunResult unknown = Cli({"backup", "--copy-to", "ap-south-1"});
+  EXPECT_EQ(unknown.exit_code, 3);
+  EXPECT_NE(unknown.err.find("not a configured repository"), std::string::npos) << unknown.err;
 }
 
 TEST_F(RepoSync, RefusesAnotherClusterAndADifferentBackupUnderTheSameLabel) {

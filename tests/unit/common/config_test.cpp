@@ -280,6 +280,18 @@ TEST_F(ConfigTest, NotifyTargetsTakeTheirUrlFromAFileOrTheEnvironmentOnly) {
               {{"X", "https://h/x"}});
 }
 
+TEST_F(ConfigTest, BackupCopyToNamesConfiguredRepositories) {
+  const std::string repos =
+      "repos:\n  - {name: eu, type: posix, path: /a}\n  - {name: us, type: posix, path: /b}\n";
+  EXPECT_EQ(Load(repos + "backup:\n  copy_to: [us]\n").backup_copy_to,
+            (std::vector<std::string>{"us"}));
+  EXPECT_EQ(Load(repos + "backup:\n  copy_to: 'us, eu'\n").backup_copy_to,
+            (std::vector<std::string>{"us", "eu"}));
+  EXPECT_EQ(Load(repos, {{"GRAVL_DR_BACKUP_COPY_TO", "us"}}).backup_copy_to,
+            (std::vector<std::string>{"us"}));
+  ExpectError(repos + "backup:\n  copy_to: [ap]\n", {"backup.copy_to", "'ap'", "not a configured"});
+}
+
 TEST_F(ConfigTest, ExporterOptions) {
   Config c = Load(kRepos + "exporter:\n  listen: 0.0.0.0:9999\n  interval: 15\n");
   EXPECT_EQ(c.exporter.listen, "0.0.0.0:9999");
