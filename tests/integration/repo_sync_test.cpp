@@ -6,9 +6,11 @@
 // under the same label.
 
 #include <gtest/gtest.h>
+#include <signal.h>
 
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <random>
 #include <thread>
 
 #include "common/subprocess.h"
@@ -154,6 +156,59 @@ TEST_F(RepoSync, BackupCopiesItselfToTheSecondRegion) {
   RunResult unknown = Cli({"backup", "--copy-to", "ap-south-1"});
   EXPECT_EQ(unknown.exit_code, 3);
   EXPECT_NE(unknown.err.find("not a configured repository"), std::string::npos) << unknown.err;
+}
+
+// kill -9 at 20 random moments of a sync: the target never lists a backup that fails verify,
+// and the next sync completes it.
+TEST_F(RepoSync, KilledSyncNeverLeavesAListedBackupThatFailsVerify) {
+  Query("CREATE TABLE t AS SELECT g, md5(g::text) FROM generate_series(1, 50000) g");
+  ASSERT_EQ(Cli({"--repo", "eu-north-1", "backup"}).exit_code, 0);
+  Query("INSERT INTO t SELECT g, 'x' FROM generate_series(1, 20000) g");
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  ASSERT_EQ(Cli({"--repo", "eu-north-1", "backup"}).exit_code, 0);
+  SwitchAndWait();
+  auto sync = [&] {
+    return Child::Spawn({test::GravlBinary(), "--config", config_, "repo-sync", "--from",
+                         "eu-north-1", "--to", "us-east-1"},
+                        {});
+  };
+  auto listed = [&] {
+    std::size_t n = 0;
+    if (fs::exists(dir_ / "us/main/backups")) {
+      for (const auto& e : fs::directory_iterator(dir_ / "us/main/backups")) {
+        n += fs::exists(e.path() / "manifest.json");
+      }
+    }
+    return n;
+  };
+  auto t0 = std::chrono::steady_clock::now();
+  ASSERT_EQ(sync()->Wait(), 0);
+  auto full = std::chrono::steady_clock::now() - t0;
+  std::mt19937 rng(std::random_device{}());
+  std::uniform_int_distribution<long> at(
+      0, std::chrono::duration_cast<std::chrono::microseconds>(full).count());
+  int midway = 0;
+  for (int k = 0; k < 20; ++k) {
+    fs::remove_all(dir_ / "us/main/backups");
+    fs::remove_all(dir_ / "us/main/wal");
+    auto child = sync();
+    std::this_thread::sleep_for(std::chrono::microseconds(at(rng)));
+    ::kill(child->pid(), SIGKILL);
+    int code = child->Wait();
+    std::size_t n = listed();
+    if (code == 128 + SIGKILL && n < 2) ++midway;
+    if (n > 0) {
+      RunResult v = Cli({"--repo", "us-east-1", "verify"});
+      EXPECT_EQ(v.exit_code, 0) << "kill " << k << " (exit " << code << ", " << n << " listed):\n"
+                                << v.out << v.err;
+    }
+    RunResult again = Cli({"repo-sync", "--from", "eu-north-1", "--to", "us-east-1"});
+    EXPECT_EQ(again.exit_code, 0) << again.err;
+    EXPECT_EQ(listed(), 2u) << "kill " << k;
+  }
+  EXPECT_GE(midway, 1);
+  RunResult v = Cli({"--repo", "us-east-1", "verify"});
+  EXPECT_EQ(v.exit_code, 0) << v.out << v.err;
 }
 
 TEST_F(RepoSync, RefusesAnotherClusterAndADifferentBackupUnderTheSameLabel) {
