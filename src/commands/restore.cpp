@@ -533,13 +533,16 @@ Choice ChooseIn(repo::Catalog& catalog, const RestoreOptions& options,
   return c;
 }
 
-// Chooses the backup across the configured repositories, in order: the first one holding a
-// backup that reaches the target. Throws when none does, saying why for each repository.
+// Chooses the backup across the configured repositories (both regions): the newest backup that
+// reaches the target in any repository that can be read (the first repository's on a tie);
+// a repository that cannot be read is reported and skipped. Throws when none reaches the
+// target, saying why for each repository.
 Choice ChooseBackup(std::vector<std::unique_ptr<repo::Repository>>& repos, const Context& ctx,
                     const RestoreOptions& options, const pg::RecoveryTarget& target,
                     const pg::TargetTimeline& timeline) {
   std::vector<std::string> notes;
   std::exception_ptr first_error;
+  std::optional<Choice> best;
   for (auto& r : repos) {
     try {
       r->Stanza();
@@ -552,8 +555,21 @@ Choice ChooseBackup(std::vector<std::unique_ptr<repo::Repository>>& repos, const
     repo::Catalog catalog(*r);
     Choice c = ChooseIn(catalog, options, target, timeline);
     for (const auto& n : c.notes) notes.push_back(r->Describe() + ": " + n);
-    if (c.backup) return c;
+    if (c.backup) {
+      if (!best || c.backup->stop_time > best->backup->stop_time) {
+        if (best) {
+          notes.push_back(best->repo->Describe() + ": " + best->backup->label + " is older than " +
+                          c.backup->label + " in " + r->Describe());
+        }
+        best = std::move(c);
+      }
+      continue;
+    }
     if (c.notes.empty()) notes.push_back(r->Describe() + ": no full backups");
+  }
+  if (best) {
+    best->notes = std::move(notes);
+    return std::move(*best);
   }
   if (notes.empty() && first_error) {
     std::rethrow_exception(first_error);  // no repository could even be opened: say why

@@ -119,6 +119,17 @@ TEST_F(RepoSync, SecondRegionRestoresThePrimarysDataAlone) {
   RunResult v = Cli({"--repo", "us-east-1", "verify"});
   EXPECT_EQ(v.exit_code, 0) << v.out << v.err;
 
+  // Without --repo, restore takes the newest backup of either region: here one taken into the
+  // second region only (archiving now goes to both, as a backup needs its WAL in its own
+  // repository).
+  EnableArchiving();
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  ASSERT_EQ(Cli({"--repo", "us-east-1", "backup"}).exit_code, 0);
+  RunResult plan = Cli({"restore", "--pgdata", dir_ / "plan", "--dry-run", "--output", "json"});
+  ASSERT_EQ(plan.exit_code, 0) << plan.err;
+  EXPECT_EQ(nlohmann::json::parse(plan.out)["repo"], "us-east-1") << plan.out;
+  SwitchAndWait();
+
   // The primary region is gone: restore from the second alone, to the latest archived moment.
   std::string primary = DumpAll(*cluster_);
   fs::rename(dir_ / "eu", dir_ / "eu.lost");
