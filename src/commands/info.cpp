@@ -11,6 +11,7 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "repo/catalog.h"
+#include "repo/replicate.h"
 #include "storage/factory.h"
 
 namespace gravl::commands {
@@ -160,6 +161,52 @@ void StanzaText(const repo::StanzaSummary& s, const repo::RetentionPlan* plan,
 
 }  // namespace
 
+// Two regions: how far each configured repository is behind the first (repo::LagOf). A
+// repository that cannot be read is said so; it is reported above too.
+nlohmann::json SyncLagSection(const Context& ctx, std::ostringstream& text) {
+  nlohmann::json out = nlohmann::json::array();
+  auto repos = ctx.OpenRepos();
+  if (repos.size() < 2) return out;
+  auto now = std::chrono::system_clock::now();
+  auto age = [&](std::optional<SystemTime> t) -> std::string {
+    if (!t) return "none";
+    return FormatDuration(std::chrono::duration_cast<std::chrono::seconds>(now - *t)) + " old";
+  };
+  try {
+    repos[0]->Stanza();
+    repos[0]->Unlock(ctx.config.passphrase);
+    repo::Catalog a(*repos[0]);
+    for (std::size_t i = 1; i < repos.size(); ++i) {
+      std::string pair = repos[0]->config().name + " -> " + repos[i]->config().name;
+      try {
+        repos[i]->Stanza();
+        repos[i]->Unlock(ctx.config.passphrase);
+        repo::Catalog b(*repos[i]);
+        repo::SyncLag lag = repo::LagOf(a.Backups(), a.Wal(), b.Backups(), b.Wal());
+        text << "sync lag " << pair << ": " << lag.missing_backups << " backup(s), "
+             << lag.missing_wal << " WAL segment(s) missing (" << FormatBytes(lag.missing_bytes)
+             << "); newest missing backup " << age(lag.newest_missing_backup)
+             << ", newest missing WAL " << age(lag.newest_missing_wal) << "\n";
+        auto at = [](std::optional<SystemTime> t) {
+          return t ? nlohmann::json(FormatIso8601(*t)) : nlohmann::json(nullptr);
+        };
+        out.push_back({{"from", repos[0]->config().name},
+                       {"to", repos[i]->config().name},
+                       {"missing_backups", lag.missing_backups},
+                       {"missing_wal_segments", lag.missing_wal},
+                       {"missing_bytes", lag.missing_bytes},
+                       {"newest_missing_backup", at(lag.newest_missing_backup)},
+                       {"newest_missing_wal", at(lag.newest_missing_wal)}});
+      } catch (const Error& e) {
+        text << "sync lag " << pair << ": unknown (" << Redact(e.what()) << ")\n";
+      }
+    }
+  } catch (const Error& e) {
+    text << "sync lag: unknown (" << Redact(e.what()) << ")\n";
+  }
+  return out;
+}
+
 int Info(const Context& ctx, const InfoOptions& options) {
   nlohmann::json repos = nlohmann::json::array();
   std::ostringstream text;
@@ -234,7 +281,9 @@ int Info(const Context& ctx, const InfoOptions& options) {
     rj["stanzas"] = stanzas;
     repos.push_back(rj);
   }
-  ctx.Emit({{"repos", repos}}, text.str());
+  nlohmann::json sync = nlohmann::json::array();
+  if (!options.all_stanzas && !ctx.repo_name) sync = SyncLagSection(ctx, text);
+  ctx.Emit({{"repos", repos}, {"sync", sync}}, text.str());
   return ToInt(worst);
 }
 

@@ -99,6 +99,13 @@ TEST_F(RepoSync, SecondRegionRestoresThePrimarysDataAlone) {
     return at == std::string::npos ? -1.0 : std::stod(text.substr(at + series.size()));
   };
   EXPECT_EQ(lag("gravl_sync_missing_backups"), 1);
+  auto info_lag = [&] {
+    RunResult info = Cli({"info", "--output", "json"});
+    EXPECT_EQ(info.exit_code, 0) << info.err;
+    return nlohmann::json::parse(info.out)["sync"][0];
+  };
+  EXPECT_EQ(info_lag()["missing_backups"], 1);
+  EXPECT_EQ(info_lag()["to"], "us-east-1");
   EXPECT_GT(lag("gravl_sync_missing_wal_segments"), 0);
   EXPECT_GT(lag("gravl_sync_wal_lag_seconds"), 0);
   EXPECT_GT(lag("gravl_sync_missing_bytes"), 0);
@@ -109,6 +116,8 @@ TEST_F(RepoSync, SecondRegionRestoresThePrimarysDataAlone) {
   EXPECT_EQ(lag("gravl_sync_missing_wal_segments"), 0);
   EXPECT_EQ(lag("gravl_sync_wal_lag_seconds"), 0);
   EXPECT_EQ(lag("gravl_sync_backup_lag_seconds"), 0);
+  EXPECT_EQ(info_lag()["missing_backups"], 0);
+  EXPECT_EQ(info_lag()["missing_wal_segments"], 0);
   EXPECT_EQ(done["backups"][0]["status"], "copied") << done.dump();
   EXPECT_GT(done["objects_copied"].get<int>(), 3);
   EXPECT_EQ(done["wal_copied"], check["wal_missing"]);
