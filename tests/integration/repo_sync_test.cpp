@@ -41,22 +41,6 @@ class RepoSync : public test::RestoringFixture {
                    " --config " + config_ + " --repo eu-north-1 archive-push %p'");
     cluster_->Psql("SELECT pg_reload_conf()");
   }
-  // pg_dumpall's output without its per-run \restrict keys.
-  std::string DumpAll(const pg::Instance& pg) {
-    std::string dump =
-        RunChecked({pg.Bin("pg_dumpall"), "-d", pg.conninfo(), "--no-role-passwords"});
-    std::string out;
-    std::size_t start = 0;
-    while (start < dump.size()) {
-      std::size_t end = dump.find('\n', start);
-      if (end == std::string::npos) end = dump.size();
-      std::string line = dump.substr(start, end - start);
-      if (line.rfind("\\restrict ", 0) != 0 && line.rfind("\\unrestrict ", 0) != 0)
-        out += line + "\n";
-      start = end + 1;
-    }
-    return out;
-  }
   nlohmann::json Sync(std::vector<std::string> extra, int expect) {
     std::vector<std::string> args = {"repo-sync", "--from",   "eu-north-1", "--to",
                                      "us-east-1", "--output", "json"};
@@ -140,11 +124,11 @@ TEST_F(RepoSync, SecondRegionRestoresThePrimarysDataAlone) {
   SwitchAndWait();
 
   // The primary region is gone: restore from the second alone, to the latest archived moment.
-  std::string primary = DumpAll(*cluster_);
+  std::string primary = test::DumpAll(*cluster_);
   fs::rename(dir_ / "eu", dir_ / "eu.lost");
   auto restored = RestoreAndStart("from-us", {"--repo", "us-east-1"});
   ASSERT_TRUE(restored);
-  std::string restored_dump = DumpAll(*restored);
+  std::string restored_dump = test::DumpAll(*restored);
   EXPECT_GT(primary.size(), 500000u);
   EXPECT_TRUE(restored_dump == primary)
       << "pg_dumpall differs: " << restored_dump.size() << " bytes restored, " << primary.size()

@@ -1413,7 +1413,11 @@ function pickFault(method) {
   }
   const delay = f.delay_rate > 0 && prng() < f.delay_rate ? f.delay_ms : 0;
   if (f.error_rate > 0 && prng() < f.error_rate) {
-    return { delay, kind: ERROR_KINDS[Math.floor(prng() * ERROR_KINDS.length)] };
+    let kind = ERROR_KINDS[Math.floor(prng() * ERROR_KINDS.length)];
+    // S3 answers RequestTimeout only to a request whose body did not arrive in time: never to
+    // HEAD (whose 400 has no body to tell it from a bad request), GET or DELETE.
+    if (kind === 'RequestTimeout' && method !== 'PUT' && method !== 'POST') kind = 'InternalError';
+    return { delay, kind };
   }
   if (f.drop_rate > 0 && prng() < f.drop_rate) {
     return { delay, kind: prng() < 0.5 ? 'drop_before' : 'drop_after' };

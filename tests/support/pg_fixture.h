@@ -14,4 +14,8 @@ namespace gravl::test {
 // Starts a new cluster with extra postgresql.conf lines.
 std::unique_ptr<pg::Instance> StartCluster(const std::vector<std::string>& settings = {});
 
+// pg_dumpall of the server, comparable between two servers: without pg_dump's per-run
+// \restrict keys.
+std::string DumpAll(const pg::Instance& pg);
+
 }  // namespace gravl::test
