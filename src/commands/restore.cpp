@@ -553,7 +553,17 @@ Choice ChooseBackup(std::vector<std::unique_ptr<repo::Repository>>& repos, const
       continue;
     }
     repo::Catalog catalog(*r);
-    Choice c = ChooseIn(catalog, options, target, timeline);
+    Choice c;
+    try {
+      c = ChooseIn(catalog, options, target, timeline);
+    } catch (const StorageError& e) {
+      // A region that fails part-way (timeouts, 5xx after the retries) is skipped like one
+      // that cannot be opened.
+      spdlog::warn("{}: {}", r->Describe(), Redact(e.what()));
+      if (!first_error) first_error = std::current_exception();
+      notes.push_back(r->Describe() + ": cannot be read: " + Redact(e.what()));
+      continue;
+    }
     for (const auto& n : c.notes) notes.push_back(r->Describe() + ": " + n);
     if (c.backup) {
       if (!best || c.backup->stop_time > best->backup->stop_time) {

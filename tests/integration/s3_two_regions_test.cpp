@@ -31,9 +31,9 @@ class S3TwoRegions : public test::ArchivingFixture {
   }
   std::string ConfigBody() const override {
     return "repos:\n  - name: eu-north-1\n" + eu_->RepoYaml("db1", dir_ / "eu-secret") +
-           "    retry_timeout: 30\n  - name: us-east-1\n" +
+           "    retry_timeout: 10\n  - name: us-east-1\n" +
            us_->RepoYaml("db1", dir_ / "us-secret") +
-           "    retry_timeout: 30\narchive: {async: true, spool_path: " + (dir_ / "spool") +
+           "    retry_timeout: 10\narchive: {async: true, spool_path: " + (dir_ / "spool") +
            "}\nparallel: 2\n";
   }
   // Every object under backups/ of a region: its SHA-256.
@@ -79,6 +79,18 @@ TEST_F(S3TwoRegions, CopiedUnderFaultsAndRestoredFromTheSecondRegionAlone) {
   RunResult check = Cli({"repo-sync", "--from", "eu-north-1", "--to", "us-east-1", "--verify-only",
                          "--output", "json"});
   EXPECT_EQ(check.exit_code, 0) << check.out << check.err;
+
+  // The primary region answers only errors (5xx): without --repo, restore reports it and
+  // takes the second region's backup, within the bounded retries (retry_timeout 10 s).
+  eu_->SetFaults(R"({"error_rate":1})");
+  auto t0 = std::chrono::steady_clock::now();
+  RunResult plan = Cli({"restore", "--pgdata", dir_ / "plan", "--dry-run", "--output", "json"});
+  EXPECT_EQ(plan.exit_code, 0) << plan.err;
+  if (plan.exit_code == 0) {
+    EXPECT_EQ(nlohmann::json::parse(plan.out)["repo"], "us-east-1");
+  }
+  EXPECT_NE(plan.err.find("eu-north-1"), std::string::npos) << plan.err;
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(60));
 
   // The primary region's store is gone.
   std::string primary = test::DumpAll(*cluster_);
