@@ -92,6 +92,9 @@ cmp "$WORK/restored-$seg" "$PGDATA/pg_wal/$seg" && echo "byte-identical"
 step "gravl-dr backup --type full (over the replication protocol: no agent on the host)"
 gravl backup --type full
 
+step "gravl-dr repo-sync (the backup copied to the second region, every object verified)"
+gravl repo-sync --from primary-region --to second-region
+
 PSQL=("$PGBIN/psql" -XAtq -d "host=127.0.0.1 port=$port user=postgres")
 step "new orders after the backup, then an accident"
 "${PSQL[@]}" -c "CREATE TABLE orders(id int primary key, item text)"

@@ -540,7 +540,8 @@ Choice ChooseIn(repo::Catalog& catalog, const RestoreOptions& options,
 Choice ChooseBackup(std::vector<std::unique_ptr<repo::Repository>>& repos, const Context& ctx,
                     const RestoreOptions& options, const pg::RecoveryTarget& target,
                     const pg::TargetTimeline& timeline) {
-  std::vector<std::string> notes;
+  // Notes by repository: the chosen repository's are shown as they are, the others' named.
+  std::vector<std::pair<const repo::Repository*, std::string>> notes;
   std::exception_ptr first_error;
   std::optional<Choice> best;
   for (auto& r : repos) {
@@ -561,31 +562,35 @@ Choice ChooseBackup(std::vector<std::unique_ptr<repo::Repository>>& repos, const
       // that cannot be opened.
       spdlog::warn("{}: {}", r->Describe(), Redact(e.what()));
       if (!first_error) first_error = std::current_exception();
-      notes.push_back(r->Describe() + ": cannot be read: " + Redact(e.what()));
+      notes.emplace_back(r.get(), "cannot be read: " + Redact(e.what()));
       continue;
     }
-    for (const auto& n : c.notes) notes.push_back(r->Describe() + ": " + n);
+    for (const auto& n : c.notes) notes.emplace_back(r.get(), n);
     if (c.backup) {
       if (!best || c.backup->stop_time > best->backup->stop_time) {
         if (best) {
-          notes.push_back(best->repo->Describe() + ": " + best->backup->label + " is older than " +
-                          c.backup->label + " in " + r->Describe());
+          notes.emplace_back(best->repo, best->backup->label + " is older than " + c.backup->label +
+                                             " in " + r->Describe());
         }
         best = std::move(c);
       }
       continue;
     }
-    if (c.notes.empty()) notes.push_back(r->Describe() + ": no full backups");
+    if (c.notes.empty()) notes.emplace_back(r.get(), "no full backups");
   }
+  auto text = [&](const std::pair<const repo::Repository*, std::string>& n) {
+    return best && n.first == best->repo ? n.second : n.first->Describe() + ": " + n.second;
+  };
   if (best) {
-    best->notes = std::move(notes);
+    best->notes.clear();
+    for (const auto& n : notes) best->notes.push_back(text(n));
     return std::move(*best);
   }
   if (notes.empty() && first_error) {
     std::rethrow_exception(first_error);  // no repository could even be opened: say why
   }
   std::string why;
-  for (const auto& n : notes) why += "\n  " + n;
+  for (const auto& n : notes) why += "\n  " + text(n);
   if (!options.set.empty()) {
     throw NotFoundError("backup '" + options.set + "' cannot reach the target " +
                         target.Describe() + "; nothing was written:" + why);

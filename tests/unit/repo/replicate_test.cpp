@@ -281,6 +281,18 @@ TEST_F(ReplicateTest, RefusesOtherKeyMaterialAndADifferentBackupUnderTheSameLabe
       EXPECT_NE(std::string(e.what()).find("key material"), std::string::npos) << e.what();
     }
   }
+  // Another major version, and another cluster, in B.
+  for (auto change : {+[](StanzaInfo& i) { i.pg_major = 16; },
+                      +[](StanzaInfo& i) { i.system_identifier = "2"; }}) {
+    auto store = storage::MakeMemoryStorage();
+    StanzaInfo info = a_->Stanza();
+    change(info);
+    WriteMetadata(*store, StanzaKey("main"), info.ToJson());
+    auto other = Open(*store, "other");
+    Catalog ca(*a_), cb(*other);
+    EXPECT_THROW(Sync(ca, cb, {.now = now_}), ConflictError);
+    EXPECT_TRUE(storage::ListAll(*store, "main/backups/").empty());
+  }
   // The same label in B, another manifest.
   nlohmann::json doc = ReadManifestDocument(*a_, label);
   doc["created_by"] = "someone else";
