@@ -73,10 +73,10 @@ int main(int argc, char** argv) {
   namespace cmd = gravl::commands;
   cmd::Invocation inv;
   cmd::AddGlobalOptions(app, inv);
-  for (auto add : {cmd::AddStanzaCreate, cmd::AddInfo, cmd::AddArchivePush, cmd::AddArchiveGet,
-                   cmd::AddCheck, cmd::AddBackup, cmd::AddRestore, cmd::AddVerify,
-                   cmd::AddTestRestore, cmd::AddExpire, cmd::AddPin, cmd::AddExporter, cmd::AddRepoSync,
-                   cmd::AddVersion}) {
+  for (auto add :
+       {cmd::AddStanzaCreate, cmd::AddInfo, cmd::AddArchivePush, cmd::AddArchiveGet, cmd::AddCheck,
+        cmd::AddBackup, cmd::AddRestore, cmd::AddVerify, cmd::AddTestRestore, cmd::AddExpire,
+        cmd::AddPin, cmd::AddExporter, cmd::AddRepoSync, cmd::AddVersion}) {
     add(app, inv);
   }
 
