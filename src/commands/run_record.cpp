@@ -34,8 +34,7 @@ std::string Summary(const repo::RunReport& r) {
 
 // Stores `report` where it belongs; returns false (logged) when it could not be stored
 // anywhere it should.
-bool Store(const Context& ctx, repo::RunReport& report,
-           std::vector<std::unique_ptr<repo::Repository>>& repos) {
+bool Store(repo::RunReport& report, std::vector<std::unique_ptr<repo::Repository>>& repos) {
   bool stored_all = true;
   for (auto& r : repos) {
     if (!report.repo.empty() && r->config().name != report.repo) continue;
@@ -50,7 +49,6 @@ bool Store(const Context& ctx, repo::RunReport& report,
       stored_all = false;
     }
   }
-  (void)ctx;
   return stored_all;
 }
 
@@ -127,7 +125,7 @@ int RecordRun(Context ctx, const std::string& kind, const std::string& subject,
   std::vector<std::unique_ptr<repo::Repository>> repos;
   try {
     repos = ctx.OpenRepos();
-    if (run->key.empty()) stored = Store(ctx, *run, repos);
+    if (run->key.empty()) stored = Store(*run, repos);
   } catch (const Error& e) {
     spdlog::error("cannot store the {} report: {}", EventKind(kind), Redact(e.what()));
     stored = false;

@@ -310,20 +310,20 @@ SyncResult Sync(Catalog& from, Catalog& to, const SyncOptions& options) {
     const std::string& label = wanted[i]->label;
     copy_all(objects[i]);
     // The manifest last, and read back from B (its embedded checksum) before it counts.
-    CopyItem manifest{ManifestKey(a.stanza(), label), {}, false, {}};
-    auto in = a.storage().Get(manifest.key);
+    const std::string manifest_key = ManifestKey(a.stanza(), label);
+    auto in = a.storage().Get(manifest_key);
     storage::PutOptions put;
     put.if_absent = true;
-    auto out = b.storage().Put(manifest.key, put);
+    auto out = b.storage().Put(manifest_key, put);
     CommitSink commit(*out);
     std::uint64_t bytes = io::Pump(*in, commit);
     if (ReadManifestDocument(b, label) != ReadManifestDocument(a, label)) {
-      throw IntegrityError(b.storage().Describe() + "/" + manifest.key + " does not read back as " +
+      throw IntegrityError(b.storage().Describe() + "/" + manifest_key + " does not read back as " +
                            a.storage().Describe() + "'s");
     }
     ++result.objects_copied;
     result.bytes_copied += bytes;
-    if (options.on_object) options.on_object(manifest.key, bytes);
+    if (options.on_object) options.on_object(manifest_key, bytes);
     for (auto& s : result.backups) {
       if (s.label == label) s.status = "copied";
     }
