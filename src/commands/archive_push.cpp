@@ -13,7 +13,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
+#include <map>
 #include <sstream>
 
 #include "commands/cli.h"
@@ -23,6 +25,7 @@
 #include "io/file.h"
 #include "io/hash.h"
 #include "io/workers.h"
+#include "repo/fence.h"
 #include "repo/wal_archive.h"
 #include "storage/factory.h"
 
@@ -163,6 +166,20 @@ int ArchivePush(const Context& ctx, const ArchivePushOptions& options) {
     }
   }
 
+  // Timeline fences (repo/fence.h): WAL of an ended timeline beyond its end goes to quarantine.
+  std::map<std::pair<std::size_t, TimelineId>, std::optional<repo::TimelineFence>> fences;
+  for (const auto& n : batch) {
+    auto wal = repo::ParseWalFileName(n);
+    if (!wal || wal->kind != repo::WalFileKind::kSegment) continue;
+    for (std::size_t r = 0; r < repos.size(); ++r) {
+      auto key = std::make_pair(r, wal->timeline);
+      if (!fences.count(key)) {
+        fences[key] = repo::ReadFence(repos[r]->storage(), repos[r]->stanza(), wal->timeline);
+      }
+    }
+  }
+  std::atomic<int> quarantined{0};
+
   std::vector<Pushed> results(batch.size());
   auto errors = io::RunParallel(batch.size(), ctx.config.parallel, [&](std::size_t i) {
     const std::string path = wal_dir + "/" + batch[i];
@@ -180,8 +197,36 @@ int ArchivePush(const Context& ctx, const ArchivePushOptions& options) {
     p.name = batch[i];
     p.size = data.size();
     p.sha256 = io::Sha256Hex(data);
-    p.repos = repo::PushWalFile(repos, *wal, data, p.sha256, ctx.config.compression,
-                                ctx.config.compression_level);
+    std::vector<repo::Repository*> normal;
+    std::vector<repo::RepoPushStatus> fenced;
+    for (std::size_t r = 0; r < repos.size(); ++r) {
+      auto it = fences.find({r, wal->timeline});
+      if (it != fences.end() && it->second && repo::BeyondFence(*it->second, *wal, seg_size)) {
+        std::string key = repo::QuarantineWalFile(
+            *repos[r], *wal, data, p.sha256, ctx.config.compression, ctx.config.compression_level);
+        spdlog::error(
+            "{}: {} is WAL of timeline {} beyond {}, where that timeline ended ({} to {} at "
+            "{}): this server kept writing after another one was promoted. The file is kept "
+            "in quarantine ({}) and is never served to a restore; fence this server (see "
+            "docs/failover.md)",
+            repos[r]->Describe(), batch[i], wal->timeline, it->second->end.ToString(),
+            it->second->reason, it->second->region, FormatIso8601(it->second->at), key);
+        fenced.push_back({repos[r]->config().name, key, true});
+        ++quarantined;
+      } else {
+        normal.push_back(repos[r]);
+      }
+    }
+    auto stored = repo::PushWalFile(normal, *wal, data, p.sha256, ctx.config.compression,
+                                    ctx.config.compression_level);
+    // In the order of the repositories.
+    for (auto* r : repos) {
+      for (auto* list : {&stored, &fenced}) {
+        for (auto& st : *list) {
+          if (st.repo == r->config().name) p.repos.push_back(st);
+        }
+      }
+    }
     if (i > 0) {
       io::AtomicFileSink ok(spool + "/" + batch[i] + ".ok",
                             io::AtomicFileOptions{.durable = false, .owner = spool_owner});
@@ -229,7 +274,11 @@ int ArchivePush(const Context& ctx, const ArchivePushOptions& options) {
   nlohmann::json repos_json = nlohmann::json::array();
   std::ostringstream text;
   for (const auto& s : p.repos) {
-    repos_json.push_back({{"repo", s.repo}, {"status", s.stored ? "stored" : "already-archived"}});
+    bool in_quarantine = s.key.find("/quarantine/") != std::string::npos;
+    repos_json.push_back({{"repo", s.repo},
+                          {"status", in_quarantine ? "quarantined"
+                                     : s.stored    ? "stored"
+                                                   : "already-archived"}});
   }
   spdlog::info("archived {} ({}) to {} repositor{}{} in {:.3f}s", name, FormatBytes(p.size),
                p.repos.size(), p.repos.size() == 1 ? "y" : "ies",

@@ -43,6 +43,10 @@ void AddExpire(CLI::App& app, Invocation& inv);
 void AddPin(CLI::App& app, Invocation& inv);  // pin and unpin
 void AddExporter(CLI::App& app, Invocation& inv);
 void AddRepoSync(CLI::App& app, Invocation& inv);
+void AddStandbyCreate(CLI::App& app, Invocation& inv);
+void AddFailover(CLI::App& app, Invocation& inv);
+void AddSwitchover(CLI::App& app, Invocation& inv);
+void AddFailback(CLI::App& app, Invocation& inv);
 void AddVersion(CLI::App& app, Invocation& inv);
 
 // The recovery target options restore and test-restore share.

@@ -52,8 +52,9 @@ struct RestoreOptions {
   std::string target_action = "promote";
   std::string archive_mode;  // "off" or "preserve"; empty: off, or preserve with --standby
   bool standby = false;
-  bool delta = false;            // rewrite only what differs in an existing data directory
-  std::string primary_conninfo;  // --standby: stream from this primary too
+  bool delta = false;             // rewrite only what differs in an existing data directory
+  std::string primary_conninfo;   // --standby: stream from this primary too
+  std::string primary_slot_name;  // with primary_conninfo: its replication slot
   // Tablespaces elsewhere than where the backup found them: "NAME=DIR" (name or OID), and a
   // directory under which every other tablespace goes (as DIR/<name>).
   std::vector<std::string> tablespace_map;
@@ -75,6 +76,9 @@ struct RestoreResult {
   pg::RecoverySettings settings;   // the recovery settings for the requested target
   std::optional<Lsn> archive_end;  // where the archived WAL reachable from the backup ends
 };
+// The restore_command a restored server gets: this binary's archive-get with the same
+// configuration (or --repo-path `repo_path` without a configuration file) and --repo.
+std::string RestoreCommandFor(const Context& ctx, const std::string& repo_path, bool standby);
 // With `result`, nothing is printed and the outcome is returned there (used by drills).
 int Restore(const Context& ctx, const RestoreOptions& options, RestoreResult* result = nullptr);
 struct VerifyOptions {
@@ -122,5 +126,38 @@ struct PinOptions {
 };
 int Pin(const Context& ctx, const PinOptions& options);
 int LogicalRestore(const Context& ctx, const RestoreOptions& options);
+
+// Two regions (docs/failover.md): standby-create.cpp, failover.cpp, switchover.cpp,
+// failback.cpp, over src/ha/.
+struct StandbyCreateOptions {
+  std::string region;  // --region: pgdata and the standby's conninfo from regions[]
+  std::string pgdata;
+  std::string primary_conninfo;  // empty with --region: the primary region's
+  std::string slot;
+  bool delta = false;
+  std::vector<std::string> settings;  // --set NAME=VALUE, into postgresql.auto.conf
+  bool start = false;
+};
+int StandbyCreate(const Context& ctx, const StandbyCreateOptions& options);
+
+struct FailoverOptions {
+  std::string to;
+  std::string max_loss;  // empty: failover.max_loss
+  bool force = false;
+};
+int Failover(const Context& ctx, const FailoverOptions& options);
+
+struct SwitchoverOptions {
+  std::string to;
+};
+int Switchover(const Context& ctx, const SwitchoverOptions& options);
+
+struct FailbackOptions {
+  std::string to;
+  bool force = false;          // rebuild over a forked timeline (its commits are reported)
+  bool no_switchover = false;  // stop once the region streams again
+  bool restore_only = false;   // skip pg_rewind, rebuild by a delta restore
+};
+int Failback(const Context& ctx, const FailbackOptions& options);
 
 }  // namespace gravl::commands

@@ -42,10 +42,11 @@ Context::BackupTarget Context::OpenBackupTarget() const {
 }
 
 void Context::Emit(const nlohmann::json& json, const std::string& text) const {
+  std::ostream& os = out ? *out : std::cout;
   if (output == OutputFormat::kJson) {
-    std::cout << json.dump(2) << std::endl;
+    os << json.dump(2) << std::endl;
   } else {
-    std::cout << text << std::flush;
+    os << text << std::flush;
   }
 }
 

@@ -26,6 +26,9 @@ struct Context {
   // The report of the run, when the command is recorded (commands/run_record.h): the command
   // adds what only it knows (label, bytes, phases, repository, details).
   std::shared_ptr<repo::RunReport> run;
+  // Where Emit prints; nullptr: stdout. A command run inside another (failover's backup)
+  // prints into its caller's capture.
+  std::ostream* out = nullptr;
 
   // The selected repositories, opened, for the configured stanza.
   std::vector<std::unique_ptr<repo::Repository>> OpenRepos() const;

@@ -179,6 +179,22 @@ std::string SelfPath() {
   return ec ? "gravl-dr" : p.string();
 }
 
+}  // namespace
+
+std::string RestoreCommandFor(const Context& ctx, const std::string& repo_path, bool standby) {
+  std::string cmd = SelfPath();
+  if (ctx.config.source != "(no config file)") cmd += " --config " + ctx.config.source;
+  if (ctx.config.source == "(no config file)") cmd += " --repo-path " + repo_path;
+  // --repo: the restored server fetches WAL from that repository only -- the operator's choice
+  // when another region is lost (otherwise a repository that cannot answer stops recovery
+  // rather than let it end early at a file it may hold).
+  if (ctx.repo_name) cmd += " --repo " + *ctx.repo_name;
+  return cmd + " --stanza " + ctx.config.stanza + " archive-get" + (standby ? " --standby" : "") +
+         " %f %p";
+}
+
+namespace {
+
 void CheckTargetDirectory(const std::string& pgdata, bool delta) {
   std::error_code ec;
   if (fs::exists(pgdata + "/postmaster.pid", ec)) {
@@ -607,15 +623,8 @@ pg::RecoverySettings RecoverySettingsFor(const Context& ctx, const RestoreOption
                                          const pg::TargetTimeline& timeline,
                                          const std::string& archive_mode) {
   pg::RecoverySettings settings;
-  std::string cmd = SelfPath();
-  if (ctx.config.source != "(no config file)") cmd += " --config " + ctx.config.source;
-  if (ctx.config.source == "(no config file)") cmd += " --repo-path " + repo.config().path;
-  // --repo: the restored server fetches WAL from that repository only -- the operator's choice
-  // when another region is lost (otherwise a repository that cannot answer stops recovery
-  // rather than let it end early at a file it may hold).
-  if (ctx.repo_name) cmd += " --repo " + *ctx.repo_name;
-  settings.restore_command = cmd + " --stanza " + ctx.config.stanza + " archive-get" +
-                             (options.standby ? " --standby" : "") + " %f %p";
+  settings.restore_command = RestoreCommandFor(ctx, repo.config().path, options.standby);
+  settings.primary_slot_name = options.primary_slot_name;
   settings.target = target;
   settings.timeline = timeline;
   settings.action = options.standby ? "" : options.target_action;

@@ -11,7 +11,8 @@ namespace gravl::commands {
 namespace {
 
 // The event kind of a report kind: "backups" -> "backup", "restore-tests" -> "drill".
-std::string EventKind(const std::string& kind) {
+std::string EventKind(const std::string& kind, const std::string& subject = "") {
+  if (kind == repo::kFailoverReports) return subject.empty() ? "failover" : subject;
   if (kind == repo::kBackupReports) return "backup";
   if (kind == repo::kExpireReports) return "expire";
   if (kind == repo::kVerifyReports) return "verify";
@@ -21,7 +22,7 @@ std::string EventKind(const std::string& kind) {
 }
 
 std::string Summary(const repo::RunReport& r) {
-  std::string s = EventKind(r.kind);
+  std::string s = EventKind(r.kind, r.subject);
   if (!r.subject.empty()) s += " (" + r.subject + ")";
   if (!r.label.empty()) s += " of " + r.label;
   char took[64];
@@ -56,7 +57,7 @@ void Notify(const Context& ctx, const repo::RunReport& report,
             std::vector<std::unique_ptr<repo::Repository>>& repos) {
   if (ctx.config.notify.targets.empty()) return;
   notify::Event event;
-  event.kind = EventKind(report.kind);
+  event.kind = EventKind(report.kind, report.subject);
   event.ok = report.ok;
   event.stanza = ctx.config.stanza;
   event.repo = report.repo;

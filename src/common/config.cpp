@@ -327,6 +327,44 @@ const std::vector<OptionSpec>& OptionSpecs() {
        {},
        0,
        10},
+      {"failover.max_loss",
+       "GRAVL_DR_FAILOVER_MAX_LOSS",
+       "--max-loss",
+       OptionType::kString,
+       "16MB",
+       "failover: the most WAL (bytes, e.g. 16MB or 0) or time (e.g. 30s) a failover may lose "
+       "without --force",
+       {},
+       0,
+       0},
+      {"failover.backup",
+       "GRAVL_DR_FAILOVER_BACKUP",
+       "--failover-backup",
+       OptionType::kBool,
+       "true",
+       "failover: take a full backup of the new primary into its region's repository",
+       {},
+       0,
+       0},
+      {"failover.timeout",
+       "GRAVL_DR_FAILOVER_TIMEOUT",
+       "--failover-timeout",
+       OptionType::kInt,
+       "300",
+       "failover, switchover, failback: seconds each wait may take (catch-up, promotion, "
+       "archiving of the history file, a standby reaching the primary)",
+       {},
+       1,
+       86400},
+      {"failover.hook_timeout",
+       "GRAVL_DR_FAILOVER_HOOK_TIMEOUT",
+       "--hook-timeout",
+       OptionType::kInt,
+       "120",
+       "failover: seconds a fence_command or endpoint_command may run",
+       {},
+       1,
+       3600},
       {"exporter.listen",
        "GRAVL_DR_EXPORTER_LISTEN",
        "--listen",
@@ -357,6 +395,19 @@ const std::vector<OptionSpec>& OptionSpecs() {
        604800},
   };
   return kSpecs;
+}
+
+const RegionConfig& Config::Region(const std::string& name) const {
+  std::string known;
+  for (const auto& r : regions) {
+    if (r.name == name) return r;
+    known += (known.empty() ? "" : ", ") + r.name;
+  }
+  if (regions.empty()) {
+    throw ConfigError("no regions configured in " + source +
+                      ": add a 'regions' list (docs/failover.md) to use '" + name + "'");
+  }
+  throw ConfigError("no region named '" + name + "' in " + source + " (configured: " + known + ")");
 }
 
 std::vector<RepoConfig> Config::SelectRepos(const std::optional<std::string>& name) const {
@@ -445,23 +496,22 @@ std::string ScalarOrThrow(const YAML::Node& node, const std::string& key,
   return node.Scalar();
 }
 
+// The keys whose values are lists or maps of their own, parsed apart from the scalar options.
+const std::set<std::string>& StructuredKeys() {
+  static const std::set<std::string> kKeys = {
+      "repos",   "drill.checks",           "notify.targets",
+      "regions", "failover.fence_command", "failover.endpoint_command"};
+  return kKeys;
+}
+
 void FlattenMap(const YAML::Node& map, const std::string& prefix, const std::string& file,
-                std::map<std::string, RawValue>& out, std::optional<YAML::Node>& repos,
-                std::optional<YAML::Node>& checks, std::optional<YAML::Node>& notify_targets) {
+                std::map<std::string, RawValue>& out, std::map<std::string, YAML::Node>& lists) {
   for (const auto& item : map) {
     std::string name = item.first.as<std::string>();
     std::string key = prefix.empty() ? name : prefix + "." + name;
     std::string where = Where(file, item.first);
-    if (key == "repos") {
-      repos = item.second;
-      continue;
-    }
-    if (key == "drill.checks") {
-      checks = item.second;
-      continue;
-    }
-    if (key == "notify.targets") {
-      notify_targets = item.second;
+    if (StructuredKeys().count(key) != 0) {
+      lists[key] = item.second;
       continue;
     }
     bool is_section = false;
@@ -472,11 +522,11 @@ void FlattenMap(const YAML::Node& map, const std::string& prefix, const std::str
       if (!item.second.IsMap()) {
         throw ConfigError(where + ": '" + key + "' must be a map of options");
       }
-      FlattenMap(item.second, key, file, out, repos, checks, notify_targets);
+      FlattenMap(item.second, key, file, out, lists);
       continue;
     }
     if (FindSpec(key) == nullptr) {
-      std::string known = "repos";
+      std::string known = "repos, regions, failover.fence_command, failover.endpoint_command";
       for (const auto& s : OptionSpecs()) known += ", " + s.key;
       throw ConfigError(where + ": unknown key '" + key + "' (known keys: " + known + ")");
     }
@@ -811,6 +861,99 @@ std::vector<NotifyTarget> ParseNotifyTargets(
   return targets;
 }
 
+// regions: [{name, repo, pg: {conninfo, data_dir, archive_command}}], the primary region
+// first.
+std::vector<RegionConfig> ParseRegions(const YAML::Node& node, const std::string& file) {
+  std::string where = Where(file, node);
+  if (!node.IsSequence()) {
+    throw ConfigError(where +
+                      ": 'regions' must be a list of {name, repo, pg: {conninfo, data_dir}}, "
+                      "the primary region first");
+  }
+  std::vector<RegionConfig> regions;
+  std::size_t index = 0;
+  for (const auto& entry : node) {
+    std::string label = "regions[" + std::to_string(index++) + "]";
+    std::string ewhere = Where(file, entry);
+    if (!entry.IsMap()) throw ConfigError(ewhere + ": '" + label + "' must be a map");
+    RegionConfig r;
+    for (const auto& kv : entry) {
+      std::string k = kv.first.as<std::string>();
+      std::string kwhere = Where(file, kv.first);
+      if (k == "pg") {
+        if (!kv.second.IsMap()) {
+          throw ConfigError(kwhere + ": '" + label +
+                            ".pg' must be a map of conninfo, data_dir, archive_command");
+        }
+        for (const auto& pkv : kv.second) {
+          std::string pk = pkv.first.as<std::string>();
+          std::string pwhere = Where(file, pkv.first);
+          std::string v = ScalarOrThrow(pkv.second, label + ".pg." + pk, pwhere);
+          if (pk == "conninfo") {
+            r.conninfo = v;
+            // A password in the connection string is a secret like any other.
+            static const std::regex kPassword(R"(password\s*=\s*('((?:[^'\\]|\\.)*)'|([^\s']+)))");
+            std::smatch m;
+            if (std::regex_search(v, m, kPassword)) {
+              RegisterSecret(m[2].matched ? m[2].str() : m[3].str());
+            }
+          } else if (pk == "data_dir") {
+            if (!v.empty() && v.front() != '/') {
+              throw ConfigError(pwhere + ": '" + label + ".pg.data_dir' must be an absolute path");
+            }
+            r.data_dir = v;
+          } else if (pk == "archive_command") {
+            r.archive_command = v;
+          } else {
+            throw ConfigError(pwhere + ": unknown key '" + label + ".pg." + pk +
+                              "' (known: conninfo, data_dir, archive_command)");
+          }
+        }
+        continue;
+      }
+      std::string v = ScalarOrThrow(kv.second, label + "." + k, kwhere);
+      if (k == "name") {
+        r.name = v;
+      } else if (k == "repo") {
+        r.repo = v;
+      } else {
+        throw ConfigError(kwhere + ": unknown key '" + label + "." + k +
+                          "' (known: name, repo, pg)");
+      }
+    }
+    if (r.name.empty()) throw ConfigError(ewhere + ": '" + label + "' needs a name");
+    if (r.repo.empty()) {
+      throw ConfigError(ewhere + ": '" + label + "' (" + Echo(r.name) +
+                        ") needs repo: the repository in that region");
+    }
+    if (r.conninfo.empty()) {
+      throw ConfigError(ewhere + ": '" + label + "' (" + Echo(r.name) +
+                        ") needs pg.conninfo: how to reach the region's server");
+    }
+    for (const auto& other : regions) {
+      if (other.name == r.name) {
+        throw ConfigError(ewhere + ": region '" + Echo(r.name) + "' is configured twice");
+      }
+    }
+    regions.push_back(std::move(r));
+  }
+  return regions;
+}
+
+// A hook: argv as a YAML list of strings, run without a shell.
+std::vector<std::string> ParseArgv(const YAML::Node& node, const std::string& key,
+                                   const std::string& file) {
+  std::string where = Where(file, node);
+  if (!node.IsSequence() || node.size() == 0) {
+    throw ConfigError(where + ": '" + key +
+                      "' must be a non-empty list of arguments (argv, run without a shell), "
+                      "e.g. [kubectl, scale, statefulset/db, --replicas=0]");
+  }
+  std::vector<std::string> argv;
+  for (const auto& a : node) argv.push_back(ScalarOrThrow(a, key, where));
+  return argv;
+}
+
 int ParseInt(const OptionSpec& spec, const RawValue& v) {
   int out = 0;
   const char* begin = v.text.data();
@@ -888,12 +1031,21 @@ Config LoadConfig(const ConfigInputs& inputs) {
     }
     if (root.IsDefined() && !root.IsNull()) {
       if (!root.IsMap()) throw ConfigError(*path + ": the top level must be a map of options");
-      std::optional<YAML::Node> repos, checks, notify_targets;
-      FlattenMap(root, "", *path, raw, repos, checks, notify_targets);
-      if (repos) file_repos = ParseRepos(*repos, *path);
-      if (checks) config.drill_checks = ParseChecks(*checks, *path);
-      if (notify_targets) {
-        config.notify.targets = ParseNotifyTargets(*notify_targets, *path, getenv);
+      std::map<std::string, YAML::Node> lists;
+      FlattenMap(root, "", *path, raw, lists);
+      if (lists.count("repos")) file_repos = ParseRepos(lists["repos"], *path);
+      if (lists.count("drill.checks"))
+        config.drill_checks = ParseChecks(lists["drill.checks"], *path);
+      if (lists.count("notify.targets")) {
+        config.notify.targets = ParseNotifyTargets(lists["notify.targets"], *path, getenv);
+      }
+      if (lists.count("regions")) config.regions = ParseRegions(lists["regions"], *path);
+      for (const char* hook : {"failover.fence_command", "failover.endpoint_command"}) {
+        if (!lists.count(hook)) continue;
+        auto argv = ParseArgv(lists[hook], hook, *path);
+        (std::string(hook) == "failover.fence_command" ? config.failover.fence_command
+                                                       : config.failover.endpoint_command) =
+            std::move(argv);
       }
     }
   }
@@ -1008,6 +1160,16 @@ Config LoadConfig(const ConfigInputs& inputs) {
     config.archive_timeout = ParseInt(*FindSpec("archive.timeout"), *v);
   }
   LoadRetention(config.retention, get);
+  if (auto v = get("failover.max_loss")) config.failover.max_loss = v->text;
+  if (auto v = get("failover.backup")) {
+    config.failover.backup = ParseBool(*FindSpec("failover.backup"), *v);
+  }
+  if (auto v = get("failover.timeout")) {
+    config.failover.timeout_s = ParseInt(*FindSpec("failover.timeout"), *v);
+  }
+  if (auto v = get("failover.hook_timeout")) {
+    config.failover.hook_timeout_s = ParseInt(*FindSpec("failover.hook_timeout"), *v);
+  }
 
   // Secrets: from the environment or a file, never from the command line.
   if (auto pass = getenv("GRAVL_DR_ENCRYPTION_PASSPHRASE")) {
@@ -1044,6 +1206,15 @@ Config LoadConfig(const ConfigInputs& inputs) {
     if (!known) {
       throw ConfigError(copy_to_where + ": 'backup.copy_to' names '" + Echo(name) +
                         "', which is not a configured repository");
+    }
+  }
+
+  for (const auto& region : config.regions) {
+    bool known = std::any_of(config.repos.begin(), config.repos.end(),
+                             [&](const RepoConfig& r) { return r.name == region.repo; });
+    if (!known) {
+      throw ConfigError(config.source + ": region '" + Echo(region.name) + "' names repository '" +
+                        Echo(region.repo) + "', which is not configured in 'repos'");
     }
   }
 

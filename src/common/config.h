@@ -100,6 +100,33 @@ struct ExporterConfig {
   int full_listing_interval_s = 3600;
 };
 
+// One region of a two-region deployment (`regions:`, the primary region first): its
+// repository and its PostgreSQL server (docs/failover.md).
+struct RegionConfig {
+  std::string name;
+  std::string repo;      // the configured repository in that region
+  std::string conninfo;  // the region's server (libpq); a password is a secret
+  // The server's data directory, where gravl-dr runs on its host (switchover restarts,
+  // rewind, fencing by stopping it); empty elsewhere.
+  std::string data_dir;
+  // archive_command set on this region's server when it becomes primary (ALTER SYSTEM), e.g.
+  // "gravl-dr --repo us-east-1 archive-push %p"; empty: left as it is.
+  std::string archive_command;
+};
+
+// Failover policy (failover:).
+struct FailoverConfig {
+  // Hooks, argv without a shell; "{region}", "{host}", "{port}", "{conninfo}" in an argument
+  // are replaced (conninfo without its password); without any placeholder the region's name
+  // and host are appended. Exit 0 means done.
+  std::vector<std::string> fence_command;     // fences the old primary's region
+  std::vector<std::string> endpoint_command;  // points the applications at the new primary
+  std::string max_loss = "16MB";              // bytes ("16MB", "0") or a duration ("30s")
+  bool backup = true;                         // full backup of a new primary after failover
+  int timeout_s = 300;       // catch-up, promotion, archiving of the history file, streaming
+  int hook_timeout_s = 120;  // per hook run
+};
+
 struct Config {
   std::string source;  // the file the configuration came from, or "(no config file)"
   std::string stanza = "main";
@@ -129,6 +156,11 @@ struct Config {
   std::vector<std::string> backup_copy_to;
   NotifyConfig notify;
   ExporterConfig exporter;
+  std::vector<RegionConfig> regions;
+  FailoverConfig failover;
+
+  // The region named `name`; throws ConfigError listing the configured ones.
+  const RegionConfig& Region(const std::string& name) const;
 
   // The repositories a command works on: all, or the one named by --repo.
   // Throws ConfigError when the name matches none.

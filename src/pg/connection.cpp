@@ -43,6 +43,23 @@ std::string ConninfoWithDbname(const std::string& conninfo, const std::string& d
   return conninfo + (conninfo.empty() ? "" : " ") + "dbname=" + quoted + "'";
 }
 
+std::map<std::string, std::string> ConninfoParams(const std::string& conninfo) {
+  std::map<std::string, std::string> out;
+  char* err = nullptr;
+  PQconninfoOption* options = PQconninfoParse(conninfo.c_str(), &err);
+  if (options == nullptr) {
+    std::string msg = err ? Trim(err) : "out of memory";
+    if (err) PQfreemem(err);
+    throw ConfigError("a connection string cannot be parsed: " + msg);
+  }
+  for (PQconninfoOption* o = options; o->keyword != nullptr; ++o) {
+    if (o->val == nullptr || std::string(o->keyword) == "password") continue;
+    out[o->keyword] = o->val;
+  }
+  PQconninfoFree(options);
+  return out;
+}
+
 ChildCredentials::ChildCredentials(const std::string& conninfo) {
   if (conninfo.empty()) return;
   // A bare database name, as the programs' -d also takes it.

@@ -2,6 +2,7 @@
 // libpq connections behind named operations (no free-form SQL from commands).
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -23,6 +24,10 @@ std::string QuoteLiteral(const std::string& text);
 
 // `conninfo` with dbname set to `db` (later keywords win in libpq), quoted for libpq.
 std::string ConninfoWithDbname(const std::string& conninfo, const std::string& db);
+
+// The keywords a connection string sets (password left out), e.g. {"host": ..., "port": ...}.
+// Throws ConfigError when it cannot be parsed.
+std::map<std::string, std::string> ConninfoParams(const std::string& conninfo);
 
 // Credentials for a PostgreSQL client program (pg_dump, pg_dumpall, pg_restore): the
 // connection string without its password -- argv is visible to every user in `ps` -- and,

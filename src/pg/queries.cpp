@@ -177,6 +177,101 @@ ReplayState GetReplayState(Connection& conn) {
   return s;
 }
 
+ServerRole GetServerRole(Connection& conn) {
+  ServerRole r;
+  auto rows = conn.Query(
+      "SELECT (SELECT system_identifier FROM pg_control_system())::text, pg_is_in_recovery(), "
+      "current_setting('default_transaction_read_only'), "
+      "CASE WHEN pg_is_in_recovery() THEN COALESCE(pg_last_wal_replay_lsn(), '0/0') ELSE "
+      "pg_current_wal_lsn() END::text, "
+      "COALESCE(pg_last_wal_receive_lsn(), '0/0')::text, "
+      "CASE WHEN pg_is_in_recovery() THEN pg_get_wal_replay_pause_state() ELSE 'not paused' END, "
+      "CASE WHEN pg_is_in_recovery() THEN (SELECT timeline_id FROM pg_control_checkpoint()) "
+      "ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int END, "
+      "extract(epoch FROM pg_last_xact_replay_timestamp())::text, "
+      "current_setting('archive_mode'), current_setting('archive_command'), "
+      "current_setting('restore_command'), current_setting('data_checksums'), "
+      "current_setting('wal_log_hints')");
+  if (rows.size() != 1 || rows[0].size() != 13) throw PgError("unexpected answer to a role query");
+  const auto& v = rows[0];
+  r.system_identifier = v[0];
+  r.in_recovery = v[1] == "t";
+  r.read_only = v[2] == "on";
+  r.current = Lsn::Parse(v[3]);
+  r.replayed = r.in_recovery ? r.current : Lsn();
+  r.received = Lsn::Parse(v[4]);
+  r.pause_state = v[5];
+  r.timeline = static_cast<TimelineId>(ToU64(v[6], "a timeline"));
+  if (!v[7].empty()) r.last_replay_time = std::stod(v[7]);
+  r.archive_mode = v[8];
+  r.archive_command = v[9];
+  r.restore_command = v[10];
+  r.data_checksums = v[11] == "on";
+  r.wal_log_hints = v[12] == "on";
+  if (r.in_recovery) {
+    auto rx = conn.Query(
+        "SELECT status, COALESCE(sender_host, '') || ':' || COALESCE(sender_port::text, ''), "
+        "received_tli, extract(epoch FROM now() - last_msg_receipt_time)::text "
+        "FROM pg_stat_wal_receiver");
+    if (!rx.empty() && rx[0].size() == 4) {
+      r.streaming = rx[0][0] == "streaming";
+      if (r.streaming) r.sender = rx[0][1];
+      // The checkpoint's timeline lags behind a timeline switch until the next restartpoint.
+      if (!rx[0][2].empty()) {
+        r.timeline = std::max(r.timeline, static_cast<TimelineId>(ToU64(rx[0][2], "a timeline")));
+      }
+      if (!rx[0][3].empty()) r.last_contact_age = std::stod(rx[0][3]);
+    }
+  }
+  return r;
+}
+
+void Promote(Connection& conn, int wait_seconds) {
+  auto done =
+      conn.QueryValue("SELECT pg_promote(true, " + std::to_string(wait_seconds) + ")::text");
+  if (!done || *done != "true") {
+    throw PgError("the server did not finish its promotion within " + std::to_string(wait_seconds) +
+                  " s (pg_promote returned false)");
+  }
+}
+
+void ResumeReplay(Connection& conn) { conn.Exec("SELECT pg_wal_replay_resume()"); }
+
+int MakeReadOnly(Connection& conn) {
+  conn.Exec("ALTER SYSTEM SET default_transaction_read_only = on");
+  conn.Exec("SELECT pg_reload_conf()");
+  auto n = conn.QueryValue(
+      "SELECT count(pg_terminate_backend(pid))::text FROM pg_stat_activity "
+      "WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()");
+  return n ? std::atoi(n->c_str()) : 0;
+}
+
+void ConfigureNewPrimary(Connection& conn, const std::string& archive_command) {
+  conn.Exec("ALTER SYSTEM RESET default_transaction_read_only");
+  if (!archive_command.empty()) {
+    conn.Exec("ALTER SYSTEM SET archive_command = " + conn.Literal(archive_command));
+  }
+  conn.Exec("SELECT pg_reload_conf()");
+}
+
+void Checkpoint(Connection& conn) { conn.Exec("CHECKPOINT"); }
+
+void EnsurePhysicalSlot(Connection& conn, const std::string& name) {
+  conn.Exec("SELECT pg_create_physical_replication_slot(" + conn.Literal(name) +
+            ", true) WHERE NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = " +
+            conn.Literal(name) + ")");
+}
+
+std::map<std::string, Lsn> StreamingStandbys(Connection& conn) {
+  std::map<std::string, Lsn> out;
+  for (const auto& row :
+       conn.Query("SELECT application_name, COALESCE(replay_lsn, '0/0')::text FROM "
+                  "pg_stat_replication WHERE state = 'streaming'")) {
+    out[row[0]] = Lsn::Parse(row[1]);
+  }
+  return out;
+}
+
 std::vector<UserTable> UserTables(Connection& conn) {
   std::vector<UserTable> out;
   for (const auto& r : conn.Query(

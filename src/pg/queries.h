@@ -57,6 +57,49 @@ struct ReplayState {
 };
 ReplayState GetReplayState(Connection& conn);
 
+// ---- high availability (src/ha/: failover, switchover, failback) ----
+
+// A server's role and WAL positions, as failover and switchover decide on them.
+struct ServerRole {
+  std::string system_identifier;
+  bool in_recovery = false;
+  bool read_only = false;   // default_transaction_read_only (a fenced primary)
+  TimelineId timeline = 0;  // primary: of its current WAL; standby: of the WAL it replays
+  Lsn current;              // primary: pg_current_wal_lsn(); standby: = replayed
+  // Standby only.
+  Lsn received;             // pg_last_wal_receive_lsn() (0/0 when it never streamed)
+  Lsn replayed;             // pg_last_wal_replay_lsn()
+  std::string pause_state;  // "not paused", "pause requested", "paused"
+  bool streaming = false;   // its WAL receiver streams from a primary now
+  std::string sender;       // the primary it streams from ("host:port"), if it does
+  // Seconds since the WAL receiver last heard from its primary (nullopt: never / no receiver).
+  std::optional<double> last_contact_age;
+  std::optional<double> last_replay_time;  // pg_last_xact_replay_timestamp(), epoch seconds
+  // Settings failover and failback rely on.
+  std::string archive_mode, archive_command, restore_command;
+  bool data_checksums = false, wal_log_hints = false;
+};
+ServerRole GetServerRole(Connection& conn);
+
+// pg_promote(wait => true): ends recovery and waits up to `wait_seconds` until the server
+// accepts writes. Throws PgError when it did not finish in time.
+void Promote(Connection& conn, int wait_seconds);
+// pg_wal_replay_resume(): a standby whose replay was paused continues (failover catch-up).
+void ResumeReplay(Connection& conn);
+// Fencing a reachable primary: default_transaction_read_only = on (ALTER SYSTEM, reload) and
+// every other client session terminated, so no open session keeps writing. Returns the number
+// of sessions terminated.
+int MakeReadOnly(Connection& conn);
+// A promoted server: default_transaction_read_only reset (a fence it may carry from an earlier
+// role) and, when non-empty, archive_command set -- both with ALTER SYSTEM and a reload.
+void ConfigureNewPrimary(Connection& conn, const std::string& archive_command);
+// CHECKPOINT (pg_rewind needs the source's control file on the new timeline).
+void Checkpoint(Connection& conn);
+// A physical replication slot, created unless it exists (reserving WAL from now on).
+void EnsurePhysicalSlot(Connection& conn, const std::string& name);
+// The standbys streaming from this primary: application_name -> replay LSN.
+std::map<std::string, Lsn> StreamingStandbys(Connection& conn);
+
 // ---- monitoring (the exporter) ----
 
 // A standby (or WAL receiver) connected to this primary, from pg_stat_replication; base

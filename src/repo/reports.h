@@ -29,6 +29,8 @@ inline constexpr const char* kVerifyReports = "verifies";
 inline constexpr const char* kDrillReports = "restore-tests";
 inline constexpr const char* kNotificationReports = "notifications";
 inline constexpr const char* kSyncReports = "syncs";
+// failover, switchover, failback and standby-create runs (the subject says which).
+inline constexpr const char* kFailoverReports = "failovers";
 
 struct RunReport {
   std::string kind;  // one of the k*Reports

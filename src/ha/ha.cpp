@@ -1,0 +1,186 @@
+#include "ha/ha.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cctype>
+#include <thread>
+
+#include "common/error.h"
+#include "common/log.h"
+#include "common/time_util.h"
+#include "io/stream.h"
+#include "pg/connection.h"
+#include "pg/wal_records.h"
+#include "repo/layout.h"
+#include "repo/object_io.h"
+#include "repo/wal.h"
+
+namespace gravl::ha {
+
+std::string Probe::Describe() const {
+  if (!reachable) return "unreachable: " + error;
+  std::string s = role.in_recovery ? "standby" : (role.read_only ? "read-only primary" : "primary");
+  s += " on timeline " + std::to_string(role.timeline);
+  if (role.in_recovery) {
+    s += ", received " + role.received.ToString() + ", replayed " + role.replayed.ToString();
+    if (role.pause_state != "not paused") s += " (replay " + role.pause_state + ")";
+    s += role.streaming ? ", streaming from " + role.sender : ", not streaming";
+  } else {
+    s += " at " + role.current.ToString();
+  }
+  return s;
+}
+
+Probe ProbeRegion(const RegionConfig& region, int connect_timeout_s) {
+  Probe p;
+  p.region = region.name;
+  std::string conninfo = region.conninfo;
+  if (conninfo.find("connect_timeout") == std::string::npos) {
+    conninfo += " connect_timeout=" + std::to_string(connect_timeout_s);
+  }
+  try {
+    auto conn = pg::Connection::Open(conninfo);
+    p.role = pg::GetServerRole(*conn);
+    p.reachable = true;
+  } catch (const std::exception& e) {
+    p.error = Redact(e.what());
+    if (auto nl = p.error.find('\n'); nl != std::string::npos) p.error.resize(nl);
+  }
+  return p;
+}
+
+Address AddressOf(const std::string& conninfo) {
+  Address a{"localhost", "5432"};
+  auto params = pg::ConninfoParams(conninfo);
+  if (auto it = params.find("host"); it != params.end() && !it->second.empty()) a.host = it->second;
+  if (auto it = params.find("hostaddr");
+      it != params.end() && !it->second.empty() && params.count("host") == 0) {
+    a.host = it->second;
+  }
+  if (auto it = params.find("port"); it != params.end() && !it->second.empty()) a.port = it->second;
+  return a;
+}
+
+std::optional<std::uint64_t> ParseByteSize(const std::string& text) {
+  std::size_t i = 0;
+  while (i < text.size() && std::isdigit(static_cast<unsigned char>(text[i]))) ++i;
+  if (i == 0 || i > 18) return std::nullopt;
+  std::uint64_t n = std::stoull(text.substr(0, i));
+  std::string unit = text.substr(i);
+  while (!unit.empty() && unit.front() == ' ') unit.erase(0, 1);
+  static const std::map<std::string, std::uint64_t> kUnits = {{"", 1},
+                                                              {"B", 1},
+                                                              {"kB", 1ULL << 10},
+                                                              {"KB", 1ULL << 10},
+                                                              {"MB", 1ULL << 20},
+                                                              {"GB", 1ULL << 30},
+                                                              {"TB", 1ULL << 40}};
+  auto it = kUnits.find(unit);
+  if (it == kUnits.end()) return std::nullopt;
+  return n * it->second;
+}
+
+LossLimit ParseLossLimit(const std::string& text, const std::string& what) {
+  LossLimit limit;
+  limit.text = text;
+  if (auto bytes = ParseByteSize(text)) {
+    limit.bytes = *bytes;
+    return limit;
+  }
+  try {
+    limit.duration = ParseDuration(text, what);
+    return limit;
+  } catch (const Error&) {
+  }
+  throw UsageError(what + ": '" + text +
+                   "' is neither a size (16MB, 512kB, 0) nor a duration (30s, 5m): give the "
+                   "most WAL, or the most time of commits, a failover may lose");
+}
+
+std::optional<ArchivedEnd> NewestArchivedWal(const std::vector<repo::Repository*>& repos,
+                                             TimelineId timeline, std::uint64_t segment_size,
+                                             std::vector<std::string>* problems) {
+  std::optional<ArchivedEnd> best;
+  for (repo::Repository* r : repos) {
+    try {
+      // The newest segments of the timeline, by one listing of its folder.
+      std::optional<repo::WalObject> newest;
+      std::optional<WalSegment> newest_seg;
+      for (const auto& o : storage::ListAll(
+               r->storage(), repo::WalPrefix(r->stanza()) + TimelineHex(timeline) + "/")) {
+        auto obj = repo::ParseWalObjectKey(o.key);
+        if (!obj) continue;
+        auto seg = WalSegment::ParseName(obj->name, segment_size);
+        if (!seg || seg->timeline != timeline) continue;
+        if (!newest_seg || seg->segno > newest_seg->segno) {
+          newest_seg = seg;
+          newest = obj;
+        }
+      }
+      if (!newest) continue;
+      io::BufferSink sink;
+      repo::ReadObject(r->storage(), newest->key,
+                       repo::ObjectFormat{newest->compression, 0, r->key()},
+                       repo::Expected{newest->sha256, std::nullopt}, sink);
+      pg::WalRecordScanner scanner(segment_size);
+      scanner.AddSegment(*newest_seg, sink.data());
+      // A segment whose last record continues into the next one ends at its own end.
+      Lsn end = scanner.end();
+      if (!best || end > best->end) best = ArchivedEnd{end, r->config().name, newest->name};
+    } catch (const std::exception& e) {
+      if (problems) problems->push_back(r->Describe() + ": " + Redact(e.what()));
+    }
+  }
+  return best;
+}
+
+std::vector<repo::Repository*> Reachable(
+    const std::vector<std::unique_ptr<repo::Repository>>& repos,
+    const std::optional<std::string>& passphrase, std::vector<std::string>* problems) {
+  std::vector<repo::Repository*> out;
+  for (const auto& r : repos) {
+    try {
+      r->Stanza();
+      r->Unlock(passphrase);
+      out.push_back(r.get());
+    } catch (const std::exception& e) {
+      spdlog::warn("{} cannot be used: {}", r->Describe(), Redact(e.what()));
+      if (problems) problems->push_back(r->Describe() + ": " + Redact(e.what()));
+    }
+  }
+  return out;
+}
+
+repo::Repository* Named(const std::vector<repo::Repository*>& repos, const std::string& name) {
+  for (auto* r : repos) {
+    if (r->config().name == name) return r;
+  }
+  return nullptr;
+}
+
+bool WaitFor(std::chrono::seconds timeout, const std::function<bool()>& done) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (true) {
+    if (done()) return true;
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+}
+
+std::optional<repo::HistoryEntry> ArchivedSwitchPoint(repo::Repository& repo, TimelineId timeline) {
+  repo::WalFileName file{TimelineHex(timeline) + ".history", repo::WalFileKind::kHistory, timeline};
+  auto objects = repo::FindWalObjects(repo.storage(), repo.stanza(), file);
+  if (objects.empty()) return std::nullopt;
+  const auto& obj = objects.front();
+  io::BufferSink sink;
+  repo::ReadObject(repo.storage(), obj.key, repo::ObjectFormat{obj.compression, 0, repo.key()},
+                   repo::Expected{obj.sha256, std::nullopt}, sink);
+  auto entries = repo::ParseHistory(AsChars(sink.data()), repo.Describe() + "/" + obj.key);
+  if (entries.empty()) {
+    throw IntegrityError(repo.Describe() + "/" + obj.key + " is an empty timeline history");
+  }
+  return entries.back();
+}
+
+}  // namespace gravl::ha
