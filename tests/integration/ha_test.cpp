@@ -1,0 +1,458 @@
+// Two regions on 127.0.0.1: a primary ("eu-north-1") archiving into two posix repositories,
+// and a standby ("us-east-1") built from the repository with standby-create. Exercised with
+// real servers: switchover under load in both directions (a client-side log of committed
+// ids, compared afterwards: nothing lost), the refusals (healthy primary, paused replay, a
+// failing fencing hook), failover after kill -9 under load (the loss measured against the
+// bound the report states), an old primary that comes back writable (its WAL quarantined in
+// the repository, its fork reported by failback), and failback with pg_rewind and with a
+// delta restore (pg_amcheck on the rebuilt server, which ends as primary again).
+
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/stat.h>
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <thread>
+
+#include "common/lsn.h"
+#include "common/subprocess.h"
+#include "pg/connection.h"
+#include "pg/instance.h"
+#include "support/archiving_fixture.h"
+#include "support/cli.h"
+#include "support/test_util.h"
+
+namespace gravl {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string Conninfo(int port) {
+  return "host=127.0.0.1 port=" + std::to_string(port) + " user=postgres dbname=postgres";
+}
+
+// Inserts increasing ids, one transaction each, into whichever server accepts them, and logs
+// every id whose COMMIT was acknowledged, with the WAL position of its insert.
+class Writer {
+ public:
+  explicit Writer(std::vector<std::string> conninfos) : conninfos_(std::move(conninfos)) {
+    thread_ = std::thread([this] { Loop(); });
+  }
+  ~Writer() { Stop(); }
+  void Stop() {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+  }
+  std::map<long, Lsn> committed() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return committed_;
+  }
+  std::size_t count() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return committed_.size();
+  }
+
+ private:
+  void Loop() {
+    long next = 1;
+    std::unique_ptr<pg::Connection> conn;
+    std::size_t which = 0;
+    while (!stop_) {
+      try {
+        if (!conn) conn = pg::Connection::Open(conninfos_[which] + " connect_timeout=2");
+        long id = next++;
+        auto lsn = conn->QueryValue("INSERT INTO commits(id) VALUES (" + std::to_string(id) +
+                                    ") RETURNING pg_current_wal_insert_lsn()::text");
+        std::lock_guard<std::mutex> lock(mu_);
+        committed_[id] = Lsn::Parse(*lsn);
+      } catch (const std::exception&) {
+        conn.reset();
+        which = (which + 1) % conninfos_.size();
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      }
+    }
+  }
+  std::vector<std::string> conninfos_;
+  std::atomic<bool> stop_{false};
+  std::mutex mu_;
+  std::map<long, Lsn> committed_;
+  std::thread thread_;
+};
+
+class TwoRegions : public test::ArchivingFixture {
+ protected:
+  virtual bool Rewindable() const { return true; }
+  std::vector<std::string> ClusterSettings() const override {
+    std::vector<std::string> s = {"max_wal_senders = 10", "hot_standby = on",
+                                  "wal_keep_size = '256MB'"};
+    if (Rewindable()) s.push_back("wal_log_hints = on");
+    return s;
+  }
+  std::string ConfigBody() const override {
+    return "repos:\n  - {name: eu-north-1, type: posix, path: " + (dir_ / "eu") +
+           "}\n  - {name: us-east-1, type: posix, path: " + (dir_ / "us") +
+           "}\narchive: {async: false}\nparallel: 2\n"
+           "regions:\n"
+           "  - name: eu-north-1\n    repo: eu-north-1\n    pg: {conninfo: \"" +
+           Conninfo(cluster_->port()) + "\", data_dir: " + cluster_->data_dir() +
+           "}\n"
+           "  - name: us-east-1\n    repo: us-east-1\n    pg: {conninfo: \"" +
+           Conninfo(port_b_) + "\", data_dir: " + (dir_ / "b/data") + "}\n" +
+           "failover:\n  timeout: 60\n" + FailoverExtra();
+  }
+  virtual std::string FailoverExtra() const { return ""; }
+
+  void SetUp() override {
+    port_b_ = pg::FindFreePort();
+    ArchivingFixture::SetUp();
+    if (HasFatalFailure()) return;
+    // The server's own settings in its configuration, so that pg_ctl start (by gravl-dr)
+    // starts it as the test did.
+    cluster_->AppendConfig({"port = " + std::to_string(cluster_->port()),
+                            "listen_addresses = '127.0.0.1'",
+                            "unix_socket_directories = '" + cluster_->base_dir() + "'"});
+    EnableArchiving();
+    Query("CREATE TABLE commits(id bigint PRIMARY KEY, at timestamptz DEFAULT now())");
+    RunChecked({cluster_->Bin("pgbench"), "-i", "-s", "2", "-q", "-d", cluster_->conninfo()});
+    ASSERT_EQ(Cli({"--repo", "eu-north-1", "backup"}).exit_code, 0);
+    fs::create_directories(dir_ / "b");
+    Chown(dir_.path());
+    RunResult r = Cli({"standby-create", "--region", "us-east-1", "--set",
+                       "port=" + std::to_string(port_b_), "--set", "listen_addresses=127.0.0.1",
+                       "--set", "unix_socket_directories=" + (dir_ / "b"), "--start"});
+    ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  }
+  void TearDown() override {
+    // Whatever gravl-dr started, stopped here: the standby has no Instance of its own.
+    for (const std::string& d : {dir_ / "b/data"}) {
+      if (!d.empty() && fs::exists(d + "/postmaster.pid")) {
+        gravl::Run(pg::AsServerUser({cluster_->Bin("pg_ctl"), "-D", d, "-m", "immediate", "stop"}));
+      }
+    }
+  }
+
+  std::string A() const { return Conninfo(cluster_->port()); }
+  std::string B() const { return Conninfo(port_b_); }
+  std::string Sql(const std::string& conninfo, const std::string& sql) {
+    auto c = pg::Connection::Open(conninfo);
+    auto v = c->QueryValue(sql);
+    return v ? *v : "";
+  }
+  bool InRecovery(const std::string& conninfo) {
+    return Sql(conninfo, "SELECT pg_is_in_recovery()::text") == "true";
+  }
+  std::set<long> Ids(const std::string& conninfo) {
+    std::set<long> ids;
+    auto c = pg::Connection::Open(conninfo);
+    for (const auto& row : c->Query("SELECT id FROM commits")) ids.insert(std::stol(row[0]));
+    return ids;
+  }
+  nlohmann::json Json(const RunResult& r) {
+    auto j = nlohmann::json::parse(r.out, nullptr, false);
+    return j.is_discarded() ? nlohmann::json::object() : j;
+  }
+  // kill -9 of a server's postmaster and every process it started.
+  void Kill(const std::string& data_dir) {
+    std::ifstream pid_file(data_dir + "/postmaster.pid");
+    long pid = 0;
+    pid_file >> pid;
+    ASSERT_GT(pid, 0);
+    gravl::Run({"pkill", "-9", "-P", std::to_string(pid)});
+    ::kill(static_cast<pid_t>(pid), SIGKILL);
+    for (int i = 0; i < 100 && ::kill(static_cast<pid_t>(pid), 0) == 0; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  }
+  // Waits until `conninfo` is a standby streaming from a primary.
+  bool Streams(const std::string& conninfo, int timeout_s = 60) {
+    for (int i = 0; i < timeout_s * 5; ++i) {
+      try {
+        if (Sql(conninfo,
+                "SELECT count(*)::text FROM pg_stat_wal_receiver WHERE status = "
+                "'streaming'") == "1") {
+          return true;
+        }
+      } catch (const std::exception&) {
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+    return false;
+  }
+  std::vector<nlohmann::json> Reports(const std::string& repo) {
+    std::vector<nlohmann::json> out;
+    std::string d = dir_ / (repo + "/main/reports/failovers");
+    if (!fs::exists(d)) return out;
+    std::vector<std::string> files;
+    for (const auto& e : fs::directory_iterator(d)) files.push_back(e.path());
+    std::sort(files.begin(), files.end());
+    for (const auto& f : files) out.push_back(nlohmann::json::parse(test::ReadFile(f)));
+    return out;
+  }
+  void AmCheck(int port) {
+    Sql(Conninfo(port), "CREATE EXTENSION IF NOT EXISTS amcheck");
+    RunResult r =
+        gravl::Run({cluster_->Bin("pg_amcheck"), "-h", "127.0.0.1", "-p", std::to_string(port),
+                    "-U", "postgres", "--all", "--heapallindexed", "--install-missing"});
+    EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  }
+
+  int port_b_ = 0;
+};
+
+TEST_F(TwoRegions, StandbyCreatedFromTheRepositoryStreams) {
+  EXPECT_TRUE(InRecovery(B()));
+  EXPECT_TRUE(Streams(B()));
+  Query("INSERT INTO commits(id) VALUES (-1)");
+  std::string lsn = Query("SELECT pg_current_wal_lsn()");
+  for (int i = 0; i < 100; ++i) {
+    if (Sql(B(), "SELECT (pg_last_wal_replay_lsn() >= '" + lsn + "')::text") == "true") break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_EQ(Sql(B(), "SELECT count(*)::text FROM commits WHERE id = -1"), "1");
+  auto reports = Reports("eu");
+  ASSERT_FALSE(reports.empty());
+  EXPECT_EQ(reports.back()["subject"], "standby-create");
+  EXPECT_TRUE(reports.back()["ok"].get<bool>());
+}
+
+TEST_F(TwoRegions, SwitchoverUnderLoadLosesNothingBothWays) {
+  Writer writer({A(), B()});
+  std::thread pgbench([&] {
+    gravl::Run({cluster_->Bin("pgbench"), "-n", "-c", "2", "-T", "12", "-d", A()});
+  });
+  while (writer.count() < 200) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+
+  RunResult r = Cli({"switchover", "--to", "us-east-1", "--output", "json"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  nlohmann::json out = Json(r);
+  EXPECT_FALSE(InRecovery(B()));
+  EXPECT_TRUE(InRecovery(A()));
+  EXPECT_TRUE(Streams(A())) << "the old primary streams from the new one";
+  EXPECT_EQ(out["timeline"]["new"], 2);
+  EXPECT_TRUE(out.contains("decision_to_writable_seconds"));
+  EXPECT_EQ(Sql(B(), "SELECT string_agg(application_name, ',') FROM pg_stat_replication"),
+            "eu-north-1");
+
+  std::size_t before = writer.count();
+  while (writer.count() < before + 200) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  r = Cli({"switchover", "--to", "eu-north-1", "--output", "json"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_FALSE(InRecovery(A()));
+  EXPECT_TRUE(Streams(B()));
+  before = writer.count();
+  while (writer.count() < before + 100) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  writer.Stop();
+  pgbench.join();
+
+  auto committed = writer.committed();
+  auto present = Ids(A());
+  std::size_t lost = 0;
+  for (const auto& [id, lsn] : committed) lost += present.count(id) == 0;
+  EXPECT_EQ(lost, 0u) << "of " << committed.size() << " committed transactions";
+  EXPECT_GT(committed.size(), 500u);
+
+  // Both runs are reported in the promoted region's repository.
+  auto us = Reports("us");
+  auto eu = Reports("eu");
+  ASSERT_FALSE(us.empty());
+  ASSERT_FALSE(eu.empty());
+  EXPECT_EQ(us.back()["subject"], "switchover");
+  EXPECT_TRUE(us.back()["ok"].get<bool>());
+  EXPECT_GT(us.back()["phases"]["promote"].get<double>(), 0);
+  // The repositories record where timelines 1 and 2 ended.
+  EXPECT_TRUE(fs::exists(dir_ / "eu/main/fences/00000001.json"));
+  EXPECT_TRUE(fs::exists(dir_ / "eu/main/fences/00000002.json"));
+}
+
+TEST_F(TwoRegions, RefusalsChangeNothing) {
+  // A healthy primary: failover is refused, switchover suggested.
+  RunResult r = Cli({"failover", "--to", "us-east-1"});
+  EXPECT_EQ(r.exit_code, 13) << r.out << r.err;
+  EXPECT_NE(r.err.find("switchover --to us-east-1"), std::string::npos) << r.err;
+  EXPECT_TRUE(InRecovery(B()));
+  EXPECT_FALSE(InRecovery(A()));
+
+  // A lagging standby (replay paused): switchover refused, the primary keeps running.
+  Sql(B(), "SELECT pg_wal_replay_pause()");
+  Query("INSERT INTO commits(id) SELECT g FROM generate_series(1, 1000) g");
+  r = Cli({"switchover", "--to", "us-east-1"});
+  EXPECT_EQ(r.exit_code, 13) << r.out << r.err;
+  EXPECT_NE(r.err.find("paused"), std::string::npos) << r.err;
+  EXPECT_FALSE(InRecovery(A()));
+  EXPECT_EQ(Query("SELECT count(*) FROM commits"), "1000");
+  EXPECT_TRUE(InRecovery(B()));
+  Sql(B(), "SELECT pg_wal_replay_resume()");
+
+  // The failover after the refusals is reported as refused.
+  auto us = Reports("us");
+  std::vector<std::string> refused;
+  for (const auto& rep : us) {
+    if (!rep["ok"].get<bool>() && rep["exit_code"] == 13) refused.push_back(rep["subject"]);
+  }
+  std::sort(refused.begin(), refused.end());
+  EXPECT_EQ(refused, (std::vector<std::string>{"failover", "switchover"}));
+}
+
+class TwoRegionsFailingFence : public TwoRegions {
+ protected:
+  std::string FailoverExtra() const override {
+    return "  fence_command: [sh, -c, 'echo cannot reach the fencing API for $0 >&2; exit 3', "
+           "'{region}']\n";
+  }
+};
+
+TEST_F(TwoRegionsFailingFence, AFencingHookThatFailsStopsThePromotion) {
+  Kill(cluster_->data_dir());
+  RunResult r = Cli({"failover", "--to", "us-east-1", "--output", "json"});
+  EXPECT_EQ(r.exit_code, 13) << r.out << r.err;
+  EXPECT_NE(r.err.find("fence_command for eu-north-1 failed (exit 3)"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("cannot reach the fencing API for eu-north-1"), std::string::npos);
+  EXPECT_TRUE(InRecovery(B())) << "not promoted";
+  auto us = Reports("us");
+  ASSERT_FALSE(us.empty());
+  EXPECT_FALSE(us.back()["ok"].get<bool>());
+  bool refused = false;
+  for (const auto& s : us.back()["details"]["steps"]) {
+    if (s["step"] == "fence") refused = s["outcome"] == "refused";
+  }
+  EXPECT_TRUE(refused) << us.back().dump(2);
+}
+
+TEST_F(TwoRegions, FailoverAfterKillLosesNoMoreThanItsBoundThenFailbackRewinds) {
+  Writer writer({A()});
+  std::thread pgbench([&] {
+    gravl::Run({cluster_->Bin("pgbench"), "-n", "-c", "2", "-T", "6", "-d", A()});
+  });
+  while (writer.count() < 300) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  Kill(cluster_->data_dir());
+  writer.Stop();
+  pgbench.join();
+
+  RunResult r = Cli({"failover", "--to", "us-east-1", "--output", "json"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  nlohmann::json out = Json(r);
+  EXPECT_FALSE(InRecovery(B()));
+  const auto& loss = out["loss"];
+  EXPECT_TRUE(loss["exact"].get<bool>()) << out.dump(2);
+  Lsn replayed = Lsn::Parse(loss["replayed"].get<std::string>());
+  Lsn last_known = Lsn::Parse(loss["old_primary_last_known"].get<std::string>());
+  EXPECT_EQ(loss["bytes"].get<std::uint64_t>(),
+            last_known > replayed ? last_known.value - replayed.value : 0);
+
+  // The measured loss: committed on the old primary, missing on the new one -- each inside
+  // the WAL the report says is lost.
+  auto committed = writer.committed();
+  auto present = Ids(B());
+  std::size_t lost = 0;
+  for (const auto& [id, lsn] : committed) {
+    if (present.count(id)) continue;
+    ++lost;
+    EXPECT_GE(lsn, replayed) << "id " << id << " lost below the replayed position";
+    EXPECT_LT(lsn, last_known) << "id " << id << " lost beyond the bound";
+  }
+  EXPECT_LE(lost, loss["lost_commits"].size());
+  std::printf("failover: %zu of %zu committed ids lost; bound %s bytes, %zu commits\n", lost,
+              committed.size(), loss["bytes"].dump().c_str(), loss["lost_commits"].size());
+  EXPECT_GT(out["decision_to_writable_seconds"].get<double>(), 0);
+
+  // Timeline 2 is archived and backed up.
+  EXPECT_EQ(out["timeline"]["new"], 2);
+  Sql(B(), "INSERT INTO commits(id) VALUES (-2)");
+  Sql(B(), "SELECT pg_switch_wal()");
+  bool archived = false;
+  for (int i = 0; i < 100 && !archived; ++i) {
+    for (const auto& e : fs::directory_iterator(dir_ / "us/main/wal/00000002")) {
+      archived |= e.path().filename().string().size() > 24 &&
+                  e.path().filename().string().find(".history") == std::string::npos;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_TRUE(archived);
+  EXPECT_TRUE(out["backup"].contains("label")) << out.dump(2);
+  EXPECT_TRUE(fs::exists(dir_ / "eu/main/fences/00000001.json"));
+
+  // The old primary comes back as a primary (a partition healed badly): what it archives on
+  // timeline 1 goes to quarantine, never into the archive.
+  {
+    RunResult start =
+        gravl::Run(pg::AsServerUser({cluster_->Bin("pg_ctl"), "-D", cluster_->data_dir(), "-l",
+                                     dir_ / "a-again.log", "-w", "start"}));
+    ASSERT_EQ(start.exit_code, 0) << start.err;
+  }
+  Query("ALTER SYSTEM RESET default_transaction_read_only");
+  Query("SELECT pg_reload_conf()");
+  Query("INSERT INTO commits(id) SELECT -g FROM generate_series(100, 120) g");
+  std::string seg = Query("SELECT pg_walfile_name(pg_switch_wal())");
+  bool quarantined = false;
+  for (int i = 0; i < 150 && !quarantined; ++i) {
+    std::string q = dir_ / "us/main/quarantine/wal/00000001";
+    if (fs::exists(q)) {
+      for (const auto& e : fs::directory_iterator(q)) {
+        quarantined |= e.path().filename().string().rfind(seg, 0) == 0;
+      }
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_TRUE(quarantined) << seg;
+  for (const auto& e : fs::directory_iterator(dir_ / "us/main/wal/00000001")) {
+    std::string name = e.path().filename().string();
+    // The new primary's copy of the old timeline's last segment is a .partial: legitimate.
+    if (name.find(".partial") != std::string::npos) continue;
+    EXPECT_NE(name.rfind(seg, 0), 0u) << "served to restores: " << name;
+  }
+
+  // failback reports the fork and changes nothing more without --force.
+  r = Cli({"failback", "--to", "eu-north-1", "--output", "json"});
+  EXPECT_EQ(r.exit_code, 13) << r.out << r.err;
+  EXPECT_NE(r.err.find("transactions committed on eu-north-1 after the fork"), std::string::npos)
+      << r.err;
+  auto us = Reports("us");
+  ASSERT_FALSE(us.empty());
+  EXPECT_GE(us.back()["details"]["fork"]["commits"].size(), 1u) << us.back().dump(2);
+
+  r = Cli({"failback", "--to", "eu-north-1", "--force", "--output", "json"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  out = Json(r);
+  EXPECT_EQ(out["method"], "pg_rewind") << out.dump(2);
+  EXPECT_FALSE(InRecovery(A()));
+  EXPECT_TRUE(InRecovery(B()));
+  EXPECT_TRUE(Streams(B()));
+  AmCheck(cluster_->port());
+  // Everything the new timeline had is on the old primary again; the forked rows are not.
+  auto on_a = Ids(A());
+  EXPECT_EQ(on_a.count(-2), 1u);
+  EXPECT_EQ(on_a.count(-100), 0u);
+  for (long id : present) EXPECT_EQ(on_a.count(id), 1u) << id;
+}
+
+class TwoRegionsWithoutRewind : public TwoRegions {
+ protected:
+  bool Rewindable() const override { return false; }
+};
+
+TEST_F(TwoRegionsWithoutRewind, FailbackFallsBackToADeltaRestore) {
+  Query("INSERT INTO commits(id) SELECT g FROM generate_series(1, 5000) g");
+  SwitchAndWait();
+  Kill(cluster_->data_dir());
+  RunResult r = Cli({"failover", "--to", "us-east-1", "--output", "json"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  Sql(B(), "INSERT INTO commits(id) SELECT g FROM generate_series(5001, 6000) g");
+
+  r = Cli({"failback", "--to", "eu-north-1", "--force", "--output", "json"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  nlohmann::json out = Json(r);
+  EXPECT_EQ(out["method"].get<std::string>().rfind("delta restore", 0), 0u) << out.dump(2);
+  EXPECT_NE(out["rewind_problem"].get<std::string>().find("wal_log_hints"), std::string::npos);
+  EXPECT_FALSE(InRecovery(A()));
+  EXPECT_TRUE(Streams(B()));
+  AmCheck(cluster_->port());
+  EXPECT_EQ(Sql(A(), "SELECT count(*)::text FROM commits WHERE id BETWEEN 1 AND 6000"), "6000");
+}
+
+}  // namespace
+}  // namespace gravl
