@@ -25,9 +25,10 @@ TEST(Cli, HelpForEveryCommand) {
   RunResult top = test::Cli({"--help"});
   EXPECT_EQ(top.exit_code, 0);
   // Every subcommand the top-level help lists has help of its own.
-  std::vector<std::string> commands = {"stanza-create", "info",   "archive-push", "archive-get",
-                                       "check",         "backup", "restore",      "verify",
-                                       "test-restore",  "version"};
+  std::vector<std::string> commands = {"stanza-create", "info",    "archive-push",   "archive-get",
+                                       "check",         "backup",  "restore",        "verify",
+                                       "test-restore",  "version", "standby-create", "failover",
+                                       "switchover",    "failback"};
   for (const auto& c : commands) {
     EXPECT_NE(top.out.find("  " + c), std::string::npos) << c << " missing from --help";
     RunResult r = test::Cli({c, "--help"});

@@ -302,3 +302,95 @@ TEST_F(ConfigTest, ExporterOptions) {
 
 }  // namespace
 }  // namespace gravl
+
+namespace gravl {
+namespace {
+
+class RegionsConfig : public ::testing::Test {
+ protected:
+  Config Load(const std::string& yaml, std::map<std::string, std::string> flags = {}) {
+    std::string path = dir_ / "gravl-dr.yaml";
+    test::WriteFile(path, kRepos + yaml);
+    ConfigInputs in;
+    in.config_path = path;
+    in.flags = std::move(flags);
+    in.getenv = [](const std::string&) -> std::optional<std::string> { return std::nullopt; };
+    return LoadConfig(in);
+  }
+  std::string Error(const std::string& yaml) {
+    try {
+      Load(yaml);
+    } catch (const ConfigError& e) {
+      return e.what();
+    }
+    return "(accepted)";
+  }
+  test::TempDir dir_;
+  const std::string kRepos =
+      "repos:\n  - {name: eu, type: posix, path: /r/eu}\n  - {name: us, type: posix, path: "
+      "/r/us}\n";
+};
+
+TEST_F(RegionsConfig, RegionsAndFailoverPolicyAreParsed) {
+  Config c = Load(
+      "regions:\n"
+      "  - name: eu-north-1\n    repo: eu\n"
+      "    pg: {conninfo: \"host=db.eu password=pw-in-conninfo\", data_dir: /var/lib/pg}\n"
+      "  - name: us-east-1\n    repo: us\n    pg: {conninfo: host=db.us, archive_command: "
+      "'gravl-dr --repo us archive-push %p'}\n"
+      "failover:\n"
+      "  fence_command: [kubectl, scale, statefulset/db, --replicas=0]\n"
+      "  endpoint_command: [dns-update, '{host}']\n"
+      "  max_loss: 1MB\n  backup: false\n  timeout: 30\n  hook_timeout: 5\n");
+  ASSERT_EQ(c.regions.size(), 2u);
+  EXPECT_EQ(c.regions[0].name, "eu-north-1");
+  EXPECT_EQ(c.regions[0].data_dir, "/var/lib/pg");
+  EXPECT_EQ(c.regions[1].archive_command, "gravl-dr --repo us archive-push %p");
+  EXPECT_EQ(c.Region("us-east-1").repo, "us");
+  EXPECT_EQ(c.failover.fence_command,
+            (std::vector<std::string>{"kubectl", "scale", "statefulset/db", "--replicas=0"}));
+  EXPECT_EQ(c.failover.endpoint_command, (std::vector<std::string>{"dns-update", "{host}"}));
+  EXPECT_EQ(c.failover.max_loss, "1MB");
+  EXPECT_FALSE(c.failover.backup);
+  EXPECT_EQ(c.failover.timeout_s, 30);
+  EXPECT_EQ(c.failover.hook_timeout_s, 5);
+  // A password in a region's connection string is a secret.
+  EXPECT_EQ(Redact("connecting with pw-in-conninfo"), "connecting with ******");
+  // --max-loss on the command line wins.
+  EXPECT_EQ(Load("failover: {max_loss: 1MB}\n", {{"failover.max_loss", "0"}}).failover.max_loss,
+            "0");
+  try {
+    c.Region("ap-south-1");
+    FAIL();
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("configured: eu-north-1, us-east-1"), std::string::npos);
+  }
+}
+
+TEST_F(RegionsConfig, MistakesAreNamed) {
+  EXPECT_NE(Error("regions: {name: x}\n").find("'regions' must be a list"), std::string::npos);
+  EXPECT_NE(Error("regions:\n  - {name: x, repo: eu}\n").find("needs pg.conninfo"),
+            std::string::npos);
+  EXPECT_NE(Error("regions:\n  - {name: x, pg: {conninfo: h}}\n").find("needs repo"),
+            std::string::npos);
+  EXPECT_NE(Error("regions:\n  - {name: x, repo: ap, pg: {conninfo: h}}\n")
+                .find("names repository 'ap', which is not configured"),
+            std::string::npos);
+  EXPECT_NE(Error("regions:\n  - {name: x, repo: eu, pg: {conninfo: h}}\n  - {name: x, repo: "
+                  "us, pg: {conninfo: h}}\n")
+                .find("configured twice"),
+            std::string::npos);
+  EXPECT_NE(Error("regions:\n  - {name: x, repo: eu, pg: {conninfo: h, data_dir: rel}}\n")
+                .find("absolute path"),
+            std::string::npos);
+  EXPECT_NE(Error("regions:\n  - {name: x, repo: eu, pg: {conninfo: h, port: 5}}\n")
+                .find("unknown key 'regions[0].pg.port'"),
+            std::string::npos);
+  EXPECT_NE(Error("failover: {fence_command: 'kubectl scale'}\n")
+                .find("'failover.fence_command' must be a non-empty list"),
+            std::string::npos);
+  EXPECT_NE(Error("failover: {timeout: 0}\n").find("failover.timeout"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace gravl
