@@ -10,8 +10,11 @@
 #include "commands/commands.h"
 #include "common/error.h"
 #include "common/log.h"
+#include "ha/ha.h"
 #include "repo/catalog.h"
+#include "repo/fence.h"
 #include "repo/replicate.h"
+#include "repo/reports.h"
 #include "storage/factory.h"
 
 namespace gravl::commands {
@@ -207,6 +210,72 @@ nlohmann::json SyncLagSection(const Context& ctx, std::ostringstream& text) {
   return out;
 }
 
+// The regions (docs/failover.md): each server's role, timeline and replication lag, the newest
+// failover, switchover or failback, and WAL an old primary archived after its fence.
+nlohmann::json RegionsSection(const Context& ctx, std::ostringstream& text) {
+  nlohmann::json out = {{"regions", nlohmann::json::array()}};
+  if (ctx.config.regions.empty()) return out;
+  text << "regions\n";
+  for (const auto& v : ha::ViewRegions(ctx.config.regions)) {
+    nlohmann::json r = {{"region", v.name}, {"role", v.role}};
+    text << "  " << v.name << ": " << v.probe.Describe();
+    if (v.probe.reachable) {
+      r["timeline"] = v.probe.role.timeline;
+      r["lsn"] = v.probe.role.current.ToString();
+      r["streaming"] = v.probe.role.streaming;
+    } else {
+      r["error"] = v.probe.error;
+    }
+    if (v.lag_bytes) {
+      r["lag_bytes"] = *v.lag_bytes;
+      text << ", " << FormatBytes(*v.lag_bytes) << " behind the primary";
+    }
+    text << "\n";
+    out["regions"].push_back(r);
+  }
+  std::optional<repo::RunReport> newest;
+  std::map<std::string, std::size_t> quarantined;
+  for (const auto& rc : ctx.config.repos) {
+    try {
+      auto storage = storage::OpenStorage(rc);
+      auto keys = repo::ListReportKeys(*storage, ctx.config.stanza, repo::kFailoverReports);
+      for (auto it = keys.rbegin(); it != keys.rend(); ++it) {
+        repo::RunReport r = repo::ReadReport(*storage, *it);
+        if (r.subject == "standby-create") continue;
+        if (!newest || r.finished > newest->finished) newest = r;
+        break;
+      }
+      quarantined[rc.name] = repo::ListQuarantine(*storage, ctx.config.stanza).size();
+    } catch (const Error& e) {
+      text << "  " << rc.name << ": cannot read its failover reports: " << Redact(e.what()) << "\n";
+    }
+  }
+  if (newest) {
+    out["last_role_change"] = {
+        {"kind", newest->subject}, {"to", newest->label},
+        {"ok", newest->ok},        {"finished", FormatIso8601(newest->finished)},
+        {"repo", newest->repo},    {"report", newest->key}};
+    text << "  last role change: " << newest->subject << " to " << newest->label << " "
+         << (newest->ok ? "succeeded" : "FAILED") << " at " << FormatIso8601(newest->finished);
+    if (newest->details.contains("decision_to_writable_seconds")) {
+      char took[64];
+      std::snprintf(took, sizeof took, " (writable after %.1f s)",
+                    newest->details["decision_to_writable_seconds"].get<double>());
+      text << took;
+    }
+    text << "\n";
+  }
+  out["quarantined_wal"] = quarantined;
+  for (const auto& [repo_name, n] : quarantined) {
+    if (n > 0) {
+      text << "  WARNING: " << n << " WAL file(s) in " << repo_name
+           << " quarantine: an old primary archived after its timeline ended (fence it; see "
+              "docs/failover.md)\n";
+    }
+  }
+  return out;
+}
+
 int Info(const Context& ctx, const InfoOptions& options) {
   nlohmann::json repos = nlohmann::json::array();
   std::ostringstream text;
@@ -283,7 +352,12 @@ int Info(const Context& ctx, const InfoOptions& options) {
   }
   nlohmann::json sync = nlohmann::json::array();
   if (!options.all_stanzas && !ctx.repo_name) sync = SyncLagSection(ctx, text);
-  ctx.Emit({{"repos", repos}, {"sync", sync}}, text.str());
+  nlohmann::json doc = {{"repos", repos}, {"sync", sync}};
+  if (!options.all_stanzas && !ctx.repo_name && !ctx.config.regions.empty()) {
+    nlohmann::json regions = RegionsSection(ctx, text);
+    for (auto& [k, v] : regions.items()) doc[k] = v;
+  }
+  ctx.Emit(doc, text.str());
   return ToInt(worst);
 }
 

@@ -50,6 +50,33 @@ Probe ProbeRegion(const RegionConfig& region, int connect_timeout_s) {
   return p;
 }
 
+std::vector<RegionView> ViewRegions(const std::vector<RegionConfig>& regions,
+                                    int connect_timeout_s) {
+  std::vector<RegionView> views;
+  const Probe* primary = nullptr;
+  for (const auto& r : regions) {
+    RegionView v;
+    v.name = r.name;
+    v.probe = ProbeRegion(r, connect_timeout_s);
+    v.role = !v.probe.reachable         ? "unreachable"
+             : v.probe.role.in_recovery ? "standby"
+             : v.probe.role.read_only   ? "read-only primary"
+                                        : "primary";
+    views.push_back(std::move(v));
+  }
+  for (const auto& v : views) {
+    if (v.probe.writable()) primary = &v.probe;
+  }
+  for (auto& v : views) {
+    if (primary && v.probe.reachable && v.probe.role.in_recovery) {
+      v.lag_bytes = primary->role.current > v.probe.role.replayed
+                        ? primary->role.current.value - v.probe.role.replayed.value
+                        : 0;
+    }
+  }
+  return views;
+}
+
 Address AddressOf(const std::string& conninfo) {
   Address a{"localhost", "5432"};
   auto params = pg::ConninfoParams(conninfo);

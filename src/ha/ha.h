@@ -50,6 +50,18 @@ struct Probe {
 // unreachable server.
 Probe ProbeRegion(const RegionConfig& region, int connect_timeout_s = 5);
 
+// Every configured region's server and, for a standby, how far its replay is behind the
+// primary's current position (bytes; nullopt without a reachable primary). For `info` and
+// the exporter.
+struct RegionView {
+  std::string name;
+  Probe probe;
+  std::string role;  // "primary", "read-only primary", "standby", "unreachable"
+  std::optional<std::uint64_t> lag_bytes;
+};
+std::vector<RegionView> ViewRegions(const std::vector<RegionConfig>& regions,
+                                    int connect_timeout_s = 5);
+
 // host and port of a connection string (defaults: "localhost", "5432"), for hooks.
 struct Address {
   std::string host, port;

@@ -3,6 +3,7 @@
 #include <chrono>
 
 #include "common/log.h"
+#include "ha/ha.h"
 #include "repo/replicate.h"
 #include "storage/factory.h"
 #include "version.h"
@@ -41,6 +42,7 @@ Exporter::Exporter(const Config& config, std::vector<std::unique_ptr<repo::Repos
     repositories_.push_back(std::make_unique<RepositoryCollector>(std::move(r), OptionsOf(config)));
   }
   if (!config.pg_conninfo.empty()) postgres_.emplace(config.pg_conninfo, config.stanza);
+  regions_ = config.regions;
 }
 
 void Exporter::Refresh(SystemTime now) {
@@ -77,6 +79,16 @@ void Exporter::Refresh(SystemTime now) {
   if (postgres_) {
     postgres_->Collect(next, now);
     if (!postgres_->problem().empty()) problems.push_back("postgres: " + postgres_->problem());
+  }
+  for (const auto& v : ha::ViewRegions(regions_)) {
+    Labels l{{"stanza", config_stanza_}, {"region", v.name}};
+    next.Gauge("gravl_region_up", l, v.probe.reachable ? 1 : 0);
+    if (!v.probe.reachable) continue;
+    next.Gauge("gravl_region_primary", l, v.probe.writable() ? 1 : 0);
+    next.Gauge("gravl_region_timeline", l, v.probe.role.timeline);
+    if (v.lag_bytes) {
+      next.Gauge("gravl_region_replication_lag_bytes", l, static_cast<double>(*v.lag_bytes));
+    }
   }
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   next.Gauge("gravl_exporter_refresh_duration_seconds", {}, seconds);

@@ -55,6 +55,7 @@ class Exporter {
   std::string config_stanza_;
   std::vector<std::unique_ptr<RepositoryCollector>> repositories_;
   std::optional<PostgresCollector> postgres_;
+  std::vector<RegionConfig> regions_;  // regions: each server's role and lag (src/ha/)
 
   mutable std::mutex mutex_;  // guards the snapshot and health
   FamilySet snapshot_;

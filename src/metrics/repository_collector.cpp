@@ -7,6 +7,7 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "repo/catalog.h"
+#include "repo/fence.h"
 #include "repo/layout.h"
 #include "repo/stanza.h"
 
@@ -19,9 +20,9 @@ double Epoch(SystemTime t) { return std::chrono::duration<double>(t.time_since_e
 const char* Result(bool ok) { return ok ? "success" : "failure"; }
 
 const std::vector<std::string>& ReportKinds() {
-  static const std::vector<std::string> kKinds = {repo::kBackupReports, repo::kExpireReports,
-                                                  repo::kVerifyReports, repo::kDrillReports,
-                                                  repo::kNotificationReports};
+  static const std::vector<std::string> kKinds = {
+      repo::kBackupReports, repo::kExpireReports,       repo::kVerifyReports,
+      repo::kDrillReports,  repo::kNotificationReports, repo::kFailoverReports};
   return kKinds;
 }
 
@@ -84,6 +85,8 @@ void RepositoryCollector::Refresh(SystemTime now) {
     if (!known.count(b.label) || !known.at(b.label).ok()) ++stats_.manifests_read;
   }
   for (const auto& kind : ReportKinds()) RefreshReports(kind);
+  // WAL an old primary pushed after its timeline was fenced (repo/fence.h): one listing.
+  quarantined_ = repo::ListQuarantine(repo_->storage(), repo_->stanza()).size();
 
   // WAL: complete listings now and then, and after expire deleted something; otherwise only
   // what sorts after the greatest key seen.
@@ -256,6 +259,31 @@ void RepositoryCollector::EmitRuns(FamilySet& out) const {
     }
     return last;
   };
+  // failover, switchover, failback, standby-create: by kind.
+  std::map<std::string, Runs> role_changes;
+  for (const auto& [key, r] : reports_of(repo::kFailoverReports)) {
+    Runs& runs = role_changes[r.subject.empty() ? "failover" : r.subject];
+    (r.ok ? runs.success : runs.failure) += 1;
+    runs.last = &r;
+  }
+  for (const auto& [kind, runs] : role_changes) {
+    Labels l{{"stanza", stanza}, {"repo", name()}, {"kind", kind}};
+    for (bool ok : {true, false}) {
+      Labels lr = l;
+      lr["result"] = Result(ok);
+      out.Counter("gravl_role_change_runs_total", lr, ok ? runs.success : runs.failure);
+    }
+    out.Gauge("gravl_role_change_last_timestamp_seconds", l, Epoch(runs.last->finished));
+    out.Gauge("gravl_role_change_last_success", l, runs.last->ok ? 1 : 0);
+    const auto& d = runs.last->details;
+    if (d.contains("decision_to_writable_seconds") &&
+        d["decision_to_writable_seconds"].is_number()) {
+      out.Gauge("gravl_role_change_last_writable_seconds", l,
+                d["decision_to_writable_seconds"].get<double>());
+    }
+  }
+  out.Gauge("gravl_wal_quarantined_files", labels, static_cast<double>(quarantined_));
+
   simple(repo::kVerifyReports, "gravl_verify");
   simple(repo::kExpireReports, "gravl_expire");
   simple(repo::kNotificationReports, "gravl_notifications");

@@ -80,6 +80,7 @@ class RepositoryCollector {
   std::string expire_key_at_full_listing_;
   std::string problem_;
   CollectStats stats_;
+  std::size_t quarantined_ = 0;
 };
 
 }  // namespace gravl::metrics

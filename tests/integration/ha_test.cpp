@@ -264,6 +264,35 @@ TEST_F(TwoRegions, SwitchoverUnderLoadLosesNothingBothWays) {
   EXPECT_EQ(us.back()["subject"], "switchover");
   EXPECT_TRUE(us.back()["ok"].get<bool>());
   EXPECT_GT(us.back()["phases"]["promote"].get<double>(), 0);
+  // info and the exporter show the roles, the lag and the last role change.
+  RunResult info = Cli({"info", "--output", "json"});
+  ASSERT_EQ(info.exit_code, 0) << info.err;
+  nlohmann::json ij = Json(info);
+  ASSERT_EQ(ij["regions"].size(), 2u) << ij.dump(2);
+  EXPECT_EQ(ij["regions"][0]["role"], "primary");
+  EXPECT_EQ(ij["regions"][1]["role"], "standby");
+  EXPECT_TRUE(ij["regions"][1].contains("lag_bytes"));
+  EXPECT_EQ(ij["regions"][0]["timeline"], 3);
+  EXPECT_EQ(ij["last_role_change"]["kind"], "switchover");
+  EXPECT_EQ(ij["last_role_change"]["to"], "eu-north-1");
+  std::string prom = dir_ / "m.prom";
+  ASSERT_EQ(Cli({"exporter", "--textfile", prom}).exit_code, 0);
+  std::string metrics = test::ReadFile(prom);
+  for (const char* series :
+       {"gravl_region_primary{region=\"eu-north-1\",stanza=\"main\"} 1",
+        "gravl_region_primary{region=\"us-east-1\",stanza=\"main\"} 0",
+        "gravl_region_timeline{region=\"eu-north-1\",stanza=\"main\"} 3",
+        "gravl_role_change_runs_total{kind=\"switchover\",repo=\"eu-north-1\",result=\"success\","
+        "stanza=\"main\"} 1",
+        "gravl_role_change_last_success{kind=\"switchover\",repo=\"us-east-1\",stanza=\"main\"} 1",
+        "gravl_wal_quarantined_files{repo=\"eu-north-1\",stanza=\"main\"} 0"}) {
+    EXPECT_NE(metrics.find(series), std::string::npos) << series << "\n" << metrics;
+  }
+  EXPECT_NE(metrics.find("gravl_role_change_last_writable_seconds{kind=\"switchover\""),
+            std::string::npos);
+  EXPECT_NE(metrics.find("gravl_region_replication_lag_bytes{region=\"us-east-1\""),
+            std::string::npos);
+
   // The repositories record where timelines 1 and 2 ended.
   EXPECT_TRUE(fs::exists(dir_ / "eu/main/fences/00000001.json"));
   EXPECT_TRUE(fs::exists(dir_ / "eu/main/fences/00000002.json"));
@@ -399,6 +428,9 @@ TEST_F(TwoRegions, FailoverAfterKillLosesNoMoreThanItsBoundThenFailbackRewinds) 
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   EXPECT_TRUE(quarantined) << seg;
+  RunResult info = Cli({"info", "--output", "json"});
+  EXPECT_GE(Json(info)["quarantined_wal"]["us-east-1"].get<int>(), 1) << info.out;
+  EXPECT_NE(Cli({"info"}).out.find("quarantine: an old primary archived"), std::string::npos);
   for (const auto& e : fs::directory_iterator(dir_ / "us/main/wal/00000001")) {
     std::string name = e.path().filename().string();
     // The new primary's copy of the old timeline's last segment is a .partial: legitimate.

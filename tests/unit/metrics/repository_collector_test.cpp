@@ -278,7 +278,10 @@ TEST(MetricNames, EveryMetricIsDocumentedAndFollowsConventions) {
                                                     "gravl_pg_in_recovery",
                                                     "gravl_replication_standbys",
                                                     "gravl_sync_missing_backups",
-                                                    "gravl_sync_missing_wal_segments"};
+                                                    "gravl_sync_missing_wal_segments",
+                                                    "gravl_region_primary",
+                                                    "gravl_region_timeline",
+                                                    "gravl_wal_quarantined_files"};
     EXPECT_TRUE(unit || kUnitless.count(m.name)) << m.name << " has no unit suffix";
   }
 }
