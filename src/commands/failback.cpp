@@ -195,9 +195,7 @@ int Failback(const Context& ctx, const FailbackOptions& options) {
                            target.name + " has neither";
         } else {
           try {
-            // pg_rewind reads restore_command from the target's configuration.
-            ha::ConfigureAsStandby(target.data_dir, target, *primary, restore_command,
-                                   "failback to " + target.name);
+            ha::ConfigureForRewind(target.data_dir, restore_command);
             {
               auto conn = pg::Connection::Open(primary->conninfo);
               pg::Checkpoint(*conn);

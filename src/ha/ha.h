@@ -186,6 +186,10 @@ Promotion PromoteRegion(const RegionConfig& region, repo::Repository& region_rep
 void ConfigureAsStandby(const std::string& data_dir, const RegionConfig& self,
                         const RegionConfig& primary, const std::string& restore_command,
                         const std::string& comment);
+// Before pg_rewind: `restore_command` in the data directory's configuration (pg_rewind
+// --restore-target-wal reads it) and no signal file (its single-user crash recovery of a
+// server that was killed refuses to run with one).
+void ConfigureForRewind(const std::string& data_dir, const std::string& restore_command);
 // Waits until `self` is a standby streaming on `timeline` or later; throws PgError naming
 // what it is instead after `timeout`.
 void WaitStreaming(const RegionConfig& self, TimelineId timeline, std::chrono::seconds timeout);

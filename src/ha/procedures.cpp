@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <filesystem>
+
 #include "common/error.h"
 #include "common/log.h"
 #include "common/time_util.h"
@@ -95,6 +97,21 @@ void ConfigureAsStandby(const std::string& data_dir, const RegionConfig& self,
   settings.archive_off = false;
   settings.comment = comment;
   pg::WriteRecoveryConfig(data_dir, settings);
+}
+
+void ConfigureForRewind(const std::string& data_dir, const std::string& restore_command) {
+  pg::RecoverySettings settings;
+  settings.restore_command = restore_command;
+  settings.standby = true;
+  settings.action = "";
+  settings.archive_off = false;
+  settings.comment = "pg_rewind --restore-target-wal reads this restore_command";
+  pg::WriteRecoveryConfig(data_dir, settings);
+  // pg_rewind first finishes a crashed server's recovery in single-user mode, which refuses
+  // to run with a signal file; the restore_command alone is what it needs.
+  std::error_code ec;
+  std::filesystem::remove(data_dir + "/standby.signal", ec);
+  if (ec) throw StorageError("cannot remove " + data_dir + "/standby.signal: " + ec.message());
 }
 
 void WaitStreaming(const RegionConfig& self, TimelineId timeline, std::chrono::seconds timeout) {

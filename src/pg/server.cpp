@@ -93,13 +93,23 @@ LocalServer::LocalServer(std::string bin_dir, std::string data_dir)
       log_file_(data_dir_ + "/log/gravl-dr-server.log") {}
 
 bool LocalServer::Running() const {
-  // pg_ctl status: 0 running, 3 not running, 4 no data directory.
-  RunResult r = Run(AsServerUser({Bin("pg_ctl"), "-D", data_dir_, "status"}));
-  if (r.exit_code == 4) {
-    throw PgError(data_dir_ + " is not a PostgreSQL data directory (pg_ctl status: " +
-                  Trim(r.out + r.err) + ")");
+  std::error_code ec;
+  if (!fs::exists(data_dir_ + "/PG_VERSION", ec)) {
+    throw PgError(data_dir_ + " is not a PostgreSQL data directory (no PG_VERSION)");
   }
-  return r.exit_code == 0;
+  // postmaster.pid names the postmaster; a process that is gone, or a zombie nobody reaped
+  // yet (a killed server whose parent is a container's init), is not a running server --
+  // `pg_ctl status` counts a zombie as running.
+  std::ifstream pid_file(data_dir_ + "/postmaster.pid");
+  long pid = 0;
+  if (!(pid_file >> pid) || pid <= 0) return false;
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(stat, line)) return false;
+  auto paren = line.rfind(')');
+  if (paren == std::string::npos || paren + 2 >= line.size()) return false;
+  char state = line[paren + 2];
+  return state != 'Z' && state != 'X';
 }
 
 void LocalServer::Start(std::chrono::seconds timeout) const {
@@ -145,8 +155,19 @@ std::optional<Lsn> LocalServer::WalEnd(std::uint64_t segment_size) const {
   // From the newest down: recycled segments ahead of the end hold no valid page of their own
   // address, so the first one that does holds the end.
   for (auto it = segments.rbegin(); it != segments.rend() && it->timeline == tli; ++it) {
+    const std::string path = data_dir_ + "/pg_wal/" + it->Name(segment_size);
+    // A recycled segment's first page carries another address: skip it without reading
+    // 16 MB (pg_wal may hold many of them).
+    {
+      std::ifstream in(path, std::ios::binary);
+      unsigned char header[16] = {};
+      if (!in.read(reinterpret_cast<char*>(header), sizeof header)) continue;
+      std::uint64_t pageaddr = 0;
+      for (int i = 7; i >= 0; --i) pageaddr = (pageaddr << 8) | header[8 + i];
+      if (pageaddr != it->StartLsn(segment_size).value) continue;
+    }
     WalRecordScanner scanner(segment_size);
-    auto bytes = io::ReadFileBytes(data_dir_ + "/pg_wal/" + it->Name(segment_size));
+    auto bytes = io::ReadFileBytes(path);
     scanner.AddSegment(*it, bytes);
     if (scanner.end() > it->StartLsn(segment_size)) return scanner.end();
   }

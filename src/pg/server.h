@@ -49,7 +49,8 @@ class LocalServer {
   LocalServer(std::string bin_dir, std::string data_dir);
 
   const std::string& data_dir() const { return data_dir_; }
-  // Whether a postmaster runs on the data directory (pg_ctl status).
+  // Whether a postmaster runs on the data directory (its postmaster.pid names a live process;
+  // a zombie is not one).
   bool Running() const;
   // pg_ctl start, waiting up to `timeout` until it accepts connections (a standby: until it
   // is consistent). The server log goes to <data_dir>/log/gravl-dr-server.log. Throws

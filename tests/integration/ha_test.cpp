@@ -164,9 +164,18 @@ class TwoRegions : public test::ArchivingFixture {
     ASSERT_GT(pid, 0);
     gravl::Run({"pkill", "-9", "-P", std::to_string(pid)});
     ::kill(static_cast<pid_t>(pid), SIGKILL);
-    for (int i = 0; i < 100 && ::kill(static_cast<pid_t>(pid), 0) == 0; ++i) {
+    // Gone, or a zombie (the container's init may not reap it).
+    auto alive = [&] {
+      std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+      std::string line;
+      if (!std::getline(stat, line)) return false;
+      auto paren = line.rfind(')');
+      return paren != std::string::npos && paren + 2 < line.size() && line[paren + 2] != 'Z';
+    };
+    for (int i = 0; i < 100 && alive(); ++i) {
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
+    ASSERT_FALSE(alive());
   }
   // Waits until `conninfo` is a standby streaming from a primary.
   bool Streams(const std::string& conninfo, int timeout_s = 60) {
