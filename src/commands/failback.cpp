@@ -105,7 +105,11 @@ int Failback(const Context& ctx, const FailbackOptions& options) {
       return 0;
     } else {
       log.Run("stop", [&] {
-        if (!server.Running()) return std::string("not running");
+        if (!server.Running()) {
+          return std::string(server.RemoveStalePid()
+                                 ? "not running (a crash left postmaster.pid: removed)"
+                                 : "not running");
+        }
         server.Stop("fast", timeout);
         return std::string("stopped (fast)");
       });

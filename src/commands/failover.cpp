@@ -19,6 +19,7 @@
 #include "pg/connection.h"
 #include "pg/instance.h"
 #include "pg/server.h"
+#include "repo/catalog.h"
 
 namespace gravl::commands {
 namespace {
@@ -378,6 +379,15 @@ int Failover(const Context& ctx, const FailoverOptions& options) {
       log.Skip("backup", "failover.backup is off");
     } else {
       log.Run("backup", [&] {
+        // A re-run: the earlier run's backup of the new timeline counts.
+        repo::Catalog catalog(*region_repo);
+        for (const auto& b : catalog.Backups()) {
+          if (b.ok() && b.manifest->full() && b.manifest->timeline >= promo.timeline) {
+            details["backup"] = {{"label", b.label}, {"existing", true}};
+            return "backup " + b.label + " of timeline " + std::to_string(b.manifest->timeline) +
+                   " is already in " + target.repo;
+          }
+        }
         Context bctx = ctx;
         bctx.config.pg_conninfo = target.conninfo;
         bctx.repo_name = target.repo;

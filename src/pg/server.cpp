@@ -112,6 +112,14 @@ bool LocalServer::Running() const {
   return state != 'Z' && state != 'X';
 }
 
+bool LocalServer::RemoveStalePid() const {
+  if (Running()) throw PgError("a PostgreSQL server runs on " + data_dir_);
+  std::error_code ec;
+  bool removed = fs::remove(data_dir_ + "/postmaster.pid", ec);
+  if (ec) throw PgError("cannot remove " + data_dir_ + "/postmaster.pid: " + ec.message());
+  return removed;
+}
+
 void LocalServer::Start(std::chrono::seconds timeout) const {
   io::MakeDirs(data_dir_ + "/log", std::nullopt);
   GiveToServerUser(data_dir_ + "/log");

@@ -52,6 +52,10 @@ class LocalServer {
   // Whether a postmaster runs on the data directory (its postmaster.pid names a live process;
   // a zombie is not one).
   bool Running() const;
+  // Removes postmaster.pid when it names no running server (a crash left it; its process may
+  // linger as a zombie, which pg_rewind, postgres --single and restore would take for a live
+  // server). Returns whether it removed one. Throws PgError when a server runs.
+  bool RemoveStalePid() const;
   // pg_ctl start, waiting up to `timeout` until it accepts connections (a standby: until it
   // is consistent). The server log goes to <data_dir>/log/gravl-dr-server.log. Throws
   // PgError with the log's tail.

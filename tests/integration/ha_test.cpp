@@ -471,6 +471,46 @@ TEST_F(TwoRegions, FailoverAfterKillLosesNoMoreThanItsBoundThenFailbackRewinds) 
   for (long id : present) EXPECT_EQ(on_a.count(id), 1u) << id;
 }
 
+TEST_F(TwoRegions, DryRunsChangeNothingAndFailbackRewindsACrashedOldPrimary) {
+  Query("INSERT INTO commits(id) SELECT g FROM generate_series(1, 3000) g");
+  for (const char* cmd : {"switchover", "failover"}) {
+    RunResult r = Cli({cmd, "--to", "us-east-1", "--dry-run", "--output", "json"});
+    if (std::string(cmd) == "failover") {
+      EXPECT_EQ(r.exit_code, 13) << "a healthy primary is refused in a dry run too";
+      continue;
+    }
+    ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+    EXPECT_EQ(Json(r)["steps"][1]["outcome"], "skipped");
+  }
+  EXPECT_TRUE(InRecovery(B()));
+  EXPECT_FALSE(InRecovery(A()));
+
+  Kill(cluster_->data_dir());
+  RunResult r = Cli({"failover", "--to", "us-east-1", "--dry-run"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("nothing was changed"), std::string::npos) << r.out;
+  EXPECT_TRUE(InRecovery(B()));
+
+  r = Cli({"failover", "--to", "us-east-1", "--output", "json"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  // Running it again continues (and finds everything done).
+  r = Cli({"failover", "--to", "us-east-1", "--output", "json"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_EQ(Json(r)["steps"][1]["outcome"], "skipped") << r.out;
+  Sql(B(), "INSERT INTO commits(id) SELECT g FROM generate_series(3001, 4000) g");
+
+  // The old primary was killed: pg_rewind first finishes its crash recovery.
+  r = Cli({"failback", "--to", "eu-north-1", "--dry-run"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  r = Cli({"failback", "--to", "eu-north-1", "--force", "--output", "json"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_EQ(Json(r)["method"], "pg_rewind") << r.out;
+  EXPECT_FALSE(InRecovery(A()));
+  EXPECT_TRUE(Streams(B()));
+  AmCheck(cluster_->port());
+  EXPECT_EQ(Sql(A(), "SELECT count(*)::text FROM commits WHERE id BETWEEN 1 AND 4000"), "4000");
+}
+
 class TwoRegionsWithoutRewind : public TwoRegions {
  protected:
   bool Rewindable() const override { return false; }
