@@ -75,6 +75,14 @@ int Failback(const Context& ctx, const FailbackOptions& options) {
                            "): nothing was changed");
       }
       if (ctx.run) ctx.run->repo = primary->repo;
+      if (!options.no_switchover && !ctx.dry_run &&
+          !ha::SameServer(primary->conninfo, primary->data_dir)) {
+        throw RefusedError(
+            "failback ends with a switchover, which stops the primary in " + primary->name +
+            ", and its server is not running on this host: run `gravl-dr failback --to " +
+            target.name + " --no-switchover` here, then `gravl-dr switchover --to " + target.name +
+            "` on " + primary->name + "'s host. Nothing was changed");
+      }
       ha::Probe self = ha::ProbeRegion(target);
       d << target.name << ": " << self.Describe();
       if (self.reachable && self.role.in_recovery && self.role.streaming &&
@@ -146,7 +154,9 @@ int Failback(const Context& ctx, const FailbackOptions& options) {
                  fence->end.ToString();
         }
         std::string why;
-        auto commits = server.Commits(control.timeline, fence->end, *end, 1000, &why);
+        std::size_t total = 0;
+        auto commits = server.Commits(control.timeline, fence->end, *end, 1000, &total, &why);
+        details["fork"]["commit_count"] = total;
         nlohmann::json list = nlohmann::json::array();
         for (const auto& c : commits) {
           list.push_back({{"lsn", c.lsn.ToString()}, {"xid", c.xid}, {"time", c.time}});
@@ -165,10 +175,10 @@ int Failback(const Context& ctx, const FailbackOptions& options) {
                                   cfg.compression_level);
           ++kept;
         }
-        std::string what = std::to_string(commits.size()) + " transactions committed on " +
-                           target.name + " after the fork at " + fence->end.ToString() +
-                           " (WAL up to " + end->ToString() + ", " + std::to_string(kept) +
-                           " segments kept in " + primary_repo.Describe() + " quarantine)";
+        std::string what = std::to_string(total) + " transactions committed on " + target.name +
+                           " after the fork at " + fence->end.ToString() + " (WAL up to " +
+                           end->ToString() + ", " + std::to_string(kept) + " segments kept in " +
+                           primary_repo.Describe() + " quarantine)";
         details["fork"]["quarantined_segments"] = kept;
         if (commits.empty() && why.empty()) {
           return "WAL after the fork at " + fence->end.ToString() + " up to " + end->ToString() +

@@ -43,9 +43,12 @@ struct LossBound {
   std::vector<std::string> sources;
   bool exact = false;
   std::uint64_t bytes = 0;
-  std::optional<double> seconds;  // commit-time span of the lost WAL, when known
-  std::vector<pg::WalCommit> lost_commits;
+  std::optional<double> seconds;            // commit-time span of the lost WAL, when known
+  std::vector<pg::WalCommit> lost_commits;  // the newest 1,000
+  std::size_t lost_commit_count = 0;
+  bool commits_known = false;  // pg_waldump read the lost WAL
   std::optional<double> last_contact_age;
+  bool decided_earlier = false;  // a re-run: the earlier run's report has it
 };
 
 nlohmann::json ToJson(const LossBound& b) {
@@ -60,11 +63,20 @@ nlohmann::json ToJson(const LossBound& b) {
           {"bytes", b.bytes},
           {"seconds", b.seconds ? nlohmann::json(*b.seconds) : nlohmann::json(nullptr)},
           {"lost_commits", commits},
+          {"lost_commit_count", b.lost_commit_count},
+          {"decided_by_earlier_run", b.decided_earlier},
           {"last_contact_age_seconds",
            b.last_contact_age ? nlohmann::json(*b.last_contact_age) : nlohmann::json(nullptr)}};
 }
 
 }  // namespace
+
+// The old primary's data directory is on this host (and is not the target's server, which a
+// configuration shared by both hosts with the same path could make it look like).
+bool LocalOldPrimary(const RegionConfig& old, const RegionConfig& target) {
+  return !old.data_dir.empty() && std::filesystem::exists(old.data_dir + "/PG_VERSION") &&
+         !ha::SameServer(target.conninfo, old.data_dir);
+}
 
 int Failover(const Context& ctx, const FailoverOptions& options) {
   const Config& cfg = ctx.config;
@@ -123,7 +135,14 @@ int Failover(const Context& ctx, const FailoverOptions& options) {
                       target_probe.error + "; there is nothing to promote");
       }
       if (!target_probe.role.in_recovery) {
-        resumed = true;  // promoted by an earlier run that stopped halfway
+        // Promoted by an earlier run that stopped halfway -- or simply the primary.
+        if (target_probe.role.timeline <= 1) {
+          throw RefusedError(target.name + " is already the primary (timeline " +
+                             std::to_string(target_probe.role.timeline) +
+                             ", never promoted): there is nothing to fail over. Nothing was "
+                             "changed");
+        }
+        resumed = true;
       }
       std::ostringstream d;
       d << target.name << ": " << target_probe.Describe();
@@ -135,6 +154,12 @@ int Failover(const Context& ctx, const FailoverOptions& options) {
           throw ConflictError(o->name + " runs another cluster (system identifier " +
                               p.role.system_identifier + ", " + target.name + " has " +
                               target_probe.role.system_identifier + "): check regions[]");
+        }
+        if (resumed && p.reachable && p.role.in_recovery) {
+          throw RefusedError(target.name + " is already the primary and " + o->name +
+                             " is a standby: there is nothing to fail over (to move the primary, "
+                             "use `gravl-dr switchover --to " +
+                             o->name + "`). Nothing was changed");
         }
         if (p.writable() && !resumed) {
           if (!options.force) {
@@ -155,17 +180,8 @@ int Failover(const Context& ctx, const FailoverOptions& options) {
       return d.str();
     });
 
-    if (ctx.dry_run) {
-      for (const char* step : {"catch-up", "loss-bound", "fence", "promote", "archive-history",
-                               "fence-repository", "endpoint", "backup"}) {
-        log.Skip(step, "--dry-run");
-      }
-      finish(0);
-      ctx.Emit(details,
-               "failover to " + target.name + " (dry run): nothing was changed\n" + log.Text());
-      return 0;
-    }
     if (resumed) {
+      loss.decided_earlier = true;
       log.Skip("catch-up", target.name + " is already primary: continuing an earlier failover");
       log.Skip("loss-bound", "decided by the earlier run (see its report)");
     } else {
@@ -174,8 +190,9 @@ int Failover(const Context& ctx, const FailoverOptions& options) {
         pg::ServerRole role = pg::GetServerRole(*conn);
         std::string d;
         if (role.pause_state != "not paused") {
-          pg::ResumeReplay(*conn);
-          d += "replay was " + role.pause_state + ": resumed; ";
+          if (!ctx.dry_run) pg::ResumeReplay(*conn);
+          d +=
+              "replay was " + role.pause_state + (ctx.dry_run ? ": would resume; " : ": resumed; ");
         }
         const std::uint64_t seg_size = region_repo->Stanza().wal_segment_size;
         std::vector<std::string> problems;
@@ -191,7 +208,11 @@ int Failover(const Context& ctx, const FailoverOptions& options) {
                  archived->end.ToString() + " (" + archived->segment + "); ";
           }
         }
-        ha::WaitReplayed(target, want, timeout);
+        if (ctx.dry_run) {
+          d += "would wait until the standby replayed up to " + want.ToString() + "; ";
+        } else {
+          ha::WaitReplayed(target, want, timeout);
+        }
         role = pg::GetServerRole(*conn);
         loss.replayed = role.replayed;
         loss.last_contact_age = role.last_contact_age;
@@ -220,8 +241,12 @@ int Failover(const Context& ctx, const FailoverOptions& options) {
             if (*end > loss.replayed) {
               std::string why;
               pg::ControlData c = old.Control();
-              loss.lost_commits = old.Commits(c.timeline, loss.replayed, *end, 1000, &why);
+              loss.lost_commits =
+                  old.Commits(c.timeline, loss.replayed, *end, 1000, &loss.lost_commit_count, &why);
+              loss.commits_known = why.empty() || !loss.lost_commits.empty();
               if (!why.empty()) loss.sources.push_back("pg_waldump: " + why);
+            } else {
+              loss.commits_known = true;
             }
           }
         }
@@ -231,16 +256,19 @@ int Failover(const Context& ctx, const FailoverOptions& options) {
         pg::ServerRole role = pg::GetServerRole(*conn);
         if (loss.bytes == 0 && loss.exact) {
           loss.seconds = 0;
-        } else if (!loss.lost_commits.empty() && role.last_replay_time) {
+        } else if (loss.exact && loss.commits_known && loss.lost_commits.empty()) {
+          loss.seconds = 0;  // WAL without commits: no committed transaction is lost
+        } else if (loss.exact && loss.commits_known && role.last_replay_time) {
+          // The newest lost commit against the newest replayed one.
           if (auto t = ParseWaldumpTime(loss.lost_commits.back().time)) {
             loss.seconds = std::max(0.0, *t - *role.last_replay_time);
           }
-        } else if (loss.exact && loss.lost_commits.empty()) {
-          loss.seconds = 0;  // WAL without commits: no committed transaction is lost
         }
         std::string d = FormatBytes(loss.bytes) + (loss.exact ? "" : " at least") +
                         " of WAL the old primary wrote is not on " + target.name + " (" +
-                        std::to_string(loss.lost_commits.size()) + " commits)";
+                        (loss.commits_known ? std::to_string(loss.lost_commit_count)
+                                            : std::string("an unknown number of")) +
+                        " commits)";
         if (!loss.exact) {
           d += "; the old primary's own WAL cannot be read from here, so WAL it wrote after it "
                "last sent any is unknown";
@@ -251,6 +279,8 @@ int Failover(const Context& ctx, const FailoverOptions& options) {
         }
         bool over = false;
         if (limit.bytes && loss.bytes > *limit.bytes) over = true;
+        // Zero loss asked: only an exact bound can promise it.
+        if (limit.bytes && *limit.bytes == 0 && !loss.exact) over = true;
         if (limit.duration) {
           if (!loss.seconds)
             over = true;  // unknown time span: not within any duration
@@ -258,7 +288,7 @@ int Failover(const Context& ctx, const FailoverOptions& options) {
             over = true;
         }
         if (over) {
-          if (!options.force) {
+          if (!options.force || ctx.dry_run) {
             throw RefusedError("the failover would lose " + d + ", more than --max-loss " +
                                limit.text +
                                " allows. Bring the old primary (or its disk) back "
@@ -271,21 +301,33 @@ int Failover(const Context& ctx, const FailoverOptions& options) {
       });
     }
 
+    if (ctx.dry_run) {
+      for (const char* step : {"fence", "final-catch-up", "promote", "archive-history",
+                               "fence-repository", "endpoint", "backup"}) {
+        log.Skip(step, "--dry-run");
+      }
+      finish(0);
+      ctx.Emit(details,
+               "failover to " + target.name + " (dry run): nothing was changed\n" + log.Text());
+      return 0;
+    }
+
     log.Run("fence", [&] {
       std::ostringstream d;
       for (const auto* o : others) {
         std::string region_detail;
         bool confirmed = false;
-        if (!cfg.failover.fence_command.empty()) {
-          auto hook = ha::RunHook(cfg.failover.fence_command, ha::HookVars(*o),
-                                  std::chrono::seconds(cfg.failover.hook_timeout_s));
-          details["fence_hooks"][o->name] = {{"command", hook.command},
-                                             {"exit_code", hook.exit_code},
-                                             {"output", hook.output},
-                                             {"seconds", hook.seconds}};
-          if (!hook.ok()) {
+        const bool hook = !cfg.failover.fence_command.empty();
+        if (hook) {
+          auto result = ha::RunHook(cfg.failover.fence_command, ha::HookVars(*o),
+                                    std::chrono::seconds(cfg.failover.hook_timeout_s));
+          details["fence_hooks"][o->name] = {{"command", result.command},
+                                             {"exit_code", result.exit_code},
+                                             {"output", result.output},
+                                             {"seconds", result.seconds}};
+          if (!result.ok()) {
             std::string why = "fence_command for " + o->name + " failed (exit " +
-                              std::to_string(hook.exit_code) + "): " + hook.output;
+                              std::to_string(result.exit_code) + "): " + result.output;
             if (!options.force) {
               throw RefusedError(
                   why + ". Fencing of " + o->name + " cannot be confirmed, so " + target.name +
@@ -301,12 +343,13 @@ int Failover(const Context& ctx, const FailoverOptions& options) {
         }
         ha::Probe p = ha::ProbeRegion(*o);
         if (p.primary()) {
+          // Best effort: read-only by default and every session ended. Not a fence by itself
+          // (BEGIN READ WRITE overrides the default), so it confirms nothing.
           auto conn = pg::Connection::Open(o->conninfo);
-          int killed = pg::MakeReadOnly(*conn);
-          region_detail += "made read-only (" + std::to_string(killed) + " sessions ended); ";
-          if (cfg.failover.fence_command.empty()) confirmed = ha::ProbeRegion(*o).role.read_only;
+          int ended = pg::MakeReadOnly(*conn);
+          region_detail += "made read-only (" + std::to_string(ended) + " sessions ended); ";
         }
-        if (!o->data_dir.empty() && std::filesystem::exists(o->data_dir + "/PG_VERSION")) {
+        if (LocalOldPrimary(*o, target)) {
           pg::LocalServer old(bin_dir, o->data_dir);
           if (old.Running()) {
             try {
@@ -318,11 +361,13 @@ int Failover(const Context& ctx, const FailoverOptions& options) {
           } else {
             region_detail += "not running on this host; ";
           }
-          if (cfg.failover.fence_command.empty()) confirmed = !old.Running();
-        } else if (!p.reachable && cfg.failover.fence_command.empty()) {
-          region_detail += "unreachable, and no fence_command to make sure it stays down; ";
+          if (!hook) confirmed = !old.Running();
+        } else if (!hook) {
+          region_detail += p.reachable ? "still running where gravl-dr cannot stop it; "
+                                       : "unreachable from here, and no fence_command to make "
+                                         "sure it stays down; ";
         }
-        if (!confirmed && cfg.failover.fence_command.empty()) {
+        if (!confirmed && !hook) {
           if (!options.force) {
             throw RefusedError(
                 "fencing of " + o->name + " cannot be confirmed (" + region_detail +
@@ -338,15 +383,21 @@ int Failover(const Context& ctx, const FailoverOptions& options) {
       return d.str();
     });
 
-    if (!resumed) {
-      // WAL archived while fencing (the old primary's last pushes) is replayed too.
-      auto conn = pg::Connection::Open(target.conninfo);
-      pg::ServerRole role = pg::GetServerRole(*conn);
-      auto archived = ha::NewestArchivedWal(repos, role.timeline,
-                                            region_repo->Stanza().wal_segment_size, nullptr);
-      if (archived && archived->end > role.replayed && !role.restore_command.empty()) {
-        ha::WaitReplayed(target, archived->end, timeout);
-      }
+    if (resumed) {
+      log.Skip("final-catch-up", "already primary");
+    } else {
+      log.Run("final-catch-up", [&] {
+        // WAL archived while fencing (the old primary's last pushes) is replayed too.
+        auto conn = pg::Connection::Open(target.conninfo);
+        pg::ServerRole role = pg::GetServerRole(*conn);
+        auto archived = ha::NewestArchivedWal(repos, role.timeline,
+                                              region_repo->Stanza().wal_segment_size, nullptr);
+        if (archived && archived->end > role.replayed && !role.restore_command.empty()) {
+          ha::WaitReplayed(target, archived->end, timeout);
+          return "replayed up to " + archived->end.ToString() + " archived while fencing";
+        }
+        return std::string("nothing new in the repositories");
+      });
     }
 
     ha::Promotion promo =
@@ -356,24 +407,11 @@ int Failover(const Context& ctx, const FailoverOptions& options) {
                            {"switch_point", promo.switch_point.ToString()}};
     details["fence_problems"] = promo.fence_problems;
 
-    if (cfg.failover.endpoint_command.empty()) {
-      log.Skip("endpoint", "no failover.endpoint_command configured");
-    } else {
-      log.Run("endpoint", [&] {
-        auto hook = ha::RunHook(cfg.failover.endpoint_command, ha::HookVars(target),
-                                std::chrono::seconds(cfg.failover.hook_timeout_s));
-        details["endpoint_hook"] = {
-            {"command", hook.command}, {"exit_code", hook.exit_code}, {"output", hook.output}};
-        if (!hook.ok()) {
-          throw Error(ExitCode::kError,
-                      "endpoint_command failed (exit " + std::to_string(hook.exit_code) +
-                          "): " + hook.output + "; " + target.name +
-                          " is primary, but applications may still be pointed at the old one: "
-                          "fix the hook and run the failover again (it continues from here)");
-        }
-        return hook.command;
-      });
-    }
+    ha::SwitchEndpoint(cfg.failover, target, log, details,
+                       target.name +
+                           " is primary, but applications may still be pointed at the "
+                           "old one: fix the hook and run the failover again (it "
+                           "continues from here)");
 
     if (!cfg.failover.backup) {
       log.Skip("backup", "failover.backup is off");
@@ -420,8 +458,14 @@ int Failover(const Context& ctx, const FailoverOptions& options) {
     text << took;
   }
   text << "\n" << log.Text();
-  text << "loss bound: " << FormatBytes(loss.bytes) << (loss.exact ? " (exact)" : " (at least)")
-       << ", " << loss.lost_commits.size() << " commits\n";
+  if (loss.decided_earlier) {
+    text << "loss bound: decided by the earlier run that promoted " << target.name
+         << " (see its report)\n";
+  } else {
+    text << "loss bound: " << FormatBytes(loss.bytes) << (loss.exact ? " (exact)" : " (at least)")
+         << ", " << (loss.commits_known ? std::to_string(loss.lost_commit_count) : std::string("?"))
+         << " commits\n";
+  }
   if (!forced.empty()) text << "FORCED: " << forced << "\n";
   ctx.Emit(details, text.str());
   return 0;

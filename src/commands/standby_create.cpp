@@ -58,7 +58,10 @@ int StandbyCreate(const Context& ctx, const StandbyCreateOptions& options) {
   }
   ha::StepLog log;
   nlohmann::json details = {{"pgdata", o.pgdata}, {"delta", o.delta}, {"slot", o.slot}};
-  if (ctx.run) ctx.run->label = self.name;
+  if (ctx.run) {
+    ctx.run->label = self.name;
+    ctx.run->repo = self.repo;  // --region: its repository; else set by the restore below
+  }
   const std::string primary_ci =
       o.primary_conninfo + (o.region.empty() ? "" : " application_name=" + self.name);
 
@@ -102,6 +105,7 @@ int StandbyCreate(const Context& ctx, const StandbyCreateOptions& options) {
       if (ctx.dry_run) return std::string("would restore (dry run)");
       details["backup"] = result.label;
       details["repo"] = result.repo;
+      if (ctx.run && ctx.run->repo.empty()) ctx.run->repo = result.repo;
       return "backup " + result.label + " from " + result.repo;
     });
     if (ctx.dry_run) {

@@ -79,6 +79,11 @@ int Switchover(const Context& ctx, const SwitchoverOptions& options) {
       }
       if (!target_probe.role.in_recovery) {
         if (primaries.empty()) {
+          if (old_probe.reachable && old_probe.role.in_recovery && old_probe.role.streaming) {
+            throw RefusedError(target.name + " is already the primary and " + old->name +
+                               " streams from it: there is nothing to switch. Nothing was "
+                               "changed");
+          }
           already = true;  // done by an earlier run; the old primary may still need restarting
           return d.str() + " (already primary)";
         }
@@ -94,10 +99,13 @@ int Switchover(const Context& ctx, const SwitchoverOptions& options) {
             "` for an outage. Nothing was changed");
       }
       old = primaries.front();
-      if (old->data_dir.empty() || !std::filesystem::exists(old->data_dir + "/PG_VERSION")) {
+      if (!ha::SameServer(old->conninfo, old->data_dir)) {
         throw RefusedError("a switchover shuts down and restarts the primary in " + old->name +
-                           ": run it on that server's host with regions[" + old->name +
-                           "].pg.data_dir set. Nothing was changed");
+                           ", whose server is not running on this host" +
+                           (old->data_dir.empty() ? std::string(" (regions[") + old->name +
+                                                        "].pg.data_dir is not set)"
+                                                  : " in " + old->data_dir) +
+                           ": run it on that server's host. Nothing was changed");
       }
       if (target_probe.role.pause_state != "not paused") {
         throw RefusedError("replay is " + target_probe.role.pause_state + " on " + target.name +
@@ -120,10 +128,7 @@ int Switchover(const Context& ctx, const SwitchoverOptions& options) {
     });
 
     pg::LocalServer old_server(bin_dir, old ? old->data_dir : "");
-    if (already) {
-      log.Skip("stop-primary", target.name + " was promoted by an earlier run");
-      log.Skip("confirm", target.name + " was promoted by an earlier run");
-    } else if (ctx.dry_run) {
+    if (ctx.dry_run) {
       for (const char* step : {"stop-primary", "confirm", "promote", "archive-history",
                                "fence-repository", "restart-old", "endpoint"}) {
         log.Skip(step, "--dry-run");
@@ -168,11 +173,23 @@ int Switchover(const Context& ctx, const SwitchoverOptions& options) {
                            {"new", promo.timeline},
                            {"switch_point", promo.switch_point.ToString()}};
 
+    ha::SwitchEndpoint(cfg.failover, target, log, details,
+                       target.name + " is primary, but applications may still be pointed at " +
+                           (old ? old->name : std::string("the old primary")) +
+                           ": fix the hook and run the switchover again");
+
     log.Run("restart-old", [&] {
-      if (old == nullptr || old->data_dir.empty()) {
+      if (old == nullptr || old->data_dir.empty() ||
+          !std::filesystem::exists(old->data_dir + "/PG_VERSION")) {
         return std::string("the old primary's data directory is not on this host");
       }
       if (old_server.Running()) {
+        if (!ha::SameServer(old->conninfo, old->data_dir)) {
+          throw PgError("the server running on " + old->data_dir + " is not " + old->name +
+                        "'s: not touching it; restart " + old->name +
+                        " as a standby on its own host (gravl-dr failback --to " + old->name +
+                        " --no-switchover)");
+        }
         ha::Probe p = ha::ProbeRegion(*old);
         if (p.reachable && p.role.in_recovery) {
           ha::WaitStreaming(*old, promo.timeline, timeout);
@@ -189,19 +206,6 @@ int Switchover(const Context& ctx, const SwitchoverOptions& options) {
              std::to_string(promo.timeline);
     });
 
-    if (cfg.failover.endpoint_command.empty()) {
-      log.Skip("endpoint", "no failover.endpoint_command configured");
-    } else {
-      log.Run("endpoint", [&] {
-        auto hook = ha::RunHook(cfg.failover.endpoint_command, ha::HookVars(target),
-                                std::chrono::seconds(cfg.failover.hook_timeout_s));
-        if (!hook.ok()) {
-          throw Error(ExitCode::kError, "endpoint_command failed (exit " +
-                                            std::to_string(hook.exit_code) + "): " + hook.output);
-        }
-        return hook.command;
-      });
-    }
   } catch (const Error&) {
     finish();
     throw;

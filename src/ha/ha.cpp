@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <cctype>
+#include <fstream>
+#include <sstream>
 #include <thread>
 
 #include "common/error.h"
@@ -75,6 +77,35 @@ std::vector<RegionView> ViewRegions(const std::vector<RegionConfig>& regions,
     }
   }
   return views;
+}
+
+bool SameServer(const std::string& conninfo, const std::string& data_dir) {
+  if (data_dir.empty()) return false;
+  std::ifstream pid_file(data_dir + "/postmaster.pid");
+  long postmaster = 0;
+  if (!(pid_file >> postmaster) || postmaster <= 0) return false;
+  // The connection stays open while its backend's parent is read (closing it ends the
+  // backend).
+  std::unique_ptr<pg::Connection> conn;
+  std::string backend;
+  try {
+    std::string ci = conninfo;
+    if (ci.find("connect_timeout") == std::string::npos) ci += " connect_timeout=5";
+    conn = pg::Connection::Open(ci);
+    backend = pg::BackendPid(*conn);
+  } catch (const std::exception&) {
+    return false;
+  }
+  std::ifstream stat("/proc/" + backend + "/stat");
+  std::string line;
+  if (!std::getline(stat, line)) return false;  // not a process of this host
+  auto paren = line.rfind(')');
+  if (paren == std::string::npos) return false;
+  std::istringstream rest(line.substr(paren + 2));
+  std::string state;
+  long ppid = 0;
+  rest >> state >> ppid;
+  return ppid == postmaster;
 }
 
 Address AddressOf(const std::string& conninfo) {

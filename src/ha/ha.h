@@ -62,6 +62,13 @@ struct RegionView {
 std::vector<RegionView> ViewRegions(const std::vector<RegionConfig>& regions,
                                     int connect_timeout_s = 5);
 
+// Whether the server `conninfo` reaches is the one running on `data_dir` of this host: the
+// postmaster of the backend serving that connection (its parent process, from /proc) is the
+// pid in data_dir/postmaster.pid. False for a remote server, a stopped one, or another
+// server with a data directory at the same path -- the same configuration on both hosts
+// must never make gravl-dr stop the server it is about to promote.
+bool SameServer(const std::string& conninfo, const std::string& data_dir);
+
 // host and port of a connection string (defaults: "localhost", "5432"), for hooks.
 struct Address {
   std::string host, port;
@@ -179,6 +186,12 @@ struct Promotion {
 Promotion PromoteRegion(const RegionConfig& region, repo::Repository& region_repo,
                         const std::vector<repo::Repository*>& repos, const std::string& reason,
                         const std::string& token, std::chrono::seconds timeout, StepLog& log);
+
+// Step "endpoint": failover.endpoint_command with `region`'s address (skipped when none is
+// configured); the hook's outcome goes into details["endpoint_hook"]. A failed hook throws
+// Error (exit 1) with `when_failed` appended.
+void SwitchEndpoint(const FailoverConfig& policy, const RegionConfig& region, StepLog& log,
+                    nlohmann::json& details, const std::string& when_failed);
 
 // The standby configuration of a data directory on this host that is to stream from
 // `primary` (application_name = the region's name, recovery_target_timeline = latest,

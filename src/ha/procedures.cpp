@@ -85,6 +85,26 @@ Promotion PromoteRegion(const RegionConfig& region, repo::Repository& region_rep
   return p;
 }
 
+void SwitchEndpoint(const FailoverConfig& policy, const RegionConfig& region, StepLog& log,
+                    nlohmann::json& details, const std::string& when_failed) {
+  if (policy.endpoint_command.empty()) {
+    log.Skip("endpoint", "no failover.endpoint_command configured");
+    return;
+  }
+  log.Run("endpoint", [&] {
+    auto hook = RunHook(policy.endpoint_command, HookVars(region),
+                        std::chrono::seconds(policy.hook_timeout_s));
+    details["endpoint_hook"] = {
+        {"command", hook.command}, {"exit_code", hook.exit_code}, {"output", hook.output}};
+    if (!hook.ok()) {
+      throw Error(ExitCode::kError, "endpoint_command failed (exit " +
+                                        std::to_string(hook.exit_code) + "): " + hook.output +
+                                        "; " + when_failed);
+    }
+    return hook.command;
+  });
+}
+
 void ConfigureAsStandby(const std::string& data_dir, const RegionConfig& self,
                         const RegionConfig& primary, const std::string& restore_command,
                         const std::string& comment) {

@@ -226,6 +226,12 @@ ServerRole GetServerRole(Connection& conn) {
   return r;
 }
 
+std::string BackendPid(Connection& conn) {
+  auto v = conn.QueryValue("SELECT pg_backend_pid()::text");
+  if (!v) throw PgError("pg_backend_pid() returned nothing");
+  return *v;
+}
+
 void Promote(Connection& conn, int wait_seconds) {
   auto done =
       conn.QueryValue("SELECT pg_promote(true, " + std::to_string(wait_seconds) + ")::text");

@@ -81,6 +81,8 @@ struct ServerRole {
 };
 ServerRole GetServerRole(Connection& conn);
 
+// pg_backend_pid() of this connection, as text.
+std::string BackendPid(Connection& conn);
 // pg_promote(wait => true): ends recovery and waits up to `wait_seconds` until the server
 // accepts writes. Throws PgError when it did not finish in time.
 void Promote(Connection& conn, int wait_seconds);

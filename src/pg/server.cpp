@@ -183,12 +183,15 @@ std::optional<Lsn> LocalServer::WalEnd(std::uint64_t segment_size) const {
 }
 
 std::vector<WalCommit> LocalServer::Commits(TimelineId timeline, Lsn from, Lsn to,
-                                            std::size_t limit, std::string* why) const {
+                                            std::size_t limit, std::size_t* total,
+                                            std::string* why) const {
   RunResult r = Run({Bin("pg_waldump"), "-p", data_dir_ + "/pg_wal", "-t", std::to_string(timeline),
                      "-s", from.ToString(), "-e", to.ToString(), "-r", "Transaction"},
                     RunOptions{.timeout = std::chrono::seconds(120)});
   auto commits = ParseWaldumpCommits(r.out);
-  if (commits.size() > limit) commits.resize(limit);
+  if (total) *total = commits.size();
+  if (commits.size() > limit)
+    commits.erase(commits.begin(), commits.end() - static_cast<std::ptrdiff_t>(limit));
   // pg_waldump ends with an error at the end of valid WAL; only an empty result is a problem.
   if (commits.empty() && !r.ok() && why) *why = Trim(Tail(r.err, 3));
   return commits;

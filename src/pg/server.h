@@ -66,10 +66,11 @@ class LocalServer {
   // Where the WAL in pg_wal ends, read with the WAL record reader from the newest segments
   // of the highest timeline (nullopt when pg_wal holds no segment).
   std::optional<Lsn> WalEnd(std::uint64_t segment_size) const;
-  // Commits in the WAL of `timeline` from `from` to `to` (pg_waldump over pg_wal); `limit`
-  // at most. Best effort: an empty list when pg_waldump cannot read it (the reason in *why).
+  // Commits in the WAL of `timeline` from `from` to `to` (pg_waldump over pg_wal): the last
+  // `limit` of them (the newest decides how much time a loss spans), their total count in
+  // *total. Best effort: an empty list when pg_waldump cannot read it (the reason in *why).
   std::vector<WalCommit> Commits(TimelineId timeline, Lsn from, Lsn to, std::size_t limit,
-                                 std::string* why) const;
+                                 std::size_t* total, std::string* why) const;
   // pg_rewind --target-pgdata <data_dir> --source-server <conninfo> --restore-target-wal
   // (the restore_command of the data directory's configuration fetches WAL it lacks). The
   // source's password goes through a passfile, never argv. Throws PgError with its output.

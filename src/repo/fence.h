@@ -32,9 +32,9 @@ struct TimelineFence {
   Lsn end;                  // where it ended: the switch point of its successor
   TimelineId successor = 0;
   SystemTime at{};
-  std::string reason;  // "failover" or "switchover"
+  std::string reason;  // "failover", "switchover", or "failback" (written from the history)
   std::string region;  // the region promoted
-  std::string token;   // the run that wrote it (its report's id)
+  std::string token;   // the run that wrote it (the token in its report's details)
 
   nlohmann::json ToJson() const;
   static TimelineFence FromJson(const nlohmann::json& doc, const std::string& what);

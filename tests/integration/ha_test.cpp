@@ -9,7 +9,9 @@
 
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include <atomic>
 #include <filesystem>
@@ -17,6 +19,7 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include "common/lsn.h"
@@ -105,9 +108,18 @@ class TwoRegions : public test::ArchivingFixture {
            Conninfo(port_b_) + "\", data_dir: " + (dir_ / "b/data") + "}\n" +
            "failover:\n  timeout: 60\n" + FailoverExtra();
   }
-  virtual std::string FailoverExtra() const { return ""; }
+  // Hooks that record what they were asked: the fence (the old primary's region) and the
+  // endpoint (the new primary's region, host and port).
+  virtual std::string FailoverExtra() const {
+    return "  fence_command: [sh, -c, 'echo \"$0\" >> " + (dir_ / "fenced") +
+           "', '{region}']\n  endpoint_command: [sh, -c, 'echo \"$0 $1 $2\" >> " +
+           (dir_ / "endpoint") + "', '{region}', '{host}', '{port}']\n";
+  }
 
   void SetUp() override {
+    // Servers that pg_ctl starts (here or in gravl-dr) are re-parented to this process, so
+    // that Kill() can reap them.
+    ::prctl(PR_SET_CHILD_SUBREAPER, 1);
     port_b_ = pg::FindFreePort();
     ArchivingFixture::SetUp();
     if (HasFatalFailure()) return;
@@ -156,26 +168,40 @@ class TwoRegions : public test::ArchivingFixture {
     auto j = nlohmann::json::parse(r.out, nullptr, false);
     return j.is_discarded() ? nlohmann::json::object() : j;
   }
-  // kill -9 of a server's postmaster and every process it started.
+  // kill -9 of a server's postmaster and every process it started, reaped like a real crash
+  // leaves them: this process is their subreaper (set in SetUp), so a killed postmaster does
+  // not linger as a zombie whose pid PostgreSQL would take for a live server.
   void Kill(const std::string& data_dir) {
     std::ifstream pid_file(data_dir + "/postmaster.pid");
     long pid = 0;
     pid_file >> pid;
     ASSERT_GT(pid, 0);
-    gravl::Run({"pkill", "-9", "-P", std::to_string(pid)});
-    ::kill(static_cast<pid_t>(pid), SIGKILL);
-    // Gone, or a zombie (the container's init may not reap it).
-    auto alive = [&] {
-      std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+    std::vector<pid_t> victims;
+    for (const auto& e : fs::directory_iterator("/proc")) {
+      std::ifstream stat(e.path() / "stat");
       std::string line;
-      if (!std::getline(stat, line)) return false;
+      if (!std::getline(stat, line)) continue;
       auto paren = line.rfind(')');
-      return paren != std::string::npos && paren + 2 < line.size() && line[paren + 2] != 'Z';
-    };
-    for (int i = 0; i < 100 && alive(); ++i) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      if (paren == std::string::npos) continue;
+      std::istringstream rest(line.substr(paren + 2));
+      std::string state;
+      long ppid = 0;
+      rest >> state >> ppid;
+      if (ppid == pid) victims.push_back(static_cast<pid_t>(std::stol(e.path().filename())));
     }
-    ASSERT_FALSE(alive());
+    ::kill(static_cast<pid_t>(pid), SIGKILL);
+    for (pid_t v : victims) ::kill(v, SIGKILL);
+    victims.push_back(static_cast<pid_t>(pid));
+    for (pid_t v : victims) {
+      // Reparented to this process once the postmaster died; reap them (ECHILD otherwise).
+      for (int i = 0; i < 200; ++i) {
+        int status = 0;
+        pid_t w = ::waitpid(v, &status, WNOHANG);
+        if (w == v || (w < 0 && errno == ECHILD && ::kill(v, 0) != 0)) break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      }
+    }
+    ASSERT_NE(::kill(static_cast<pid_t>(pid), 0), 0) << "postmaster " << pid << " still there";
   }
   // Waits until `conninfo` is a standby streaming from a primary.
   bool Streams(const std::string& conninfo, int timeout_s = 60) {
@@ -223,15 +249,17 @@ TEST_F(TwoRegions, StandbyCreatedFromTheRepositoryStreams) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   EXPECT_EQ(Sql(B(), "SELECT count(*)::text FROM commits WHERE id = -1"), "1");
-  auto reports = Reports("eu");
-  ASSERT_FALSE(reports.empty());
+  // Reported in the standby region's repository.
+  auto reports = Reports("us");
+  ASSERT_EQ(reports.size(), 1u);
+  EXPECT_TRUE(Reports("eu").empty());
   EXPECT_EQ(reports.back()["subject"], "standby-create");
   EXPECT_TRUE(reports.back()["ok"].get<bool>());
 }
 
 TEST_F(TwoRegions, SwitchoverUnderLoadLosesNothingBothWays) {
   Writer writer({A(), B()});
-  std::thread pgbench([&] {
+  std::jthread pgbench([&] {
     gravl::Run({cluster_->Bin("pgbench"), "-n", "-c", "2", "-T", "12", "-d", A()});
   });
   while (writer.count() < 200) std::this_thread::sleep_for(std::chrono::milliseconds(20));
@@ -265,6 +293,12 @@ TEST_F(TwoRegions, SwitchoverUnderLoadLosesNothingBothWays) {
   EXPECT_EQ(lost, 0u) << "of " << committed.size() << " committed transactions";
   EXPECT_GT(committed.size(), 500u);
 
+  // The endpoint hook was told where the primary went, each time.
+  EXPECT_EQ(test::ReadFile(dir_ / "endpoint"),
+            "us-east-1 127.0.0.1 " + std::to_string(port_b_) + "\neu-north-1 127.0.0.1 " +
+                std::to_string(cluster_->port()) + "\n");
+  EXPECT_FALSE(fs::exists(dir_ / "fenced")) << "a switchover fences nothing";
+
   // Both runs are reported in the promoted region's repository.
   auto us = Reports("us");
   auto eu = Reports("eu");
@@ -283,7 +317,7 @@ TEST_F(TwoRegions, SwitchoverUnderLoadLosesNothingBothWays) {
   EXPECT_TRUE(ij["regions"][1].contains("lag_bytes"));
   EXPECT_EQ(ij["regions"][0]["timeline"], 3);
   EXPECT_EQ(ij["last_role_change"]["kind"], "switchover");
-  EXPECT_EQ(ij["last_role_change"]["to"], "eu-north-1");
+  EXPECT_EQ(ij["last_role_change"]["to"], "eu-north-1") << ij.dump(2) << info.err;
   std::string prom = dir_ / "m.prom";
   ASSERT_EQ(Cli({"exporter", "--textfile", prom}).exit_code, 0);
   std::string metrics = test::ReadFile(prom);
@@ -315,6 +349,16 @@ TEST_F(TwoRegions, RefusalsChangeNothing) {
   EXPECT_TRUE(InRecovery(B()));
   EXPECT_FALSE(InRecovery(A()));
 
+  // The primary's own region: nothing to fail over or switch.
+  r = Cli({"failover", "--to", "eu-north-1"});
+  EXPECT_EQ(r.exit_code, 13) << r.out << r.err;
+  EXPECT_NE(r.err.find("nothing to fail over"), std::string::npos) << r.err;
+  r = Cli({"switchover", "--to", "eu-north-1"});
+  EXPECT_EQ(r.exit_code, 13) << r.out << r.err;
+  EXPECT_NE(r.err.find("nothing to switch"), std::string::npos) << r.err;
+  EXPECT_FALSE(InRecovery(A()));
+  EXPECT_TRUE(Streams(B()));
+
   // A lagging standby (replay paused): switchover refused, the primary keeps running.
   Sql(B(), "SELECT pg_wal_replay_pause()");
   Query("INSERT INTO commits(id) SELECT g FROM generate_series(1, 1000) g");
@@ -327,13 +371,16 @@ TEST_F(TwoRegions, RefusalsChangeNothing) {
   Sql(B(), "SELECT pg_wal_replay_resume()");
 
   // The failover after the refusals is reported as refused.
-  auto us = Reports("us");
+  // Each in the repository of the region it was asked to promote.
+  auto all = Reports("us");
+  for (auto& rep : Reports("eu")) all.push_back(rep);
   std::vector<std::string> refused;
-  for (const auto& rep : us) {
+  for (const auto& rep : all) {
     if (!rep["ok"].get<bool>() && rep["exit_code"] == 13) refused.push_back(rep["subject"]);
   }
   std::sort(refused.begin(), refused.end());
-  EXPECT_EQ(refused, (std::vector<std::string>{"failover", "switchover"}));
+  EXPECT_EQ(refused,
+            (std::vector<std::string>{"failover", "failover", "switchover", "switchover"}));
 }
 
 class TwoRegionsFailingFence : public TwoRegions {
@@ -363,7 +410,7 @@ TEST_F(TwoRegionsFailingFence, AFencingHookThatFailsStopsThePromotion) {
 
 TEST_F(TwoRegions, FailoverAfterKillLosesNoMoreThanItsBoundThenFailbackRewinds) {
   Writer writer({A()});
-  std::thread pgbench([&] {
+  std::jthread pgbench([&] {
     gravl::Run({cluster_->Bin("pgbench"), "-n", "-c", "2", "-T", "6", "-d", A()});
   });
   while (writer.count() < 300) std::this_thread::sleep_for(std::chrono::milliseconds(20));
@@ -381,6 +428,11 @@ TEST_F(TwoRegions, FailoverAfterKillLosesNoMoreThanItsBoundThenFailbackRewinds) 
   Lsn last_known = Lsn::Parse(loss["old_primary_last_known"].get<std::string>());
   EXPECT_EQ(loss["bytes"].get<std::uint64_t>(),
             last_known > replayed ? last_known.value - replayed.value : 0);
+
+  EXPECT_EQ(test::ReadFile(dir_ / "fenced"), "eu-north-1\n");
+  EXPECT_EQ(test::ReadFile(dir_ / "endpoint"),
+            "us-east-1 127.0.0.1 " + std::to_string(port_b_) + "\n");
+  EXPECT_EQ(out["fence_hooks"]["eu-north-1"]["exit_code"], 0);
 
   // The measured loss: committed on the old primary, missing on the new one -- each inside
   // the WAL the report says is lost.
@@ -420,7 +472,7 @@ TEST_F(TwoRegions, FailoverAfterKillLosesNoMoreThanItsBoundThenFailbackRewinds) 
     RunResult start =
         gravl::Run(pg::AsServerUser({cluster_->Bin("pg_ctl"), "-D", cluster_->data_dir(), "-l",
                                      dir_ / "a-again.log", "-w", "start"}));
-    ASSERT_EQ(start.exit_code, 0) << start.err;
+    ASSERT_EQ(start.exit_code, 0) << start.err << test::ReadFile(dir_ / "a-again.log");
   }
   Query("ALTER SYSTEM RESET default_transaction_read_only");
   Query("SELECT pg_reload_conf()");
