@@ -28,6 +28,7 @@
 #include "pg/instance.h"
 #include "support/archiving_fixture.h"
 #include "support/cli.h"
+#include "support/http.h"
 #include "support/test_util.h"
 
 namespace gravl {
@@ -134,7 +135,7 @@ class TwoRegions : public test::ArchivingFixture {
     ASSERT_EQ(Cli({"--repo", "eu-north-1", "backup"}).exit_code, 0);
     fs::create_directories(dir_ / "b");
     Chown(dir_.path());
-    RunResult r = Cli({"standby-create", "--region", "us-east-1", "--set",
+    RunResult r = Cli({"standby-create", "--region", "us-east-1", "--slot", "us_east_1", "--set",
                        "port=" + std::to_string(port_b_), "--set", "listen_addresses=127.0.0.1",
                        "--set", "unix_socket_directories=" + (dir_ / "b"), "--start"});
     ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
@@ -249,9 +250,24 @@ TEST_F(TwoRegions, StandbyCreatedFromTheRepositoryStreams) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   EXPECT_EQ(Sql(B(), "SELECT count(*)::text FROM commits WHERE id = -1"), "1");
+  // Through its slot, which the primary created for it.
+  EXPECT_EQ(Query("SELECT active::text FROM pg_replication_slots WHERE slot_name = 'us_east_1'"),
+            "true");
+
+  // --delta rebuilds the same standby in place (only what differs is rewritten).
+  gravl::Run(pg::AsServerUser(
+      {cluster_->Bin("pg_ctl"), "-D", dir_ / "b/data", "-m", "fast", "-w", "stop"}));
+  Query("INSERT INTO commits(id) SELECT g FROM generate_series(1, 2000) g");
+  RunResult r =
+      Cli({"standby-create", "--region", "us-east-1", "--slot", "us_east_1", "--delta", "--set",
+           "port=" + std::to_string(port_b_), "--set", "listen_addresses=127.0.0.1", "--set",
+           "unix_socket_directories=" + (dir_ / "b"), "--start", "--output", "json"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_TRUE(Streams(B()));
+  EXPECT_EQ(Sql(B(), "SELECT count(*)::text FROM commits WHERE id > 0"), "2000");
   // Reported in the standby region's repository.
   auto reports = Reports("us");
-  ASSERT_EQ(reports.size(), 1u);
+  ASSERT_EQ(reports.size(), 2u);
   EXPECT_TRUE(Reports("eu").empty());
   EXPECT_EQ(reports.back()["subject"], "standby-create");
   EXPECT_TRUE(reports.back()["ok"].get<bool>());
@@ -294,9 +310,9 @@ TEST_F(TwoRegions, SwitchoverUnderLoadLosesNothingBothWays) {
   EXPECT_GT(committed.size(), 500u);
 
   // The endpoint hook was told where the primary went, each time.
-  EXPECT_EQ(test::ReadFile(dir_ / "endpoint"),
-            "us-east-1 127.0.0.1 " + std::to_string(port_b_) + "\neu-north-1 127.0.0.1 " +
-                std::to_string(cluster_->port()) + "\n");
+  EXPECT_EQ(test::ReadFile(dir_ / "endpoint"), "us-east-1 127.0.0.1 " + std::to_string(port_b_) +
+                                                   "\neu-north-1 127.0.0.1 " +
+                                                   std::to_string(cluster_->port()) + "\n");
   EXPECT_FALSE(fs::exists(dir_ / "fenced")) << "a switchover fences nothing";
 
   // Both runs are reported in the promoted region's repository.
@@ -385,10 +401,17 @@ TEST_F(TwoRegions, RefusalsChangeNothing) {
 
 class TwoRegionsFailingFence : public TwoRegions {
  protected:
+  void SetUp() override {
+    test::WriteFile(dir_ / "webhook-url", receiver_.url());
+    TwoRegions::SetUp();
+  }
   std::string FailoverExtra() const override {
     return "  fence_command: [sh, -c, 'echo cannot reach the fencing API for $0 >&2; exit 3', "
-           "'{region}']\n";
+           "'{region}']\n"
+           "notify:\n  targets:\n    - {name: oncall, format: json, url_file: " +
+           (dir_ / "webhook-url") + ", events: ['failover.*']}\n";
   }
+  test::WebhookReceiver receiver_;
 };
 
 TEST_F(TwoRegionsFailingFence, AFencingHookThatFailsStopsThePromotion) {
@@ -406,6 +429,12 @@ TEST_F(TwoRegionsFailingFence, AFencingHookThatFailsStopsThePromotion) {
     if (s["step"] == "fence") refused = s["outcome"] == "refused";
   }
   EXPECT_TRUE(refused) << us.back().dump(2);
+  // The on-call webhook heard of it (and of nothing else: events failover.*).
+  ASSERT_TRUE(receiver_.WaitFor(1, std::chrono::seconds(10)));
+  auto body = receiver_.Bodies().front();
+  EXPECT_NE(body.find("failover.failure"), std::string::npos) << body;
+  EXPECT_NE(body.find("fence_command for eu-north-1 failed"), std::string::npos) << body;
+  EXPECT_EQ(receiver_.Requests(), 1u);
 }
 
 TEST_F(TwoRegions, FailoverAfterKillLosesNoMoreThanItsBoundThenFailbackRewinds) {
