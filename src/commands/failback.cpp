@@ -75,8 +75,16 @@ int Failback(const Context& ctx, const FailbackOptions& options) {
                            "): nothing was changed");
       }
       if (ctx.run) ctx.run->repo = primary->repo;
-      if (!options.no_switchover && !ctx.dry_run &&
-          !ha::SameServer(primary->conninfo, primary->data_dir)) {
+      if (ha::SameServer(primary->conninfo, target.data_dir) == ha::Sameness::kYes) {
+        throw RefusedError(target.data_dir +
+                           " on this host is the data directory of the current "
+                           "primary (" +
+                           primary->name + "), not of " + target.name +
+                           "'s old primary: run failback on " + target.name +
+                           "'s host. Nothing was changed");
+      }
+      if (!options.no_switchover &&
+          ha::SameServer(primary->conninfo, primary->data_dir) != ha::Sameness::kYes) {
         throw RefusedError(
             "failback ends with a switchover, which stops the primary in " + primary->name +
             ", and its server is not running on this host: run `gravl-dr failback --to " +

@@ -71,11 +71,17 @@ nlohmann::json ToJson(const LossBound& b) {
 
 }  // namespace
 
-// The old primary's data directory is on this host (and is not the target's server, which a
-// configuration shared by both hosts with the same path could make it look like).
-bool LocalOldPrimary(const RegionConfig& old, const RegionConfig& target) {
-  return !old.data_dir.empty() && std::filesystem::exists(old.data_dir + "/PG_VERSION") &&
-         !ha::SameServer(target.conninfo, old.data_dir);
+// The old primary's data directory is on this host -- and is not the target's own server,
+// which one configuration shared by both hosts, with the same path, could make it look like:
+// a running server there must be definitely another one than the target's, and a stopped one
+// must not be a standby's (the target runs, in recovery, perhaps where /proc cannot see it).
+bool LocalOldPrimary(const RegionConfig& old, const RegionConfig& target,
+                     const std::string& bin_dir) {
+  if (old.data_dir.empty() || !std::filesystem::exists(old.data_dir + "/PG_VERSION")) return false;
+  pg::LocalServer server(bin_dir, old.data_dir);
+  if (server.Running()) return ha::SameServer(target.conninfo, old.data_dir) == ha::Sameness::kNo;
+  const std::string state = server.Control().state;
+  return state != "in archive recovery" && state != "shut down in recovery";
 }
 
 int Failover(const Context& ctx, const FailoverOptions& options) {
@@ -349,7 +355,7 @@ int Failover(const Context& ctx, const FailoverOptions& options) {
           int ended = pg::MakeReadOnly(*conn);
           region_detail += "made read-only (" + std::to_string(ended) + " sessions ended); ";
         }
-        if (LocalOldPrimary(*o, target)) {
+        if (LocalOldPrimary(*o, target, bin_dir)) {
           pg::LocalServer old(bin_dir, o->data_dir);
           if (old.Running()) {
             try {

@@ -37,8 +37,10 @@ std::string Summary(const repo::RunReport& r) {
 // anywhere it should.
 bool Store(repo::RunReport& report, std::vector<std::unique_ptr<repo::Repository>>& repos) {
   bool stored_all = true;
+  bool matched = false;
   for (auto& r : repos) {
     if (!report.repo.empty() && r->config().name != report.repo) continue;
+    matched = true;
     repo::RunReport copy = report;
     try {
       repo::WriteReport(*r, copy);
@@ -49,6 +51,13 @@ bool Store(repo::RunReport& report, std::vector<std::unique_ptr<repo::Repository
                     Redact(e.what()));
       stored_all = false;
     }
+  }
+  if (!matched && !report.repo.empty()) {
+    spdlog::error(
+        "the {} report belongs in repository '{}', which --repo did not select: it "
+        "was not stored",
+        EventKind(report.kind, report.subject), report.repo);
+    return false;
   }
   return stored_all;
 }

@@ -84,6 +84,11 @@ int Switchover(const Context& ctx, const SwitchoverOptions& options) {
                                " streams from it: there is nothing to switch. Nothing was "
                                "changed");
           }
+          if (target_probe.role.timeline <= 1) {
+            throw RefusedError(target.name +
+                               " is already the primary (timeline 1, never "
+                               "promoted): there is nothing to switch. Nothing was changed");
+          }
           already = true;  // done by an earlier run; the old primary may still need restarting
           return d.str() + " (already primary)";
         }
@@ -99,7 +104,7 @@ int Switchover(const Context& ctx, const SwitchoverOptions& options) {
             "` for an outage. Nothing was changed");
       }
       old = primaries.front();
-      if (!ha::SameServer(old->conninfo, old->data_dir)) {
+      if (ha::SameServer(old->conninfo, old->data_dir) != ha::Sameness::kYes) {
         throw RefusedError("a switchover shuts down and restarts the primary in " + old->name +
                            ", whose server is not running on this host" +
                            (old->data_dir.empty() ? std::string(" (regions[") + old->name +
@@ -130,13 +135,16 @@ int Switchover(const Context& ctx, const SwitchoverOptions& options) {
     pg::LocalServer old_server(bin_dir, old ? old->data_dir : "");
     if (ctx.dry_run) {
       for (const char* step : {"stop-primary", "confirm", "promote", "archive-history",
-                               "fence-repository", "restart-old", "endpoint"}) {
+                               "fence-repository", "endpoint", "restart-old"}) {
         log.Skip(step, "--dry-run");
       }
       finish();
       ctx.Emit(details,
                "switchover to " + target.name + " (dry run): nothing was changed\n" + log.Text());
       return 0;
+    } else if (already) {
+      log.Skip("stop-primary", target.name + " was promoted by an earlier run");
+      log.Skip("confirm", target.name + " was promoted by an earlier run");
     } else {
       pg::ControlData control;
       log.Run("stop-primary", [&] {
@@ -184,7 +192,7 @@ int Switchover(const Context& ctx, const SwitchoverOptions& options) {
         return std::string("the old primary's data directory is not on this host");
       }
       if (old_server.Running()) {
-        if (!ha::SameServer(old->conninfo, old->data_dir)) {
+        if (ha::SameServer(old->conninfo, old->data_dir) != ha::Sameness::kYes) {
           throw PgError("the server running on " + old->data_dir + " is not " + old->name +
                         "'s: not touching it; restart " + old->name +
                         " as a standby on its own host (gravl-dr failback --to " + old->name +

@@ -807,7 +807,8 @@ std::vector<NotifyTarget> ParseNotifyTargets(
           if (!std::regex_match(ev, kEvent)) {
             throw ConfigError(kwhere + ": '" + label + ".events' has '" + Echo(ev) +
                               "': use KIND.success, KIND.failure, KIND.*, *.failure or * "
-                              "(kinds: backup, expire, verify, drill, sync)");
+                              "(kinds: backup, expire, verify, drill, sync, failover, switchover, "
+                              "failback, standby-create)");
           }
           t.events.push_back(ev);
         }

@@ -84,7 +84,7 @@ struct NotifyTarget {
   std::string url;              // secret, registered for redaction
   std::string url_source;       // where it came from, for messages
   // Which events: "backup.failure", "drill.*", "*.failure", "*" (kinds: backup, expire,
-  // verify, drill; later failover).
+  // verify, drill, sync, failover, switchover, failback, standby-create).
   std::vector<std::string> events{"*.failure"};
 };
 

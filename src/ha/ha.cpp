@@ -79,11 +79,11 @@ std::vector<RegionView> ViewRegions(const std::vector<RegionConfig>& regions,
   return views;
 }
 
-bool SameServer(const std::string& conninfo, const std::string& data_dir) {
-  if (data_dir.empty()) return false;
+Sameness SameServer(const std::string& conninfo, const std::string& data_dir) {
+  if (data_dir.empty()) return Sameness::kNo;
   std::ifstream pid_file(data_dir + "/postmaster.pid");
   long postmaster = 0;
-  if (!(pid_file >> postmaster) || postmaster <= 0) return false;
+  if (!(pid_file >> postmaster) || postmaster <= 0) return Sameness::kNo;
   // The connection stays open while its backend's parent is read (closing it ends the
   // backend).
   std::unique_ptr<pg::Connection> conn;
@@ -94,18 +94,18 @@ bool SameServer(const std::string& conninfo, const std::string& data_dir) {
     conn = pg::Connection::Open(ci);
     backend = pg::BackendPid(*conn);
   } catch (const std::exception&) {
-    return false;
+    return Sameness::kUnknown;
   }
   std::ifstream stat("/proc/" + backend + "/stat");
   std::string line;
-  if (!std::getline(stat, line)) return false;  // not a process of this host
+  if (!std::getline(stat, line)) return Sameness::kUnknown;  // not visible from here
   auto paren = line.rfind(')');
-  if (paren == std::string::npos) return false;
+  if (paren == std::string::npos) return Sameness::kUnknown;
   std::istringstream rest(line.substr(paren + 2));
   std::string state;
   long ppid = 0;
   rest >> state >> ppid;
-  return ppid == postmaster;
+  return ppid == postmaster ? Sameness::kYes : Sameness::kNo;
 }
 
 Address AddressOf(const std::string& conninfo) {

@@ -8,12 +8,13 @@
 // (named queries of pg/queries.h over libpq, a short connect timeout) and, where its data
 // directory is on this host, from its own programs (pg/server.h). The rule every step keeps:
 // never two writable primaries as far as gravl-dr can see -- a server is promoted only when
-// every other region's server is unreachable, read-only or stopped, or the operator forced it
-// (and the report says so). Steps are idempotent: each first looks whether its effect is
-// already there (a promoted server, an archived history file, a stored fence), so a run that
-// stopped halfway is continued by running it again. Every step is timed in a StepLog, which
-// becomes the run report's phases and details (the measured RTO). Hooks (fencing, endpoint)
-// are argv run without a shell, with a timeout; their output is logged redacted.
+// every other region's server is fenced -- by the fence hook, or stopped on this host -- or
+// the operator forced it (and the report says so) -- read-only is a best effort, never a confirmed
+// fence. Steps are idempotent: each first looks whether its effect is already there (a promoted
+// server, an archived history file, a stored fence), so a run that stopped halfway is continued by
+// running it again. Every step is timed in a StepLog, which becomes the run report's phases and
+// details (the measured RTO). Hooks (fencing, endpoint) are argv run without a shell, with a
+// timeout; their output is logged redacted.
 
 #include <chrono>
 #include <cstdint>
@@ -64,10 +65,13 @@ std::vector<RegionView> ViewRegions(const std::vector<RegionConfig>& regions,
 
 // Whether the server `conninfo` reaches is the one running on `data_dir` of this host: the
 // postmaster of the backend serving that connection (its parent process, from /proc) is the
-// pid in data_dir/postmaster.pid. False for a remote server, a stopped one, or another
-// server with a data directory at the same path -- the same configuration on both hosts
-// must never make gravl-dr stop the server it is about to promote.
-bool SameServer(const std::string& conninfo, const std::string& data_dir);
+// pid in data_dir/postmaster.pid. kNo: the backend is visible here and belongs to another
+// postmaster, or no server runs on data_dir; kUnknown: the server cannot be reached, or its
+// backend is not visible in this host's /proc (another host, another PID namespace). The
+// same configuration on both hosts must never make gravl-dr stop the server it is about to
+// promote, so callers act on a data directory only on a definite answer.
+enum class Sameness { kYes, kNo, kUnknown };
+Sameness SameServer(const std::string& conninfo, const std::string& data_dir);
 
 // host and port of a connection string (defaults: "localhost", "5432"), for hooks.
 struct Address {

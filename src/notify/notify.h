@@ -24,7 +24,8 @@
 namespace gravl::notify {
 
 struct Event {
-  std::string kind;  // backup, expire, verify, drill
+  std::string kind;  // backup, expire, verify, drill, sync, failover, switchover, failback,
+                     // standby-create
   bool ok = false;
   std::string stanza;
   std::string repo;

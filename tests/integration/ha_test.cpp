@@ -572,8 +572,26 @@ TEST_F(TwoRegions, DryRunsChangeNothingAndFailbackRewindsACrashedOldPrimary) {
   EXPECT_NE(r.out.find("nothing was changed"), std::string::npos) << r.out;
   EXPECT_TRUE(InRecovery(B()));
 
-  r = Cli({"failover", "--to", "us-east-1", "--output", "json"});
+  // One configuration for both hosts, with the same data directory path in both regions, as
+  // seen on the standby's host: eu-north-1's data_dir is the standby's own. The failover must
+  // not take it for the old primary's (nor stop it): it is the server being promoted.
+  std::string same_path = dir_ / "same-path.yaml";
+  {
+    std::string text = test::ReadFile(config_);
+    std::string a_dir = "data_dir: " + cluster_->data_dir();
+    text.replace(text.find(a_dir), a_dir.size(), "data_dir: " + (dir_ / "b/data"));
+    test::WriteFile(same_path, text);
+    ::chmod(same_path.c_str(), 0644);
+  }
+  r = test::Cli({"--config", same_path, "failover", "--to", "us-east-1", "--output", "json"});
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_FALSE(InRecovery(B()));
+  EXPECT_FALSE(Json(r)["loss"]["exact"].get<bool>()) << "the old primary's WAL is not here";
+  // ... and failback there would rebuild the current primary: refused.
+  r = test::Cli({"--config", same_path, "failback", "--to", "eu-north-1", "--force"});
+  EXPECT_EQ(r.exit_code, 13) << r.out << r.err;
+  EXPECT_NE(r.err.find("is the data directory of the current primary"), std::string::npos) << r.err;
+  EXPECT_FALSE(InRecovery(B()));
   // Running it again continues (and finds everything done).
   r = Cli({"failover", "--to", "us-east-1", "--output", "json"});
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
