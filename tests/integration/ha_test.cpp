@@ -106,7 +106,9 @@ class TwoRegions : public test::ArchivingFixture {
            Conninfo(cluster_->port()) + "\", data_dir: " + cluster_->data_dir() +
            "}\n"
            "  - name: us-east-1\n    repo: us-east-1\n    pg: {conninfo: \"" +
-           Conninfo(port_b_) + "\", data_dir: " + (dir_ / "b/data") + "}\n" +
+           Conninfo(port_b_) + "\", data_dir: " + (dir_ / "b/data") +
+           ",\n        archive_command: '" + test::GravlBinary() + " --config " +
+           (dir_ / "gravl-dr.yaml") + " --repo us-east-1 archive-push %p'}\n" +
            "failover:\n  timeout: 60\n" + FailoverExtra();
   }
   // Hooks that record what they were asked: the fence (the old primary's region) and the
@@ -479,7 +481,10 @@ TEST_F(TwoRegions, FailoverAfterKillLosesNoMoreThanItsBoundThenFailbackRewinds) 
               committed.size(), loss["bytes"].dump().c_str(), loss["lost_commits"].size());
   EXPECT_GT(out["decision_to_writable_seconds"].get<double>(), 0);
 
-  // Timeline 2 is archived and backed up.
+  // Timeline 2 is archived (into the new primary's region, as regions[].pg.archive_command
+  // says) and backed up.
+  EXPECT_NE(Sql(B(), "SHOW archive_command").find("--repo us-east-1 archive-push"),
+            std::string::npos);
   EXPECT_EQ(out["timeline"]["new"], 2);
   Sql(B(), "INSERT INTO commits(id) VALUES (-2)");
   Sql(B(), "SELECT pg_switch_wal()");
