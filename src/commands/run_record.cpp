@@ -134,7 +134,11 @@ int RecordRun(Context ctx, const std::string& kind, const std::string& subject,
   bool stored = true;
   std::vector<std::unique_ptr<repo::Repository>> repos;
   try {
-    repos = ctx.OpenRepos();
+    // The repository the report belongs in, even when --repo selected another one (a sync
+    // after `backup --repo A --copy-to B` is reported in B).
+    Context store_ctx = ctx;
+    if (!run->repo.empty()) store_ctx.repo_name = run->repo;
+    repos = store_ctx.OpenRepos();
     if (run->key.empty()) stored = Store(*run, repos);
   } catch (const Error& e) {
     spdlog::error("cannot store the {} report: {}", EventKind(kind), Redact(e.what()));

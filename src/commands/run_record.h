@@ -17,7 +17,8 @@ namespace gravl::commands {
 // code that belongs to a follow-up step (a complete backup whose expire failed); a body that stores
 // the report itself (drills, which print its key) sets ctx.run->key. Dry runs are not recorded.
 // Then every wanted notification is sent, and its outcome recorded in reports/notifications/. The
-// report is stored in the repository the body named (ctx.run->repo), or else in every selected
+// report is stored in the repository the body named (ctx.run->repo, selected by --repo or not),
+// or else in every selected
 // repository that can be reached; a report that cannot be stored is logged and never changes the
 // exit code of a failed run (a successful run that cannot record itself exits with that storage
 // error: nothing reports success for partial work). Returns the body's exit code; rethrows its

@@ -146,6 +146,9 @@ TEST_F(RepoSync, BackupCopiesItselfToTheSecondRegion) {
   EXPECT_EQ(j["copies"][0]["backups"][0]["status"], "copied");
   EXPECT_TRUE(
       fs::exists(dir_ / ("us/main/backups/" + j["label"].get<std::string>() + "/manifest.json")));
+  // The sync is reported in the repository it copied into, though --repo named the other.
+  EXPECT_TRUE(fs::exists(dir_ / "us/main/reports/syncs"));
+  EXPECT_FALSE(fs::is_empty(dir_ / "us/main/reports/syncs"));
   RunResult v = Cli({"--repo", "us-east-1", "verify"});
   EXPECT_EQ(v.exit_code, 0) << v.out << v.err;
   // A copy that fails leaves the backup complete, says so, and exits with the failure's code.
