@@ -239,11 +239,11 @@ nlohmann::json RegionsSection(const Context& ctx, std::ostringstream& text) {
     try {
       auto storage = storage::OpenStorage(rc);
       auto keys = repo::ListReportKeys(*storage, ctx.config.stanza, repo::kFailoverReports);
-      for (auto it = keys.rbegin(); it != keys.rend(); ++it) {
-        repo::RunReport r = repo::ReadReport(*storage, *it);
+      // By end time (keys sort by start to the second only); role changes are few.
+      for (const auto& key : keys) {
+        repo::RunReport r = repo::ReadReport(*storage, key);
         if (r.subject == "standby-create") continue;
         if (!newest || r.finished > newest->finished) newest = r;
-        break;
       }
       quarantined[rc.name] = repo::ListQuarantine(*storage, ctx.config.stanza).size();
     } catch (const Error& e) {

@@ -217,8 +217,11 @@ void RepositoryCollector::EmitRuns(FamilySet& out) const {
   for (const auto& [key, r] : reports_of(repo::kBackupReports)) {
     Runs& runs = backup_runs[r.subject.empty() ? "full" : r.subject];
     (r.ok ? runs.success : runs.failure) += 1;
-    runs.last = &r;
-    if (!r.ok) runs.last_failure = &r;
+    // Newest by end time: keys sort by start to the second, then by a random id.
+    if (!runs.last || r.finished >= runs.last->finished) runs.last = &r;
+    if (!r.ok && (!runs.last_failure || r.finished >= runs.last_failure->finished)) {
+      runs.last_failure = &r;
+    }
   }
   for (const auto& [type, runs] : backup_runs) {
     for (bool ok : {true, false}) {
@@ -241,8 +244,8 @@ void RepositoryCollector::EmitRuns(FamilySet& out) const {
     const repo::RunReport* last_success = nullptr;
     for (const auto& [key, r] : reports_of(kind)) {
       (r.ok ? success : failure) += 1;
-      last = &r;
-      if (r.ok) last_success = &r;
+      if (!last || r.finished >= last->finished) last = &r;
+      if (r.ok && (!last_success || r.finished >= last_success->finished)) last_success = &r;
     }
     for (bool ok : {true, false}) {
       Labels l = labels;
@@ -264,7 +267,7 @@ void RepositoryCollector::EmitRuns(FamilySet& out) const {
   for (const auto& [key, r] : reports_of(repo::kFailoverReports)) {
     Runs& runs = role_changes[r.subject.empty() ? "failover" : r.subject];
     (r.ok ? runs.success : runs.failure) += 1;
-    runs.last = &r;
+    if (!runs.last || r.finished >= runs.last->finished) runs.last = &r;
   }
   for (const auto& [kind, runs] : role_changes) {
     Labels l{{"stanza", stanza}, {"repo", name()}, {"kind", kind}};

@@ -15,21 +15,27 @@ double RunReport::seconds() const {
 }
 
 nlohmann::json RunReport::ToJson() const {
-  return {{"kind", kind},
-          {"stanza", stanza},
-          {"repo", repo},
-          {"subject", subject},
-          {"label", label},
-          {"started_at", FormatIso8601(started)},
-          {"finished_at", FormatIso8601(finished)},
-          {"seconds", seconds()},
-          {"ok", ok},
-          {"exit_code", exit_code},
-          {"error_class", error_class},
-          {"error", error},
-          {"bytes", bytes},
-          {"phases", phases},
-          {"details", details}};
+  return {
+      {"kind", kind},
+      {"stanza", stanza},
+      {"repo", repo},
+      {"subject", subject},
+      {"label", label},
+      {"started_at", FormatIso8601(started)},
+      {"finished_at", FormatIso8601(finished)},
+      {"seconds", seconds()},
+      // Milliseconds since the epoch: runs that end within one second stay in order.
+      {"started_ms",
+       std::chrono::duration_cast<std::chrono::milliseconds>(started.time_since_epoch()).count()},
+      {"finished_ms",
+       std::chrono::duration_cast<std::chrono::milliseconds>(finished.time_since_epoch()).count()},
+      {"ok", ok},
+      {"exit_code", exit_code},
+      {"error_class", error_class},
+      {"error", error},
+      {"bytes", bytes},
+      {"phases", phases},
+      {"details", details}};
 }
 
 RunReport RunReport::FromJson(const nlohmann::json& doc, const std::string& what) {
@@ -42,6 +48,10 @@ RunReport RunReport::FromJson(const nlohmann::json& doc, const std::string& what
     r.label = doc.value("label", "");
     r.started = ParseIso8601(doc.at("started_at").get<std::string>());
     r.finished = ParseIso8601(doc.at("finished_at").get<std::string>());
+    if (doc.contains("started_ms") && doc.contains("finished_ms")) {
+      r.started = SystemTime(std::chrono::milliseconds(doc["started_ms"].get<std::int64_t>()));
+      r.finished = SystemTime(std::chrono::milliseconds(doc["finished_ms"].get<std::int64_t>()));
+    }
     // Keep sub-second durations: the times are stored to the second.
     if (doc.contains("seconds")) {
       r.finished = r.started + std::chrono::duration_cast<SystemTime::duration>(
@@ -77,8 +87,15 @@ RunReport RunReport::FromJson(const nlohmann::json& doc, const std::string& what
 std::string WriteReport(Repository& repo, RunReport& report) {
   report.stanza = repo.stanza();
   report.repo = repo.config().name;
+  // Keys sort by start: the second, then its millisecond, then a random id.
+  const auto ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(report.started.time_since_epoch())
+          .count() %
+      1000;
+  char millis[8];
+  std::snprintf(millis, sizeof millis, "%03d", static_cast<int>(ms));
   report.key = ReportsPrefix(repo.stanza(), report.kind) + FormatCompact(report.started) + "-" +
-               HexEncode(RandomBytes(4)) + ".json";
+               millis + HexEncode(RandomBytes(4)) + ".json";
   if (!WriteMetadataIfAbsent(repo.storage(), report.key, report.ToJson())) {
     throw ConflictError(repo.storage().Describe() + "/" + report.key + " already exists");
   }

@@ -89,3 +89,27 @@ TEST(Reports, DamagedReportIsAnIntegrityErrorNamingIt) {
 
 }  // namespace
 }  // namespace gravl::repo
+
+namespace gravl::repo {
+namespace {
+
+TEST(Reports, RunsWithinOneSecondKeepTheirOrder) {
+  auto repo = test::NewTestRepository(storage::MakeMemoryStorage(), 16 << 20);
+  RunReport late;
+  late.kind = kBackupReports;
+  late.started = ParseIso8601("2026-11-30T02:00:00Z") + std::chrono::milliseconds(900);
+  late.finished = late.started + std::chrono::milliseconds(50);
+  RunReport early = late;
+  early.started = ParseIso8601("2026-11-30T02:00:00Z") + std::chrono::milliseconds(100);
+  early.finished = early.started + std::chrono::milliseconds(700);
+  std::string late_key = WriteReport(*repo, late);
+  std::string early_key = WriteReport(*repo, early);
+  auto keys = ListReportKeys(repo->storage(), "main", kBackupReports);
+  ASSERT_EQ(keys, (std::vector<std::string>{early_key, late_key}));
+  RunReport back = ReadReport(repo->storage(), late_key);
+  EXPECT_EQ(back.finished, late.finished);  // to the millisecond, not the second
+  EXPECT_GT(back.finished, ReadReport(repo->storage(), early_key).finished);
+}
+
+}  // namespace
+}  // namespace gravl::repo
