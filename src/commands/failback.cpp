@@ -48,13 +48,8 @@ int Failback(const Context& ctx, const FailbackOptions& options) {
   std::string method;
 
   auto finish = [&] {
-    details["steps"] = log.ToJson();
     details["method"] = method;
-    details["total_seconds"] = log.Elapsed();
-    if (ctx.run) {
-      ctx.run->details = details;
-      ctx.run->phases = log.Phases();
-    }
+    log.Finish(details, ctx.run.get());
   };
 
   try {

@@ -116,15 +116,9 @@ int Failover(const Context& ctx, const FailoverOptions& options) {
   std::string forced;  // what --force overrode
 
   auto finish = [&](int code) {
-    details["steps"] = log.ToJson();
     details["loss"] = ToJson(loss);
     details["forced"] = forced;
-    if (auto t = log.Until("promote")) details["decision_to_writable_seconds"] = *t;
-    details["total_seconds"] = log.Elapsed();
-    if (ctx.run) {
-      ctx.run->details = details;
-      ctx.run->phases = log.Phases();
-    }
+    log.Finish(details, ctx.run.get());
     return code;
   };
 

@@ -65,14 +65,7 @@ int StandbyCreate(const Context& ctx, const StandbyCreateOptions& options) {
   const std::string primary_ci =
       o.primary_conninfo + (o.region.empty() ? "" : " application_name=" + self.name);
 
-  auto finish = [&] {
-    details["steps"] = log.ToJson();
-    details["total_seconds"] = log.Elapsed();
-    if (ctx.run) {
-      ctx.run->details = details;
-      ctx.run->phases = log.Phases();
-    }
-  };
+  auto finish = [&] { log.Finish(details, ctx.run.get()); };
   try {
     log.Run("primary", [&] {
       auto conn = pg::Connection::Open(o.primary_conninfo);

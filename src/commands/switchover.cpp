@@ -42,15 +42,7 @@ int Switchover(const Context& ctx, const SwitchoverOptions& options) {
   ha::Probe target_probe, old_probe;
   bool already = false;
 
-  auto finish = [&] {
-    details["steps"] = log.ToJson();
-    if (auto t = log.Until("promote")) details["decision_to_writable_seconds"] = *t;
-    details["total_seconds"] = log.Elapsed();
-    if (ctx.run) {
-      ctx.run->details = details;
-      ctx.run->phases = log.Phases();
-    }
-  };
+  auto finish = [&] { log.Finish(details, ctx.run.get()); };
 
   try {
     log.Run("assess", [&] {
@@ -224,7 +216,7 @@ int Switchover(const Context& ctx, const SwitchoverOptions& options) {
   if (auto t = log.Until("promote")) {
     char took[64];
     std::snprintf(took, sizeof took, " (writes stopped %.1f s)",
-                  *t - (log.steps().size() > 1 ? log.steps()[1].started : 0));
+                  *t - log.StartOf("stop-primary").value_or(0));
     text << took;
   }
   text << "\n" << log.Text();

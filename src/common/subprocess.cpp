@@ -9,8 +9,10 @@
 
 #include <cerrno>
 #include <cstring>
+#include <fstream>
 #include <map>
 #include <mutex>
+#include <sstream>
 #include <thread>
 
 #include "common/error.h"
@@ -305,6 +307,20 @@ void Child::WaitChecked() {
 std::string Child::StderrTail() const {
   std::lock_guard lock(impl_->mutex);
   return impl_->err;
+}
+
+std::optional<ProcessStat> ReadProcessStat(long pid) {
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (pid <= 0 || !std::getline(stat, line)) return std::nullopt;
+  // "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+  auto paren = line.rfind(')');
+  if (paren == std::string::npos || paren + 2 >= line.size()) return std::nullopt;
+  std::istringstream rest(line.substr(paren + 2));
+  ProcessStat ps;
+  rest >> ps.state >> ps.ppid;
+  if (!rest) return std::nullopt;
+  return ps;
 }
 
 }  // namespace gravl

@@ -74,6 +74,14 @@ class Child {
   int exit_code_ = -1;
 };
 
+// A process of this host as /proc/<pid>/stat shows it; nullopt when there is none (gone, or
+// in another PID namespace).
+struct ProcessStat {
+  char state = '?';  // 'R', 'S', 'Z' (zombie), ...
+  long ppid = 0;
+};
+std::optional<ProcessStat> ReadProcessStat(long pid);
+
 // Joins argv for messages (arguments with spaces are single-quoted).
 std::string FormatCommand(const std::vector<std::string>& argv);
 

@@ -10,6 +10,7 @@
 
 #include "common/error.h"
 #include "common/log.h"
+#include "common/subprocess.h"
 #include "common/time_util.h"
 #include "io/stream.h"
 #include "pg/connection.h"
@@ -96,16 +97,9 @@ Sameness SameServer(const std::string& conninfo, const std::string& data_dir) {
   } catch (const std::exception&) {
     return Sameness::kUnknown;
   }
-  std::ifstream stat("/proc/" + backend + "/stat");
-  std::string line;
-  if (!std::getline(stat, line)) return Sameness::kUnknown;  // not visible from here
-  auto paren = line.rfind(')');
-  if (paren == std::string::npos) return Sameness::kUnknown;
-  std::istringstream rest(line.substr(paren + 2));
-  std::string state;
-  long ppid = 0;
-  rest >> state >> ppid;
-  return ppid == postmaster ? Sameness::kYes : Sameness::kNo;
+  auto ps = ReadProcessStat(std::stol(backend));
+  if (!ps) return Sameness::kUnknown;  // not visible from here
+  return ps->ppid == postmaster ? Sameness::kYes : Sameness::kNo;
 }
 
 Address AddressOf(const std::string& conninfo) {

@@ -30,6 +30,7 @@
 #include "common/lsn.h"
 #include "pg/queries.h"
 #include "repo/fence.h"
+#include "repo/reports.h"
 #include "repo/repository.h"
 #include "repo/wal_index.h"
 
@@ -136,6 +137,11 @@ class StepLog {
   nlohmann::json ToJson() const;
   std::string Text() const;
   std::map<std::string, double> Phases() const;
+  // When step `name` started (seconds since the run began); nullopt when it did not run.
+  std::optional<double> StartOf(const std::string& name) const;
+  // details["steps"], "total_seconds" and (once promoted) "decision_to_writable_seconds";
+  // then, when the run is recorded, the report's details and phases.
+  void Finish(nlohmann::json& details, repo::RunReport* run) const;
 
  private:
   std::chrono::steady_clock::time_point start_;

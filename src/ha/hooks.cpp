@@ -142,6 +142,23 @@ std::string StepLog::Text() const {
   return out.str();
 }
 
+std::optional<double> StepLog::StartOf(const std::string& name) const {
+  for (const auto& s : steps_) {
+    if (s.name == name) return s.started;
+  }
+  return std::nullopt;
+}
+
+void StepLog::Finish(nlohmann::json& details, repo::RunReport* run) const {
+  details["steps"] = ToJson();
+  details["total_seconds"] = Elapsed();
+  if (auto t = Until("promote")) details["decision_to_writable_seconds"] = *t;
+  if (run) {
+    run->details = details;
+    run->phases = Phases();
+  }
+}
+
 std::map<std::string, double> StepLog::Phases() const {
   std::map<std::string, double> phases;
   for (const auto& s : steps_) phases[s.name] += s.seconds;

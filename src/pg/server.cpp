@@ -103,13 +103,8 @@ bool LocalServer::Running() const {
   std::ifstream pid_file(data_dir_ + "/postmaster.pid");
   long pid = 0;
   if (!(pid_file >> pid) || pid <= 0) return false;
-  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-  std::string line;
-  if (!std::getline(stat, line)) return false;
-  auto paren = line.rfind(')');
-  if (paren == std::string::npos || paren + 2 >= line.size()) return false;
-  char state = line[paren + 2];
-  return state != 'Z' && state != 'X';
+  auto ps = ReadProcessStat(pid);
+  return ps && ps->state != 'Z' && ps->state != 'X';
 }
 
 bool LocalServer::RemoveStalePid() const {
