@@ -428,6 +428,8 @@ std::vector<BackupEntry> ListBackups(Repository& repo, std::vector<std::string>*
       entry.manifest = ReadManifestSummary(repo, label);
     } catch (const ConfigError&) {
       throw;  // no passphrase for an encrypted stanza: every backup alike, not this one's
+    } catch (const StorageError&) {
+      throw;  // the store failed to answer: that says nothing of this backup
     } catch (const Error& e) {
       entry.problem = e.what();
       entry.problem_code = e.code();

@@ -87,6 +87,8 @@ void WalIndex::ReadHistories(Repository& repo) {
       ReadObject(repo.storage(), h.key, ObjectFormat{h.compression, 0, repo.key()},
                  Expected{h.sha256, std::nullopt}, text);
       t.history = ParseHistory(std::string_view(AsChars(text.data())), what);
+    } catch (const StorageError&) {
+      throw;  // the store failed to answer: that says nothing of the file
     } catch (const Error& e) {
       t.history_problem = e.what();
     }

@@ -248,11 +248,30 @@ TEST_F(Retention, KilledExpireNeverLeavesAListedBackupThatFailsVerify) {
   std::mt19937 rng(std::random_device{}());
   std::uniform_int_distribution<long> at(
       0, std::chrono::duration_cast<std::chrono::microseconds>(full).count());
+  // Manifests on disk, read without the catalog so that it is quick enough to poll.
+  auto manifests = [&] {
+    std::size_t n = 0;
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(dir_ / "repo/main/backups", ec)) {
+      n += fs::exists(e.path() / "manifest.json", ec);
+    }
+    return n;
+  };
   int killed_midway = 0;
   for (int k = 0; k < 20; ++k) {
     reset();
+    const std::size_t before = manifests();
     auto child = expire();
-    std::this_thread::sleep_for(std::chrono::microseconds(at(rng)));
+    if (k % 2 == 0) {
+      // At a random moment of a full run.
+      std::this_thread::sleep_for(std::chrono::microseconds(at(rng)));
+    } else {
+      // The moment the first backup is unlisted, so that some kills land mid-way through
+      // the deletions on any machine, not only when a random moment happens to hit them.
+      auto deadline = std::chrono::steady_clock::now() + full * 4 + std::chrono::seconds(5);
+      while (manifests() == before && std::chrono::steady_clock::now() < deadline) {
+      }
+    }
     ::kill(child->pid(), SIGKILL);
     int code = child->Wait();
     std::set<std::string> listed = Listed();

@@ -124,6 +124,42 @@ TEST_F(CatalogTest, BackupsOfEveryFormatDamagedAndIncompleteOnesInOneListing) {
   EXPECT_EQ(back.ToJson(), Full("20260101T000000Z-full", "0/2000028", "0/2000100").ToJson());
 }
 
+// A store that fails to answer says nothing of a backup: the listing fails with a storage
+// error (the command exits 8 and can be re-run) instead of calling a sound backup damaged
+// (which sync, verify and retention would act on).
+TEST_F(CatalogTest, AStoreThatFailsToReadAManifestFailsTheListingNotTheBackup) {
+  WriteManifest(*repo_, Full("20260101T000000Z-full", "0/2000028", "0/2000100"));
+  History(2, "1\t0/3000000\tno recovery target specified\n");
+  // Reads fail (listings and Stat answer): the store went away between them.
+  class FailingReads final : public storage::ForwardingStorage {
+   public:
+    FailingReads(storage::Storage& inner, std::string filter)
+        : ForwardingStorage(inner), filter_(std::move(filter)) {}
+    std::unique_ptr<storage::ReadStream> TryGet(const std::string& key,
+                                                const std::optional<storage::Range>& r) override {
+      if (key.find(filter_) != std::string::npos) throw StorageError("connection reset", true);
+      return ForwardingStorage::TryGet(key, r);
+    }
+
+   private:
+    std::string filter_;
+  };
+  for (const std::string filter : {"manifest.json", ".history"}) {
+    Repository view(repo_->config(), std::make_unique<FailingReads>(*storage_, filter), "main");
+    view.Stanza();
+    Catalog catalog(view);
+    try {
+      catalog.Backups();
+      catalog.Wal();
+      FAIL() << filter << ": a read failure was taken for a damaged object";
+    } catch (const StorageError& e) {
+      EXPECT_TRUE(e.retryable()) << e.what();
+    }
+  }
+  Catalog sound(*repo_);
+  EXPECT_TRUE(sound.Backups()[0].ok());
+}
+
 TEST_F(CatalogTest, WalIndexWindowsAcrossTimelinesAndGaps) {
   // Timeline 1 has segments 1..9 with 5 missing; timeline 2 forked at 0/7000000 and runs to
   // segment 12.
