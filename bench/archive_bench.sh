@@ -18,7 +18,7 @@ DURATION=${1:-60}
 BACKLOG=${2:-64}
 BIN="$PWD/build/src/gravl-dr"
 PGBIN="$(pg_config --bindir)"
-[ -x "$BIN" ] || { echo "build first: ./scripts/build.sh" >&2; exit 1; }
+[ -x "$BIN" ] || { echo "build first: ./dev/build.sh" >&2; exit 1; }
 command -v pgbackrest >/dev/null || { echo "pgbackrest is not installed (apt-get install pgbackrest)" >&2; exit 1; }
 
 as_pg() { if [ "$(id -u)" -eq 0 ]; then (cd / && runuser -u postgres -- "$@"); else "$@"; fi; }

@@ -29,7 +29,7 @@ RANDOM_MB=${2:-500}
 TABLES=${TABLES:-0}
 BIN="$PWD/build/src/gravl-dr"
 PGBIN="$(pg_config --bindir)"
-[ -x "$BIN" ] || { echo "build first: ./scripts/build.sh" >&2; exit 1; }
+[ -x "$BIN" ] || { echo "build first: ./dev/build.sh" >&2; exit 1; }
 
 as_pg() { if [ "$(id -u)" -eq 0 ]; then (cd / && runuser -u postgres -- "$@"); else "$@"; fi; }
 WORK="$(mktemp -d /tmp/gravl-backupbench-XXXXXX)"

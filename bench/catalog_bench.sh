@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN="$PWD/build/bench/gravl_catalog_bench"
-[ -x "$BIN" ] || { echo "build first: ./scripts/build.sh" >&2; exit 1; }
+[ -x "$BIN" ] || { echo "build first: ./dev/build.sh" >&2; exit 1; }
 WORK="$(mktemp -d /tmp/gravl-catalogbench-XXXXXX)"
 trap 'rm -rf "$WORK"' EXIT INT TERM
 "$BIN" "$WORK/repo" "${1:-1000}" "${2:-200000}" > "$WORK/first.json"

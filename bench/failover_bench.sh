@@ -23,7 +23,7 @@ SCALE=${1:-20}
 ROUNDS=${2:-3}
 BIN="$PWD/build/src/gravl-dr"
 PGBIN="$(pg_config --bindir)"
-[ -x "$BIN" ] || { echo "build first: ./scripts/build.sh" >&2; exit 1; }
+[ -x "$BIN" ] || { echo "build first: ./dev/build.sh" >&2; exit 1; }
 command -v jq >/dev/null || { echo "needs jq" >&2; exit 1; }
 as_pg() { if [ "$(id -u)" -eq 0 ]; then (cd / && runuser -u postgres -- "$@"); else "$@"; fi; }
 WORK="$(mktemp -d /tmp/gravl-failoverbench-XXXXXX)"

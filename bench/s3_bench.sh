@@ -16,7 +16,7 @@ SIZE=${1:-1024}
 PART=${2:-8}
 CONC=${3:-4}
 BENCH="$PWD/build/bench/gravl_s3_bench"
-[ -x "$BENCH" ] || { echo "build first: ./scripts/build.sh" >&2; exit 1; }
+[ -x "$BENCH" ] || { echo "build first: ./dev/build.sh" >&2; exit 1; }
 ./tests/s3/setup.sh
 WORK="$(mktemp -d /tmp/gravl-s3bench-XXXXXX)"
 GW_PID=""

@@ -18,7 +18,7 @@ SCALE=${1:-30}
 RANDOM_MB=${2:-200}
 BIN="$PWD/build/src/gravl-dr"
 PGBIN="$(pg_config --bindir)"
-[ -x "$BIN" ] || { echo "build first: ./scripts/build.sh" >&2; exit 1; }
+[ -x "$BIN" ] || { echo "build first: ./dev/build.sh" >&2; exit 1; }
 ./tests/s3/setup.sh >/dev/null
 as_pg() { if [ "$(id -u)" -eq 0 ]; then (cd / && runuser -u postgres -- "$@"); else "$@"; fi; }
 WORK="$(mktemp -d /tmp/gravl-syncbench-XXXXXX)"

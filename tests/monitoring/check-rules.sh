@@ -34,7 +34,7 @@ step() {
 
 promtool=${PROMTOOL:-promtool}
 if ! command -v "${promtool}" >/dev/null 2>&1; then
-  fail "promtool not found (PROMTOOL=${promtool}); install prometheus: scripts/install-deps.sh (Debian/Ubuntu: apt-get install prometheus)"
+  fail "promtool not found (PROMTOOL=${promtool}); install prometheus: dev/install-deps.sh (Debian/Ubuntu: apt-get install prometheus)"
 fi
 promtool_path=$(command -v "${promtool}")
 promtool_version=$("${promtool}" --version 2>&1 | head -n 1) || true

@@ -5,9 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-./scripts/install-deps.sh
+./dev/install-deps.sh
 ./tests/s3/setup.sh   # npm ci of the S3 test support, from its committed lock file
-./scripts/build.sh --asan
+./dev/build.sh --asan
 
 status=0
 echo "== unit + integration tests"

@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILT="$PWD/build/src/gravl-dr"
-[ -x "$BUILT" ] || { echo "demo: $BUILT is missing; run ./scripts/build.sh" >&2; exit 1; }
+[ -x "$BUILT" ] || { echo "demo: $BUILT is missing; run ./dev/build.sh" >&2; exit 1; }
 PGBIN="$(pg_config --bindir)"
 
 as_server() {  # PostgreSQL refuses to run as root; run from / (the checkout may be private)

@@ -3,6 +3,6 @@
 # (a throwaway local PostgreSQL and a local directory repository).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-./scripts/install-deps.sh
-./scripts/build.sh
-./scripts/demo.sh
+./dev/install-deps.sh
+./dev/build.sh
+./dev/demo.sh
