@@ -3,8 +3,8 @@
 // configured repository and of PostgreSQL every exporter.interval seconds on its own thread
 // -- a scrape only reads the last snapshot, so it never waits for a repository. With
 // --textfile PATH it refreshes once and writes the metrics to PATH (atomically) for
-// node_exporter's textfile collector. Logs one structured line per event to stderr; SIGTERM
-// or SIGINT stops it cleanly (exit 0).
+// node_exporter's textfile collector; --dry-run checks the address and refreshes once. Logs one
+// structured line per event to stderr; SIGTERM or SIGINT stops it cleanly (exit 0).
 
 #include "metrics/exporter.h"
 
@@ -94,6 +94,45 @@ int WriteTextfile(const Context& ctx, const std::string& path) {
   return 0;
 }
 
+// --dry-run: the configuration checked, the address bound and released, one refresh; what
+// would be served is printed and nothing keeps running.
+int DryRun(const Context& ctx) {
+  std::string bound = ctx.config.exporter.listen;
+  try {
+    CivetServer probe({"listening_ports", bound, "num_threads", "1"});
+    if (auto ports = probe.getListeningPorts(); !ports.empty()) {
+      auto colon = bound.rfind(':');
+      bound = (colon == std::string::npos ? std::string("0.0.0.0") : bound.substr(0, colon)) + ":" +
+              std::to_string(ports.front());
+    }
+    probe.close();
+  } catch (const CivetException& e) {
+    throw ConfigError("cannot listen on " + ctx.config.exporter.listen + ": " + e.what() +
+                      " (is the port in use? set exporter.listen or --listen HOST:PORT)");
+  }
+  metrics::Exporter exporter(ctx.config);
+  exporter.Refresh(std::chrono::system_clock::now());
+  const std::string text = exporter.Text();
+  std::size_t series = 0;
+  for (std::size_t at = 0; at < text.size();) {
+    std::size_t end = text.find('\n', at);
+    if (end == std::string::npos) end = text.size();
+    if (text[at] != '#' && end > at) ++series;
+    at = end + 1;
+  }
+  metrics::Health h = exporter.GetHealth();
+  ctx.Emit({{"dry_run", true},
+            {"listen", ctx.config.exporter.listen},
+            {"interval_s", ctx.config.exporter.interval_s},
+            {"series", series},
+            {"problems", h.problems}},
+           "would serve /metrics and /healthz on " + ctx.config.exporter.listen + " (" + bound +
+               " is free), refreshing every " + std::to_string(ctx.config.exporter.interval_s) +
+               " s: " + std::to_string(series) + " series now, " +
+               std::to_string(h.problems.size()) + " problems\n");
+  return 0;
+}
+
 int Serve(const Context& ctx) {
   const auto interval = std::chrono::seconds(ctx.config.exporter.interval_s);
   metrics::Exporter exporter(ctx.config);
@@ -156,9 +195,14 @@ void AddExporter(CLI::App& app, Invocation& inv) {
   cmd->add_option("--textfile", *textfile,
                   "write the metrics once to this file (node_exporter's textfile collector) and "
                   "exit");
+  cmd->add_flag("--dry-run", inv.dry_run,
+                "check the configuration and the address, refresh once, print what would be "
+                "served; serve nothing");
   cmd->callback([&inv, textfile] {
     Context ctx = inv.MakeContext();
-    inv.result = textfile->empty() ? Serve(ctx) : WriteTextfile(ctx, *textfile);
+    inv.result = ctx.dry_run         ? DryRun(ctx)
+                 : textfile->empty() ? Serve(ctx)
+                                     : WriteTextfile(ctx, *textfile);
   });
 }
 

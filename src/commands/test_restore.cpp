@@ -410,7 +410,34 @@ int ReportDrill(const Context& ctx, const std::vector<DrillCheckResult>& checks,
 
 }  // namespace
 
+// --dry-run: the programs and the scratch directory checked, the backup chosen and the
+// target checked against what the repository holds (restore's dry run); nothing restored.
+int DrillDryRun(const Context& ctx, const TestRestoreOptions& options) {
+  const std::string bin_dir = pg::ResolveBinDir(ctx.config.pg_bin_dir);
+  for (const char* program : {"pg_ctl", "postgres"}) {
+    if (::access((bin_dir + "/" + program).c_str(), X_OK) != 0) {
+      throw ConfigError(bin_dir + "/" + program +
+                        " is not an executable program: a drill starts a PostgreSQL server "
+                        "(set pg_bin_dir / --pg-bin-dir to the PostgreSQL " +
+                        "programs' directory)");
+    }
+  }
+  const char* tmp = std::getenv("TMPDIR");
+  const std::string scratch = tmp && *tmp ? tmp : "/tmp";
+  if (::access(scratch.c_str(), W_OK | X_OK) != 0) {
+    throw ConfigError(SysErrorText(
+        "the drill's scratch directory " + scratch + " (TMPDIR) is not writable", errno));
+  }
+  RestoreOptions ro = options.restore;
+  ro.pgdata = scratch + "/gravl-drill-XXXXXX/data";
+  ro.set = options.set;
+  ro.target_action = "promote";
+  ro.standby = false;
+  return Restore(ctx, ro, nullptr);
+}
+
 int TestRestore(const Context& ctx, const TestRestoreOptions& options) {
+  if (ctx.dry_run) return DrillDryRun(ctx, options);
   InstallSignalCleanup();
   auto started_at = std::chrono::system_clock::now();
   auto t0 = Clock::now();
@@ -556,6 +583,9 @@ void AddTestRestore(CLI::App& app, Invocation& inv) {
   cmd->add_option("--set", options->set, "backup label (default: the newest)");
   AddTargetOptions(cmd, options->restore);
   cmd->add_flag("--keep", options->keep, "keep the restored directory for inspection");
+  cmd->add_flag("--dry-run", inv.dry_run,
+                "check the programs and the scratch directory, choose the backup and check the "
+                "target; restore nothing");
   cmd->callback([&inv, options] {
     inv.result = RecordRun(inv.MakeContext(), repo::kDrillReports, "",
                            [&](const Context& ctx) { return TestRestore(ctx, *options); });

