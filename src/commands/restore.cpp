@@ -848,6 +848,11 @@ int Restore(const Context& ctx, const RestoreOptions& options, RestoreResult* re
   repo::Repository& repo = *chosen.repo;
   const repo::BackupManifest& backup = *chosen.backup;
   const std::string& label = backup.label;
+  if (result != nullptr) {
+    // Known from here on, also when the restore fails: a failed drill names its backup.
+    result->label = label;
+    result->repo = repo.config().name;
+  }
   spdlog::info("restoring backup {} from {} into {} ({})", label, repo.Describe(), options.pgdata,
                chosen.how);
   const auto tablespaces = TablespaceTargets(backup, options);

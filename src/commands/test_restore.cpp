@@ -558,6 +558,7 @@ int TestRestore(const Context& ctx, const TestRestoreOptions& options) {
     checks.push_back({step, false, msg, nlohmann::json::array({msg})});
     failure = e.code() == ExitCode::kSuccess ? ExitCode::kCheckFailed : e.code();
   }
+  if (repo_name.empty()) repo_name = restored.repo;  // the restore failed: what it tried
   if (instance) {
     try {
       instance->Stop(true);

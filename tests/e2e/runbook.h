@@ -6,7 +6,8 @@
 //                             the reason is stated
 // A block is run by bash (-e -u -o pipefail) from the repository's root, as the database's OS
 // user (postgres) when the tests run as root, like the operator who types it -- with the
-// variables the runbook tells the operator to set, the built gravl-dr first on PATH. Each step
+// variables the runbook tells the operator to set, the built gravl-dr first on PATH, and the
+// variables earlier blocks set (one shell session, as the operator's). Each step
 // is timed: the times are printed ("runbook data-deletion.md step restore: 2.1 s") and are the
 // ones the runbooks state.
 
@@ -42,6 +43,7 @@ struct StepResult {
 class Runbook {
  public:
   explicit Runbook(const std::string& name) : name_(name) {
+    pg::GiveToServerUser(state_.path());
     std::ifstream in(std::string(GRAVL_SOURCE_DIR) + "/docs/runbooks/" + name);
     if (!in) throw std::runtime_error("no runbook docs/runbooks/" + name);
     std::string line, marker;
@@ -107,7 +109,12 @@ class Runbook {
     argv.push_back("PATH=" + bin_dir + ":/usr/lib/postgresql/15/bin:/usr/sbin:/usr/bin:/sbin:/bin");
     for (const auto& e : env) argv.push_back(e);
     for (const char* s : {"bash", "-euo", "pipefail", "-c"}) argv.push_back(s);
-    argv.push_back(it->second);
+    // One shell session across the steps, like the operator's: variables a block sets (set -a
+    // exports them) are there for the next blocks.
+    const std::string state = state_.path() + "/variables";
+    argv.push_back("set -a; [ ! -r '" + state + "' ] || . '" + state + "'\n" + it->second +
+                   "\nexport -p | grep -Ev '^declare -x (PWD|OLDPWD|SHLVL|_)=' > '" + state +
+                   "'\n");
     RunOptions options;
     options.timeout = std::chrono::minutes(10);
     auto t0 = std::chrono::steady_clock::now();
@@ -139,6 +146,7 @@ class Runbook {
     return b == std::string::npos ? "" : s.substr(b, e - b + 1);
   }
   std::string name_;
+  TempDir state_;  // the session's variables, between steps
   std::map<std::string, std::string> blocks_;
   std::vector<std::string> unmarked_;
   std::set<std::string> ran_;

@@ -135,5 +135,74 @@ TEST_F(DataDeletion, TheRunbookPutsTheDeletedRowsBackAndKeepsLaterWrites) {
   ExpectRanAll(book);
 }
 
+class RestoreTestFailure : public RunbookFixture {};
+
+TEST_F(RestoreTestFailure, ADrillFailsOnADamagedBackupAndThePreviousOneRestores) {
+  Query("CREATE TABLE t(id int PRIMARY KEY, v text)");
+  Query("INSERT INTO t SELECT g, md5(g::text) FROM generate_series(1, 20000) g");
+  const std::string older = Backup();
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  Query("INSERT INTO t SELECT g, md5(g::text) FROM generate_series(20001, 30000) g");
+  const std::string newest = Backup();
+  ASSERT_FALSE(older.empty());
+  ASSERT_FALSE(newest.empty());
+  Query("INSERT INTO t VALUES (30001, 'after both backups')");
+  SwitchAndWait();
+  // The newest backup's largest object gets one flipped byte.
+  fs::path victim;
+  for (const auto& e : fs::recursive_directory_iterator(dir_ / ("repo/main/backups/" + newest))) {
+    if (e.is_regular_file() && e.path().filename() != "manifest.json" &&
+        (victim.empty() || e.file_size() > fs::file_size(victim))) {
+      victim = e.path();
+    }
+  }
+  ASSERT_FALSE(victim.empty());
+  {
+    std::fstream f(victim, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekg(static_cast<std::streamoff>(fs::file_size(victim) / 2));
+    char c = 0;
+    f.read(&c, 1);
+    c = static_cast<char>(c ^ 0x20);
+    f.seekp(static_cast<std::streamoff>(fs::file_size(victim) / 2));
+    f.write(&c, 1);
+  }
+  // The weekly drill (the CronJob's command) fails on it.
+  RunResult weekly = Cli({"test-restore"});
+  ASSERT_EQ(weekly.exit_code, 6) << weekly.out << weekly.err;
+
+  Runbook book("restore-test-failure.md");
+  std::vector<std::string> env = Env();
+  test::StepResult what = book.MustStep("what-failed", env);
+  EXPECT_NE(what.out.find("FAILED"), std::string::npos) << what.out;
+  EXPECT_NE(what.out.find("the failed drill restored backup " + newest), std::string::npos)
+      << what.out;
+  test::StepResult again = book.MustStep("reproduce", env);
+  EXPECT_NE(again.out.find("drill exit code: 6"), std::string::npos) << again.out << again.err;
+  test::StepResult verify = book.MustStep("verify", env);
+  EXPECT_NE(verify.out.find("verify exit code: 6"), std::string::npos) << verify.out;
+  EXPECT_NE((verify.out + verify.err).find(victim.filename().string()), std::string::npos)
+      << "verify does not name " << victim << ":\n"
+      << verify.out << verify.err;
+  test::StepResult previous = book.MustStep("drill-previous", env);
+  EXPECT_NE(previous.out.find("previous backup: " + older), std::string::npos) << previous.out;
+  book.MustStep("restore-previous", env);
+  EXPECT_TRUE(fs::exists(dir_ / "side/data/PG_VERSION"));
+  // The copy recovers past both backups, to the end of the archived WAL.
+  auto copy = pg::Instance::Adopt({}, dir_ / "side/data");
+  for (int i = 0;
+       i < 600 && copy->Psql("SELECT pg_is_in_recovery()").find('f') == std::string::npos; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_EQ(copy->Psql("SELECT count(*) FROM t"), "30001\n");
+  copy->Stop(true);
+  copy.reset();
+  book.MustStep("new-backup", env);
+  RunResult info = Cli({"info"});
+  EXPECT_NE(info.out.find("passed"), std::string::npos) << info.out;
+  EXPECT_TRUE(fs::exists(dir_ / ("repo/main/pins/" + older)))
+      << "the last good backup is not pinned";
+  ExpectRanAll(book);
+}
+
 }  // namespace
 }  // namespace gravl
