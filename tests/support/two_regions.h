@@ -38,6 +38,43 @@ inline std::string Conninfo(int port) {
   return "host=127.0.0.1 port=" + std::to_string(port) + " user=postgres dbname=postgres";
 }
 
+// kill -9 of a server's postmaster and every process it started, reaped like a real crash
+// leaves them: the calling process must be their subreaper (prctl(PR_SET_CHILD_SUBREAPER),
+// before the server started), so that a killed postmaster does not linger as a zombie whose
+// pid PostgreSQL would take for a live server.
+inline void KillServer(const std::string& data_dir) {
+  std::ifstream pid_file(data_dir + "/postmaster.pid");
+  long pid = 0;
+  pid_file >> pid;
+  ASSERT_GT(pid, 0);
+  std::vector<pid_t> victims;
+  for (const auto& e : fs::directory_iterator("/proc")) {
+    std::ifstream stat(e.path() / "stat");
+    std::string line;
+    if (!std::getline(stat, line)) continue;
+    auto paren = line.rfind(')');
+    if (paren == std::string::npos) continue;
+    std::istringstream rest(line.substr(paren + 2));
+    std::string state;
+    long ppid = 0;
+    rest >> state >> ppid;
+    if (ppid == pid) victims.push_back(static_cast<pid_t>(std::stol(e.path().filename())));
+  }
+  ::kill(static_cast<pid_t>(pid), SIGKILL);
+  for (pid_t v : victims) ::kill(v, SIGKILL);
+  victims.push_back(static_cast<pid_t>(pid));
+  for (pid_t v : victims) {
+    // Reparented to this process once the postmaster died; reap them (ECHILD otherwise).
+    for (int i = 0; i < 200; ++i) {
+      int status = 0;
+      pid_t w = ::waitpid(v, &status, WNOHANG);
+      if (w == v || (w < 0 && errno == ECHILD && ::kill(v, 0) != 0)) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  }
+  ASSERT_NE(::kill(static_cast<pid_t>(pid), 0), 0) << "postmaster " << pid << " still there";
+}
+
 // Inserts increasing ids, one transaction each, into whichever server accepts them, and logs
 // every id whose COMMIT was acknowledged, with the WAL position of its insert.
 class Writer {
@@ -169,41 +206,7 @@ class TwoRegions : public test::ArchivingFixture {
     auto j = nlohmann::json::parse(r.out, nullptr, false);
     return j.is_discarded() ? nlohmann::json::object() : j;
   }
-  // kill -9 of a server's postmaster and every process it started, reaped like a real crash
-  // leaves them: this process is their subreaper (set in SetUp), so a killed postmaster does
-  // not linger as a zombie whose pid PostgreSQL would take for a live server.
-  void Kill(const std::string& data_dir) {
-    std::ifstream pid_file(data_dir + "/postmaster.pid");
-    long pid = 0;
-    pid_file >> pid;
-    ASSERT_GT(pid, 0);
-    std::vector<pid_t> victims;
-    for (const auto& e : fs::directory_iterator("/proc")) {
-      std::ifstream stat(e.path() / "stat");
-      std::string line;
-      if (!std::getline(stat, line)) continue;
-      auto paren = line.rfind(')');
-      if (paren == std::string::npos) continue;
-      std::istringstream rest(line.substr(paren + 2));
-      std::string state;
-      long ppid = 0;
-      rest >> state >> ppid;
-      if (ppid == pid) victims.push_back(static_cast<pid_t>(std::stol(e.path().filename())));
-    }
-    ::kill(static_cast<pid_t>(pid), SIGKILL);
-    for (pid_t v : victims) ::kill(v, SIGKILL);
-    victims.push_back(static_cast<pid_t>(pid));
-    for (pid_t v : victims) {
-      // Reparented to this process once the postmaster died; reap them (ECHILD otherwise).
-      for (int i = 0; i < 200; ++i) {
-        int status = 0;
-        pid_t w = ::waitpid(v, &status, WNOHANG);
-        if (w == v || (w < 0 && errno == ECHILD && ::kill(v, 0) != 0)) break;
-        std::this_thread::sleep_for(std::chrono::milliseconds(10));
-      }
-    }
-    ASSERT_NE(::kill(static_cast<pid_t>(pid), 0), 0) << "postmaster " << pid << " still there";
-  }
+  void Kill(const std::string& data_dir) { KillServer(data_dir); }
   // Waits until `conninfo` is a standby streaming from a primary.
   bool Streams(const std::string& conninfo, int timeout_s = 60) {
     for (int i = 0; i < timeout_s * 5; ++i) {
