@@ -216,7 +216,12 @@ nlohmann::json RegionsSection(const Context& ctx, std::ostringstream& text) {
   nlohmann::json out = {{"regions", nlohmann::json::array()}};
   if (ctx.config.regions.empty()) return out;
   text << "regions\n";
-  for (const auto& v : ha::ViewRegions(ctx.config.regions)) {
+  const std::vector<ha::RegionView> views = ha::ViewRegions(ctx.config.regions);
+  std::vector<const ha::RegionView*> writable;
+  for (const auto& v : views) {
+    if (v.role == "primary") writable.push_back(&v);
+  }
+  for (const auto& v : views) {
     nlohmann::json r = {{"region", v.name}, {"role", v.role}};
     text << "  " << v.name << ": " << v.probe.Describe();
     if (v.probe.reachable) {
@@ -232,6 +237,21 @@ nlohmann::json RegionsSection(const Context& ctx, std::ostringstream& text) {
     }
     text << "\n";
     out["regions"].push_back(r);
+  }
+  if (writable.size() > 1) {
+    // GravlTwoPrimaries: the real one is on the newest timeline (the last promotion's).
+    const ha::RegionView* real = writable.front();
+    std::string names;
+    for (const auto* v : writable) {
+      if (v->probe.role.timeline > real->probe.role.timeline) real = v;
+      names += (names.empty() ? "" : ", ") + v->name;
+    }
+    std::string warning = std::to_string(writable.size()) + " writable primaries (" + names +
+                          "): keep " + real->name + " (timeline " +
+                          std::to_string(real->probe.role.timeline) +
+                          "), stop the others now -- docs/runbooks/region-outage.md, case E";
+    out["two_primaries"] = warning;
+    text << "  WARNING: " << warning << "\n";
   }
   std::optional<repo::RunReport> newest;
   std::map<std::string, std::size_t> quarantined;

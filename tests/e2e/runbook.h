@@ -52,8 +52,9 @@ class Runbook {
     int lineno = 0;
     while (std::getline(in, line)) {
       ++lineno;
+      const std::string trimmed = Trim(line);
       if (in_block) {
-        if (line.rfind("```", 0) == 0) {
+        if (trimmed.rfind("```", 0) == 0) {
           in_block = false;
           if (marker.rfind("e2e:", 0) == 0) {
             blocks_[Trim(marker.substr(4))] = block;
@@ -70,16 +71,15 @@ class Runbook {
       static const std::regex kMarker(R"(^\s*<!--\s*(.*?)\s*-->\s*$)");
       if (std::regex_match(line, m, kMarker)) {
         marker = m[1];
-      } else if (line.rfind("```sh", 0) == 0 || line.rfind("```bash", 0) == 0) {
+      } else if (trimmed.rfind("```sh", 0) == 0 || trimmed.rfind("```bash", 0) == 0) {
         in_block = true;
         block.clear();
-      } else if (line.rfind("```", 0) == 0) {
+      } else if (trimmed.rfind("```", 0) == 0) {
         // Output shown to the operator (```text): not a command block.
-        std::string fence = line;
-        while (std::getline(in, line) && line.rfind("```", 0) != 0) ++lineno;
+        while (std::getline(in, line) && Trim(line).rfind("```", 0) != 0) ++lineno;
         ++lineno;
         marker.clear();
-      } else if (!Trim(line).empty()) {
+      } else if (!trimmed.empty()) {
         marker.clear();
       }
     }

@@ -19,6 +19,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "common/lsn.h"
 #include "e2e/runbook.h"
 #include "pg/connection.h"
 #include "support/archiving_fixture.h"
@@ -32,6 +33,10 @@ namespace {
 
 namespace fs = std::filesystem;
 using test::Runbook;
+
+void ExpectRanAll(const Runbook& book) {
+  EXPECT_EQ(book.Ran(), book.Ids()) << "blocks marked e2e that the test did not run";
+}
 
 const char* const kRunbooks[] = {"pod-crash.md", "data-deletion.md", "region-outage.md",
                                  "restore-test-failure.md"};
@@ -86,9 +91,6 @@ class RunbookFixture : public test::RestoringFixture {
       gravl::Run(pg::AsServerUser(
           {cluster_->Bin("pg_ctl"), "-D", dir_ / "side/data", "-m", "immediate", "stop"}));
     }
-  }
-  void ExpectRanAll(const Runbook& book) {
-    EXPECT_EQ(book.Ran(), book.Ids()) << "blocks marked e2e that the test did not run";
   }
 
   int side_port_ = pg::FindFreePort();
@@ -253,6 +255,96 @@ TEST_F(PodCrash, CrashRecoveryThenADamagedDataDirectoryRestoredInPlaceLosesNothi
   EXPECT_EQ(Query("SHOW archive_mode"), "on");  // still the primary, archiving
   Query("CREATE EXTENSION IF NOT EXISTS amcheck");
   EXPECT_EQ(Query("SELECT count(*) FROM verify_heapam('commits')"), "0");
+  ExpectRanAll(book);
+}
+
+class RegionOutage : public test::TwoRegions {
+ protected:
+  std::vector<std::string> Env() const {
+    return {"GRAVL_DR_CONFIG=" + config_, "EU_NORTH_1=" + A(), "US_EAST_1=" + B(),
+            "EU_PGDATA=" + cluster_->data_dir()};
+  }
+  nlohmann::json NewestReport(const std::string& repo, const std::string& command) {
+    nlohmann::json newest;
+    for (const auto& r : Reports(repo)) {
+      if (r.value("subject", "") == command) newest = r;
+    }
+    return newest;
+  }
+};
+
+TEST_F(RegionOutage, FailoverByTheRunbookLosesNoMoreThanItsBoundThenBackAndAPlannedSwitchover) {
+  test::Writer writer({A()});
+  while (writer.count() < 300) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  Kill(cluster_->data_dir());  // the region is gone
+  writer.Stop();
+  if (HasFatalFailure()) return;
+
+  Runbook book("region-outage.md");
+  const std::vector<std::string> env = Env();
+  test::StepResult confirm = book.MustStep("confirm", env);
+  EXPECT_NE(confirm.out.find("eu-north-1 does not answer"), std::string::npos) << confirm.out;
+  book.MustStep("plan", env);
+  EXPECT_TRUE(InRecovery(B())) << "the dry run changed something";
+  book.MustStep("failover", env);
+  ASSERT_FALSE(InRecovery(B()));
+  EXPECT_EQ(test::ReadFile(dir_ / "fenced"), "eu-north-1\n");
+
+  // The loss: every acknowledged commit missing on us-east-1 lies in the WAL the report
+  // says was lost.
+  nlohmann::json report = NewestReport("us", "failover");
+  ASSERT_TRUE(report.contains("details")) << report.dump(2);
+  const nlohmann::json& loss = report["details"]["loss"];
+  ASSERT_TRUE(loss.contains("replayed")) << report.dump(2);
+  Lsn replayed = Lsn::Parse(loss["replayed"].get<std::string>());
+  auto committed = writer.committed();
+  auto present = Ids(B());
+  std::size_t lost = 0;
+  for (const auto& [id, lsn] : committed) {
+    if (present.count(id)) continue;
+    ++lost;
+    EXPECT_GE(lsn, replayed) << "id " << id << " lost below the replayed position";
+  }
+  if (loss.value("exact", false)) {
+    EXPECT_LE(lost, loss["lost_commits"].size());
+  }
+  std::printf("region outage: %zu of %zu acknowledged commits lost (report: %s bytes)\n", lost,
+              committed.size(), loss["bytes"].dump().c_str());
+  book.MustStep("check-new-primary", env);
+  Sql(B(), "INSERT INTO commits(id) VALUES (-1)");
+
+  // E: the old primary's supervisor restarts it -- a second writable primary -- and the
+  // runbook finds the real one and fences the other.
+  {
+    RunResult start =
+        gravl::Run(pg::AsServerUser({cluster_->Bin("pg_ctl"), "-D", cluster_->data_dir(), "-l",
+                                     dir_ / "a-again.log", "-w", "start"}));
+    ASSERT_EQ(start.exit_code, 0) << start.err << test::ReadFile(dir_ / "a-again.log");
+  }
+  test::StepResult found = book.MustStep("find-primary", env);
+  EXPECT_NE(found.out.find("WARNING: 2 writable primaries (eu-north-1, us-east-1): keep us-east-1 "
+                           "(timeline 2)"),
+            std::string::npos)
+      << found.out;
+  book.MustStep("fence-old-primary", env);
+
+  // C: back to eu-north-1.
+  book.MustStep("failback-plan", env);
+  book.MustStep("failback", env);
+  EXPECT_TRUE(Streams(A()));
+  book.MustStep("switch-back", env);
+  EXPECT_FALSE(InRecovery(A()));
+  EXPECT_TRUE(Streams(B()));
+  book.MustStep("repositories", env);
+  EXPECT_EQ(Sql(A(), "SELECT count(*)::text FROM commits WHERE id = -1"), "1");
+
+  // D: a planned switchover loses nothing.
+  Query("INSERT INTO commits(id) VALUES (-2)");
+  book.MustStep("switchover", env);
+  EXPECT_FALSE(InRecovery(B()));
+  EXPECT_EQ(Sql(B(), "SELECT count(*)::text FROM commits WHERE id IN (-1, -2)"), "2");
+  for (long id : present) EXPECT_TRUE(Ids(B()).count(id) || id < 0) << id;
+  AmCheck(port_b_);
   ExpectRanAll(book);
 }
 
