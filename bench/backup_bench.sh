@@ -118,6 +118,7 @@ measure() {  # name cmd...: runs as postgres under /usr/bin/time, caches dropped
   read -r wall user sys rss < "$WORK/time-$name"
   WALLS[$name]+="$wall "; CPUS[$name]+="$(echo "$user + $sys" | bc -l | awk '{printf "%.2f", $1}') "; RSSS[$name]+="$((rss / 1024)) "
 }
+# shellcheck disable=SC2086  # $1 is a list of numbers, split on purpose
 median() { printf '%s\n' $1 | sort -n | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
 backup() {
   case $1 in
@@ -208,7 +209,7 @@ out="bench/results/backup-$(date -u +%Y%m%dT%H%M%SZ).json"
   sep=""
   for k in "${!WALL[@]}"; do
     printf '%s"%s": {"wall_s": %s, "cpu_s": %s, "peak_rss_mb": %s, "runs_wall_s": [%s]}' "$sep" "$k" \
-      "${WALL[$k]}" "${CPU[$k]}" "${RSS[$k]}" "$(echo ${WALLS[$k]} | tr ' ' ',')"
+      "${WALL[$k]}" "${CPU[$k]}" "${RSS[$k]}" "$(echo "${WALLS[$k]}" | tr ' ' ',')"
     sep=", "
   done
   printf '}, "repo_bytes": {"gravl": %s, "pgbackrest": %s, "pg_basebackup": %s}, ' "${SIZE[gravl]}" "${SIZE[pgbackrest]}" "${SIZE[pg_basebackup]}"

@@ -12,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN="$PWD/build/bench/gravl_exporter_bench"
 GRAVL="$PWD/build/src/gravl-dr"
-[ -x "$BIN" ] && [ -x "$GRAVL" ] || { echo "build first: ./dev/build.sh" >&2; exit 1; }
+if [ ! -x "$BIN" ] || [ ! -x "$GRAVL" ]; then echo "build first: ./dev/build.sh" >&2; exit 1; fi
 WORK="$(mktemp -d /tmp/gravl-exporterbench-XXXXXX)"
 trap 'rm -rf "$WORK"' EXIT INT TERM
 "$BIN" "$WORK/repo" "${1:-1000}" "${2:-200000}" > "$WORK/first.json"

@@ -34,7 +34,8 @@ cleanup() {
 trap cleanup EXIT INT TERM
 
 export GATEWAY_ACCESS_KEY_ID=AKIDGRAVLBENCH000001
-export GATEWAY_SECRET_ACCESS_KEY="bench/$(head -c 24 /dev/urandom | base64 | tr -d '/+=')"
+GATEWAY_SECRET_ACCESS_KEY="bench/$(head -c 24 /dev/urandom | base64 | tr -d '/+=')"
+export GATEWAY_SECRET_ACCESS_KEY
 export AWS_ACCESS_KEY_ID=$GATEWAY_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY=$GATEWAY_SECRET_ACCESS_KEY
 mkdir -p "$WORK/s3rver"
 node --openssl-legacy-provider tests/s3/gateway.js --dir "$WORK/s3rver" --bucket eu --bucket us \

@@ -10,6 +10,8 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev libexpected-dev
   postgresql-15 postgresql-contrib postgresql-client-15
   clang-format util-linux procps bc time zstd pgbackrest
+  # The operator scripts' checks (shellcheck) and the runbooks' commands (jq).
+  shellcheck jq
   # The monitoring tests: a real Prometheus (promtool) and Alertmanager.
   prometheus prometheus-alertmanager
 )

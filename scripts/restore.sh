@@ -61,9 +61,17 @@ if [ -z "$OPS_K8S" ]; then
   run_local
 fi
 
-# --k8s: the template with its name set, and the restore container's args replaced by ours.
+# --k8s: the template (k8s/backup/postgres-restore-job.yaml: the PersistentVolumeClaim
+# gravl-dr-restore must exist) with its name set, and the restore container's args replaced by
+# ours.
 [ -z "$OPS_CONFIG" ] || die "--config names a file here; a Job reads the ConfigMap's ($OPS_POD_CONFIG)"
 [ -z "$pgdata" ] || die "--pgdata is the template's with --k8s (its volume); leave it out"
+case "$name" in
+  *[!a-z0-9-]*|-*|*-|"") die "--name must be a DNS label (lower-case letters, digits, '-'): $name" ;;
+esac
+# The template's restore container (its first) and the data directory on its volume.
+OPS_RESTORE_ARGS_PATH=/spec/template/spec/containers/0/args
+OPS_RESTORE_PGDATA=/restore/data
 template="${GRAVL_RESTORE_TEMPLATE:-$OPS_ROOT/k8s/backup/postgres-restore-job.yaml}"
 [ -r "$template" ] || die "the restore Job template $template is not readable (set GRAVL_RESTORE_TEMPLATE)"
 OPS_ARGS=(restore --pgdata "$OPS_RESTORE_PGDATA" "${options[@]}")

@@ -14,7 +14,7 @@ restore-test CronJob. Exit 0: the drill passed; 12: a check failed (the report s
   --set LABEL        drill this backup (default: the newest)
   --target-time T    recover to this time, e.g. '2026-03-04 02:00:00Z' (default: the end of
                      the archived WAL)
-  --target immediate recover only to the backup's consistency point
+  --target WHAT      immediate: recover only to the backup's consistency point; latest (default)
   --region NAME      from the repository of this region (gravl-dr --repo NAME)
   --keep             keep the restored directory for inspection
   --dry-run          check the programs and the scratch space, choose the backup, check the

@@ -16,7 +16,7 @@ set -eu
 prog=make-cert.sh
 die() { echo "$prog: $*" >&2; exit 1; }
 
-[ $# -ge 1 ] && [ -n "$1" ] || { echo "usage: $prog OUTDIR [DNSNAME]..." >&2; exit 2; }
+if [ $# -lt 1 ] || [ -z "$1" ]; then echo "usage: $prog OUTDIR [DNSNAME]..." >&2; exit 2; fi
 out=$1
 shift
 command -v openssl >/dev/null 2>&1 || die "openssl CLI not found"

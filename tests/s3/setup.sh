@@ -16,6 +16,7 @@ die() { echo "tests/s3/setup.sh: $*" >&2; exit 1; }
 command -v node >/dev/null 2>&1 || die "node not found on PATH; install Node.js >= 18.19 (Debian 12: apt-get install nodejs npm)"
 command -v npm >/dev/null 2>&1 || die "npm not found on PATH; install it (Debian 12: apt-get install npm)"
 
+# shellcheck disable=SC2016  # JavaScript, not shell
 node -e '
   const [maj, min] = process.versions.node.split(".").map(Number);
   if (maj < 18 || (maj === 18 && min < 19)) {
