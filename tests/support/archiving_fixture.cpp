@@ -18,7 +18,9 @@ void ArchivingFixture::SetUp() {
   for (const auto& s : ClusterSettings()) settings.push_back(s);
   cluster_ = StartCluster(settings);
   WriteConfig();
-  ASSERT_EQ(Cli({"stanza-create"}).exit_code, 0);
+  RunResult created = Cli({"stanza-create"});
+  ASSERT_EQ(created.exit_code, 0) << created.out << created.err << "\nconfiguration:\n"
+                                  << ReadFile(config_);
   Chown(dir_.path());
 }
 
