@@ -22,6 +22,10 @@ if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
   PACKAGES+=(nodejs npm)
 fi
 
+# The manifest checks render the kustomize overlays with kubectl's built-in kustomize, which
+# must be v4.1 or newer (kubectl >= 1.22): Debian 12's kubernetes-client (1.20) is too old, so
+# it is not installed here; the machine image's kubectl is used (tests/k8s/check.sh says so
+# when there is none).
 missing=()
 for p in "${PACKAGES[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

@@ -7,11 +7,13 @@ cd "$(dirname "$0")/.."
 
 ./dev/install-deps.sh
 ./tests/s3/setup.sh   # npm ci of the S3 test support, from its committed lock file
+./tests/k8s/setup.sh  # npm ci of the manifest checks (kubernetes-models), from its lock file
 ./dev/build.sh --asan
 
 status=0
-echo "== unit + integration tests"
-(cd build && ctest --output-on-failure --timeout 900 -j "$(nproc)") || status=1
+echo "== unit, integration and end-to-end tests"
+# The container image (label "image", ~20 min) has its own command: dev/image.sh.
+(cd build && ctest --output-on-failure --timeout 900 -j "$(nproc)" -LE image) || status=1
 
 echo "== unit tests under AddressSanitizer + UndefinedBehaviorSanitizer"
 # The multi-GB stream test shrinks under the sanitizers (its size, not its checks).
