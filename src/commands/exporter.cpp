@@ -94,21 +94,38 @@ int WriteTextfile(const Context& ctx, const std::string& path) {
   return 0;
 }
 
+// A server listening on exporter.listen, and the address it got ("0.0.0.0:9187"; port 0
+// resolved). A busy or malformed address is a ConfigError saying what to change.
+struct Listening {
+  std::unique_ptr<CivetServer> server;
+  std::string address;
+};
+Listening Listen(const std::string& listen, int threads) {
+  Listening l{nullptr, listen};
+  try {
+    l.server = std::make_unique<CivetServer>(
+        std::vector<std::string>{"listening_ports", listen, "num_threads", std::to_string(threads),
+                                 "request_timeout_ms", "10000", "enable_keep_alive", "no"});
+  } catch (const CivetException& e) {
+    throw ConfigError("cannot listen on " + listen + ": " + e.what() +
+                      " (is the port in use? set exporter.listen or --listen HOST:PORT)");
+  }
+  if (auto ports = l.server->getListeningPorts(); !ports.empty()) {
+    auto colon = listen.rfind(':');
+    l.address = (colon == std::string::npos ? std::string("0.0.0.0") : listen.substr(0, colon)) +
+                ":" + std::to_string(ports.front());
+  }
+  return l;
+}
+
 // --dry-run: the configuration checked, the address bound and released, one refresh; what
 // would be served is printed and nothing keeps running.
 int DryRun(const Context& ctx) {
-  std::string bound = ctx.config.exporter.listen;
-  try {
-    CivetServer probe({"listening_ports", bound, "num_threads", "1"});
-    if (auto ports = probe.getListeningPorts(); !ports.empty()) {
-      auto colon = bound.rfind(':');
-      bound = (colon == std::string::npos ? std::string("0.0.0.0") : bound.substr(0, colon)) + ":" +
-              std::to_string(ports.front());
-    }
-    probe.close();
-  } catch (const CivetException& e) {
-    throw ConfigError("cannot listen on " + ctx.config.exporter.listen + ": " + e.what() +
-                      " (is the port in use? set exporter.listen or --listen HOST:PORT)");
+  std::string bound;
+  {
+    Listening probe = Listen(ctx.config.exporter.listen, 1);
+    bound = probe.address;
+    probe.server->close();
   }
   metrics::Exporter exporter(ctx.config);
   exporter.Refresh(std::chrono::system_clock::now());
@@ -147,26 +164,13 @@ int Serve(const Context& ctx) {
     wake.notify_all();
   });
 
-  std::vector<std::string> options = {
-      "listening_ports", ctx.config.exporter.listen, "num_threads", "4", "request_timeout_ms",
-      "10000",           "enable_keep_alive",        "no"};
-  std::unique_ptr<CivetServer> server;
-  try {
-    server = std::make_unique<CivetServer>(options);
-  } catch (const CivetException& e) {
-    throw ConfigError("cannot listen on " + ctx.config.exporter.listen + ": " + e.what() +
-                      " (is the port in use? set exporter.listen or --listen HOST:PORT)");
-  }
+  Listening listening = Listen(ctx.config.exporter.listen, 4);
+  CivetServer* server = listening.server.get();
   MetricsHandler metrics_handler(exporter);
   HealthHandler health_handler(exporter, interval);
   server->addHandler("/metrics", metrics_handler);
   server->addHandler("/healthz", health_handler);
-  std::string bound = ctx.config.exporter.listen;
-  if (auto ports = server->getListeningPorts(); !ports.empty()) {
-    auto colon = bound.rfind(':');
-    bound = (colon == std::string::npos ? std::string("0.0.0.0") : bound.substr(0, colon)) + ":" +
-            std::to_string(ports.front());
-  }
+  const std::string& bound = listening.address;
   spdlog::info("event=listening address={} interval_s={} repositories={} postgres={}", bound,
                interval.count(), ctx.config.repos.size(), !ctx.config.pg_conninfo.empty());
 

@@ -18,6 +18,7 @@
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -207,6 +208,32 @@ class TwoRegions : public test::ArchivingFixture {
     return j.is_discarded() ? nlohmann::json::object() : j;
   }
   void Kill(const std::string& data_dir) { KillServer(data_dir); }
+  // The measured loss of a failover: the writer's acknowledged commits missing on us-east-1,
+  // each inside the WAL the failover's `loss` says was lost (from its replayed position to the
+  // old primary's last known one), and no more of them than it counted when it was exact.
+  // Returns how many were lost.
+  std::size_t CheckLoss(Writer& writer, const nlohmann::json& loss) {
+    const Lsn replayed = Lsn::Parse(loss["replayed"].get<std::string>());
+    std::optional<Lsn> last_known;
+    if (loss.contains("old_primary_last_known") && loss["old_primary_last_known"].is_string()) {
+      last_known = Lsn::Parse(loss["old_primary_last_known"].get<std::string>());
+    }
+    const auto present = Ids(B());
+    std::size_t lost = 0;
+    for (const auto& [id, lsn] : writer.committed()) {
+      if (present.count(id)) continue;
+      ++lost;
+      EXPECT_GE(lsn, replayed) << "id " << id << " lost below the replayed position";
+      if (last_known) {
+        EXPECT_LT(lsn, *last_known) << "id " << id << " lost beyond the bound";
+      }
+    }
+    if (loss.value("exact", false)) {
+      EXPECT_LE(lost, loss["lost_commits"].size());
+    }
+    return lost;
+  }
+
   // Waits until `conninfo` is a standby streaming from a primary.
   bool Streams(const std::string& conninfo, int timeout_s = 60) {
     for (int i = 0; i < timeout_s * 5; ++i) {
