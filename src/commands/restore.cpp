@@ -559,6 +559,7 @@ Choice ChooseBackup(std::vector<std::unique_ptr<repo::Repository>>& repos, const
   // Notes by repository: the chosen repository's are shown as they are, the others' named.
   std::vector<std::pair<const repo::Repository*, std::string>> notes;
   std::exception_ptr first_error;
+  bool unread = false;  // a repository that failed part-way might hold the answer
   std::optional<Choice> best;
   for (auto& r : repos) {
     try {
@@ -579,6 +580,7 @@ Choice ChooseBackup(std::vector<std::unique_ptr<repo::Repository>>& repos, const
       spdlog::warn("{}: {}", r->Describe(), Redact(e.what()));
       if (!first_error) first_error = std::current_exception();
       notes.emplace_back(r.get(), "cannot be read: " + Redact(e.what()));
+      unread = true;
       continue;
     }
     for (const auto& n : c.notes) notes.emplace_back(r.get(), n);
@@ -607,6 +609,13 @@ Choice ChooseBackup(std::vector<std::unique_ptr<repo::Repository>>& repos, const
   }
   std::string why;
   for (const auto& n : notes) why += "\n  " + text(n);
+  if (unread) {
+    // Not "no backup": a repository could not be read, and a retry may find one (exit 8).
+    throw StorageError("cannot choose a backup for the target " + target.Describe() +
+                       " while a repository cannot be read; nothing was written; retry when "
+                       "it is reachable:" +
+                       why);
+  }
   if (!options.set.empty()) {
     throw NotFoundError("backup '" + options.set + "' cannot reach the target " +
                         target.Describe() + "; nothing was written:" + why);

@@ -270,6 +270,19 @@ TEST_F(BackupRestore, RefusesNonEmptyDirectoryAndTargetsOutsideTheWindow) {
   EXPECT_NE(r.err.find("window"), std::string::npos) << r.err;
   EXPECT_FALSE(fs::exists(dir_ / "early"));
   EXPECT_FALSE(fs::exists(dir_ / "late"));
+
+  // A WAL archive that cannot be listed (a symbolic link loop: ELOOP even for root) is a
+  // storage failure to retry (exit 8), never "no backup can reach the target" (exit 4).
+  fs::path wal = dir_ / "repo/main/wal";
+  fs::rename(wal, dir_ / "wal-aside");
+  fs::create_directory_symlink(wal, wal);
+  r = Cli({"restore", "--pgdata", dir_ / "unlisted"});
+  EXPECT_EQ(r.exit_code, 8) << r.err;
+  EXPECT_NE(r.err.find("retry"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(dir_ / "unlisted"));
+  fs::remove(wal);
+  fs::rename(dir_ / "wal-aside", wal);
+  EXPECT_EQ(Cli({"restore", "--pgdata", dir_ / "unlisted"}).exit_code, 0);
 }
 
 TEST_F(BackupRestore, KilledBackupsAreNeverListedAndTheNextOneSucceeds) {

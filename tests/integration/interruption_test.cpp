@@ -327,7 +327,10 @@ TEST_F(S3Faults, FaultsBeginningMidBackupMidRestoreAndMidArchivePush) {
   gw_->SetFaults("{}");
   EXPECT_FALSE(fs::exists(pgdata + "/global/pg_control"));
 
-  // Mid-archive-push: the multipart upload starts, then every part fails.
+  // Mid-archive-push: the multipart upload starts, then every part fails. WAL is written
+  // first: right after the backup's switch the position is on a segment boundary, which
+  // pg_walfile_name names as the segment before, already archived.
+  Query("CREATE TABLE push_probe AS SELECT 1 AS x");
   std::string seg = Query("SELECT pg_walfile_name(pg_current_wal_lsn())");
   fs::create_directories(dir_ / "wal-copy");
   std::string copy = dir_ / ("wal-copy/" + seg);
