@@ -14,6 +14,8 @@ PACKAGES=(
   shellcheck jq
   # The monitoring tests: a real Prometheus (promtool) and Alertmanager.
   prometheus prometheus-alertmanager
+  # Automatic failover's consensus store (the watch tests start a 3-member cluster).
+  etcd-server etcd-client
 )
 
 # Node.js runs the S3 test support (s3rver, the verifying gateway, the AWS SDK peers). A

@@ -45,6 +45,7 @@ void AddExporter(CLI::App& app, Invocation& inv);
 void AddRepoSync(CLI::App& app, Invocation& inv);
 void AddStandbyCreate(CLI::App& app, Invocation& inv);
 void AddFailover(CLI::App& app, Invocation& inv);
+void AddWatch(CLI::App& app, Invocation& inv);
 void AddSwitchover(CLI::App& app, Invocation& inv);
 void AddFailback(CLI::App& app, Invocation& inv);
 void AddVersion(CLI::App& app, Invocation& inv);

@@ -144,6 +144,12 @@ struct FailoverOptions {
   std::string to;
   std::string max_loss;  // empty: failover.max_loss
   bool force = false;
+  // Automatic failover (watch): the etcd fencing token of the takeover, recorded in the
+  // repository's fence and the report instead of a random one; and that the old primary's
+  // lease expired, which fences it when nothing else can be confirmed (its agent made it
+  // stop accepting writes before then, docs/automatic-failover.md).
+  std::string token;
+  std::string lease_fence;
 };
 int Failover(const Context& ctx, const FailoverOptions& options);
 

@@ -89,7 +89,7 @@ int Failover(const Context& ctx, const FailoverOptions& options) {
   const RegionConfig& target = cfg.Region(options.to);
   const ha::LossLimit limit = ha::ParseLossLimit(cfg.failover.max_loss, "--max-loss");
   const auto timeout = std::chrono::seconds(cfg.failover.timeout_s);
-  const std::string token = Token();
+  const std::string token = options.token.empty() ? Token() : options.token;
   const std::string bin_dir = pg::ResolveBinDir(cfg.pg_bin_dir);
   std::vector<const RegionConfig*> others;
   for (const auto& r : cfg.regions) {
@@ -103,6 +103,7 @@ int Failover(const Context& ctx, const FailoverOptions& options) {
   ha::StepLog log;
   nlohmann::json details = {
       {"to", target.name}, {"token", token}, {"force", options.force}, {"max_loss", limit.text}};
+  if (!options.lease_fence.empty()) details["lease_fence"] = options.lease_fence;
   std::vector<std::string> repo_problems;
   auto owned = ctx.OpenRepos();
   auto repos = ha::Reachable(owned, cfg.passphrase, &repo_problems);
@@ -366,6 +367,10 @@ int Failover(const Context& ctx, const FailoverOptions& options) {
           region_detail += p.reachable ? "still running where gravl-dr cannot stop it; "
                                        : "unreachable from here, and no fence_command to make "
                                          "sure it stays down; ";
+        }
+        if (!confirmed && !options.lease_fence.empty()) {
+          confirmed = true;
+          region_detail += "fenced by its expired lease (" + options.lease_fence + "); ";
         }
         if (!confirmed && !hook) {
           if (!options.force) {

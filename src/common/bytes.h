@@ -24,6 +24,11 @@ std::string HexEncode(ByteView data);
 // Throws std::invalid_argument on odd length or non-hex characters.
 Bytes HexDecode(std::string_view hex);
 
+// Standard base64 with padding (RFC 4648), as etcd's JSON gateway carries keys and values.
+std::string Base64Encode(std::string_view data);
+// Throws std::invalid_argument on characters outside the alphabet or a bad length.
+std::string Base64Decode(std::string_view text);
+
 // Constant-time comparison for MACs and key checks.
 bool ConstantTimeEqual(ByteView a, ByteView b);
 

@@ -383,6 +383,140 @@ const std::vector<OptionSpec>& OptionSpecs() {
        {},
        1,
        86400},
+      {"ha.region",
+       "GRAVL_DR_HA_REGION",
+       "--ha-region",
+       OptionType::kString,
+       "(none)",
+       "watch: the region this agent runs in (one of regions[].name)",
+       {},
+       0,
+       0},
+      {"ha.etcd.endpoints",
+       "GRAVL_DR_HA_ETCD_ENDPOINTS",
+       "--etcd-endpoints",
+       OptionType::kString,
+       "(none)",
+       "watch: etcd client URLs (a YAML list or comma-separated), e.g. https://etcd-1:2379; "
+       "setting them enables automatic failover",
+       {},
+       0,
+       0},
+      {"ha.etcd.prefix",
+       "GRAVL_DR_HA_ETCD_PREFIX",
+       "--etcd-prefix",
+       OptionType::kString,
+       "/gravl-dr/<stanza>",
+       "watch: the etcd key prefix of this cluster's leader key and primary record",
+       {},
+       0,
+       0},
+      {"ha.etcd.ca_file",
+       "GRAVL_DR_HA_ETCD_CA_FILE",
+       "--etcd-ca-file",
+       OptionType::kPath,
+       "(system CAs)",
+       "watch: CA certificate file for https etcd endpoints",
+       {},
+       0,
+       0},
+      {"ha.etcd.cert_file",
+       "GRAVL_DR_HA_ETCD_CERT_FILE",
+       "--etcd-cert-file",
+       OptionType::kPath,
+       "(none)",
+       "watch: client certificate file for etcd (--client-cert-auth)",
+       {},
+       0,
+       0},
+      {"ha.etcd.key_file",
+       "GRAVL_DR_HA_ETCD_KEY_FILE",
+       "--etcd-key-file",
+       OptionType::kPath,
+       "(none)",
+       "watch: the client certificate's private key file",
+       {},
+       0,
+       0},
+      {"ha.lease_ttl",
+       "GRAVL_DR_HA_LEASE_TTL",
+       "--lease-ttl",
+       OptionType::kString,
+       "30s",
+       "watch: the leader key's lease; the primary's agent renews it every third of it while "
+       "PostgreSQL answers",
+       {},
+       0,
+       0},
+      {"ha.failover_after",
+       "GRAVL_DR_HA_FAILOVER_AFTER",
+       "--failover-after",
+       OptionType::kString,
+       "5m",
+       "watch: how long the leader key must be gone before the standby's agent takes over (e.g. "
+       "5m, 30s)",
+       {},
+       0,
+       0},
+      {"ha.clock_margin",
+       "GRAVL_DR_HA_CLOCK_MARGIN",
+       "--clock-margin",
+       OptionType::kString,
+       "2s",
+       "watch: the primary fences itself this long before its lease can expire (clock-rate drift "
+       "and fencing time); less than half of ha.lease_ttl",
+       {},
+       0,
+       0},
+      {"ha.max_loss",
+       "GRAVL_DR_HA_MAX_LOSS",
+       "--ha-max-loss",
+       OptionType::kString,
+       "(failover.max_loss)",
+       "watch: the most WAL (bytes or time) an automatic failover may lose; above it the agent "
+       "only notifies",
+       {},
+       0,
+       0},
+      {"ha.mode",
+       "GRAVL_DR_HA_MODE",
+       "--ha-mode",
+       OptionType::kChoice,
+       "automatic",
+       "watch: automatic (take over and fail over) or manual (detect, notify, recommend; never "
+       "act)",
+       {"automatic", "manual"},
+       0,
+       0},
+      {"ha.self_fence",
+       "GRAVL_DR_HA_SELF_FENCE",
+       "--self-fence",
+       OptionType::kChoice,
+       "read-only",
+       "watch: what a primary that cannot renew its lease does before it expires: read-only, or "
+       "stop (read-only, then a fast stop of a server on this host)",
+       {"read-only", "stop"},
+       0,
+       0},
+      {"ha.failsafe",
+       "GRAVL_DR_HA_FAILSAFE",
+       "--failsafe",
+       OptionType::kBool,
+       "false",
+       "watch: with etcd unreachable, the primary stays writable instead of fencing itself "
+       "(docs/automatic-failover.md: the risk)",
+       {},
+       0,
+       0},
+      {"ha.listen",
+       "GRAVL_DR_HA_LISTEN",
+       "--ha-listen",
+       OptionType::kString,
+       "127.0.0.1:9188",
+       "watch: address and port of the agent's /healthz, /metrics and /status",
+       {},
+       0,
+       0},
       {"exporter.full_listing_interval",
        "GRAVL_DR_EXPORTER_FULL_LISTING_INTERVAL",
        "--full-listing-interval",
@@ -530,7 +664,7 @@ void FlattenMap(const YAML::Node& map, const std::string& prefix, const std::str
       for (const auto& s : OptionSpecs()) known += ", " + s.key;
       throw ConfigError(where + ": unknown key '" + key + "' (known keys: " + known + ")");
     }
-    if (key == "backup.copy_to" && item.second.IsSequence()) {
+    if ((key == "backup.copy_to" || key == "ha.etcd.endpoints") && item.second.IsSequence()) {
       // A list of repository names, or the same as one comma-separated string.
       std::string joined;
       for (const auto& entry : item.second) {
@@ -1001,6 +1135,63 @@ void LoadRetention(RetentionConfig& r, const Get& get) {
 
 }  // namespace
 
+// ha: the watch agent's settings; durations as "30s", "5m".
+template <typename Get>
+void LoadHa(Config& config, const Get& get) {
+  HaConfig& ha = config.ha;
+  if (auto v = get("ha.region")) ha.region = v->text;
+  if (auto v = get("ha.etcd.endpoints")) {
+    std::istringstream list(v->text);
+    std::string url;
+    while (std::getline(list, url, ',')) {
+      url.erase(0, std::min(url.find_first_not_of(' '), url.size()));
+      while (!url.empty() && (url.back() == ' ' || url.back() == '/')) url.pop_back();
+      if (url.empty()) continue;
+      if (url.rfind("http://", 0) != 0 && url.rfind("https://", 0) != 0) {
+        throw ConfigError(v->where + ": 'ha.etcd.endpoints' entry '" + url +
+                          "' must be a URL starting with http:// or https://");
+      }
+      ha.etcd_endpoints.push_back(url);
+    }
+  }
+  ha.etcd_prefix = "/gravl-dr/" + config.stanza;
+  if (auto v = get("ha.etcd.prefix")) {
+    ha.etcd_prefix = v->text;
+    while (ha.etcd_prefix.size() > 1 && ha.etcd_prefix.back() == '/') ha.etcd_prefix.pop_back();
+    if (ha.etcd_prefix.empty() || ha.etcd_prefix.front() != '/') {
+      throw ConfigError(v->where + ": 'ha.etcd.prefix' must start with '/', got '" + v->text + "'");
+    }
+  }
+  if (auto v = get("ha.etcd.ca_file")) ha.etcd_ca_file = v->text;
+  if (auto v = get("ha.etcd.cert_file")) ha.etcd_cert_file = v->text;
+  if (auto v = get("ha.etcd.key_file")) ha.etcd_key_file = v->text;
+  auto duration = [&](const char* key, int& out) {
+    if (auto v = get(key)) {
+      out = static_cast<int>(ParseDuration(v->text, v->where + ": '" + key + "'").count());
+    }
+  };
+  duration("ha.lease_ttl", ha.lease_ttl_s);
+  duration("ha.failover_after", ha.failover_after_s);
+  duration("ha.clock_margin", ha.clock_margin_s);
+  if (ha.lease_ttl_s < 2) {
+    throw ConfigError("'ha.lease_ttl' must be at least 2s (etcd's shortest lease), got " +
+                      std::to_string(ha.lease_ttl_s) + "s");
+  }
+  if (ha.failover_after_s < 1) throw ConfigError("'ha.failover_after' must be at least 1s");
+  if (ha.clock_margin_s < 1 || 2 * ha.clock_margin_s >= ha.lease_ttl_s) {
+    throw ConfigError("'ha.clock_margin' (" + std::to_string(ha.clock_margin_s) +
+                      "s) must be at least 1s and less than half of 'ha.lease_ttl' (" +
+                      std::to_string(ha.lease_ttl_s) +
+                      "s): the primary fences itself that long "
+                      "before its lease can expire");
+  }
+  if (auto v = get("ha.max_loss")) ha.max_loss = v->text;
+  if (auto v = get("ha.mode")) ha.mode = v->text;
+  if (auto v = get("ha.self_fence")) ha.self_fence = v->text;
+  if (auto v = get("ha.failsafe")) ha.failsafe = ParseBool(*FindSpec("ha.failsafe"), *v);
+  if (auto v = get("ha.listen")) ha.listen = v->text;
+}
+
 Config LoadConfig(const ConfigInputs& inputs) {
   auto getenv = inputs.getenv ? inputs.getenv : [](const std::string& name) {
     const char* v = std::getenv(name.c_str());
@@ -1171,6 +1362,7 @@ Config LoadConfig(const ConfigInputs& inputs) {
   if (auto v = get("failover.hook_timeout")) {
     config.failover.hook_timeout_s = ParseInt(*FindSpec("failover.hook_timeout"), *v);
   }
+  LoadHa(config, get);
 
   // Secrets: from the environment or a file, never from the command line.
   if (auto pass = getenv("GRAVL_DR_ENCRYPTION_PASSPHRASE")) {

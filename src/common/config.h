@@ -127,6 +127,24 @@ struct FailoverConfig {
   int hook_timeout_s = 120;  // per hook run
 };
 
+// Automatic failover (ha:, docs/automatic-failover.md): the `watch` agent of each region and
+// the etcd cluster they agree through.
+struct HaConfig {
+  std::string region;  // the region this agent runs in (or watch --region)
+  std::vector<std::string> etcd_endpoints;
+  std::string etcd_prefix;  // default "/gravl-dr/<stanza>"
+  std::string etcd_ca_file, etcd_cert_file, etcd_key_file;
+  int lease_ttl_s = 30;                  // the leader key's lease
+  int failover_after_s = 300;            // the leader key gone this long: the standby takes over
+  int clock_margin_s = 2;                // the primary fences this long before its lease can expire
+  std::string max_loss;                  // empty: failover.max_loss
+  std::string mode = "automatic";        // or "manual": detect, notify, recommend; never act
+  std::string self_fence = "read-only";  // or "stop" (read-only, then a fast stop)
+  bool failsafe = false;  // etcd unreachable: keep the primary writable (docs: the risk)
+  std::string listen = "127.0.0.1:9188";  // /healthz, /metrics, /status
+  bool configured() const { return !etcd_endpoints.empty(); }
+};
+
 struct Config {
   std::string source;  // the file the configuration came from, or "(no config file)"
   std::string stanza = "main";
@@ -158,6 +176,7 @@ struct Config {
   ExporterConfig exporter;
   std::vector<RegionConfig> regions;
   FailoverConfig failover;
+  HaConfig ha;
 
   // The region named `name`; throws ConfigError listing the configured ones.
   const RegionConfig& Region(const std::string& name) const;
