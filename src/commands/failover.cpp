@@ -16,6 +16,7 @@
 #include "common/log.h"
 #include "common/time_util.h"
 #include "ha/ha.h"
+#include "ha/store.h"
 #include "pg/connection.h"
 #include "pg/instance.h"
 #include "pg/server.h"
@@ -313,100 +314,136 @@ int Failover(const Context& ctx, const FailoverOptions& options) {
       return 0;
     }
 
-    log.Run("fence", [&] {
-      std::ostringstream d;
-      for (const auto* o : others) {
-        std::string region_detail;
-        bool confirmed = false;
-        const bool hook = !cfg.failover.fence_command.empty();
-        if (hook) {
-          auto result = ha::RunHook(cfg.failover.fence_command, ha::HookVars(*o),
-                                    std::chrono::seconds(cfg.failover.hook_timeout_s));
-          details["fence_hooks"][o->name] = {{"command", result.command},
-                                             {"exit_code", result.exit_code},
-                                             {"output", result.output},
-                                             {"seconds", result.seconds}};
-          if (!result.ok()) {
-            std::string why = "fence_command for " + o->name + " failed (exit " +
-                              std::to_string(result.exit_code) + "): " + result.output;
+    // Watch agents (ha.etcd) and a failover run by hand: the primary record names the target
+    // while it runs (the leader key released: an old primary whose agent still runs fences
+    // itself), so that the target's agent does not fence it once promoted.
+    std::unique_ptr<ha::Store> ha_store;
+    std::optional<ha::PrimaryRecord> ha_before;
+    bool handed = false;
+    if (cfg.ha.configured() && options.token.empty() && !resumed) {
+      log.Run("handover", [&] {
+        ha_store = ha::MakeEtcdStore(cfg.ha);
+        ha_before =
+            ha::BeginHandover(*ha_store, others.empty() ? "" : others.front()->name, target.name);
+        handed = true;
+        return "the primary record in " + ha_store->Describe() + " names " + target.name +
+               " while the failover runs; the leader key was released";
+      });
+    }
+    try {
+      log.Run("fence", [&] {
+        std::ostringstream d;
+        for (const auto* o : others) {
+          std::string region_detail;
+          bool confirmed = false;
+          const bool hook = !cfg.failover.fence_command.empty();
+          if (hook) {
+            auto result = ha::RunHook(cfg.failover.fence_command, ha::HookVars(*o),
+                                      std::chrono::seconds(cfg.failover.hook_timeout_s));
+            details["fence_hooks"][o->name] = {{"command", result.command},
+                                               {"exit_code", result.exit_code},
+                                               {"output", result.output},
+                                               {"seconds", result.seconds}};
+            if (!result.ok()) {
+              std::string why = "fence_command for " + o->name + " failed (exit " +
+                                std::to_string(result.exit_code) + "): " + result.output;
+              if (!options.force) {
+                throw RefusedError(
+                    why + ". Fencing of " + o->name + " cannot be confirmed, so " + target.name +
+                    " was not promoted (two primaries could take writes). Fence it by hand and run "
+                    "again, or --force to promote without a confirmed fence");
+              }
+              forced += "fencing of " + o->name + " not confirmed; ";
+              region_detail += "hook failed (forced); ";
+            } else {
+              confirmed = true;
+              region_detail += "hook done; ";
+            }
+          }
+          ha::Probe p = ha::ProbeRegion(*o);
+          if (p.primary()) {
+            // Best effort: read-only by default and every session ended. Not a fence by itself
+            // (BEGIN READ WRITE overrides the default), so it confirms nothing.
+            auto conn = pg::Connection::Open(o->conninfo);
+            int ended = pg::MakeReadOnly(*conn);
+            region_detail += "made read-only (" + std::to_string(ended) + " sessions ended); ";
+          }
+          if (LocalOldPrimary(*o, target, bin_dir)) {
+            pg::LocalServer old(bin_dir, o->data_dir);
+            if (old.Running()) {
+              try {
+                old.Stop("fast", std::chrono::seconds(60));
+              } catch (const Error&) {
+                old.Stop("immediate", std::chrono::seconds(60));
+              }
+              region_detail += "stopped; ";
+            } else {
+              region_detail += "not running on this host; ";
+            }
+            if (!hook) confirmed = !old.Running();
+          } else if (!hook) {
+            region_detail += p.reachable ? "still running where gravl-dr cannot stop it; "
+                                         : "unreachable from here, and no fence_command to make "
+                                           "sure it stays down; ";
+          }
+          if (!confirmed && !options.lease_fence.empty()) {
+            confirmed = true;
+            region_detail += "fenced by its expired lease (" + options.lease_fence + "); ";
+          }
+          if (!confirmed && !hook) {
             if (!options.force) {
               throw RefusedError(
-                  why + ". Fencing of " + o->name + " cannot be confirmed, so " + target.name +
-                  " was not promoted (two primaries could take writes). Fence it by hand and run "
-                  "again, or --force to promote without a confirmed fence");
+                  "fencing of " + o->name + " cannot be confirmed (" + region_detail +
+                  "): it may still accept writes where gravl-dr cannot see it. Configure "
+                  "failover.fence_command (docs/failover.md), or stop it by hand and run again, "
+                  "or --force to promote without a confirmed fence. " +
+                  target.name + " was not promoted");
             }
             forced += "fencing of " + o->name + " not confirmed; ";
-            region_detail += "hook failed (forced); ";
-          } else {
-            confirmed = true;
-            region_detail += "hook done; ";
           }
+          d << o->name << ": " << region_detail << (confirmed ? "confirmed" : "NOT confirmed");
         }
-        ha::Probe p = ha::ProbeRegion(*o);
-        if (p.primary()) {
-          // Best effort: read-only by default and every session ended. Not a fence by itself
-          // (BEGIN READ WRITE overrides the default), so it confirms nothing.
-          auto conn = pg::Connection::Open(o->conninfo);
-          int ended = pg::MakeReadOnly(*conn);
-          region_detail += "made read-only (" + std::to_string(ended) + " sessions ended); ";
-        }
-        if (LocalOldPrimary(*o, target, bin_dir)) {
-          pg::LocalServer old(bin_dir, o->data_dir);
-          if (old.Running()) {
-            try {
-              old.Stop("fast", std::chrono::seconds(60));
-            } catch (const Error&) {
-              old.Stop("immediate", std::chrono::seconds(60));
-            }
-            region_detail += "stopped; ";
-          } else {
-            region_detail += "not running on this host; ";
-          }
-          if (!hook) confirmed = !old.Running();
-        } else if (!hook) {
-          region_detail += p.reachable ? "still running where gravl-dr cannot stop it; "
-                                       : "unreachable from here, and no fence_command to make "
-                                         "sure it stays down; ";
-        }
-        if (!confirmed && !options.lease_fence.empty()) {
-          confirmed = true;
-          region_detail += "fenced by its expired lease (" + options.lease_fence + "); ";
-        }
-        if (!confirmed && !hook) {
-          if (!options.force) {
-            throw RefusedError(
-                "fencing of " + o->name + " cannot be confirmed (" + region_detail +
-                "): it may still accept writes where gravl-dr cannot see it. Configure "
-                "failover.fence_command (docs/failover.md), or stop it by hand and run again, "
-                "or --force to promote without a confirmed fence. " +
-                target.name + " was not promoted");
-          }
-          forced += "fencing of " + o->name + " not confirmed; ";
-        }
-        d << o->name << ": " << region_detail << (confirmed ? "confirmed" : "NOT confirmed");
-      }
-      return d.str();
-    });
-
-    if (resumed) {
-      log.Skip("final-catch-up", "already primary");
-    } else {
-      log.Run("final-catch-up", [&] {
-        // WAL archived while fencing (the old primary's last pushes) is replayed too.
-        auto conn = pg::Connection::Open(target.conninfo);
-        pg::ServerRole role = pg::GetServerRole(*conn);
-        auto archived = ha::NewestArchivedWal(repos, role.timeline,
-                                              region_repo->Stanza().wal_segment_size, nullptr);
-        if (archived && archived->end > role.replayed && !role.restore_command.empty()) {
-          ha::WaitReplayed(target, archived->end, timeout);
-          return "replayed up to " + archived->end.ToString() + " archived while fencing";
-        }
-        return std::string("nothing new in the repositories");
+        return d.str();
       });
+
+      if (resumed) {
+        log.Skip("final-catch-up", "already primary");
+      } else {
+        log.Run("final-catch-up", [&] {
+          // WAL archived while fencing (the old primary's last pushes) is replayed too.
+          auto conn = pg::Connection::Open(target.conninfo);
+          pg::ServerRole role = pg::GetServerRole(*conn);
+          auto archived = ha::NewestArchivedWal(repos, role.timeline,
+                                                region_repo->Stanza().wal_segment_size, nullptr);
+          if (archived && archived->end > role.replayed && !role.restore_command.empty()) {
+            ha::WaitReplayed(target, archived->end, timeout);
+            return "replayed up to " + archived->end.ToString() + " archived while fencing";
+          }
+          return std::string("nothing new in the repositories");
+        });
+      }
+
+    } catch (const Error&) {
+      if (handed) {
+        try {
+          ha::AbortHandover(*ha_store, target.name, ha_before);
+        } catch (const Error& e) {
+          spdlog::error("the primary record could not be given back: {}", Redact(e.what()));
+        }
+      }
+      throw;
     }
 
     ha::Promotion promo =
         ha::PromoteRegion(target, *region_repo, repos, "failover", token, timeout, log);
+    if (cfg.ha.configured() && options.token.empty()) {
+      log.Run("handover-done", [&] {
+        if (!ha_store) ha_store = ha::MakeEtcdStore(cfg.ha);
+        ha::EndHandover(*ha_store, target.name, promo.timeline);
+        return "the primary record names " + target.name + " (timeline " +
+               std::to_string(promo.timeline) + "); its watch agent takes the leader key";
+      });
+    }
     details["timeline"] = {{"old", promo.parent},
                            {"new", promo.timeline},
                            {"switch_point", promo.switch_point.ToString()}};

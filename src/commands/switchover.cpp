@@ -15,6 +15,7 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "ha/ha.h"
+#include "ha/store.h"
 #include "pg/connection.h"
 #include "pg/instance.h"
 #include "pg/server.h"
@@ -43,6 +44,10 @@ int Switchover(const Context& ctx, const SwitchoverOptions& options) {
   bool already = false;
 
   auto finish = [&] { log.Finish(details, ctx.run.get()); };
+  // Watch agents (ha.etcd): the primary record is handed over while the switchover runs.
+  std::unique_ptr<ha::Store> ha_store;
+  std::optional<ha::PrimaryRecord> ha_before;
+  bool handed = false;
 
   try {
     log.Run("assess", [&] {
@@ -127,7 +132,7 @@ int Switchover(const Context& ctx, const SwitchoverOptions& options) {
     pg::LocalServer old_server(bin_dir, old ? old->data_dir : "");
     if (ctx.dry_run) {
       for (const char* step : {"stop-primary", "confirm", "promote", "archive-history",
-                               "fence-repository", "endpoint", "restart-old"}) {
+                               "fence-repository", "endpoint", "restart-old", "handover-done"}) {
         log.Skip(step, "--dry-run");
       }
       finish();
@@ -138,33 +143,60 @@ int Switchover(const Context& ctx, const SwitchoverOptions& options) {
       log.Skip("stop-primary", target.name + " was promoted by an earlier run");
       log.Skip("confirm", target.name + " was promoted by an earlier run");
     } else {
+      if (cfg.ha.configured()) {
+        log.Run("handover", [&] {
+          ha_store = ha::MakeEtcdStore(cfg.ha);
+          ha_before = ha::BeginHandover(*ha_store, old ? old->name : "", target.name);
+          handed = true;
+          return "the primary record in " + ha_store->Describe() + " names " + target.name +
+                 " while the switchover runs; the leader key was released";
+        });
+      }
       pg::ControlData control;
-      log.Run("stop-primary", [&] {
-        old_server.Stop("fast", timeout);
-        control = old_server.Control();
-        if (!control.CleanlyShutDown()) {
-          old_server.Start(timeout);
-          throw PgError(old->name + " did not shut down cleanly (" + control.state +
-                        "); it was started again, nothing else changed");
-        }
-        return "clean shutdown; shutdown checkpoint at " + control.checkpoint.ToString();
-      });
-      log.Run("confirm", [&] {
-        Lsn need{control.checkpoint.value + 1};  // the checkpoint record replayed
+      // Refused or failed before the promotion: the old primary runs as it was, and the
+      // primary record names it again.
+      auto abort_handover = [&] {
+        if (!handed) return;
         try {
-          ha::WaitReplayed(target, need, timeout);
-        } catch (const PgError& e) {
-          spdlog::error("{}; starting {} again as it was", e.what(), old->name);
-          old_server.Start(timeout);
-          throw RefusedError(target.name + " did not receive " + old->name +
-                             "'s shutdown checkpoint (" + control.checkpoint.ToString() +
-                             ") within " + std::to_string(timeout.count()) + " s (" + e.what() +
-                             "); " + old->name +
-                             " was started again as primary, nothing was "
-                             "lost or changed");
+          ha::AbortHandover(*ha_store, target.name, ha_before);
+        } catch (const Error& e) {
+          spdlog::error(
+              "the primary record could not be given back to {}: {}; fix it with "
+              "etcdctl or run the switchover again",
+              old ? old->name : std::string("the old primary"), Redact(e.what()));
         }
-        return target.name + " has everything up to the shutdown checkpoint";
-      });
+      };
+      try {
+        log.Run("stop-primary", [&] {
+          old_server.Stop("fast", timeout);
+          control = old_server.Control();
+          if (!control.CleanlyShutDown()) {
+            old_server.Start(timeout);
+            throw PgError(old->name + " did not shut down cleanly (" + control.state +
+                          "); it was started again, nothing else changed");
+          }
+          return "clean shutdown; shutdown checkpoint at " + control.checkpoint.ToString();
+        });
+        log.Run("confirm", [&] {
+          Lsn need{control.checkpoint.value + 1};  // the checkpoint record replayed
+          try {
+            ha::WaitReplayed(target, need, timeout);
+          } catch (const PgError& e) {
+            spdlog::error("{}; starting {} again as it was", e.what(), old->name);
+            old_server.Start(timeout);
+            throw RefusedError(target.name + " did not receive " + old->name +
+                               "'s shutdown checkpoint (" + control.checkpoint.ToString() +
+                               ") within " + std::to_string(timeout.count()) + " s (" + e.what() +
+                               "); " + old->name +
+                               " was started again as primary, nothing was "
+                               "lost or changed");
+          }
+          return target.name + " has everything up to the shutdown checkpoint";
+        });
+      } catch (const Error&) {
+        abort_handover();
+        throw;
+      }
     }
 
     ha::Promotion promo =
@@ -205,6 +237,15 @@ int Switchover(const Context& ctx, const SwitchoverOptions& options) {
       return old->name + " streams from " + target.name + " on timeline " +
              std::to_string(promo.timeline);
     });
+
+    if (cfg.ha.configured()) {
+      log.Run("handover-done", [&] {
+        if (!ha_store) ha_store = ha::MakeEtcdStore(cfg.ha);
+        ha::EndHandover(*ha_store, target.name, promo.timeline);
+        return "the primary record names " + target.name + " (timeline " +
+               std::to_string(promo.timeline) + "); its watch agent takes the leader key";
+      });
+    }
 
   } catch (const Error&) {
     finish();

@@ -87,7 +87,9 @@ class StatusHandler : public CivetHandler {
         break;
       case Kind::kHealth: {
         // Healthy while decision rounds happen; etcd or PostgreSQL being down is status.
-        bool ok = s.last_round && std::chrono::steady_clock::now() - *s.last_round < stale_;
+        // A failover runs inside one round (catch-up, promotion, backup): healthy meanwhile.
+        bool ok = (s.last_round && std::chrono::steady_clock::now() - *s.last_round < stale_) ||
+                  s.role == "promoting";
         nlohmann::json body = {{"status", ok ? "ok" : "unhealthy"},
                                {"version", kVersion},
                                {"role", s.role},
@@ -177,7 +179,7 @@ int Watch(const Context& ctx, const WatchOptions& options) {
 
   auto store = ha::MakeEtcdStore(cfg.ha);
   auto local = ha::MakePgLocal(self, others, pg::ResolveBinDir(cfg.pg_bin_dir));
-  ha::AgentPolicy policy = ha::AgentPolicy::From(cfg.ha);
+  ha::AgentPolicy policy = ha::AgentPolicy::From(cfg.ha, cfg.failover.timeout_s);
 
   if (ctx.dry_run) {
     ha::LocalState l = local->Check();

@@ -27,7 +27,7 @@ std::string LocalState::Describe() const {
          std::to_string(timeline);
 }
 
-AgentPolicy AgentPolicy::From(const HaConfig& ha) {
+AgentPolicy AgentPolicy::From(const HaConfig& ha, int failover_timeout_s) {
   AgentPolicy p;
   p.region = ha.region;
   p.lease_ttl = std::chrono::seconds(ha.lease_ttl_s);
@@ -37,6 +37,8 @@ AgentPolicy AgentPolicy::From(const HaConfig& ha) {
   p.automatic = ha.mode == "automatic";
   p.failsafe = ha.failsafe;
   p.stop_on_fence = ha.self_fence == "stop";
+  // A switchover waits up to failover.timeout for each of its steps.
+  p.handover_stale_after = std::chrono::seconds(4 * failover_timeout_s);
   return p;
 }
 
@@ -300,9 +302,19 @@ void Agent::Step() {
   }
   if (!etcd_ok) {
     // Without etcd nothing is decided: the standby never promotes, the primary's guard
-    // fences it at its deadline.
-    std::lock_guard lock(mutex_);
-    absent_since_.reset();
+    // fences it at its deadline -- and a writable primary whose agent holds no lease (it
+    // started while etcd was away) has no deadline to wait for: its lease, if any, may be
+    // gone already.
+    bool unguarded;
+    {
+      std::lock_guard lock(mutex_);
+      absent_since_.reset();
+      unguarded = lease_ == 0 && !fenced_by_us_;
+    }
+    if (unguarded && local.reachable && local.writable &&
+        !(policy_.failsafe && local_.PeersStillStandby())) {
+      SelfFence("etcd cannot be reached and this agent holds no lease");
+    }
     return;
   }
 
@@ -354,16 +366,28 @@ void Agent::Step() {
     }
     if (view.leader && !mine) {
       if (view.leader->region == me && lease == 0) {
-        // Our own key from before a restart of this agent: adopt its lease, renewed at once
-        // (if it has expired meanwhile, the renewal says so and the guard fences).
+        // Our own key from before a restart of this agent: adopt its lease once a renewal
+        // of it is acknowledged (the guard is armed from then on); a lease that expired
+        // meanwhile is gone, and the next round decides afresh.
+        const auto sent = Clock::now();
+        bool renewed = false;
+        try {
+          renewed = store_.KeepAlive(view.leader->lease);
+        } catch (const Error& e) {
+          spdlog::warn("event=renewal-failed region={} error=\"{}\"", policy_.region,
+                       Redact(e.what()));
+        }
+        if (!renewed) {
+          if (local.writable && !policy_.failsafe) {
+            SelfFence("the leader key of this region's earlier agent could not be renewed");
+          }
+          return;
+        }
+        Hold(view.leader->lease, view.leader->token, sent);
         {
           std::lock_guard lock(mutex_);
-          lease_ = view.leader->lease;
-          status_.token = view.leader->token;
-          next_renewal_ = Clock::now();
           status_.role = "primary";
         }
-        wake_.notify_all();
         Transition("leader-adopted",
                    "this agent holds the leader key it held before it restarted (token " +
                        std::to_string(view.leader->token) + ")",
@@ -410,6 +434,22 @@ void Agent::Step() {
 
   // A standby.
   if (mine) DropLease();
+  if (view.record && view.record->state == kHandoverState) {
+    // A switchover or failback runs: it promotes whom it chose; nobody takes over meanwhile.
+    bool stale = false;
+    try {
+      stale = std::chrono::system_clock::now() - ParseIso8601(view.record->since) >
+              policy_.handover_stale_after;
+    } catch (const Error&) {
+      stale = true;
+    }
+    if (!stale) {
+      std::lock_guard lock(mutex_);
+      absent_since_.reset();
+      status_.role = "standby";
+      return;
+    }
+  }
   if (view.leader) {
     std::lock_guard lock(mutex_);
     absent_since_.reset();
@@ -516,13 +556,20 @@ void Agent::TakeOver(const ClusterView& view, const LocalState& local) {
   if (resuming) {
     token = view.leader->token;
     old_region = view.record->previous;
+    std::lock_guard lock(mutex_);
+    status_.role = "promoting";
   } else {
     std::int64_t lease = store_.Grant(static_cast<int>(
         std::chrono::duration_cast<std::chrono::seconds>(policy_.lease_ttl).count()));
     auto granted = Clock::now();
-    old_region = view.record   ? view.record->region
-                 : view.leader ? view.leader->region
-                               : std::string();
+    if (!view.record) {
+      old_region = view.leader ? view.leader->region : "";
+    } else {
+      // A record naming this region (a handover, a takeover that failed part-way) keeps the
+      // region it replaced.
+      old_region =
+          view.record->region == policy_.region ? view.record->previous : view.record->region;
+    }
     PrimaryRecord record{policy_.region, "promoting", 0, old_region, local.timeline, NowUtc(), 0};
     auto t = store_.Acquire(view, policy_.region, lease, record);
     if (!t) {

@@ -79,7 +79,10 @@ struct AgentPolicy {
   bool automatic = true;
   bool failsafe = false;
   bool stop_on_fence = false;
-  static AgentPolicy From(const HaConfig& ha);
+  // A switchover or failback in progress (ha/store.h BeginHandover) older than this was
+  // abandoned: the agents decide again.
+  std::chrono::seconds handover_stale_after{600};
+  static AgentPolicy From(const HaConfig& ha, int failover_timeout_s = 300);
 };
 
 enum class FailoverOutcome {

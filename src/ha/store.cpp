@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/error.h"
+#include "common/time_util.h"
 #include "etcd/client.h"
 
 namespace gravl::ha {
@@ -108,6 +109,12 @@ class EtcdStore : public Store {
     // Deleting the key is revoking its lease: nothing else is bound to it.
     client_.Revoke(lease);
   }
+  bool Handover(const ClusterView& seen, const PrimaryRecord& record) override {
+    return client_
+        .Txn({RecordAsSeen(seen)},
+             {etcd::Put(record_key_, RecordJson(record)), etcd::Delete(leader_key_)})
+        .succeeded;
+  }
   std::string Describe() const override {
     return "etcd " + prefix_ + " (via " + client_.Endpoint() + ")";
   }
@@ -212,6 +219,68 @@ bool MemoryStore::PutRecord(const PrimaryRecord& record, std::int64_t expected) 
 }
 
 void MemoryStore::Release(std::int64_t lease) { Revoke(lease); }
+
+bool MemoryStore::Handover(const ClusterView& seen, const PrimaryRecord& record) {
+  std::lock_guard lock(mutex_);
+  Check();
+  if (seen.record.has_value() != record_.has_value()) return false;
+  if (record_ && record_->revision != seen.record->revision) return false;
+  ++revision_;
+  record_ = record;
+  record_->revision = revision_;
+  leader_.reset();
+  return true;
+}
+
+// ---- planned changes of primary ----
+
+std::optional<PrimaryRecord> BeginHandover(Store& store, const std::string& from,
+                                           const std::string& to) {
+  ClusterView seen = store.Read();
+  PrimaryRecord r;
+  r.region = to;
+  r.state = kHandoverState;
+  r.previous = from;
+  r.since = FormatIso8601(std::chrono::system_clock::now());
+  if (seen.record) {
+    r.token = seen.record->token;
+    r.timeline = seen.record->timeline;
+  }
+  if (!store.Handover(seen, r)) {
+    throw StorageError("the primary record in " + store.Describe() +
+                       " changed while it was being handed over to " + to +
+                       " (a watch agent acted meanwhile): run again");
+  }
+  return seen.record;
+}
+
+void EndHandover(Store& store, const std::string& to, std::uint32_t timeline) {
+  ClusterView v = store.Read();
+  PrimaryRecord r = v.record.value_or(PrimaryRecord{});
+  r.region = to;
+  r.state = "primary";
+  r.timeline = timeline;
+  r.since = FormatIso8601(std::chrono::system_clock::now());
+  if (v.leader && v.leader->region == to) r.token = v.leader->token;
+  if (!store.PutRecord(r, v.record ? v.record->revision : 0)) {
+    throw StorageError("the primary record in " + store.Describe() +
+                       " changed while the handover to " + to + " ended: run again");
+  }
+}
+
+void AbortHandover(Store& store, const std::string& to,
+                   const std::optional<PrimaryRecord>& before) {
+  ClusterView v = store.Read();
+  if (!v.record || v.record->region != to || v.record->state != kHandoverState) return;
+  if (before) {
+    store.PutRecord(*before, v.record->revision);
+  } else {
+    PrimaryRecord r = *v.record;
+    r.region = r.previous;
+    r.state = "primary";
+    store.PutRecord(r, v.record->revision);
+  }
+}
 
 void MemoryStore::Partition(bool unreachable) {
   std::lock_guard lock(mutex_);

@@ -63,6 +63,9 @@ class Store {
   virtual bool PutRecord(const PrimaryRecord& record, std::int64_t expected_revision) = 0;
   // Deletes the leader key if it is bound to `lease` (a graceful hand-over).
   virtual void Release(std::int64_t lease) = 0;
+  // A planned change of primary: writes `record` and deletes the leader key in one
+  // transaction, if the record is as `seen` had it.
+  virtual bool Handover(const ClusterView& seen, const PrimaryRecord& record) = 0;
   virtual std::string Describe() const = 0;
 };
 
@@ -75,6 +78,18 @@ std::string RecordJson(const PrimaryRecord& record);
 std::optional<LeaderKey> ParseLeader(const std::string& json);
 std::optional<PrimaryRecord> ParseRecord(const std::string& json);
 
+// switchover and failback with watch agents running (ha.etcd configured): the record names
+// the target with state "switchover" and the leader key is gone while they run, so neither
+// agent fences the target once promoted nor takes over on its own; agents treat a handover
+// older than `stale_after` as abandoned. BeginHandover returns the record as it was, for
+// AbortHandover when the change is refused (the old primary is started again as it was).
+// Each throws StorageError when etcd cannot be reached or the record changed meanwhile.
+std::optional<PrimaryRecord> BeginHandover(Store& store, const std::string& from,
+                                           const std::string& to);
+void EndHandover(Store& store, const std::string& to, std::uint32_t timeline);
+void AbortHandover(Store& store, const std::string& to, const std::optional<PrimaryRecord>& before);
+inline constexpr const char* kHandoverState = "switchover";
+
 class MemoryStore : public Store {
  public:
   ClusterView Read() override;
@@ -85,6 +100,7 @@ class MemoryStore : public Store {
                                       std::int64_t lease, const PrimaryRecord& record) override;
   bool PutRecord(const PrimaryRecord& record, std::int64_t expected_revision) override;
   void Release(std::int64_t lease) override;
+  bool Handover(const ClusterView& seen, const PrimaryRecord& record) override;
   std::string Describe() const override { return "memory"; }
   void Partition(bool unreachable);
 

@@ -381,6 +381,48 @@ TEST_F(Watch, EtcdMinorityLossChangesNothingMajorityLossPromotesNobody) {
   EXPECT_EQ(b_->Status().value("failovers", -1), 0);
 }
 
+TEST_F(Watch, FailsafeKeepsThePrimaryWritableWhileTheStandbyIsStillInRecovery) {
+  StartAgents(Members({0, 1, 2}), Members({0, 1, 2}), {"--failsafe", "true"});
+  Sampler sampler(A(), B());
+  etcd_->Stop(1);
+  etcd_->Stop(2);
+  std::this_thread::sleep_for(std::chrono::seconds(kLeaseTtl + kFailoverAfter + 3));
+  EXPECT_TRUE(Writable(A())) << Logs();
+  EXPECT_TRUE(InRecovery(B()));
+  EXPECT_NE(a_->Log().find("event=failsafe"), std::string::npos) << Logs();
+  etcd_->Start(1);
+  etcd_->Start(2);
+  std::this_thread::sleep_for(std::chrono::seconds(kFailoverAfter + 2));
+  sampler.Stop();
+  EXPECT_EQ(sampler.both(), 0);
+  EXPECT_TRUE(Writable(A())) << Logs();
+  EXPECT_TRUE(InRecovery(B()));
+  EXPECT_EQ(a_->Role(), "primary");
+}
+
+TEST_F(Watch, SwitchoverWithAgentsRunningHandsTheRecordOverAndNobodyIsFenced) {
+  StartAgents(Members({0, 1, 2}), Members({0, 1, 2}));
+  std::string urls = etcd_->ClientUrl(0) + "," + etcd_->ClientUrl(1) + "," + etcd_->ClientUrl(2);
+  Sampler sampler(A(), B());
+  RunResult r = Cli({"--etcd-endpoints", urls, "switchover", "--to", "us-east-1"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err << Logs();
+  EXPECT_NE(r.out.find("handover-done"), std::string::npos) << r.out;
+  EXPECT_TRUE(WaitUntil([&] { return b_->Role() == "primary" && a_->Role() == "standby"; }, 30))
+      << Logs();
+  std::this_thread::sleep_for(std::chrono::seconds(kLeaseTtl + kFailoverAfter));
+  sampler.Stop();
+  EXPECT_EQ(sampler.both(), 0);
+  EXPECT_TRUE(Writable(B())) << Logs();
+  EXPECT_TRUE(InRecovery(A()));
+  nlohmann::json s = b_->Status();
+  EXPECT_EQ(s["primary_record"]["region"], "us-east-1") << s.dump();
+  EXPECT_EQ(s["primary_record"]["state"], "primary");
+  EXPECT_EQ(s["leader"]["region"], "us-east-1");
+  EXPECT_EQ(s.value("failovers", -1), 0);
+  EXPECT_EQ(a_->Log().find("event=takeover"), std::string::npos);
+  EXPECT_EQ(b_->Log().find("event=takeover"), std::string::npos) << Logs();
+}
+
 TEST_F(Watch, AFlappingPrimaryKeepsItsRoleAndAReplacedOneStaysFenced) {
   // The standby's agent waits 8 s after the key is gone; the primary's partition lasts about
   // 5 s: longer than its lease (it fences itself), shorter than lease + failover_after.
