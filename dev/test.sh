@@ -12,8 +12,9 @@ cd "$(dirname "$0")/.."
 
 status=0
 echo "== unit, integration and end-to-end tests"
-# The container image (label "image", ~20 min) has its own command: dev/image.sh.
-(cd build && ctest --output-on-failure --timeout 900 -j "$(nproc)" -LE image) || status=1
+# The container image (label "image", ~20 min) has its own command: dev/image.sh; the
+# automatic failover soak (label "soak", 10 min) has dev/soak.sh.
+(cd build && ctest --output-on-failure --timeout 900 -j "$(nproc)" -LE 'image|soak') || status=1
 
 echo "== unit tests under AddressSanitizer + UndefinedBehaviorSanitizer"
 # The multi-GB stream test shrinks under the sanitizers (its size, not its checks).

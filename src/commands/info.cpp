@@ -11,6 +11,7 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "ha/ha.h"
+#include "ha/store.h"
 #include "repo/catalog.h"
 #include "repo/fence.h"
 #include "repo/replicate.h"
@@ -284,6 +285,37 @@ nlohmann::json RegionsSection(const Context& ctx, std::ostringstream& text) {
       text << took;
     }
     text << "\n";
+  }
+  if (ctx.config.ha.configured()) {
+    // Automatic failover (docs/automatic-failover.md): the leader key and the primary record.
+    nlohmann::json ha = {{"etcd", nullptr}};
+    auto store = ha::MakeEtcdStore(ctx.config.ha);
+    try {
+      ha::ClusterView v = store->Read();
+      ha["etcd"] = store->Describe();
+      text << "  automatic failover (" << store->Describe() << "): ";
+      if (v.leader) {
+        ha["leader"] = {
+            {"region", v.leader->region}, {"token", v.leader->token}, {"since", v.leader->since}};
+        text << "leader key held by " << v.leader->region << " (fencing token " << v.leader->token
+             << ", since " << v.leader->since << ")";
+      } else {
+        ha["leader"] = nullptr;
+        text << "leader key GONE (no primary agent renews it)";
+      }
+      if (v.record) {
+        ha["primary_record"] = {{"region", v.record->region},     {"state", v.record->state},
+                                {"token", v.record->token},       {"previous", v.record->previous},
+                                {"timeline", v.record->timeline}, {"since", v.record->since}};
+        text << "; primary of record " << v.record->region << " (" << v.record->state << ", since "
+             << v.record->since << ")";
+      }
+      text << "\n";
+    } catch (const Error& e) {
+      ha["error"] = Redact(e.what());
+      text << "  automatic failover: etcd cannot be read: " << Redact(e.what()) << "\n";
+    }
+    out["automatic_failover"] = ha;
   }
   out["quarantined_wal"] = quarantined;
   for (const auto& [repo_name, n] : quarantined) {

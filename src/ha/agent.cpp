@@ -16,6 +16,12 @@ double Since(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
 }
 
+std::string Tenths(double seconds) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.1f", seconds);
+  return text;
+}
+
 std::string NowUtc() { return FormatIso8601(std::chrono::system_clock::now()); }
 
 }  // namespace
@@ -281,11 +287,11 @@ void Agent::Step() {
     etcd_ok = false;
     etcd_error = Redact(e.what());
   }
-  bool was_reachable;
+  std::optional<bool> was_reachable;
   std::int64_t lease;
   {
     std::lock_guard lock(mutex_);
-    was_reachable = status_.etcd_reachable;
+    if (status_.last_round) was_reachable = status_.etcd_reachable;
     status_.local = local;
     status_.etcd_reachable = etcd_ok;
     status_.etcd_error = etcd_error;
@@ -296,7 +302,8 @@ void Agent::Step() {
     }
     lease = lease_;
   }
-  if (was_reachable != etcd_ok) {
+  // Said on a change, and on the first round only when etcd is away.
+  if (was_reachable ? *was_reachable != etcd_ok : !etcd_ok) {
     Transition(etcd_ok ? "etcd-reachable" : "etcd-unreachable",
                etcd_ok ? "etcd answers again" : "etcd cannot be reached: " + etcd_error, etcd_ok);
   }
@@ -621,8 +628,7 @@ void Agent::TakeOver(const ClusterView& view, const LocalState& local) {
     }
     Transition("promoted",
                "this region's server is the primary (timeline " + std::to_string(now.timeline) +
-                   ", fencing token " + std::to_string(token) + "), " +
-                   std::to_string(took).substr(0, std::to_string(took).find('.') + 2) +
+                   ", fencing token " + std::to_string(token) + "), " + Tenths(took) +
                    " s after the decision",
                true);
     return;

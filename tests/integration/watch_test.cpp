@@ -421,6 +421,9 @@ TEST_F(Watch, SwitchoverWithAgentsRunningHandsTheRecordOverAndNobodyIsFenced) {
   EXPECT_EQ(s.value("failovers", -1), 0);
   EXPECT_EQ(a_->Log().find("event=takeover"), std::string::npos);
   EXPECT_EQ(b_->Log().find("event=takeover"), std::string::npos) << Logs();
+  RunResult info = Cli({"--etcd-endpoints", urls, "info"});
+  EXPECT_NE(info.out.find("leader key held by us-east-1"), std::string::npos) << info.out;
+  EXPECT_NE(info.out.find("primary of record us-east-1 (primary"), std::string::npos) << info.out;
 }
 
 TEST_F(Watch, AFlappingPrimaryKeepsItsRoleAndAReplacedOneStaysFenced) {
@@ -458,6 +461,92 @@ TEST_F(Watch, AFlappingPrimaryKeepsItsRoleAndAReplacedOneStaysFenced) {
   EXPECT_FALSE(Writable(A()));
   EXPECT_TRUE(Writable(B()));
   EXPECT_EQ(b_->Role(), "primary");
+}
+
+// The soak (label soak, dev/soak.sh; GRAVL_SOAK_SECONDS, default 600): each agent reaches etcd
+// through a member of its own (members 0 and 1; member 2 is the witness). Random faults, one
+// at a time: a partition of the primary's agent (short: within failover_after; long: a
+// failover), kill -9 of the primary's agent (restarted), the loss of one etcd member. After a
+// failover the old primary is rebuilt as a standby (failback --no-switchover) and the soak goes
+// on with the roles swapped. A sampler writes to both servers every 100 ms throughout.
+class WatchSoak : public Watch {};
+
+TEST_F(WatchSoak, RandomKillsAndPartitionsNeverTwoWritablePrimaries) {
+  const char* env = std::getenv("GRAVL_SOAK_SECONDS");
+  const int seconds = env ? std::atoi(env) : 600;
+  StartAgents(Members({0}), Members({1}));
+  std::string urls = etcd_->ClientUrl(0) + "," + etcd_->ClientUrl(1) + "," + etcd_->ClientUrl(2);
+  std::mt19937 rng(std::random_device{}());
+  auto pick = [&](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); };
+  Sampler sampler(A(), B());
+  std::map<std::string, int> actions;
+  int failovers = 0, failbacks = 0;
+  const auto end = Clock::now() + std::chrono::seconds(seconds);
+  while (Clock::now() < end && !HasFailure()) {
+    // Who is primary now: a (eu-north-1, member 0) or b (us-east-1, member 1).
+    const bool a_primary = Writable(A());
+    std::unique_ptr<AgentProcess>& agent = a_primary ? a_ : b_;
+    const std::string region = a_primary ? "eu-north-1" : "us-east-1";
+    const int member = a_primary ? 0 : 1;
+    const int action = pick(0, 3);
+    if (action == 0) {
+      ++actions["short partition"];
+      etcd_->Freeze(member);
+      std::this_thread::sleep_for(std::chrono::seconds(pick(1, kLeaseTtl + kFailoverAfter - 2)));
+      etcd_->Thaw(member);
+    } else if (action == 1) {
+      ++actions["long partition"];
+      etcd_->Freeze(member);
+      std::this_thread::sleep_for(std::chrono::seconds(kLeaseTtl + kFailoverAfter + 8));
+      etcd_->Thaw(member);
+    } else if (action == 2) {
+      ++actions["agent kill -9"];
+      agent->Kill();
+      std::this_thread::sleep_for(std::chrono::seconds(pick(1, 6)));
+      agent = std::make_unique<AgentProcess>(config_, region, Members({member}),
+                                             dir_ / (a_primary ? "agent-a.log" : "agent-b.log"));
+    } else {
+      ++actions["etcd member down"];
+      const int m = pick(0, 2);
+      etcd_->Stop(m);
+      std::this_thread::sleep_for(std::chrono::seconds(pick(2, 8)));
+      etcd_->Start(m);
+    }
+    // Settle: one writable primary, then the other region a standby again.
+    ASSERT_TRUE(WaitUntil([&] { return Writable(A()) || Writable(B()); }, 120)) << Logs();
+    std::this_thread::sleep_for(std::chrono::seconds(2));
+    const bool a_now = Writable(A());
+    if (a_now != a_primary) {
+      ++failovers;
+      const std::string old = a_primary ? "eu-north-1" : "us-east-1";
+      ASSERT_TRUE(WaitUntil(
+          [&] { return (a_now ? a_ : b_)->Status().value("role", "") == "primary"; }, 120))
+          << Logs();
+      RunResult r =
+          Cli({"--etcd-endpoints", urls, "failback", "--to", old, "--no-switchover", "--force"});
+      ASSERT_EQ(r.exit_code, 0) << r.out << r.err << Logs();
+      ++failbacks;
+      ASSERT_TRUE(WaitUntil([&] { return InRecovery(a_now ? B() : A()); }, 120)) << Logs();
+    }
+    ASSERT_TRUE(WaitUntil(
+        [&] {
+          auto s = (a_now ? b_ : a_)->Status();
+          return s.value("role", "") == "standby" && s["leader"].is_object();
+        },
+        60))
+        << Logs();
+  }
+  sampler.Stop();
+  const auto sa = a_->Status(), sb = b_->Status();
+  const int transitions = sa.value("transitions", 0) + sb.value("transitions", 0);
+  std::string done;
+  for (const auto& [k, n] : actions) done += " " + k + "=" + std::to_string(n);
+  std::printf(
+      "watch soak: %d s, faults:%s; failovers %d, failbacks %d, transitions (current agents) "
+      "%d; %d samples, %d with both writable\n",
+      seconds, done.c_str(), failovers, failbacks, transitions, sampler.rounds(), sampler.both());
+  EXPECT_EQ(sampler.both(), 0) << Logs();
+  EXPECT_GT(sampler.rounds(), seconds * 5);
 }
 
 }  // namespace

@@ -392,5 +392,42 @@ TEST_F(RegionsConfig, MistakesAreNamed) {
   EXPECT_NE(Error("failover: {timeout: 0}\n").find("failover.timeout"), std::string::npos);
 }
 
+TEST_F(ConfigTest, HaSectionIsParsedWithDurationsAndEndpointLists) {
+  Config c = Load(kRepos +
+                  "stanza: db1\nha:\n  region: eu-north-1\n  etcd:\n    endpoints: "
+                  "[\"https://e1:2379/\", https://e2:2379]\n    ca_file: /etc/ca.pem\n"
+                  "  lease_ttl: 20s\n  failover_after: 2m\n  clock_margin: 3s\n"
+                  "  mode: manual\n  self_fence: stop\n  failsafe: true\n  max_loss: 1MB\n");
+  EXPECT_TRUE(c.ha.configured());
+  EXPECT_EQ(c.ha.etcd_endpoints, (std::vector<std::string>{"https://e1:2379", "https://e2:2379"}));
+  EXPECT_EQ(c.ha.etcd_prefix, "/gravl-dr/db1");
+  EXPECT_EQ(c.ha.etcd_ca_file, "/etc/ca.pem");
+  EXPECT_EQ(c.ha.lease_ttl_s, 20);
+  EXPECT_EQ(c.ha.failover_after_s, 120);
+  EXPECT_EQ(c.ha.clock_margin_s, 3);
+  EXPECT_EQ(c.ha.mode, "manual");
+  EXPECT_EQ(c.ha.self_fence, "stop");
+  EXPECT_TRUE(c.ha.failsafe);
+  EXPECT_EQ(c.ha.max_loss, "1MB");
+  // Defaults, and the flag form of the endpoints.
+  Config d = Load(kRepos, {}, {{"ha.etcd.endpoints", "http://a:2379, http://b:2379"}});
+  EXPECT_EQ(d.ha.etcd_endpoints.size(), 2u);
+  EXPECT_EQ(d.ha.lease_ttl_s, 30);
+  EXPECT_EQ(d.ha.failover_after_s, 300);
+  EXPECT_EQ(d.ha.mode, "automatic");
+  EXPECT_FALSE(Load(kRepos).ha.configured());
+}
+
+TEST_F(ConfigTest, HaTimingThatCannotBeSafeIsRefused) {
+  ExpectError(kRepos + "ha:\n  lease_ttl: 1s\n", {"ha.lease_ttl", "at least 2s"});
+  ExpectError(kRepos + "ha:\n  lease_ttl: 4s\n  clock_margin: 2s\n",
+              {"ha.clock_margin", "less than half"});
+  ExpectError(kRepos + "ha:\n  etcd: {endpoints: [etcd-1:2379]}\n",
+              {"ha.etcd.endpoints", "http://"});
+  ExpectError(kRepos + "ha:\n  mode: sometimes\n", {"ha.mode", "automatic, manual"});
+  ExpectError(kRepos + "ha:\n  etcd: {prefix: gravl}\n", {"ha.etcd.prefix", "'/'"});
+  ExpectError(kRepos + "ha:\n  failover_after: soon\n", {"ha.failover_after"});
+}
+
 }  // namespace
 }  // namespace gravl

@@ -140,5 +140,20 @@ TEST(Child, StreamsThroughPipesAndReportsFailures) {
   EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(10));
 }
 
+TEST(Base64, RoundTripsEveryLengthAndRefusesGarbage) {
+  EXPECT_EQ(Base64Encode(""), "");
+  EXPECT_EQ(Base64Encode("f"), "Zg==");
+  EXPECT_EQ(Base64Encode("fo"), "Zm8=");
+  EXPECT_EQ(Base64Encode("foo"), "Zm9v");
+  EXPECT_EQ(Base64Encode("/gravl-dr/main/leader"), "L2dyYXZsLWRyL21haW4vbGVhZGVy");
+  std::string all;
+  for (int i = 0; i < 256; ++i) all.push_back(static_cast<char>(i));
+  for (std::size_t n = 0; n <= all.size(); n += 7) {
+    EXPECT_EQ(Base64Decode(Base64Encode(all.substr(0, n))), all.substr(0, n)) << n;
+  }
+  EXPECT_THROW(Base64Decode("abc"), std::invalid_argument);
+  EXPECT_THROW(Base64Decode("ab!d"), std::invalid_argument);
+}
+
 }  // namespace
 }  // namespace gravl
