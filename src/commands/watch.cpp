@@ -55,7 +55,7 @@ std::string MetricsText(const ha::AgentStatus& s) {
   if (s.leader) f.Gauge("gravl_ha_leader", {{"region", s.region}, {"holder", s.leader->region}}, 1);
   f.Gauge("gravl_ha_lease_held", region, s.holds_lease ? 1 : 0);
   if (s.seconds_since_renewal) {
-    f.Gauge("gravl_ha_seconds_since_renewal", region, *s.seconds_since_renewal);
+    f.Gauge("gravl_ha_since_renewal_seconds", region, *s.seconds_since_renewal);
   }
   f.Gauge("gravl_ha_fencing_token", region, static_cast<double>(s.token));
   f.Gauge("gravl_ha_self_fenced", region, s.self_fenced ? 1 : 0);
@@ -170,6 +170,9 @@ int Watch(const Context& ctx, const WatchOptions& options) {
   if (cfg.regions.size() < 2) {
     throw ConfigError("watch needs two configured regions (regions:, docs/failover.md)");
   }
+  // The repositories a takeover's failover works on (--repo narrows them, as for failover):
+  // a wrong name is said now, not at 3 a.m.
+  (void)cfg.SelectRepos(ctx.repo_name);
   const RegionConfig& self = cfg.Region(cfg.ha.region);
   std::vector<RegionConfig> others;
   for (const auto& r : cfg.regions) {

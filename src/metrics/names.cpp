@@ -93,7 +93,7 @@ const std::vector<MetricName>& AllMetrics() {
       {"gravl_ha_etcd_up", "1 when etcd answered the agent's last round"},
       {"gravl_ha_leader", "1 for the region holding the leader key (none when it is gone)"},
       {"gravl_ha_lease_held", "1 while this agent holds the leader key's lease"},
-      {"gravl_ha_seconds_since_renewal",
+      {"gravl_ha_since_renewal_seconds",
        "Seconds since etcd last acknowledged this agent's lease renewal"},
       {"gravl_ha_fencing_token",
        "The fencing token (leader key revision) of the leadership this agent holds"},

@@ -19,6 +19,7 @@
 #include "pg/instance.h"
 #include "support/archiving_fixture.h"
 #include "support/cli.h"
+#include "support/etcd_cluster.h"
 #include "support/test_util.h"
 
 namespace gravl {
@@ -49,6 +50,9 @@ class ManifestCommands : public test::ArchivingFixture {
     ASSERT_TRUE(manifests_.contains("config")) << manifests_.dump();
     source_ = "k8s/backup";
     test::WriteFile(dir_ / "passphrase", "a test passphrase of some length\n");
+    // The watch agents' etcd (ha.etcd.endpoints): a real cluster here.
+    ASSERT_FALSE(test::EtcdCluster::Binary().empty()) << "etcd is not installed";
+    etcd_ = std::make_unique<test::EtcdCluster>(dir_ / "etcd", 1);
     // The ConfigMap's notification target reads its URL from the environment (a Secret in
     // the pods); every command here, and the server's archive_command, get a closed port.
     ::setenv("SLACK_WEBHOOK_URL", "http://127.0.0.1:9/hook", 1);
@@ -87,6 +91,11 @@ class ManifestCommands : public test::ArchivingFixture {
       for (auto region : c["regions"]) region["pg"]["conninfo"] = cluster_->conninfo();
     }
     if (c["archive"] && c["archive"]["spool_path"]) c["archive"]["spool_path"] = dir_ / "spool";
+    if (c["ha"] && c["ha"]["etcd"]) {
+      YAML::Node endpoints(YAML::NodeType::Sequence);
+      endpoints.push_back(etcd_->ClientUrl(0));
+      c["ha"]["etcd"]["endpoints"] = endpoints;
+    }
     YAML::Emitter out;
     out << c;
     return std::string(out.c_str()) + "\n";
@@ -123,7 +132,7 @@ class ManifestCommands : public test::ArchivingFixture {
       argv.push_back("--dry-run");
       std::vector<std::string> env;
       for (const auto& [name, value] : w["env"].items()) {
-        if (name == "GRAVL_DR_EXPORTER_LISTEN") {
+        if (name == "GRAVL_DR_EXPORTER_LISTEN" || name == "GRAVL_DR_HA_LISTEN") {
           env.push_back(name + "=127.0.0.1:" + std::to_string(pg::FindFreePort()));
         } else if (name == "TMPDIR") {
           env.push_back(name + "=" + (dir_ / "tmp"));
@@ -156,6 +165,7 @@ class ManifestCommands : public test::ArchivingFixture {
 
   void TearDown() override { ::unsetenv("SLACK_WEBHOOK_URL"); }
 
+  std::unique_ptr<test::EtcdCluster> etcd_;
   nlohmann::json manifests_;
   std::string source_;
   std::string target_time_;

@@ -320,7 +320,15 @@ TEST_F(RegionOutage, FailoverByTheRunbookLosesNoMoreThanItsBoundThenBackAndAPlan
 
   // C: back to eu-north-1.
   book.MustStep("failback-plan", env);
-  book.MustStep("failback", env);
+  test::StepResult failback = book.Step("failback", env);
+  if (failback.exit_code == 13 && lost > 0) {
+    // Commits acknowledged by the old primary and never streamed (the kill's race): the
+    // runbook's fork branch -- its report counts them, then the rebuild is forced.
+    EXPECT_NE(failback.err.find("fork-check"), std::string::npos) << failback.out << failback.err;
+    book.MustStep("failback-force", env);
+  } else {
+    EXPECT_EQ(failback.exit_code, 0) << failback.out << failback.err;
+  }
   EXPECT_TRUE(Streams(A()));
   book.MustStep("switch-back", env);
   EXPECT_FALSE(InRecovery(A()));

@@ -59,6 +59,7 @@ const EXTERNAL_SECRETS = {
   'gravl-dr-pg': ['password'],
   'gravl-dr-encryption': ['passphrase'],
   'gravl-dr-notify': ['slack-webhook-url'],
+  'gravl-dr-etcd': ['ca.crt', 'tls.crt', 'tls.key'],
 };
 
 // --- arguments -------------------------------------------------------------------------------

@@ -281,7 +281,12 @@ TEST(MetricNames, EveryMetricIsDocumentedAndFollowsConventions) {
                                                     "gravl_sync_missing_wal_segments",
                                                     "gravl_region_primary",
                                                     "gravl_region_timeline",
-                                                    "gravl_wal_quarantined_files"};
+                                                    "gravl_wal_quarantined_files",
+                                                    "gravl_ha_role",
+                                                    "gravl_ha_leader",
+                                                    "gravl_ha_lease_held",
+                                                    "gravl_ha_fencing_token",
+                                                    "gravl_ha_self_fenced"};
     EXPECT_TRUE(unit || kUnitless.count(m.name)) << m.name << " has no unit suffix";
   }
 }
