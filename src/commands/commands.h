@@ -3,6 +3,7 @@
 // common/error.h for a result that is a failure but was fully reported) and throws Error for
 // failures that end it early.
 
+#include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -150,6 +151,9 @@ struct FailoverOptions {
   // stop accepting writes before then, docs/automatic-failover.md).
   std::string token;
   std::string lease_fence;
+  // How long the leader key had been seen gone when the takeover was decided (the report's
+  // detection_seconds).
+  std::optional<double> detection_seconds;
 };
 int Failover(const Context& ctx, const FailoverOptions& options);
 

@@ -105,6 +105,7 @@ int Failover(const Context& ctx, const FailoverOptions& options) {
   nlohmann::json details = {
       {"to", target.name}, {"token", token}, {"force", options.force}, {"max_loss", limit.text}};
   if (!options.lease_fence.empty()) details["lease_fence"] = options.lease_fence;
+  if (options.detection_seconds) details["detection_seconds"] = *options.detection_seconds;
   std::vector<std::string> repo_problems;
   auto owned = ctx.OpenRepos();
   auto repos = ha::Reachable(owned, cfg.passphrase, &repo_problems);

@@ -229,6 +229,7 @@ int Watch(const Context& ctx, const WatchOptions& options) {
     e.report = {{"event", event}, {"region", self.name}, {"summary", summary}};
     notifier.Post(std::move(e));
   };
+  const ha::Agent* agent_ptr = nullptr;  // set once the agent exists
   hooks.failover = [&](std::int64_t token, const std::string& old_region) {
     Context fctx = ctx;
     fctx.config = cfg;
@@ -242,6 +243,7 @@ int Watch(const Context& ctx, const WatchOptions& options) {
     fo.lease_fence = "the leader key's lease of " +
                      (old_region.empty() ? std::string("the old primary") : old_region) +
                      " expired; etcd fencing token " + std::to_string(token);
+    if (agent_ptr != nullptr) fo.detection_seconds = agent_ptr->Status().last_detection_seconds;
     int code = 1;
     try {
       code = RecordRun(fctx, repo::kFailoverReports, "failover",
@@ -266,6 +268,7 @@ int Watch(const Context& ctx, const WatchOptions& options) {
   });
 
   ha::Agent agent(policy, *store, *local, hooks);
+  agent_ptr = &agent;
   std::unique_ptr<CivetServer> server;
   try {
     server = std::make_unique<CivetServer>(

@@ -51,6 +51,27 @@ struct Answer {
 
 }  // namespace
 
+std::string ErrorMessage(const nlohmann::json& answer, long status) {
+  // A gRPC error in JSON: {"error": "...", "code": 14, "message": "..."}; a streaming call's
+  // (lease keep-alive): {"error": {"grpc_code": 14, "http_code": 503, "message": "..."}}.
+  if (answer.is_object()) {
+    auto text = [](const nlohmann::json& v) -> std::string {
+      return v.is_string() ? v.get<std::string>() : "";
+    };
+    if (answer.contains("message") && !text(answer["message"]).empty()) {
+      return text(answer["message"]);
+    }
+    if (answer.contains("error")) {
+      const auto& e = answer["error"];
+      if (!text(e).empty()) return text(e);
+      if (e.is_object() && e.contains("message") && !text(e["message"]).empty()) {
+        return text(e["message"]);
+      }
+    }
+  }
+  return "HTTP " + std::to_string(status) + " without an error message";
+}
+
 std::int64_t Int64Field(const nlohmann::json& object, const std::string& name) {
   auto it = object.find(name);
   if (it == object.end() || it->is_null()) return 0;
@@ -178,8 +199,8 @@ nlohmann::json Client::Call(const std::string& path, const nlohmann::json& body,
     }
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &a.status);
     nlohmann::json j = nlohmann::json::parse(a.body, nullptr, false);
-    if (j.is_discarded()) {
-      failures += "; " + endpoint + ": HTTP " + std::to_string(a.status) + ", not JSON";
+    if (j.is_discarded() || !j.is_object()) {
+      failures += "; " + endpoint + ": HTTP " + std::to_string(a.status) + ", not a JSON object";
       continue;
     }
     if (a.status == 200 && !j.contains("error")) {
@@ -187,9 +208,7 @@ nlohmann::json Client::Call(const std::string& path, const nlohmann::json& body,
       current_ = index;
       return j;
     }
-    // A gRPC error in JSON: {"error": "...", "code": 14, "message": "..."}.
-    std::string message =
-        j.value("message", j.value("error", std::string("HTTP ") + std::to_string(a.status)));
+    const std::string message = ErrorMessage(j, a.status);
     if (!tolerate.empty() && message.find(tolerate) != std::string::npos) {
       std::lock_guard lock(mutex_);
       current_ = index;
@@ -213,7 +232,7 @@ std::int64_t Client::Grant(std::int64_t ttl_s) {
 std::optional<std::int64_t> Client::KeepAlive(std::int64_t lease) {
   nlohmann::json a = Call("/v3/lease/keepalive", {{"ID", std::to_string(lease)}});
   // A stream of one answer: {"result": {..., "TTL": "30"}}; no TTL: the lease is gone.
-  const nlohmann::json& r = a.contains("result") ? a["result"] : a;
+  const nlohmann::json& r = a.contains("result") && a["result"].is_object() ? a["result"] : a;
   std::int64_t ttl = Int64Field(r, "TTL");
   if (ttl <= 0) return std::nullopt;
   return ttl;

@@ -73,6 +73,8 @@ nlohmann::json TxnRequest(const std::vector<Compare>& compare, const std::vector
                           const std::vector<Op>& failure);
 TxnResult ParseTxn(const nlohmann::json& answer);
 std::optional<KeyValue> ParseKeyValue(const nlohmann::json& kv);
+// The message of an error answer, whichever of the gateway's two forms it has.
+std::string ErrorMessage(const nlohmann::json& answer, long status);
 // int64 fields arrive as strings ("12"), sometimes as numbers, and are left out when 0.
 std::int64_t Int64Field(const nlohmann::json& object, const std::string& name);
 

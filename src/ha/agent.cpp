@@ -82,8 +82,25 @@ nlohmann::json AgentStatus::ToJson() const {
 Agent::Agent(AgentPolicy policy, Store& store, LocalServer& local, AgentHooks hooks)
     : policy_(std::move(policy)), store_(store), local_(local), hooks_(std::move(hooks)) {
   status_.region = policy_.region;
-  keeper_ = std::thread([this] { KeeperLoop(); });
-  guard_ = std::thread([this] { GuardLoop(); });
+  // An exception that escapes a loop (none should) restarts it: never std::terminate, and
+  // never a primary left without its guard.
+  auto resilient = [this](const char* name, void (Agent::*loop)()) {
+    while (true) {
+      try {
+        (this->*loop)();
+        return;
+      } catch (const std::exception& e) {
+        spdlog::error("event=thread-error region={} thread={} error=\"{}\"", policy_.region, name,
+                      Redact(e.what()));
+      } catch (...) {
+        spdlog::error("event=thread-error region={} thread={}", policy_.region, name);
+      }
+      std::unique_lock lock(mutex_);
+      if (wake_.wait_for(lock, std::chrono::milliseconds(200), [&] { return stopping_; })) return;
+    }
+  };
+  keeper_ = std::thread([resilient] { resilient("keeper", &Agent::KeeperLoop); });
+  guard_ = std::thread([resilient] { resilient("guard", &Agent::GuardLoop); });
 }
 
 Agent::~Agent() {
@@ -162,19 +179,46 @@ void Agent::Hold(std::int64_t lease, std::int64_t token, Clock::time_point grant
 }
 
 void Agent::SelfFence(const std::string& why) {
+  std::lock_guard fencing(fence_mutex_);
   std::string done = local_.Fence(policy_.stop_on_fence);
-  {
+  // Confirmed only when the server no longer takes writes; otherwise the guard tries again
+  // at its next check.
+  LocalState after = local_.Check();
+  const bool fenced = !(after.reachable && after.primary && after.writable);
+  if (fenced) {
     std::lock_guard lock(mutex_);
     fenced_by_us_ = true;
     fenced_at_ = Clock::now();
-    stopped_by_us_ = policy_.stop_on_fence;
+    stopped_by_us_ = policy_.stop_on_fence && !after.reachable;
     status_.role = "fenced";
   }
-  Transition("self-fenced", why + ": " + done, false);
+  Transition(fenced ? "self-fenced" : "self-fence-failed", why + ": " + done, false);
+}
+
+bool Agent::SafeToLift(std::chrono::milliseconds budget) const {
+  std::lock_guard lock(mutex_);
+  // The lease is ours and renewed after any fence, and its deadline leaves room.
+  return lease_ != 0 && last_renewal_ && (!fenced_at_ || *last_renewal_ > *fenced_at_) &&
+         deadline_ && Clock::now() + budget < *deadline_;
 }
 
 void Agent::Unfence(const std::string& why) {
-  std::string done = local_.Unfence();
+  std::lock_guard fencing(fence_mutex_);
+  std::string done;
+  bool stopped;
+  {
+    std::lock_guard lock(mutex_);
+    stopped = stopped_by_us_;
+  }
+  if (stopped) done = local_.Start() + "; ";  // read-only still: the reset comes next
+  // Checked again right before the server takes writes: a start may have taken long, and
+  // the guard cannot fence in between (fence_mutex_).
+  if (!SafeToLift(policy_.clock_margin)) {
+    spdlog::warn("event=unfence-skipped region={} {}the lease is not renewed far enough ahead",
+                 policy_.region, done);
+    return;
+  }
+  done += local_.Unfence();
   {
     std::lock_guard lock(mutex_);
     fenced_by_us_ = false;
@@ -203,10 +247,12 @@ void Agent::KeeperLoop() {
     // Renewed only while the server answers a health query, asked just before.
     LocalState local = local_.Check();
     bool renewed = false, gone = false;
+    std::optional<std::int64_t> ttl;
     const auto sent = Clock::now();
     if (local.reachable) {
       try {
-        renewed = store_.KeepAlive(lease);
+        ttl = store_.KeepAlive(lease);
+        renewed = ttl.has_value();
         gone = !renewed;
       } catch (const Error& e) {
         spdlog::warn("event=renewal-failed region={} error=\"{}\"", policy_.region,
@@ -220,9 +266,12 @@ void Agent::KeeperLoop() {
     lock.lock();
     if (lease_ != lease) continue;  // dropped or replaced meanwhile
     if (renewed) {
+      // etcd's TTL if it is shorter than ours (a lease granted under an older ha.lease_ttl).
+      const auto lease_ttl =
+          std::min<Clock::duration>(policy_.lease_ttl, std::chrono::seconds(*ttl));
       last_renewal_ = sent;
-      next_renewal_ = sent + policy_.lease_ttl / 3;
-      deadline_ = sent + policy_.lease_ttl - policy_.clock_margin;
+      next_renewal_ = sent + lease_ttl / 3;
+      deadline_ = sent + lease_ttl - policy_.clock_margin;
     } else if (gone) {
       // The key is gone: another agent may take over after failover_after. Fence now.
       lease_ = 0;
@@ -248,27 +297,32 @@ void Agent::GuardLoop() {
       wake_.wait(lock);
       continue;
     }
-    auto deadline = *deadline_;
-    if (wake_.wait_until(lock, deadline, [&] { return stopping_ || deadline_ != deadline; })) {
+    const auto deadline = *deadline_;
+    if (Clock::now() < deadline) {
+      wake_.wait_until(lock, deadline, [&] { return stopping_ || deadline_ != deadline; });
       continue;
     }
-    deadline_.reset();
+    // Overdue. Checked again every interval until a renewal moves the deadline ahead or the
+    // lease is given up: one failed look at the server never disarms the guard.
+    deadline_ = Clock::now() + policy_.interval;
     const bool held = lease_ != 0;
     const bool etcd_down = !status_.etcd_reachable;
     lock.unlock();
-    LocalState local = local_.Check();
-    if (local.reachable && local.primary && local.writable) {
-      if (policy_.failsafe && etcd_down && local_.PeersStillStandby()) {
-        spdlog::warn(
-            "event=failsafe region={} lease renewal overdue with etcd unreachable; the other "
-            "region's server is still in recovery, so the primary keeps serving",
-            policy_.region);
-        lock.lock();
-        if (!deadline_) deadline_ = Clock::now() + policy_.interval;
-        continue;
+    try {
+      LocalState local = local_.Check();
+      if (local.reachable && local.primary && local.writable) {
+        if (policy_.failsafe && etcd_down && local_.PeersStillStandby()) {
+          spdlog::warn(
+              "event=failsafe region={} lease renewal overdue with etcd unreachable; the other "
+              "region's server is still in recovery, so the primary keeps serving",
+              policy_.region);
+        } else {
+          SelfFence(held ? "the lease could not be renewed before it could expire"
+                         : "the lease is gone");
+        }
       }
-      SelfFence(held ? "the lease could not be renewed before it could expire"
-                     : "the lease is gone");
+    } catch (const std::exception& e) {
+      spdlog::error("event=guard-error region={} error=\"{}\"", policy_.region, Redact(e.what()));
     }
     lock.lock();
   }
@@ -350,7 +404,10 @@ void Agent::Step() {
       // Fenced by a stop, and nobody replaced it: take the key back, then start it.
       restart = stopped_by_us_ && !replaced && !view.leader;
     }
-    if (restart) Acquire(view, local);
+    if (restart) {
+      // Started read-only first; made writable once the key is ours again (Acquire).
+      Acquire(view, local);
+    }
     return;
   }
 
@@ -378,8 +435,10 @@ void Agent::Step() {
         // meanwhile is gone, and the next round decides afresh.
         const auto sent = Clock::now();
         bool renewed = false;
+        std::optional<std::int64_t> ttl;
         try {
-          renewed = store_.KeepAlive(view.leader->lease);
+          ttl = store_.KeepAlive(view.leader->lease);
+          renewed = ttl.has_value();
         } catch (const Error& e) {
           spdlog::warn("event=renewal-failed region={} error=\"{}\"", policy_.region,
                        Redact(e.what()));
@@ -394,6 +453,11 @@ void Agent::Step() {
         {
           std::lock_guard lock(mutex_);
           status_.role = "primary";
+          // A lease granted under a shorter ha.lease_ttl keeps its own TTL.
+          if (std::chrono::seconds(*ttl) < policy_.lease_ttl) {
+            deadline_ = sent + std::chrono::seconds(*ttl) - policy_.clock_margin;
+            next_renewal_ = sent + std::chrono::seconds(*ttl) / 3;
+          }
         }
         Transition("leader-adopted",
                    "this agent holds the leader key it held before it restarted (token " +
@@ -415,10 +479,9 @@ void Agent::Step() {
     }
     // Ours. A read-only primary holding the key (fenced by us before, or by an earlier run of
     // this agent) is made writable once the lease was renewed after the fence.
-    bool lift = false;
+    const bool lift = !local.writable && SafeToLift(policy_.clock_margin);
     {
       std::lock_guard lock(mutex_);
-      lift = !local.writable && last_renewal_ && (!fenced_at_ || *last_renewal_ > *fenced_at_);
       status_.role = local.writable || lift ? "primary" : "fenced";
     }
     if (lift) {
@@ -439,8 +502,10 @@ void Agent::Step() {
     return;
   }
 
-  // A standby.
-  if (mine) DropLease();
+  // A standby. It holds no key -- unless it is the one a takeover of ours is promoting.
+  const bool promoting_here =
+      view.record && view.record->region == me && view.record->state == "promoting";
+  if (mine && !promoting_here) DropLease();
   if (view.record && view.record->state == kHandoverState) {
     // A switchover or failback runs: it promotes whom it chose; nobody takes over meanwhile.
     bool stale = false;
@@ -503,9 +568,10 @@ void Agent::Step() {
 }
 
 void Agent::Acquire(const ClusterView& view, const LocalState& local) {
+  // Before the request: etcd's countdown starts when it applies the grant, not later.
+  const auto granted = Clock::now();
   std::int64_t lease = store_.Grant(static_cast<int>(
       std::chrono::duration_cast<std::chrono::seconds>(policy_.lease_ttl).count()));
-  auto granted = Clock::now();
   PrimaryRecord record;
   if (view.record) {
     record = *view.record;
@@ -551,24 +617,26 @@ void Agent::TakeOver(const ClusterView& view, const LocalState& local) {
   std::int64_t token = 0;
   std::string old_region;
   double detection = 0;
+  std::int64_t held_lease;
   {
     std::lock_guard lock(mutex_);
-    last_attempt_ = decided;
     if (absent_since_) detection = Since(*absent_since_);
+    held_lease = lease_;
   }
   std::optional<PrimaryRecord> before = view.record;
   const bool resuming = view.record && view.record->state == "promoting" &&
-                        view.record->region == policy_.region && view.leader &&
-                        view.leader->lease == lease_;
+                        view.record->region == policy_.region && view.leader && held_lease != 0 &&
+                        view.leader->lease == held_lease;
   if (resuming) {
     token = view.leader->token;
     old_region = view.record->previous;
     std::lock_guard lock(mutex_);
     status_.role = "promoting";
+    last_attempt_ = decided;
   } else {
+    const auto granted = Clock::now();  // before the grant: etcd's countdown starts there
     std::int64_t lease = store_.Grant(static_cast<int>(
         std::chrono::duration_cast<std::chrono::seconds>(policy_.lease_ttl).count()));
-    auto granted = Clock::now();
     if (!view.record) {
       old_region = view.leader ? view.leader->region : "";
     } else {
@@ -589,6 +657,7 @@ void Agent::TakeOver(const ClusterView& view, const LocalState& local) {
       std::lock_guard lock(mutex_);
       status_.role = "promoting";
       status_.last_detection_seconds = detection;
+      last_attempt_ = decided;  // the next attempt (if this one fails) after failover_after
     }
     Transition("takeover",
                "took the leader key (fencing token " + std::to_string(token) + ") after it was " +
@@ -639,8 +708,15 @@ void Agent::TakeOver(const ClusterView& view, const LocalState& local) {
     try {
       ClusterView v = store_.Read();
       if (v.record && v.record->region == policy_.region && v.record->state == "promoting") {
-        if (before) {
+        // The record as it was -- or, when there was none (or it already named this region),
+        // one naming the region that was primary, so that its agent keeps its role.
+        if (before && before->region != policy_.region) {
           store_.PutRecord(*before, v.record->revision);
+        } else if (!old_region.empty()) {
+          PrimaryRecord back{
+              old_region, "primary", before ? before->token : 0, "", before ? before->timeline : 0,
+              NowUtc(),   0};
+          store_.PutRecord(back, v.record->revision);
         }
       }
     } catch (const Error& e) {

@@ -58,7 +58,9 @@ class LocalServer {
   // Stops writes: read-only with every session ended, and with `stop` a fast stop where the
   // data directory is on this host. What was done; never throws.
   virtual std::string Fence(bool stop) = 0;
-  // Writable again (started first, if Fence stopped it). What was done; never throws.
+  // Starts a server that Fence stopped (it comes back read-only). What was done; never throws.
+  virtual std::string Start() = 0;
+  // Writable again. What was done; never throws.
   virtual std::string Unfence() = 0;
   // The other regions' servers: is any of them reachable and still in recovery? (failsafe)
   virtual bool PeersStillStandby() = 0;
@@ -138,6 +140,8 @@ class Agent {
   void Transition(const std::string& event, const std::string& summary, bool ok);
   void SelfFence(const std::string& why);
   void Unfence(const std::string& why);
+  // The lease is ours, renewed after our last fence, and its deadline more than `budget` away.
+  bool SafeToLift(std::chrono::milliseconds budget) const;
   void TakeOver(const ClusterView& view, const LocalState& local);
   void Acquire(const ClusterView& view, const LocalState& local);
   void DropLease();
@@ -152,6 +156,7 @@ class Agent {
   LocalServer& local_;
   AgentHooks hooks_;
 
+  std::mutex fence_mutex_;    // one fence or unfence at a time (guard, rounds)
   mutable std::mutex mutex_;  // guards everything below
   std::condition_variable wake_;
   bool stopping_ = false;

@@ -63,24 +63,31 @@ class PgLocal : public LocalServer {
     return done;
   }
 
-  std::string Unfence() override {
-    std::string done;
+  std::string Start() override {
     try {
       if (!self_.data_dir.empty() && std::filesystem::exists(self_.data_dir + "/PG_VERSION")) {
         pg::LocalServer server(bin_dir_, self_.data_dir);
         if (!server.Running()) {
           server.RemoveStalePid();
           server.Start(std::chrono::seconds(120));
-          done = "started; ";
+          return "started (read-only)";
         }
+        return "running";
       }
+      return "not on this host";
+    } catch (const Error& e) {
+      return "could not be started: " + Redact(e.what());
+    }
+  }
+
+  std::string Unfence() override {
+    try {
       auto conn = pg::Connection::Open(self_.conninfo);
       pg::ConfigureNewPrimary(*conn, "");
-      done += "writable again";
+      return "writable again";
     } catch (const Error& e) {
-      done += "could not be made writable: " + Redact(e.what());
+      return "could not be made writable: " + Redact(e.what());
     }
-    return done;
   }
 
   bool PeersStillStandby() override {

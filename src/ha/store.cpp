@@ -89,37 +89,68 @@ class EtcdStore : public Store {
     return v;
   }
   std::int64_t Grant(int ttl_s) override { return client_.Grant(ttl_s); }
-  bool KeepAlive(std::int64_t lease) override { return client_.KeepAlive(lease).has_value(); }
+  std::optional<std::int64_t> KeepAlive(std::int64_t lease) override {
+    return client_.KeepAlive(lease);
+  }
   void Revoke(std::int64_t lease) override { client_.Revoke(lease); }
   std::optional<std::int64_t> Acquire(const ClusterView& seen, const std::string& region,
                                       std::int64_t lease, const PrimaryRecord& record) override {
     LeaderKey k{region, lease, 0, record.since};
-    auto r = client_.Txn(
-        {etcd::KeyAbsent(leader_key_), RecordAsSeen(seen)},
-        {etcd::Put(leader_key_, LeaderJson(k), lease), etcd::Put(record_key_, RecordJson(record))});
-    if (!r.succeeded) return std::nullopt;
-    return r.revision;
+    try {
+      auto r = client_.Txn({etcd::KeyAbsent(leader_key_), RecordAsSeen(seen)},
+                           {etcd::Put(leader_key_, LeaderJson(k), lease),
+                            etcd::Put(record_key_, RecordJson(record))});
+      if (r.succeeded) return r.revision;
+    } catch (const Error&) {
+      if (auto token = HeldBy(lease)) return token;
+      throw;
+    }
+    return HeldBy(lease);
   }
   bool PutRecord(const PrimaryRecord& record, std::int64_t expected) override {
     etcd::Compare c =
         expected == 0 ? etcd::KeyAbsent(record_key_) : etcd::ModRevisionIs(record_key_, expected);
-    return client_.Txn({c}, {etcd::Put(record_key_, RecordJson(record))}).succeeded;
+    try {
+      if (client_.Txn({c}, {etcd::Put(record_key_, RecordJson(record))}).succeeded) return true;
+    } catch (const Error&) {
+      if (RecordIs(record)) return true;
+      throw;
+    }
+    return RecordIs(record);
   }
   void Release(std::int64_t lease) override {
     // Deleting the key is revoking its lease: nothing else is bound to it.
     client_.Revoke(lease);
   }
   bool Handover(const ClusterView& seen, const PrimaryRecord& record) override {
-    return client_
-        .Txn({RecordAsSeen(seen)},
-             {etcd::Put(record_key_, RecordJson(record)), etcd::Delete(leader_key_)})
-        .succeeded;
+    try {
+      if (client_
+              .Txn({RecordAsSeen(seen)},
+                   {etcd::Put(record_key_, RecordJson(record)), etcd::Delete(leader_key_)})
+              .succeeded) {
+        return true;
+      }
+    } catch (const Error&) {
+      if (RecordIs(record)) return true;
+      throw;
+    }
+    return RecordIs(record);
   }
   std::string Describe() const override {
     return "etcd " + prefix_ + " (via " + client_.Endpoint() + ")";
   }
 
  private:
+  // Reading back after a write whose answer was lost or whose retry failed its compare.
+  std::optional<std::int64_t> HeldBy(std::int64_t lease) {
+    ClusterView v = Read();
+    if (v.leader && v.leader->lease == lease) return v.leader->token;
+    return std::nullopt;
+  }
+  bool RecordIs(const PrimaryRecord& r) {
+    ClusterView v = Read();
+    return v.record && RecordJson(*v.record) == RecordJson(r);
+  }
   etcd::Compare RecordAsSeen(const ClusterView& seen) const {
     return seen.record ? etcd::ModRevisionIs(record_key_, seen.record->revision)
                        : etcd::KeyAbsent(record_key_);
@@ -170,14 +201,14 @@ std::int64_t MemoryStore::Grant(int ttl_s) {
   return id;
 }
 
-bool MemoryStore::KeepAlive(std::int64_t lease) {
+std::optional<std::int64_t> MemoryStore::KeepAlive(std::int64_t lease) {
   std::lock_guard lock(mutex_);
   Check();
   Expire();
   auto it = leases_.find(lease);
-  if (it == leases_.end()) return false;
+  if (it == leases_.end()) return std::nullopt;
   it->second = std::chrono::steady_clock::now() + std::chrono::seconds(ttls_[lease]);
-  return true;
+  return ttls_[lease];
 }
 
 void MemoryStore::Revoke(std::int64_t lease) {

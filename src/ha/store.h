@@ -51,12 +51,14 @@ class Store {
   // Both keys in one consistent read; StorageError when the store cannot be reached.
   virtual ClusterView Read() = 0;
   virtual std::int64_t Grant(int ttl_s) = 0;
-  // false: the lease is gone (expired, revoked).
-  virtual bool KeepAlive(std::int64_t lease) = 0;
+  // The TTL (seconds) the lease was renewed to; nullopt: the lease is gone (expired, revoked).
+  virtual std::optional<std::int64_t> KeepAlive(std::int64_t lease) = 0;
   virtual void Revoke(std::int64_t lease) = 0;
   // Takes the leader key for `region` with `lease` and writes `record` in one transaction --
   // only if the leader key is absent and the record is as `seen` had it. The fencing token
-  // (the new key's revision), or nullopt when another agent changed either first.
+  // (the new key's revision), or nullopt when another agent changed either first. Writes
+  // whose answer was lost (a timeout, then a retry on another member that fails its compare)
+  // are decided by reading back: the key bound to `lease`, the record as written.
   virtual std::optional<std::int64_t> Acquire(const ClusterView& seen, const std::string& region,
                                               std::int64_t lease, const PrimaryRecord& record) = 0;
   // Writes the record if it is unchanged since `expected_revision` (0: it must be absent).
@@ -94,7 +96,7 @@ class MemoryStore : public Store {
  public:
   ClusterView Read() override;
   std::int64_t Grant(int ttl_s) override;
-  bool KeepAlive(std::int64_t lease) override;
+  std::optional<std::int64_t> KeepAlive(std::int64_t lease) override;
   void Revoke(std::int64_t lease) override;
   std::optional<std::int64_t> Acquire(const ClusterView& seen, const std::string& region,
                                       std::int64_t lease, const PrimaryRecord& record) override;

@@ -284,6 +284,7 @@ TEST_F(Watch, PrimaryDeathUnderLoadPromotesTheStandbyWithinTheLossLimit) {
   const auto& report = reports.back();
   const auto& details = report["details"];
   EXPECT_EQ(details["token"], std::to_string(token)) << report.dump(2);
+  EXPECT_GE(details["detection_seconds"].get<double>(), kFailoverAfter) << report.dump(2);
   EXPECT_NE(details.value("lease_fence", std::string()).find("token " + std::to_string(token)),
             std::string::npos);
   const auto& loss = details["loss"];

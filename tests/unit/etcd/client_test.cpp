@@ -66,6 +66,18 @@ TEST(EtcdJson, AnswersAsEtcdWritesThem) {
   EXPECT_EQ(Int64Field(j, "d"), 0);
   EXPECT_THROW(Int64Field(nlohmann::json::parse(R"({"a":"x"})"), "a"), StorageError);
   EXPECT_THROW(ParseKeyValue(nlohmann::json::parse(R"({"key":"not base64!"})")), StorageError);
+  // Error answers, plain and of a streaming call (an object, not a string).
+  EXPECT_EQ(
+      ErrorMessage(nlohmann::json::parse(R"({"error":"x","code":14,"message":"no leader"})"), 503),
+      "no leader");
+  EXPECT_EQ(
+      ErrorMessage(nlohmann::json::parse(
+                       R"({"error":{"grpc_code":14,"http_code":503,"message":"unavailable"}})"),
+                   200),
+      "unavailable");
+  EXPECT_EQ(ErrorMessage(nlohmann::json::parse(R"({"error":{"x":1}})"), 500),
+            "HTTP 500 without an error message");
+  EXPECT_EQ(ErrorMessage(nlohmann::json::array(), 200), "HTTP 200 without an error message");
 }
 
 // A port that accepts connections and never answers (a frozen member), and one that refuses.

@@ -37,11 +37,17 @@ class FakeServer : public LocalServer {
   }
   std::string Fence(bool) override {
     std::lock_guard lock(mu_);
+    if (failing_fences_ > 0) {  // a fence that does not hold (the server refused it)
+      --failing_fences_;
+      ++fences_;
+      return "could not be made read-only";
+    }
     writable_ = false;
     ++fences_;
     fenced_at_ = Clock::now();
     return "read-only";
   }
+  std::string Start() override { return "running"; }
   std::string Unfence() override {
     std::lock_guard lock(mu_);
     writable_ = true;
@@ -71,6 +77,7 @@ class FakeServer : public LocalServer {
     return fenced_at_;
   }
   std::atomic<bool> peers_standby_{false};
+  int failing_fences_ = 0;
 
  private:
   std::mutex mu_;
@@ -167,6 +174,26 @@ TEST(Agent, ThePartitionedPrimaryFencesItselfBeforeItsLeaseCanExpire) {
       agent, [&] { return server.writable(); }, 3s));
   EXPECT_EQ(server.unfences(), 1);
   EXPECT_EQ(agent.Status().role, "primary");
+}
+
+TEST(Agent, AFenceThatDoesNotHoldIsTriedAgainUntilItDoes) {
+  MemoryStore store;
+  FakeServer server(true);
+  server.failing_fences_ = 2;
+  Events events;
+  Agent agent(Policy("eu"), store, server, events.Hooks(nullptr));
+  agent.Step();
+  ASSERT_TRUE(store.Read().leader);
+  store.Partition(true);
+  // Nobody renews: the guard fences at its deadline, sees the fence did not hold, and tries
+  // again each round interval (no decision round runs here).
+  const auto cut = Clock::now();
+  while (server.writable() && Clock::now() - cut < 5s) std::this_thread::sleep_for(50ms);
+  EXPECT_FALSE(server.writable());
+  EXPECT_EQ(server.fences(), 3);
+  EXPECT_TRUE(events.Has("self-fence-failed"));
+  EXPECT_TRUE(events.Has("self-fenced"));
+  EXPECT_TRUE(agent.Status().self_fenced);
 }
 
 TEST(Agent, TheStandbyTakesOverAfterFailoverAfterWithTheNewRevisionAsToken) {
