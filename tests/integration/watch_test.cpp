@@ -178,6 +178,8 @@ class Watch : public TwoRegions {
   static constexpr int kLeaseTtl = 4, kFailoverAfter = 3;
 
   void SetUp() override {
+    // Every process of the test (servers, archive_command, agents) reads the webhook's URL.
+    ::setenv("GRAVL_TEST_WATCH_HOOK", receiver_.url("/hook").c_str(), 1);
     ASSERT_FALSE(test::EtcdCluster::Binary().empty())
         << "etcd is not installed: dev/install-deps.sh installs etcd-server";
     etcd_ = std::make_unique<test::EtcdCluster>(dir_ / "etcd");
@@ -190,6 +192,18 @@ class Watch : public TwoRegions {
     a_.reset();
     b_.reset();
     TwoRegions::TearDown();
+    ::unsetenv("GRAVL_TEST_WATCH_HOOK");
+  }
+  // The watch events the webhook received ("takeover", "promoted", ...).
+  std::vector<std::string> HookEvents() {
+    std::vector<std::string> out;
+    for (const auto& body : receiver_.Bodies()) {
+      auto j = nlohmann::json::parse(body, nullptr, false);
+      if (j.is_object() && j.contains("report") && j["report"].contains("event")) {
+        out.push_back(j["report"]["event"].get<std::string>());
+      }
+    }
+    return out;
   }
   std::string FailoverExtra() const override {
     // No fencing hook: the lease fences. The endpoint hook records the switch.
@@ -197,7 +211,10 @@ class Watch : public TwoRegions {
            "', '{region}', '{host}', '{port}']\n"
            "ha:\n  etcd: {prefix: /gravl-dr/test}\n  lease_ttl: " +
            std::to_string(kLeaseTtl) + "s\n  failover_after: " + std::to_string(kFailoverAfter) +
-           "s\n  clock_margin: 1s\n  max_loss: 64MB\n";
+           "s\n  clock_margin: 1s\n  max_loss: 64MB\n"
+           "notify:\n  retries: 0\n  timeout: 2\n  targets:\n"
+           "    - {name: hook, format: json, url_env: GRAVL_TEST_WATCH_HOOK, events: "
+           "['watch.*']}\n";
   }
   std::vector<std::string> Members(std::initializer_list<int> which) const {
     std::vector<std::string> out;
@@ -243,6 +260,7 @@ class Watch : public TwoRegions {
   }
   std::string Logs() { return "agent a:\n" + a_->Log() + "\nagent b:\n" + b_->Log(); }
 
+  test::WebhookReceiver receiver_;
   std::unique_ptr<test::EtcdCluster> etcd_;
   std::unique_ptr<AgentProcess> a_, b_;
 };
@@ -311,6 +329,18 @@ TEST_F(Watch, PrimaryDeathUnderLoadPromotesTheStandbyWithinTheLossLimit) {
       << metrics;
   EXPECT_NE(metrics.find("gravl_ha_failovers_total{region=\"us-east-1\"} 1"), std::string::npos);
   EXPECT_NE(b_->Log().find("event=takeover"), std::string::npos);
+  // Every transition is notified (the webhook gets watch.* events as JSON).
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        auto e = HookEvents();
+        return std::count(e.begin(), e.end(), "promoted") == 1;
+      },
+      20));
+  const auto events = HookEvents();
+  for (const char* e : {"leader-acquired", "leader-lost", "takeover", "promoted"}) {
+    EXPECT_NE(std::find(events.begin(), events.end(), e), events.end())
+        << e << " not notified; got " << testing::PrintToString(events);
+  }
   EXPECT_EQ(b_->Term(), 0) << b_->Log();
   EXPECT_NE(b_->Log().find("event=stopped"), std::string::npos);
 }
