@@ -17,6 +17,7 @@
 
 #include "commands/cli.h"
 #include "commands/commands.h"
+#include "commands/http_server.h"
 #include "common/cleanup.h"
 #include "common/error.h"
 #include "common/log.h"
@@ -26,6 +27,8 @@
 namespace gravl::commands {
 
 namespace {
+
+constexpr const char* kListenSetting = "exporter.listen or --listen";
 
 class MetricsHandler : public CivetHandler {
  public:
@@ -38,14 +41,6 @@ class MetricsHandler : public CivetHandler {
       Reply(conn, 200, "text/plain; version=0.0.4; charset=utf-8", body);
     }
     return true;
-  }
-  static void Reply(mg_connection* conn, int status, const std::string& type,
-                    const std::string& body) {
-    mg_printf(conn,
-              "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
-              "Cache-Control: no-store\r\nConnection: close\r\n\r\n",
-              status, status == 200 ? "OK" : "Service Unavailable", type.c_str(), body.size());
-    mg_write(conn, body.data(), body.size());
   }
 
  private:
@@ -70,7 +65,7 @@ class HealthHandler : public CivetHandler {
                            {"last_refresh_age_seconds", age},
                            {"refresh_seconds", h.refresh_seconds},
                            {"problems", h.problems}};
-    MetricsHandler::Reply(conn, ok ? 200 : 503, "application/json", body.dump() + "\n");
+    Reply(conn, ok ? 200 : 503, "application/json", body.dump() + "\n");
     return true;
   }
 
@@ -94,36 +89,12 @@ int WriteTextfile(const Context& ctx, const std::string& path) {
   return 0;
 }
 
-// A server listening on exporter.listen, and the address it got ("0.0.0.0:9187"; port 0
-// resolved). A busy or malformed address is a ConfigError saying what to change.
-struct Listening {
-  std::unique_ptr<CivetServer> server;
-  std::string address;
-};
-Listening Listen(const std::string& listen, int threads) {
-  Listening l{nullptr, listen};
-  try {
-    l.server = std::make_unique<CivetServer>(
-        std::vector<std::string>{"listening_ports", listen, "num_threads", std::to_string(threads),
-                                 "request_timeout_ms", "10000", "enable_keep_alive", "no"});
-  } catch (const CivetException& e) {
-    throw ConfigError("cannot listen on " + listen + ": " + e.what() +
-                      " (is the port in use? set exporter.listen or --listen HOST:PORT)");
-  }
-  if (auto ports = l.server->getListeningPorts(); !ports.empty()) {
-    auto colon = listen.rfind(':');
-    l.address = (colon == std::string::npos ? std::string("0.0.0.0") : listen.substr(0, colon)) +
-                ":" + std::to_string(ports.front());
-  }
-  return l;
-}
-
 // --dry-run: the configuration checked, the address bound and released, one refresh; what
 // would be served is printed and nothing keeps running.
 int DryRun(const Context& ctx) {
   std::string bound;
   {
-    Listening probe = Listen(ctx.config.exporter.listen, 1);
+    Listening probe = Listen(ctx.config.exporter.listen, 1, kListenSetting);
     bound = probe.address;
     probe.server->close();
   }
@@ -164,7 +135,7 @@ int Serve(const Context& ctx) {
     wake.notify_all();
   });
 
-  Listening listening = Listen(ctx.config.exporter.listen, 4);
+  Listening listening = Listen(ctx.config.exporter.listen, 4, kListenSetting);
   CivetServer* server = listening.server.get();
   MetricsHandler metrics_handler(exporter);
   HealthHandler health_handler(exporter, interval);

@@ -18,6 +18,7 @@
 
 #include "commands/cli.h"
 #include "commands/commands.h"
+#include "commands/http_server.h"
 #include "commands/run_record.h"
 #include "common/cleanup.h"
 #include "common/error.h"
@@ -33,17 +34,11 @@ namespace gravl::commands {
 
 namespace {
 
+constexpr const char* kListenSetting = "ha.listen or --ha-listen";
+
 struct WatchOptions {
   std::string region;
 };
-
-void Reply(mg_connection* conn, int status, const std::string& type, const std::string& body) {
-  mg_printf(conn,
-            "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
-            "Cache-Control: no-store\r\nConnection: close\r\n\r\n",
-            status, status == 200 ? "OK" : "Service Unavailable", type.c_str(), body.size());
-  mg_write(conn, body.data(), body.size());
-}
 
 std::string MetricsText(const ha::AgentStatus& s) {
   metrics::FamilySet f;
@@ -197,13 +192,7 @@ int Watch(const Context& ctx, const WatchOptions& options) {
       throw StorageError(std::string("etcd: ") + e.what());
     }
     // The address is free (bound and released).
-    try {
-      CivetServer probe({"listening_ports", cfg.ha.listen, "num_threads", "1"});
-      probe.close();
-    } catch (const CivetException& e) {
-      throw ConfigError("cannot listen on " + cfg.ha.listen + ": " + e.what() +
-                        " (set ha.listen or --ha-listen HOST:PORT)");
-    }
+    Listen(cfg.ha.listen, 1, kListenSetting).server->close();
     nlohmann::json out = {{"region", self.name},
                           {"postgres", l.Describe()},
                           {"etcd", etcd},
@@ -269,15 +258,8 @@ int Watch(const Context& ctx, const WatchOptions& options) {
 
   ha::Agent agent(policy, *store, *local, hooks);
   agent_ptr = &agent;
-  std::unique_ptr<CivetServer> server;
-  try {
-    server = std::make_unique<CivetServer>(
-        std::vector<std::string>{"listening_ports", cfg.ha.listen, "num_threads", "4",
-                                 "request_timeout_ms", "10000", "enable_keep_alive", "no"});
-  } catch (const CivetException& e) {
-    throw ConfigError("cannot listen on " + cfg.ha.listen + ": " + e.what() +
-                      " (is the port in use? set ha.listen or --ha-listen HOST:PORT)");
-  }
+  Listening listening = Listen(cfg.ha.listen, 4, kListenSetting);
+  CivetServer* server = listening.server.get();
   const auto stale =
       std::max<std::chrono::milliseconds>(policy.interval * 10, std::chrono::seconds(15));
   StatusHandler health(agent, StatusHandler::Kind::kHealth, stale);
@@ -286,12 +268,7 @@ int Watch(const Context& ctx, const WatchOptions& options) {
   server->addHandler("/healthz", health);
   server->addHandler("/status", status);
   server->addHandler("/metrics", metrics);
-  std::string bound = cfg.ha.listen;
-  if (auto ports = server->getListeningPorts(); !ports.empty()) {
-    auto colon = bound.rfind(':');
-    bound = (colon == std::string::npos ? std::string("0.0.0.0") : bound.substr(0, colon)) + ":" +
-            std::to_string(ports.front());
-  }
+  const std::string& bound = listening.address;
   spdlog::info(
       "event=started region={} listen={} etcd=\"{}\" lease_ttl_s={} failover_after_s={} "
       "clock_margin_s={} mode={} self_fence={} failsafe={} version={}",

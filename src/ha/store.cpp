@@ -70,9 +70,7 @@ class EtcdStore : public Store {
     if (r.ranges[0]) {
       v.leader = ParseLeader(r.ranges[0]->value);
       if (!v.leader) {
-        throw StorageError("the leader key " + leader_key_ +
-                           " holds something that is not gravl-dr's: is ha.etcd.prefix shared "
-                           "with another program?");
+        throw Foreign("the leader key " + leader_key_);
       }
       v.leader->lease = r.ranges[0]->lease;
       v.leader->token = r.ranges[0]->create_revision;
@@ -80,13 +78,16 @@ class EtcdStore : public Store {
     if (r.ranges[1]) {
       v.record = ParseRecord(r.ranges[1]->value);
       if (!v.record) {
-        throw StorageError("the primary record " + record_key_ +
-                           " holds something that is not gravl-dr's: is ha.etcd.prefix shared "
-                           "with another program?");
+        throw Foreign("the primary record " + record_key_);
       }
       v.record->revision = r.ranges[1]->mod_revision;
     }
     return v;
+  }
+  static StorageError Foreign(const std::string& what) {
+    return StorageError(what +
+                        " holds something that is not gravl-dr's: is ha.etcd.prefix "
+                        "shared with another program?");
   }
   std::int64_t Grant(int ttl_s) override { return client_.Grant(ttl_s); }
   std::optional<std::int64_t> KeepAlive(std::int64_t lease) override {

@@ -44,7 +44,7 @@ namespace gravl::test {
 class EtcdCluster {
  public:
   // The etcd program (first in PATH, else /usr/bin/etcd), or "" when there is none: tests
-  // can GTEST_SKIP on that.
+  // fail on that, naming dev/install-deps.sh (never skip: CI installs etcd).
   static std::string Binary() {
     namespace fs = std::filesystem;
     std::vector<std::string> candidates;
