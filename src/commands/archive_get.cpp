@@ -23,6 +23,7 @@
 #include "common/log.h"
 #include "io/file.h"
 #include "io/workers.h"
+#include "repo/partial.h"
 #include "repo/wal_archive.h"
 
 namespace gravl::commands {
@@ -125,6 +126,27 @@ int Fetch(const Context& ctx, const ArchiveGetOptions& options, const repo::WalF
   if (errors[0]) std::rethrow_exception(errors[0]);
   if (!found[0]) {
     if (unlock_error) std::rethrow_exception(unlock_error);
+    // No repository holds the complete segment: the newest partial segment the receiver
+    // uploaded (repo/partial.h), so that "latest" is the last acknowledged commit.
+    if (file.kind == repo::WalFileKind::kSegment && !repos.empty()) {
+      const std::uint64_t seg_size = repos.front()->Stanza().wal_segment_size;
+      auto seg = WalSegment::ParseName(file.name, seg_size);
+      if (auto partial = seg ? repo::FindPartialSegment(repos, *seg, seg_size) : std::nullopt) {
+        io::AtomicFileSink out(options.destination, io::AtomicFileOptions{.durable = false});
+        repo::ReadPartialSegment(*partial, seg_size, out);
+        spdlog::info(
+            "restored {} from a partial segment in repository '{}': {} bytes of WAL in {} "
+            "chunk(s), the rest zeros (recovery ends inside it)",
+            file.name, partial->repo->config().name, partial->bytes, partial->chain.size());
+        ctx.Emit({{"file", file.name},
+                  {"found", true},
+                  {"repo", partial->repo->config().name},
+                  {"partial", true},
+                  {"partial_bytes", partial->bytes}},
+                 "");
+        return 0;
+      }
+    }
     spdlog::info("{} is not in the archive", file.name);
     ctx.Emit({{"file", file.name}, {"found", false}}, "");
     return ToInt(ExitCode::kNotFound);

@@ -46,6 +46,7 @@ void AddRepoSync(CLI::App& app, Invocation& inv);
 void AddStandbyCreate(CLI::App& app, Invocation& inv);
 void AddFailover(CLI::App& app, Invocation& inv);
 void AddWatch(CLI::App& app, Invocation& inv);
+void AddWalReceive(CLI::App& app, Invocation& inv);
 void AddSwitchover(CLI::App& app, Invocation& inv);
 void AddFailback(CLI::App& app, Invocation& inv);
 void AddVersion(CLI::App& app, Invocation& inv);

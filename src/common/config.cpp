@@ -517,6 +517,82 @@ const std::vector<OptionSpec>& OptionSpecs() {
        {},
        0,
        0},
+      {"wal_receive.conninfo",
+       "GRAVL_DR_WAL_RECEIVE_CONNINFO",
+       "--receive-conninfo",
+       OptionType::kString,
+       "(pg.conninfo)",
+       "wal-receive: the server to stream from (libpq), a primary or a cascading standby; "
+       "several hosts with target_session_attrs=primary follow a failover",
+       {},
+       0,
+       0},
+      {"wal_receive.slot",
+       "GRAVL_DR_WAL_RECEIVE_SLOT",
+       "--slot",
+       OptionType::kString,
+       "gravl_dr",
+       "wal-receive: the physical replication slot streamed from (created with --create-slot)",
+       {},
+       0,
+       0},
+      {"wal_receive.application_name",
+       "GRAVL_DR_WAL_RECEIVE_APPLICATION_NAME",
+       "--application-name",
+       OptionType::kString,
+       "gravl_dr",
+       "wal-receive: the receiver's application_name, as synchronous_standby_names lists it",
+       {},
+       0,
+       0},
+      {"wal_receive.synchronous",
+       "GRAVL_DR_WAL_RECEIVE_SYNCHRONOUS",
+       "--synchronous",
+       OptionType::kBool,
+       "true",
+       "wal-receive: acknowledge to the server only what every repository holds (RPO 0 when "
+       "synchronous_standby_names lists the receiver); false: what the spool holds",
+       {},
+       0,
+       0},
+      {"wal_receive.spool_path",
+       "GRAVL_DR_WAL_RECEIVE_SPOOL_PATH",
+       "--receive-spool-path",
+       OptionType::kPath,
+       "/var/lib/gravl-dr/receive",
+       "wal-receive: directory (a persistent volume) for the segments being received",
+       {},
+       0,
+       0},
+      {"wal_receive.partial_interval",
+       "GRAVL_DR_WAL_RECEIVE_PARTIAL_INTERVAL",
+       "--partial-interval",
+       OptionType::kString,
+       "1s",
+       "wal-receive: asynchronous mode uploads the segment being received this often (e.g. "
+       "1s, 500ms); synchronous mode uploads at once",
+       {},
+       0,
+       0},
+      {"wal_receive.max_spool_segments",
+       "GRAVL_DR_WAL_RECEIVE_MAX_SPOOL_SEGMENTS",
+       "--max-spool-segments",
+       OptionType::kInt,
+       "64",
+       "wal-receive: completed segments the spool may hold before they are archived; beyond, "
+       "streaming waits (the slot keeps the WAL on the server)",
+       {},
+       1,
+       100000},
+      {"wal_receive.listen",
+       "GRAVL_DR_WAL_RECEIVE_LISTEN",
+       "--receive-listen",
+       OptionType::kString,
+       "127.0.0.1:9189",
+       "wal-receive: address and port of the receiver's /healthz, /metrics and /status",
+       {},
+       0,
+       0},
       {"exporter.full_listing_interval",
        "GRAVL_DR_EXPORTER_FULL_LISTING_INTERVAL",
        "--full-listing-interval",
@@ -1192,6 +1268,62 @@ void LoadHa(Config& config, const Get& get) {
   if (auto v = get("ha.listen")) ha.listen = v->text;
 }
 
+// wal_receive: the streaming receiver's settings.
+template <typename Get>
+void LoadWalReceive(Config& config, const Get& get) {
+  WalReceiveConfig& w = config.wal_receive;
+  if (auto v = get("wal_receive.conninfo")) w.conninfo = v->text;
+  auto name = [&](const char* key, std::string& out) {
+    if (auto v = get(key)) {
+      const std::string& t = v->text;
+      bool ok = !t.empty() && t.size() <= 63;
+      for (char c : t)
+        ok = ok && (std::islower(static_cast<unsigned char>(c)) ||
+                    std::isdigit(static_cast<unsigned char>(c)) || c == '_');
+      if (!ok) {
+        throw ConfigError(v->where + ": '" + key +
+                          "' must be 1-63 lower-case letters, digits "
+                          "or underscores (a replication slot's rules), got '" +
+                          Echo(t) + "'");
+      }
+      out = t;
+    }
+  };
+  name("wal_receive.slot", w.slot);
+  name("wal_receive.application_name", w.application_name);
+  if (auto v = get("wal_receive.synchronous")) {
+    w.synchronous = ParseBool(*FindSpec("wal_receive.synchronous"), *v);
+  }
+  if (auto v = get("wal_receive.spool_path")) w.spool_path = v->text;
+  if (auto v = get("wal_receive.partial_interval")) {
+    const std::string& t = v->text;
+    if (t.size() > 2 && t.compare(t.size() - 2, 2, "ms") == 0) {
+      int ms = 0;
+      auto [end, ec] = std::from_chars(t.data(), t.data() + t.size() - 2, ms);
+      if (ec != std::errc() || end != t.data() + t.size() - 2 || ms < 10) {
+        throw ConfigError(v->where +
+                          ": 'wal_receive.partial_interval' must be a duration of at "
+                          "least 10ms (e.g. 500ms, 1s), got '" +
+                          Echo(t) + "'");
+      }
+      w.partial_interval_ms = ms;
+    } else {
+      auto secs = ParseDuration(t, v->where + ": 'wal_receive.partial_interval'").count();
+      if (secs < 1 || secs > 3600) {
+        throw ConfigError(v->where +
+                          ": 'wal_receive.partial_interval' must be between 10ms "
+                          "and 1h, got '" +
+                          Echo(t) + "'");
+      }
+      w.partial_interval_ms = static_cast<int>(secs * 1000);
+    }
+  }
+  if (auto v = get("wal_receive.max_spool_segments")) {
+    w.max_spool_segments = ParseInt(*FindSpec("wal_receive.max_spool_segments"), *v);
+  }
+  if (auto v = get("wal_receive.listen")) w.listen = v->text;
+}
+
 Config LoadConfig(const ConfigInputs& inputs) {
   auto getenv = inputs.getenv ? inputs.getenv : [](const std::string& name) {
     const char* v = std::getenv(name.c_str());
@@ -1363,6 +1495,7 @@ Config LoadConfig(const ConfigInputs& inputs) {
     config.failover.hook_timeout_s = ParseInt(*FindSpec("failover.hook_timeout"), *v);
   }
   LoadHa(config, get);
+  LoadWalReceive(config, get);
 
   // Secrets: from the environment or a file, never from the command line.
   if (auto pass = getenv("GRAVL_DR_ENCRYPTION_PASSPHRASE")) {

@@ -145,6 +145,18 @@ struct HaConfig {
   bool configured() const { return !etcd_endpoints.empty(); }
 };
 
+// The WAL streaming receiver (wal_receive:, docs/wal-receive.md).
+struct WalReceiveConfig {
+  std::string conninfo;  // empty: pg.conninfo (a primary, or a cascading standby)
+  std::string slot = "gravl_dr";
+  std::string application_name = "gravl_dr";  // what synchronous_standby_names lists
+  bool synchronous = true;  // acknowledge what the repository holds (else: the spool)
+  std::string spool_path = "/var/lib/gravl-dr/receive";
+  int partial_interval_ms = 1000;  // asynchronous mode: uploads of the partial segment
+  int max_spool_segments = 64;     // completed segments waiting to be pushed before it waits
+  std::string listen = "127.0.0.1:9189";
+};
+
 struct Config {
   std::string source;  // the file the configuration came from, or "(no config file)"
   std::string stanza = "main";
@@ -177,6 +189,7 @@ struct Config {
   std::vector<RegionConfig> regions;
   FailoverConfig failover;
   HaConfig ha;
+  WalReceiveConfig wal_receive;
 
   // The region named `name`; throws ConfigError listing the configured ones.
   const RegionConfig& Region(const std::string& name) const;

@@ -4,6 +4,7 @@
 
 #include "common/error.h"
 #include "common/log.h"
+#include "repo/fence.h"
 
 namespace gravl::repo {
 
@@ -76,6 +77,33 @@ std::optional<std::string> FetchWalFile(
   }
   if (first_error) std::rethrow_exception(first_error);
   return std::nullopt;
+}
+
+std::vector<RepoPushStatus> ArchiveWalFile(const std::vector<Repository*>& repos,
+                                           const WalFileName& file, ByteView data,
+                                           const std::string& sha256, CompressionType compression,
+                                           int level, std::uint64_t segment_size) {
+  std::vector<RepoPushStatus> statuses;
+  for (Repository* repo : repos) {
+    std::optional<TimelineFence> fence;
+    if (file.kind == WalFileKind::kSegment) {
+      fence = ReadFence(repo->storage(), repo->stanza(), file.timeline);
+    }
+    if (fence && BeyondFence(*fence, file, segment_size)) {
+      std::string key = QuarantineWalFile(*repo, file, data, sha256, compression, level);
+      spdlog::error(
+          "{}: {} is WAL of timeline {} beyond {}, where that timeline ended ({} to {} at {}): "
+          "the server it came from kept writing after another one was promoted. The file is "
+          "kept in quarantine ({}) and is never served to a restore (docs/failover.md)",
+          repo->Describe(), file.name, file.timeline, fence->end.ToString(), fence->reason,
+          fence->region, FormatIso8601(fence->at), key);
+      statuses.push_back({repo->config().name, key, true});
+      continue;
+    }
+    auto pushed = PushWalFile({repo}, file, data, sha256, compression, level);
+    statuses.insert(statuses.end(), pushed.begin(), pushed.end());
+  }
+  return statuses;
 }
 
 }  // namespace gravl::repo

@@ -38,3 +38,16 @@ std::optional<std::string> FetchWalFile(
     const std::function<std::unique_ptr<io::Sink>()>& make_destination);
 
 }  // namespace gravl::repo
+
+namespace gravl::repo {
+
+// PushWalFile for a file streamed or archived from a server, with the repository's timeline
+// fences (repo/fence.h) applied: in a repository whose fence of the file's timeline the file
+// lies beyond, it goes to quarantine instead (status key under the quarantine prefix) and an
+// error is logged naming the fence. `segment_size` is the stanza's.
+std::vector<RepoPushStatus> ArchiveWalFile(const std::vector<Repository*>& repos,
+                                           const WalFileName& file, ByteView data,
+                                           const std::string& sha256, CompressionType compression,
+                                           int level, std::uint64_t segment_size);
+
+}  // namespace gravl::repo

@@ -92,6 +92,11 @@ class Writer {
     std::lock_guard<std::mutex> lock(mu_);
     return committed_;
   }
+  // When each commit was acknowledged to the writer.
+  std::map<long, std::chrono::steady_clock::time_point> acknowledged_at() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return acknowledged_at_;
+  }
   std::size_t count() {
     std::lock_guard<std::mutex> lock(mu_);
     return committed_.size();
@@ -110,6 +115,7 @@ class Writer {
                                     ") RETURNING pg_current_wal_insert_lsn()::text");
         std::lock_guard<std::mutex> lock(mu_);
         committed_[id] = Lsn::Parse(*lsn);
+        acknowledged_at_[id] = std::chrono::steady_clock::now();
       } catch (const std::exception&) {
         conn.reset();
         which = (which + 1) % conninfos_.size();
@@ -121,6 +127,7 @@ class Writer {
   std::atomic<bool> stop_{false};
   std::mutex mu_;
   std::map<long, Lsn> committed_;
+  std::map<long, std::chrono::steady_clock::time_point> acknowledged_at_;
   std::thread thread_;
 };
 

