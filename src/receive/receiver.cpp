@@ -189,6 +189,7 @@ void Receiver::CompleteSegment() {
     status_.spooled = status_.received;
     if (!options_.synchronous) status_.acknowledged = status_.spooled;
     synced_at_ = Clock::now();
+    push_cv_.notify_one();
     // Back-pressure: the stream waits (and so the server) while the spool is full.
     if (static_cast<int>(pending_.size()) >= options_.max_spool_segments) {
       status_.waiting_for_spool = true;
@@ -202,7 +203,6 @@ void Receiver::CompleteSegment() {
       if (stop_) throw InterruptedError("stopped while waiting for spool space");
     }
   }
-  push_cv_.notify_one();
   ++segno_;
   OpenSegment();
 }
