@@ -489,8 +489,7 @@ pg::StreamEvent RunStream(pg::WalSource& source, Receiver& receiver, const std::
         break;
       case pg::StreamEvent::Kind::kTimelineEnd:
       case pg::StreamEvent::Kind::kEnded:
-        source.SendStatus(receiver.Received(), receiver.Acknowledged(), false);
-        return ev;
+        return ev;  // COPY has ended: no more status updates on this stream
       case pg::StreamEvent::Kind::kIdle:
         break;
     }

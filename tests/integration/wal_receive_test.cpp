@@ -217,6 +217,84 @@ TEST_P(WalReceive, RestoreFromTheRepositoryAloneAfterPrimaryAndSpoolAreLost) {
   restored->Stop();
 }
 
+// kill -9 of the receiver under load, three times, with archive-push archiving the same WAL
+// beside it: nothing lost, no conflicting object (the archiver never fails), complete segments
+// only under wal/.
+class WalReceiveRestart : public WalReceive {};
+
+TEST_P(WalReceiveRestart, KilledUnderLoadLosesNothingAndConflictsWithNothing) {
+  EnableArchiving();
+  ASSERT_EQ(Cli({"backup"}).exit_code, 0);
+  Query("ALTER SYSTEM SET synchronous_standby_names = 'gravl_dr'");
+  Query("SELECT pg_reload_conf()");
+  auto receiver = std::make_unique<ReceiverProcess>(config_, dir_ / "receiver.log");
+  ASSERT_TRUE(receiver->WaitConnected()) << receiver->daemon().Log();
+  std::map<long, Lsn> committed;
+  int kills = 0;
+  {
+    Pgbench load(*cluster_, 10);
+    test::Writer writer({cluster_->conninfo()});
+    for (int i = 0; i < 3; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+      std::size_t before = writer.count();
+      receiver->daemon().Kill();
+      ++kills;
+      receiver = std::make_unique<ReceiverProcess>(config_, dir_ / "receiver.log");
+      ASSERT_TRUE(receiver->WaitConnected()) << receiver->daemon().Log();
+      // Synchronous commits go on once it is back.
+      for (int w = 0; w < 100 && writer.count() <= before + 5; ++w) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      }
+      EXPECT_GT(writer.count(), before + 5) << "no commit after restart " << i;
+    }
+    writer.Stop();
+    committed = writer.committed();
+  }
+  std::string last = SwitchAndWait();
+  EXPECT_EQ(Query("SELECT failed_count FROM pg_stat_archiver"), "0")
+      << "archive-push met a conflicting object: " << cluster_->LogTail();
+  // The receiver archives the same segments (same objects) and empties its spool.
+  const Lsn end = Lsn::Parse(Query("SELECT pg_current_wal_lsn()"));
+  bool caught_up = false;
+  for (int i = 0; i < 300 && !caught_up; ++i) {
+    auto st = receiver->Status();
+    caught_up = st.contains("uploaded") && Lsn::Parse(st["uploaded"].get<std::string>()) >= end &&
+                st.value("pending_segments", 1) == 0;
+    if (!caught_up) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_TRUE(caught_up) << receiver->Status().dump() << receiver->daemon().Log();
+  std::string log = receiver->daemon().Log();
+  EXPECT_EQ(log.find("already holds"), std::string::npos) << log;  // ConflictError text
+  {
+    auto r = OpenRepo();
+    auto index = repo::WalIndex::Build(*r);
+    EXPECT_TRUE(index.conflicts().empty());
+    EXPECT_TRUE(index.others().empty() || std::all_of(index.others().begin(), index.others().end(),
+                                                      [](const repo::WalObject& o) {
+                                                        return o.name.find(".backup") !=
+                                                               std::string::npos;
+                                                      }));
+  }
+  test::KillServer(cluster_->data_dir());
+  receiver->daemon().Kill();
+  fs::remove_all(cluster_->data_dir());
+  fs::remove_all(dir_ / "receive");
+  auto restored = RestoreAndStart("restored", {});
+  ASSERT_TRUE(restored) << last_restore_output_;
+  std::set<long> present = Ids(*restored);
+  std::size_t lost = 0;
+  for (const auto& [id, lsn] : committed) lost += present.count(id) ? 0u : 1u;
+  std::cout << "[ measured ] " << kills << " receiver kills under load: " << committed.size()
+            << " acknowledged commits, " << lost << " missing after the restore\n";
+  EXPECT_EQ(lost, 0u);
+  restored->Stop();
+}
+
+INSTANTIATE_TEST_SUITE_P(Sync, WalReceiveRestart, ::testing::Values(Mode{"posix", true}),
+                         [](const ::testing::TestParamInfo<Mode>&) {
+                           return std::string("posix");
+                         });
+
 INSTANTIATE_TEST_SUITE_P(Modes, WalReceive,
                          ::testing::Values(Mode{"posix", true}, Mode{"s3", true},
                                            Mode{"posix", false}),
@@ -224,6 +302,100 @@ INSTANTIATE_TEST_SUITE_P(Modes, WalReceive,
                            return p.param.repo +
                                   (p.param.synchronous ? "Synchronous" : "Asynchronous");
                          });
+
+// A failover in the middle: the receiver streams from whichever region is primary (two hosts,
+// target_session_attrs=primary), and after us-east-1 is promoted it continues there on
+// timeline 2, creating its slot; a restore from the repository reaches the new timeline's
+// newest commit.
+class WalReceiveFailover : public test::TwoRegions {
+ protected:
+  std::string ConfigBody() const override {
+    return test::TwoRegions::ConfigBody() +
+           "wal_receive:\n  conninfo: \"host=127.0.0.1,127.0.0.1 port=" +
+           std::to_string(cluster_->port()) + "," + std::to_string(port_b_) +
+           " user=postgres dbname=postgres target_session_attrs=primary\"\n"
+           "  synchronous: true\n  spool_path: " +
+           (dir_ / "receive") + "\n";
+  }
+};
+
+TEST_F(WalReceiveFailover, FollowsTheNewTimelineOfThePromotedRegion) {
+  ReceiverProcess receiver(config_, dir_ / "receiver.log");
+  ASSERT_TRUE(receiver.WaitConnected()) << receiver.daemon().Log();
+  EXPECT_EQ(receiver.Status().value("timeline", 0), 1);
+  Sql(A(), "ALTER SYSTEM SET synchronous_standby_names = 'gravl_dr'");
+  Sql(A(), "SELECT pg_reload_conf()");
+  std::map<long, Lsn> before;
+  {
+    test::Writer writer({A()});
+    std::this_thread::sleep_for(std::chrono::seconds(3));
+    Kill(cluster_->data_dir());
+    writer.Stop();
+    before = writer.committed();
+  }
+  RunResult r = Cli({"failover", "--to", "us-east-1", "--output", "json"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  // The receiver finds the new primary, creates its slot there and follows timeline 2.
+  bool followed = false;
+  for (int i = 0; i < 600 && !followed; ++i) {
+    auto st = receiver.Status();
+    followed = st.value("connected", false) && st.value("timeline", 0) == 2;
+    if (!followed) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_TRUE(followed) << receiver.Status().dump() << receiver.daemon().Log();
+  EXPECT_EQ(Sql(B(), "SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'gravl_dr'"),
+            "1");
+  std::map<long, Lsn> after;
+  {
+    test::Writer writer({B()}, 1000000);
+    std::this_thread::sleep_for(std::chrono::seconds(2));
+    writer.Stop();
+    after = writer.committed();
+  }
+  ASSERT_FALSE(after.empty()) << "synchronous_standby_names on us-east-1: "
+                              << Sql(B(), "SHOW synchronous_standby_names") << "; receiver "
+                              << receiver.Status().dump();
+  const Lsn end = Lsn::Parse(Sql(B(), "SELECT pg_current_wal_lsn()::text"));
+  bool uploaded = false;
+  for (int i = 0; i < 300 && !uploaded; ++i) {
+    auto st = receiver.Status();
+    uploaded = st.contains("uploaded") && Lsn::Parse(st["uploaded"].get<std::string>()) >= end;
+    if (!uploaded) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_TRUE(uploaded) << receiver.Status().dump();
+  const std::set<long> truth = Ids(B());  // the new history's commits
+  EXPECT_NE(receiver.daemon().Log().find("event=timeline-end"), std::string::npos);
+
+  // Both servers and the receiver's spool gone: the repository alone.
+  Kill(dir_ / "b/data");
+  receiver.daemon().Kill();
+  fs::remove_all(dir_ / "b/data");
+  fs::remove_all(dir_ / "receive");
+  const std::string pgdata = dir_ / "restored";
+  RunResult rr = Cli({"--repo", "us-east-1", "restore", "--pgdata", pgdata});
+  ASSERT_EQ(rr.exit_code, 0) << rr.out << rr.err;
+  pg::InstanceOptions o;
+  o.base_dir = dir_ / "restored-run";
+  auto restored = pg::Instance::Adopt(o, pgdata);
+  for (int i = 0; i < 600 && restored->Psql("SELECT pg_is_in_recovery()") != "f\n"; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  std::set<long> present;
+  {
+    auto c = pg::Connection::Open(restored->conninfo());
+    for (const auto& row : c->Query("SELECT id FROM commits")) present.insert(std::stol(row[0]));
+  }
+  std::size_t missing = 0;
+  for (long id : truth) missing += present.count(id) ? 0u : 1u;
+  std::size_t after_missing = 0;
+  for (const auto& [id, lsn] : after) after_missing += present.count(id) ? 0u : 1u;
+  std::cout << "[ measured ] failover in the middle: " << before.size()
+            << " commits on timeline 1, " << after.size() << " on timeline 2; " << missing
+            << " of the new history's " << truth.size() << " missing after the restore\n";
+  EXPECT_EQ(missing, 0u);
+  EXPECT_EQ(after_missing, 0u);
+  restored->Stop();
+}
 
 }  // namespace
 }  // namespace gravl

@@ -80,7 +80,8 @@ inline void KillServer(const std::string& data_dir) {
 // every id whose COMMIT was acknowledged, with the WAL position of its insert.
 class Writer {
  public:
-  explicit Writer(std::vector<std::string> conninfos) : conninfos_(std::move(conninfos)) {
+  explicit Writer(std::vector<std::string> conninfos, long first_id = 1)
+      : conninfos_(std::move(conninfos)), first_id_(first_id) {
     thread_ = std::thread([this] { Loop(); });
   }
   ~Writer() { Stop(); }
@@ -104,7 +105,7 @@ class Writer {
 
  private:
   void Loop() {
-    long next = 1;
+    long next = first_id_;
     std::unique_ptr<pg::Connection> conn;
     std::size_t which = 0;
     while (!stop_) {
@@ -124,6 +125,7 @@ class Writer {
     }
   }
   std::vector<std::string> conninfos_;
+  long first_id_;
   std::atomic<bool> stop_{false};
   std::mutex mu_;
   std::map<long, Lsn> committed_;
