@@ -88,9 +88,10 @@ std::string MetricsText(const receive::ReceiverStatus& s, Session& session, bool
                                                 {"uploaded", s.uploaded},
                                                 {"archived", s.archived},
                                                 {"acknowledged", s.acknowledged}};
-  f.Gauge("gravl_receive_lsn", {{"stage", "server"}}, static_cast<double>(s.server_end.value));
+  f.Gauge("gravl_receive_position_bytes", {{"stage", "server"}},
+          static_cast<double>(s.server_end.value));
   for (const auto& [stage, pos] : stages) {
-    f.Gauge("gravl_receive_lsn", {{"stage", stage}}, static_cast<double>(pos.value));
+    f.Gauge("gravl_receive_position_bytes", {{"stage", stage}}, static_cast<double>(pos.value));
     f.Gauge("gravl_receive_lag_bytes", {{"stage", stage}},
             s.server_end > pos ? static_cast<double>(s.server_end.value - pos.value) : 0.0);
   }

@@ -105,13 +105,17 @@ const std::vector<MetricName>& AllMetrics() {
       {"gravl_ha_last_detection_seconds",
        "Leader key gone to takeover decided, in the last failover"},
       {"gravl_ha_last_failover_seconds", "Takeover decided to failover done, in the last failover"},
+      {"gravl_pg_replication_slot_retained_bytes",
+       "WAL a replication slot keeps on the server (current position minus its restart "
+       "position): a dead receiver's slot grows until max_slot_wal_keep_size"},
+      {"gravl_pg_replication_slot_active", "1 while a client streams from the slot"},
       // The WAL streaming receiver (docs/wal-receive.md): its own /metrics.
       {"gravl_receive_up", "1 while the receiver streams from a server"},
       {"gravl_receive_synchronous",
        "1 when the receiver acknowledges only what the repositories hold "
        "(wal_receive.synchronous)"},
       {"gravl_receive_timeline", "The timeline being received"},
-      {"gravl_receive_lsn",
+      {"gravl_receive_position_bytes",
        "WAL position of each stage: server (the server's end), received, spooled (fsynced), "
        "uploaded (in every repository), archived (complete segments), acknowledged"},
       {"gravl_receive_lag_bytes", "WAL the stage is behind the server's end"},

@@ -38,6 +38,12 @@ void PostgresCollector::Collect(FamilySet& out, SystemTime now) {
           "pg_ls_archive_statusdir(): GRANT pg_monitor TO the exporter's role)",
           Redact(m.ready_problem));
     }
+    for (const auto& slot : m.slots) {
+      Labels l{{"stanza", stanza_}, {"slot", slot.name}, {"type", slot.type}};
+      mine.Gauge("gravl_pg_replication_slot_retained_bytes", l,
+                 static_cast<double>(slot.retained_bytes));
+      mine.Gauge("gravl_pg_replication_slot_active", l, slot.active ? 1 : 0);
+    }
     if (m.in_recovery) {
       mine.Gauge("gravl_standby_replay_lag_bytes", labels, static_cast<double>(m.replay_lag_bytes));
       if (m.replay_delay_seconds) {

@@ -98,6 +98,12 @@ MonitoringStatus GetMonitoringStatus(Connection& conn) {
   } catch (const PgError& e) {
     m.ready_problem = e.what();
   }
+  for (const auto& r : conn.Query(
+           "SELECT slot_name, slot_type, active::text, coalesce(greatest(0, pg_wal_lsn_diff(CASE "
+           "WHEN pg_is_in_recovery() THEN pg_last_wal_receive_lsn() ELSE pg_current_wal_lsn() "
+           "END, restart_lsn))::bigint, 0) FROM pg_replication_slots ORDER BY 1")) {
+    m.slots.push_back({r[0], r[1], r[2] == "true", ToU64(r[3], "a slot's retained WAL")});
+  }
   if (m.in_recovery) {
     auto r = conn.Query(
         "SELECT coalesce(pg_wal_lsn_diff(pg_last_wal_receive_lsn(), "

@@ -129,11 +129,20 @@ struct MonitoringStatus {
   std::string ready_problem;  // why ready_segments is unknown
   // On a primary: its standbys.
   std::vector<StandbyStatus> standbys;
+  // Physical and logical replication slots: the WAL each keeps on the server (its current
+  // position minus the slot's restart position; 0 when it reserves none) and whether a client
+  // streams from it. A slot nobody uses keeps WAL until the disk fills (max_slot_wal_keep_size).
+  struct Slot {
+    std::string name, type;
+    bool active = false;
+    std::uint64_t retained_bytes = 0;
+  };
+  std::vector<Slot> slots;
   // On a standby: received but not replayed, and the age of the last replayed transaction.
   std::uint64_t replay_lag_bytes = 0;
   std::optional<double> replay_delay_seconds;
 };
-// Everything the exporter reads from a server, in four small queries.
+// Everything the exporter reads from a server, in five small queries.
 MonitoringStatus GetMonitoringStatus(Connection& conn);
 
 // ---- tables and row counts (recorded by backups, compared by drills) ----

@@ -132,7 +132,8 @@ class ManifestCommands : public test::ArchivingFixture {
       argv.push_back("--dry-run");
       std::vector<std::string> env;
       for (const auto& [name, value] : w["env"].items()) {
-        if (name == "GRAVL_DR_EXPORTER_LISTEN" || name == "GRAVL_DR_HA_LISTEN") {
+        if (name == "GRAVL_DR_EXPORTER_LISTEN" || name == "GRAVL_DR_HA_LISTEN" ||
+            name == "GRAVL_DR_WAL_RECEIVE_LISTEN") {
           env.push_back(name + "=127.0.0.1:" + std::to_string(pg::FindFreePort()));
         } else if (name == "TMPDIR") {
           env.push_back(name + "=" + (dir_ / "tmp"));

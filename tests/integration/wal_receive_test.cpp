@@ -213,7 +213,7 @@ TEST_P(WalReceive, RestoreFromTheRepositoryAloneAfterPrimaryAndSpoolAreLost) {
   }
   // The newest commits came from the partial segment: beyond every complete segment.
   EXPECT_GT(newest_present, complete_end) << "no commit beyond the complete segments was restored";
-  EXPECT_NE(metrics.find("gravl_receive_lsn{stage=\"uploaded\"}"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("gravl_receive_position_bytes{stage=\"uploaded\"}"), std::string::npos) << metrics;
   restored->Stop();
 }
 

@@ -78,7 +78,16 @@ mapfile -t runbooks <"${tmp}/runbooks"
 ((${#runbooks[@]} == ${#alerts[@]})) || fail "${#alerts[@]} alerts but ${#runbooks[@]} runbook_url annotations"
 for url in "${runbooks[@]}"; do
   [[ "${url}" == "${runbook_prefix}"* ]] || fail "runbook_url ${url} does not start with ${runbook_prefix}"
-  [[ -f "${src_dir}/${url#"${runbook_prefix}"}" ]] || fail "runbook ${url#"${runbook_prefix}"} does not exist"
+  rel=${url#"${runbook_prefix}"}
+  [[ -f "${src_dir}/${rel%%#*}" ]] || fail "runbook ${rel%%#*} does not exist"
+  if [[ "${rel}" == *"#"* ]]; then
+    # The anchor must be a heading of the file (GitHub's slug: lower case, spaces to '-',
+    # punctuation dropped).
+    anchor=${rel#*#}
+    sed -n -E 's/^#+[[:space:]]+//p' "${src_dir}/${rel%%#*}" |
+      tr '[:upper:]' '[:lower:]' | sed -E 's/[^a-z0-9 _-]//g; s/ /-/g' | grep -qx -- "${anchor}" ||
+      fail "runbook ${rel%%#*} has no heading for #${anchor}"
+  fi
 done
 
 # alertname -> "fires" / "silent" per test case (silent: exp_alerts: [] or no exp_alerts).

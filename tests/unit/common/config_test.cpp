@@ -429,5 +429,43 @@ TEST_F(ConfigTest, HaTimingThatCannotBeSafeIsRefused) {
   ExpectError(kRepos + "ha:\n  failover_after: soon\n", {"ha.failover_after"});
 }
 
+TEST_F(ConfigTest, WalReceiveSectionHasDefaultsAndMillisecondIntervals) {
+  Config d = Load(kRepos);
+  EXPECT_EQ(d.wal_receive.slot, "gravl_dr");
+  EXPECT_EQ(d.wal_receive.application_name, "gravl_dr");
+  EXPECT_TRUE(d.wal_receive.synchronous);
+  EXPECT_EQ(d.wal_receive.partial_interval_ms, 1000);
+  EXPECT_EQ(d.wal_receive.max_spool_segments, 64);
+  EXPECT_EQ(d.wal_receive.listen, "127.0.0.1:9189");
+  EXPECT_TRUE(d.wal_receive.conninfo.empty());
+  Config c = Load(kRepos +
+                  "wal_receive:\n  conninfo: \"host=a,b target_session_attrs=primary\"\n"
+                  "  slot: dr_1\n  application_name: dr_app\n  synchronous: false\n"
+                  "  spool_path: /spool\n  partial_interval: 250ms\n  max_spool_segments: 8\n");
+  EXPECT_EQ(c.wal_receive.conninfo, "host=a,b target_session_attrs=primary");
+  EXPECT_EQ(c.wal_receive.slot, "dr_1");
+  EXPECT_EQ(c.wal_receive.application_name, "dr_app");
+  EXPECT_FALSE(c.wal_receive.synchronous);
+  EXPECT_EQ(c.wal_receive.spool_path, "/spool");
+  EXPECT_EQ(c.wal_receive.partial_interval_ms, 250);
+  EXPECT_EQ(c.wal_receive.max_spool_segments, 8);
+  EXPECT_EQ(
+      Load(kRepos, {}, {{"wal_receive.partial_interval", "2s"}}).wal_receive.partial_interval_ms,
+      2000);
+}
+
+TEST_F(ConfigTest, WalReceiveRefusesBadSlotNamesAndIntervals) {
+  ExpectError(kRepos + "wal_receive:\n  slot: Gravl-DR\n", {"wal_receive.slot", "lower-case"});
+  ExpectError(kRepos + "wal_receive:\n  application_name: \"a b\"\n",
+              {"wal_receive.application_name"});
+  ExpectError(kRepos + "wal_receive:\n  partial_interval: 5ms\n",
+              {"wal_receive.partial_interval", "10ms"});
+  ExpectError(kRepos + "wal_receive:\n  partial_interval: 2h\n",
+              {"wal_receive.partial_interval", "1h"});
+  ExpectError(kRepos + "wal_receive:\n  max_spool_segments: 0\n",
+              {"wal_receive.max_spool_segments"});
+  ExpectError(kRepos + "wal_receive:\n  spool: /x\n", {"unknown key", "wal_receive.spool"});
+}
+
 }  // namespace
 }  // namespace gravl

@@ -286,7 +286,12 @@ TEST(MetricNames, EveryMetricIsDocumentedAndFollowsConventions) {
                                                     "gravl_ha_leader",
                                                     "gravl_ha_lease_held",
                                                     "gravl_ha_fencing_token",
-                                                    "gravl_ha_self_fenced"};
+                                                    "gravl_ha_self_fenced",
+                                                    "gravl_pg_replication_slot_active",
+                                                    "gravl_receive_synchronous",
+                                                    "gravl_receive_timeline",
+                                                    "gravl_receive_spool_segments",
+                                                    "gravl_receive_waiting"};
     EXPECT_TRUE(unit || kUnitless.count(m.name)) << m.name << " has no unit suffix";
   }
 }
