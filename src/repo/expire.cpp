@@ -9,6 +9,7 @@
 #include "repo/layout.h"
 #include "repo/manifest.h"
 #include "repo/object_lock.h"
+#include "repo/partial.h"
 
 namespace gravl::repo {
 namespace {
@@ -46,6 +47,22 @@ WalDeletion WalToDelete(Catalog& catalog, const RetentionPlan& plan) {
   for (const auto& o : index.others()) {  // .partial segments and .backup labels
     auto seg = WalSegment::ParseName(std::string_view(o.name).substr(0, 24), seg_size);
     if (seg && !plan.KeepsSegment(seg->timeline, seg->segno)) add(o);
+  }
+  // The receiver's partial-segment chunks (repo/partial.h): those of segments the plan does
+  // not keep, and those a complete segment has superseded (the receiver deletes them itself;
+  // these are what a killed receiver or a timeline switch left).
+  for (const auto& info :
+       storage::ListAll(catalog.repo().storage(), PartialPrefix(catalog.repo().stanza()))) {
+    auto c = ParsePartialChunkKey(info.key, seg_size);
+    if (!c) continue;
+    const bool kept = c->segment.segno >= plan.wal_all_from ||
+                      plan.KeepsSegment(c->segment.timeline, c->segment.segno);
+    if (kept && !index.Find(c->segment.timeline, c->segment.segno)) continue;
+    WalObject o;
+    o.key = info.key;
+    o.name = c->segment.Name(seg_size) + ".partial";
+    o.stored_size = info.size;
+    add(o);
   }
   return d;
 }

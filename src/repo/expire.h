@@ -31,7 +31,8 @@ struct WalDeletion {
   std::string first, last;  // PostgreSQL names, for the report
 };
 
-// The WAL objects the plan does not keep (segments, .partial and .backup files; never
+// The WAL objects the plan does not keep (segments, .partial and .backup files, and the
+// receiver's partial-segment chunks, also where a complete segment superseded them; never
 // history files).
 WalDeletion WalToDelete(Catalog& catalog, const RetentionPlan& plan);
 

@@ -12,6 +12,7 @@
 #include "io/hash.h"
 #include "repo/layout.h"
 #include "repo/metadata.h"
+#include "repo/partial.h"
 #include "storage/faulty.h"
 #include "storage/forwarding.h"
 #include "storage/memory.h"
@@ -122,6 +123,28 @@ TEST_F(ExpireTest, ManifestThenObjectsThenWalAndOnlyWhatThePlanDoesNotKeep) {
   ASSERT_EQ(after.Backups().size(), 2u);
   EXPECT_TRUE(after.Incomplete().empty());
   for (const auto& b : after.Backups()) EXPECT_TRUE(after.Window(*b.manifest).consistent);
+}
+
+TEST_F(ExpireTest, PartialChunksGoWithTheirSegmentOrOnceACompleteSegmentSupersedesThem) {
+  // Chunks a killed receiver left: of segment 5 (expired), 10 (kept for B), 25 (archived
+  // complete meanwhile) and 31 (the newest, only partial).
+  for (std::uint64_t s : {5u, 10u, 25u, 31u}) {
+    PutPartialChunk(*repo_, WalSegment{1, s}, kSeg, 0, AsBytes("wal bytes"), CompressionType::kNone,
+                    1);
+  }
+  Catalog catalog(*repo_);
+  RetentionPlan plan = Plan(catalog);
+  WalDeletion wal = WalToDelete(catalog, plan);
+  std::vector<std::string> chunks;
+  for (const auto& k : wal.keys) {
+    if (k.find("/wal-partial/") != std::string::npos) chunks.push_back(k);
+  }
+  ASSERT_EQ(chunks.size(), 3u) << testing::PrintToString(chunks);
+  CarryOut(catalog, plan);
+  EXPECT_TRUE(ListPartialChunks(*repo_, WalSegment{1, 5}, kSeg).empty());
+  EXPECT_TRUE(ListPartialChunks(*repo_, WalSegment{1, 10}, kSeg).empty());  // 10 is complete
+  EXPECT_TRUE(ListPartialChunks(*repo_, WalSegment{1, 25}, kSeg).empty());
+  EXPECT_EQ(ListPartialChunks(*repo_, WalSegment{1, 31}, kSeg).size(), 1u);
 }
 
 TEST_F(ExpireTest, AFailureHalfWayLeavesOnlyRestorableBackupsListed) {
