@@ -295,7 +295,7 @@ int WalReceive(const Context& ctx, const WalReceiveOptions& options) {
       listening.address, wr.slot, wr.application_name, wr.synchronous, wr.partial_interval_ms,
       spool_dir, repos.size(), kVersion);
 
-  std::optional<std::pair<TimelineId, Lsn>> position;  // received so far in this process
+  std::optional<std::pair<TimelineId, Lsn>> position;  // where this process resumes streaming
   int failures = 0;
   bool first = true;
   while (!stop) {
@@ -357,7 +357,7 @@ int WalReceive(const Context& ctx, const WalReceiveOptions& options) {
       while (!stop) {
         pg::WalStream stream(*conn, wr.slot, start, tli);
         pg::StreamEvent ev = receive::RunStream(stream, receiver, stop);
-        position = std::make_pair(tli, receiver.Received());
+        position = receiver.ResumePosition();
         if (ev.kind == pg::StreamEvent::Kind::kTimelineEnd) {
           auto history = pg::FetchTimelineHistory(*conn, ev.next_timeline);
           receiver.EndTimeline(history.name, history.content);
@@ -379,8 +379,7 @@ int WalReceive(const Context& ctx, const WalReceiveOptions& options) {
       throw;
     } catch (const Error& e) {
       if (stop) break;
-      Lsn received = receiver.Received();
-      if (received.value != 0) position = std::make_pair(receiver.Status().timeline, received);
+      if (receiver.Status().timeline != 0) position = receiver.ResumePosition();
       std::string msg = Redact(e.what());
       {
         std::lock_guard lock(session.mu);

@@ -234,6 +234,12 @@ Lsn Receiver::Acknowledged() const {
   return status_.acknowledged;
 }
 
+std::pair<TimelineId, Lsn> Receiver::ResumePosition() const {
+  std::lock_guard lock(mu_);
+  const std::uint64_t ack = status_.acknowledged.value;
+  return {status_.timeline, Lsn{ack - ack % options_.segment_size}};
+}
+
 ReceiverStatus Receiver::Status() const {
   std::lock_guard lock(mu_);
   ReceiverStatus s = status_;

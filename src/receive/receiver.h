@@ -98,6 +98,11 @@ class Receiver {
 
   Lsn Received() const;
   Lsn Acknowledged() const;
+  // Where streaming resumes after a reconnect: the start of the segment holding the
+  // acknowledged position, on its timeline. Not the received position: WAL received but not yet
+  // durable is received again, so that the flush position reported after Begin() never claims
+  // more than is durable.
+  std::pair<TimelineId, Lsn> ResumePosition() const;
   bool synchronous() const { return options_.synchronous; }
   ReceiverStatus Status() const;
   // Called (from a worker thread) whenever `uploaded` or `archived` advanced or a failure was

@@ -88,6 +88,9 @@ struct Mode {
   std::string repo;  // posix or s3
   bool synchronous;
 };
+void PrintTo(const Mode& m, std::ostream* os) {
+  *os << m.repo << (m.synchronous ? " synchronous" : " asynchronous");
+}
 
 class WalReceive : public test::RestoringFixture, public ::testing::WithParamInterface<Mode> {
  protected:

@@ -118,6 +118,23 @@ TEST_F(ReceiverTest, SynchronousAcknowledgesOnlyWhatTheRepositoryHolds) {
   EXPECT_TRUE(r.Status().last_error.empty());
 }
 
+TEST_F(ReceiverTest, AReconnectResumesFromWhatIsDurableNotFromWhatWasReceived) {
+  Receiver r(Options(true), {repo_.get()});
+  r.Begin(1, At(0));
+  r.Write(At(0), Wal(0, 3000));
+  ASSERT_TRUE(Eventually([&] { return r.Acknowledged() == At(3000); }));
+  Break();
+  r.Write(At(3000), Wal(3000, 2 * kSeg));  // two more segments, not uploaded
+  EXPECT_EQ(r.ResumePosition(), std::make_pair(TimelineId{1}, At(0)))
+      << "resuming at the received position's segment would report WAL that is only in the "
+         "spool as flushed";
+  r.Begin(1, r.ResumePosition().second);
+  EXPECT_EQ(r.Acknowledged(), At(0));
+  Heal();
+  r.Write(At(0), Wal(0, kSeg + 10));
+  ASSERT_TRUE(Eventually([&] { return r.Acknowledged() == At(kSeg + 10); }));
+}
+
 TEST_F(ReceiverTest, CompletedSegmentsArePushedLikeArchivePushAndTheirChunksDeleted) {
   Receiver r(Options(true), {repo_.get()});
   r.Begin(1, At(0));
