@@ -17,6 +17,7 @@
 #include "pg/wal_records.h"
 #include "repo/layout.h"
 #include "repo/object_io.h"
+#include "repo/partial.h"
 #include "repo/wal.h"
 
 namespace gravl::ha {
@@ -170,16 +171,40 @@ std::optional<ArchivedEnd> NewestArchivedWal(const std::vector<repo::Repository*
           newest = obj;
         }
       }
-      if (!newest) continue;
-      io::BufferSink sink;
-      repo::ReadObject(r->storage(), newest->key,
-                       repo::ObjectFormat{newest->compression, 0, r->key()},
-                       repo::Expected{newest->sha256, std::nullopt}, sink);
+      // The streaming receiver's partial segment after it (repo/partial.h): WAL whose commits
+      // were acknowledged but that is not in a complete segment yet. archive-get serves it, so
+      // a standby can replay it too.
+      std::optional<WalSegment> partial_seg;
+      for (const auto& o : storage::ListAll(
+               r->storage(), repo::PartialPrefix(r->stanza()) + TimelineHex(timeline) + "/")) {
+        auto c = repo::ParsePartialChunkKey(o.key, segment_size);
+        if (!c || c->segment.timeline != timeline) continue;
+        if (newest_seg && c->segment.segno != newest_seg->segno + 1) continue;
+        if (!partial_seg || c->segment.segno > partial_seg->segno) partial_seg = c->segment;
+      }
+      if (!newest && !partial_seg) continue;
       pg::WalRecordScanner scanner(segment_size);
-      scanner.AddSegment(*newest_seg, sink.data());
+      std::string name;
+      if (newest) {
+        io::BufferSink sink;
+        repo::ReadObject(r->storage(), newest->key,
+                         repo::ObjectFormat{newest->compression, 0, r->key()},
+                         repo::Expected{newest->sha256, std::nullopt}, sink);
+        scanner.AddSegment(*newest_seg, sink.data());
+        name = newest->name;
+      }
+      if (partial_seg) {
+        if (auto p = repo::FindPartialSegment({r}, *partial_seg, segment_size)) {
+          io::BufferSink sink;
+          repo::ReadPartialSegment(*p, segment_size, sink);
+          scanner.AddSegment(*partial_seg, sink.data());
+          name = partial_seg->Name(segment_size) + " (partial, " + std::to_string(p->bytes) +
+                 " bytes from wal-receive)";
+        }
+      }
       // A segment whose last record continues into the next one ends at its own end.
       Lsn end = scanner.end();
-      if (!best || end > best->end) best = ArchivedEnd{end, r->config().name, newest->name};
+      if (!best || end > best->end) best = ArchivedEnd{end, r->config().name, name};
     } catch (const std::exception& e) {
       if (problems) problems->push_back(r->Describe() + ": " + Redact(e.what()));
     }

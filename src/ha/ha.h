@@ -151,7 +151,9 @@ class StepLog {
 // ---- WAL positions in the repositories ----
 
 // Where valid WAL ends in the newest segment of `timeline` that a repository holds (fetched,
-// verified and read record by record), and which repository has it.
+// verified and read record by record) -- or in the streaming receiver's partial segment that
+// follows it (repo/partial.h), which archive-get serves to a standby too -- and which
+// repository has it.
 struct ArchivedEnd {
   Lsn end;
   std::string repo;

@@ -216,7 +216,8 @@ TEST_P(WalReceive, RestoreFromTheRepositoryAloneAfterPrimaryAndSpoolAreLost) {
   }
   // The newest commits came from the partial segment: beyond every complete segment.
   EXPECT_GT(newest_present, complete_end) << "no commit beyond the complete segments was restored";
-  EXPECT_NE(metrics.find("gravl_receive_position_bytes{stage=\"uploaded\"}"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("gravl_receive_position_bytes{stage=\"uploaded\"}"), std::string::npos)
+      << metrics;
   restored->Stop();
 }
 
@@ -338,6 +339,17 @@ TEST_F(WalReceiveFailover, FollowsTheNewTimelineOfThePromotedRegion) {
   }
   RunResult r = Cli({"failover", "--to", "us-east-1", "--output", "json"});
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  // Every commit the old primary acknowledged was in the repository (synchronous receiver),
+  // and the failover's catch-up replays the receiver's partial segment too: none is lost.
+  {
+    const std::set<long> on_b = Ids(B());
+    std::size_t lost = 0;
+    for (const auto& [id, lsn] : before) lost += on_b.count(id) ? 0u : 1u;
+    std::cout << "[ measured ] failover after kill -9 with a synchronous receiver: " << lost
+              << " of " << before.size() << " acknowledged commits lost; loss "
+              << Json(r)["loss"].dump() << "\n";
+    EXPECT_EQ(lost, 0u) << r.out;
+  }
   // The receiver finds the new primary, creates its slot there and follows timeline 2.
   bool followed = false;
   for (int i = 0; i < 600 && !followed; ++i) {
@@ -398,6 +410,43 @@ TEST_F(WalReceiveFailover, FollowsTheNewTimelineOfThePromotedRegion) {
   EXPECT_EQ(missing, 0u);
   EXPECT_EQ(after_missing, 0u);
   restored->Stop();
+}
+
+// The standby stops streaming (its primary_conninfo emptied) while the primary goes on
+// committing through the synchronous receiver; then the primary's region is lost. The failover
+// catches the standby up from the repository -- complete segments and the receiver's partial
+// segment, through archive-get -- and loses no acknowledged commit.
+TEST_F(WalReceiveFailover, ALaggingStandbyCatchesUpFromThePartialSegmentLosingNothing) {
+  ReceiverProcess receiver(config_, dir_ / "receiver.log");
+  ASSERT_TRUE(receiver.WaitConnected()) << receiver.daemon().Log();
+  Sql(A(), "ALTER SYSTEM SET synchronous_standby_names = 'gravl_dr'");
+  Sql(A(), "SELECT pg_reload_conf()");
+  Sql(B(), "ALTER SYSTEM SET primary_conninfo = ''");
+  Sql(B(), "SELECT pg_reload_conf()");
+  for (int i = 0; i < 100 && Streams(B(), 0); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  const Lsn standby_received = Lsn::Parse(Sql(B(), "SELECT pg_last_wal_receive_lsn()::text"));
+  std::map<long, Lsn> committed;
+  {
+    test::Writer writer({A()});
+    std::this_thread::sleep_for(std::chrono::seconds(3));
+    Kill(cluster_->data_dir());
+    writer.Stop();
+    committed = writer.committed();
+  }
+  ASSERT_FALSE(committed.empty());
+  EXPECT_GT(committed.rbegin()->second, standby_received) << "the standby did not lag";
+  RunResult r = Cli({"failover", "--to", "us-east-1", "--output", "json"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  const std::set<long> on_b = Ids(B());
+  std::size_t lost = 0;
+  for (const auto& [id, lsn] : committed) lost += on_b.count(id) ? 0u : 1u;
+  std::cout << "[ measured ] lagging standby (received " << standby_received.ToString()
+            << "), failover after kill -9: " << lost << " of " << committed.size()
+            << " acknowledged commits lost (newest at " << committed.rbegin()->second.ToString()
+            << "); loss " << Json(r)["loss"].dump() << "\n";
+  EXPECT_EQ(lost, 0u) << r.out;
 }
 
 }  // namespace
