@@ -213,6 +213,14 @@ int Failover(const Context& ctx, const FailoverOptions& options) {
         }
         if (ctx.dry_run) {
           d += "would wait until the standby replayed up to " + want.ToString() + "; ";
+        } else if (want == role.received) {
+          // What it received may end inside a record that will never be completed.
+          Lsn at = ha::WaitReplayedUnlessStalled(target, want, timeout, std::chrono::seconds(10));
+          if (at < want) {
+            d += "replay stopped at " + at.ToString() + ", " +
+                 std::to_string(want.value - at.value) +
+                 " bytes before the end of what it received (an unfinished record); ";
+          }
         } else {
           ha::WaitReplayed(target, want, timeout);
         }

@@ -220,5 +220,12 @@ void ConfigureForRewind(const std::string& data_dir, const std::string& restore_
 void WaitStreaming(const RegionConfig& self, TimelineId timeline, std::chrono::seconds timeout);
 // Waits until `standby` has replayed `lsn`; throws PgError after `timeout`.
 void WaitReplayed(const RegionConfig& standby, Lsn lsn, std::chrono::seconds timeout);
+// The same for a position that may end inside a record -- what a standby received when its
+// primary died can stop mid-record (the primary flushed whole pages), and replay never gets
+// past the last complete record: also done when the standby does not stream and its replay
+// has not moved for `stall`. Returns where replay is. No commit is lost by stopping there: a
+// commit is acknowledged only once its whole record is flushed.
+Lsn WaitReplayedUnlessStalled(const RegionConfig& standby, Lsn lsn, std::chrono::seconds timeout,
+                              std::chrono::seconds stall);
 
 }  // namespace gravl::ha

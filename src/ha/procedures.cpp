@@ -159,4 +159,28 @@ void WaitReplayed(const RegionConfig& standby, Lsn lsn, std::chrono::seconds tim
   }
 }
 
+Lsn WaitReplayedUnlessStalled(const RegionConfig& standby, Lsn lsn, std::chrono::seconds timeout,
+                              std::chrono::seconds stall) {
+  Probe last;
+  Lsn seen;
+  auto since = std::chrono::steady_clock::now();
+  bool ok = WaitFor(timeout, [&] {
+    last = ProbeRegion(standby, 5);
+    if (!last.reachable) return false;
+    if (last.role.replayed >= lsn) return true;
+    const auto now = std::chrono::steady_clock::now();
+    if (last.role.replayed != seen) {
+      seen = last.role.replayed;
+      since = now;
+      return false;
+    }
+    return !last.role.streaming && now - since >= stall;
+  });
+  if (!ok) {
+    throw PgError(standby.name + " did not replay up to " + lsn.ToString() + " within " +
+                  std::to_string(timeout.count()) + " s: it is " + last.Describe());
+  }
+  return last.role.replayed;
+}
+
 }  // namespace gravl::ha
