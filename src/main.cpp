@@ -74,10 +74,11 @@ int main(int argc, char** argv) {
   cmd::Invocation inv;
   cmd::AddGlobalOptions(app, inv);
   for (auto add :
-       {cmd::AddStanzaCreate, cmd::AddInfo, cmd::AddArchivePush, cmd::AddArchiveGet, cmd::AddCheck,
-        cmd::AddBackup, cmd::AddRestore, cmd::AddVerify, cmd::AddTestRestore, cmd::AddExpire,
-        cmd::AddPin, cmd::AddExporter, cmd::AddRepoSync, cmd::AddStandbyCreate, cmd::AddFailover,
-        cmd::AddWatch, cmd::AddWalReceive, cmd::AddSwitchover, cmd::AddFailback, cmd::AddVersion}) {
+       {cmd::AddStanzaCreate, cmd::AddInfo,          cmd::AddArchivePush, cmd::AddArchiveGet,
+        cmd::AddCheck,        cmd::AddBackup,        cmd::AddRestore,     cmd::AddVerify,
+        cmd::AddTestRestore,  cmd::AddExpire,        cmd::AddPin,         cmd::AddExporter,
+        cmd::AddRepoSync,     cmd::AddStandbyCreate, cmd::AddFailover,    cmd::AddWatch,
+        cmd::AddWalReceive,   cmd::AddSwitchover,    cmd::AddFailback,    cmd::AddVersion}) {
     add(app, inv);
   }
 

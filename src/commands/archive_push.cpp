@@ -139,21 +139,10 @@ int ArchivePush(const Context& ctx, const ArchivePushOptions& options) {
     return 0;
   }
 
-  auto owned = ctx.OpenRepos();
-  std::vector<repo::Repository*> repos;
-  std::string sysid;
-  std::uint64_t seg_size = 0;
-  for (auto& r : owned) {
-    const repo::StanzaInfo& info = r->Stanza();
-    if (!sysid.empty() && info.system_identifier != sysid) {
-      throw ConflictError("the repositories disagree about stanza '" + ctx.config.stanza +
-                          "': system identifiers " + sysid + " and " + info.system_identifier);
-    }
-    sysid = info.system_identifier;
-    seg_size = info.wal_segment_size;
-    r->Unlock(ctx.config.passphrase);
-    repos.push_back(r.get());
-  }
+  Context::WalTargets targets = ctx.OpenWalTargets();
+  const std::vector<repo::Repository*>& repos = targets.repos;
+  const std::string& sysid = targets.system_identifier;
+  const std::uint64_t seg_size = targets.segment_size;
 
   std::vector<std::string> batch = {name};
   if (ctx.config.archive_async) {

@@ -25,6 +25,24 @@ std::vector<std::unique_ptr<repo::Repository>> Context::OpenRepos() const {
   return repos;
 }
 
+Context::WalTargets Context::OpenWalTargets() const {
+  WalTargets t;
+  t.owned = OpenRepos();
+  for (auto& r : t.owned) {
+    const repo::StanzaInfo& info = r->Stanza();
+    if (!t.system_identifier.empty() && info.system_identifier != t.system_identifier) {
+      throw ConflictError("the repositories disagree about stanza '" + config.stanza +
+                          "': system identifiers " + t.system_identifier + " and " +
+                          info.system_identifier);
+    }
+    t.system_identifier = info.system_identifier;
+    t.segment_size = info.wal_segment_size;
+    r->Unlock(config.passphrase);
+    t.repos.push_back(r.get());
+  }
+  return t;
+}
+
 Context::BackupTarget Context::OpenBackupTarget() const {
   BackupTarget t;
   t.repos = OpenRepos();

@@ -33,6 +33,16 @@ struct Context {
   // The selected repositories, opened, for the configured stanza.
   std::vector<std::unique_ptr<repo::Repository>> OpenRepos() const;
 
+  // For WAL (archive-push, wal-receive): every selected repository opened, its stanza read and
+  // unlocked, and what they agree on. Throws ConflictError when two name different clusters.
+  struct WalTargets {
+    std::vector<std::unique_ptr<repo::Repository>> owned;
+    std::vector<repo::Repository*> repos;
+    std::string system_identifier;
+    std::uint64_t segment_size = 0;
+  };
+  WalTargets OpenWalTargets() const;
+
   // For backups: the target repository (the first selected, i.e. --repo or the first
   // configured), opened and unlocked, and a connection to the server, whose system
   // identifier is checked against the stanza. Throws ConflictError on a mismatch.

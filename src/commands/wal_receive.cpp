@@ -216,21 +216,10 @@ int WalReceive(const Context& ctx, const WalReceiveOptions& options) {
   const std::string conninfo = conninfo_base + (conninfo_base.empty() ? "" : " ") +
                                "application_name=" + wr.application_name;
 
-  auto owned = ctx.OpenRepos();
-  std::vector<repo::Repository*> repos;
-  std::string sysid;
-  std::uint64_t seg_size = 0;
-  for (auto& r : owned) {
-    const repo::StanzaInfo& info = r->Stanza();
-    if (!sysid.empty() && info.system_identifier != sysid) {
-      throw ConflictError("the repositories disagree about stanza '" + cfg.stanza +
-                          "': system identifiers " + sysid + " and " + info.system_identifier);
-    }
-    sysid = info.system_identifier;
-    seg_size = info.wal_segment_size;
-    r->Unlock(cfg.passphrase);
-    repos.push_back(r.get());
-  }
+  Context::WalTargets targets = ctx.OpenWalTargets();
+  const std::vector<repo::Repository*>& repos = targets.repos;
+  const std::string& sysid = targets.system_identifier;
+  const std::uint64_t seg_size = targets.segment_size;
   const std::string spool_dir = wr.spool_path + "/" + cfg.stanza;
 
   if (ctx.dry_run) {
