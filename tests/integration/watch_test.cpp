@@ -27,6 +27,7 @@
 #include "pg/connection.h"
 #include "pg/instance.h"
 #include "support/cli.h"
+#include "support/daemon.h"
 #include "support/etcd_cluster.h"
 #include "support/http.h"
 #include "support/test_util.h"
@@ -60,41 +61,13 @@ class AgentProcess {
                                      "127.0.0.1:" + std::to_string(port_)};
     argv.insert(argv.end(), extra.begin(), extra.end());
     argv.insert(argv.end(), {"watch", "--region", region});
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-      std::vector<char*> args;
-      for (auto& a : argv) args.push_back(a.data());
-      args.push_back(nullptr);
-      int out = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-      ::dup2(out, 1);
-      ::dup2(out, 2);
-      ::execv(args[0], args.data());
-      ::_exit(127);
-    }
+    daemon_ = std::make_unique<test::Daemon>(argv, log);
   }
-  ~AgentProcess() { Kill(); }
-  void Kill() {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGKILL);
-      ::waitpid(pid_, nullptr, 0);
-      pid_ = -1;
-    }
-  }
+  void Kill() { daemon_->Kill(); }
   // SIGTERM; the exit code (or -1 after 20 s, then killed).
   int Term() {
-    if (pid_ <= 0) return -1;
-    ::kill(pid_, SIGTERM);
-    int status = 0;
-    for (int i = 0; i < 200; ++i) {
-      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-        pid_ = -1;
-        return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
-    Kill();
-    return -1;
+    int code = daemon_->Term(20);
+    return code == -1000 ? -1 : code;
   }
   nlohmann::json Status() const {
     auto a = test::HttpGet("http://127.0.0.1:" + std::to_string(port_) + "/status", 2);
@@ -111,7 +84,7 @@ class AgentProcess {
  private:
   int port_;
   std::string log_;
-  pid_t pid_ = -1;
+  std::unique_ptr<test::Daemon> daemon_;
 };
 
 // Writes to both servers every 100 ms (one row each, in its own transaction) and counts the
